@@ -1,0 +1,26 @@
+# The two commands of the README: `make run` (start on embedded defaults) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/meterchat serve $(if $(CONFIG),--config $(CONFIG))
+
+test: $(STAMP)
+	$(BIN)/ruff check server chain tests bench tools
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check server chain tests bench tools
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""meterchat: pay-per-minute 1-on-1 video chat paid in USDT on TRON."""

@@ -1,0 +1,103 @@
+"""The aiohttp application factory: middlewares (errors, request log), resources opened and
+closed in cleanup_ctx, and each domain's routes. `create_app(config)` is all a test or the
+CLI needs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server import logs
+from server.accounts import Passwords
+from server.appkeys import CONFIG, DB, LOGIN_LIMIT_ACCOUNT, LOGIN_LIMIT_IP, PASSWORDS
+from server.config import Config
+from server.db import Database
+from server.errors import ApiError
+from server.ratelimit import SlidingWindow
+
+log = logging.getLogger("meterchat.http")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    422: "invalid_value",
+    429: "rate_limited",
+}
+
+
+def error_json(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_json(exc.status, exc.code, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else "no such endpoint or resource"
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return error_json(exc.status, code, message, headers)
+    except Exception:
+        log.exception("unhandled error", extra={"fields": {"path": request.path}})
+        return error_json(500, "internal_error", "something went wrong on our side")
+
+
+@web.middleware
+async def log_middleware(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    # The path only: a query string may carry a WebSocket token.
+    logs.event(
+        log,
+        "request",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+def _database_ctx(config: Config):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        db = Database(config.database.path, config.database.busy_timeout_ms)
+        await db.open(migrate=True)
+        app[DB] = db
+        yield
+        await db.close()
+
+    return ctx
+
+
+def create_app(config: Config) -> web.Application:
+    # Handlers that raise are logged by error_middleware; the access log would repeat every
+    # request with its query string, so log_middleware replaces it.
+    app = web.Application(middlewares=[log_middleware, error_middleware], client_max_size=1 << 20)
+    app[CONFIG] = config
+    app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
+                               config.server.password_hash_memory_kib)
+    window_s = 15 * 60
+    app[LOGIN_LIMIT_ACCOUNT] = SlidingWindow(config.server.login_attempts_per_account, window_s)
+    app[LOGIN_LIMIT_IP] = SlidingWindow(config.server.login_attempts_per_ip, window_s)
+    app.cleanup_ctx.append(_database_ctx(config))
+
+    from server.routes import accounts, admin, health
+
+    for module in (health, accounts, admin):
+        module.setup(app)
+    return app

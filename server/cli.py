@@ -1,0 +1,123 @@
+"""The `meterchat` command line: serve, migrate, user create, audit (and more as domains
+land). Every subcommand takes --config PATH; without it every default applies."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from server import accounts, ledger
+from server.config import Config, ConfigError, load_config
+from server.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
+from server.errors import ApiError
+from server.logs import setup_logging
+
+
+def _open_db(config: Config):
+    conn = connect_sync(config.database.path, config.database.busy_timeout_ms)
+    migrate_sync(conn)
+    return conn
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    setup_logging(config.server.log_level)
+    app = create_app(config)
+    host, port = config.server.host, config.server.port
+    url = config.server.public_url or f"http://{host}:{port}"
+
+    def announce(*_a) -> None:
+        print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
+
+    web.run_app(app, host=host, port=port, print=announce, access_log=None)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    conn = connect_sync(config.database.path, config.database.busy_timeout_ms)
+    done = migrate_sync(conn)
+    print(f"applied {len(done)} migration(s)" + (": " + ", ".join(done) if done else ""))
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace, config: Config) -> int:
+    if not args.password_stdin:
+        print("give the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    email = accounts.normalize_email(args.email)
+    accounts.check_password_rules(password)
+    name = accounts.check_display_name(args.display_name or email.split("@")[0])
+    pw = accounts.Passwords(config.server.password_hash_time_cost,
+                            config.server.password_hash_memory_kib)
+    conn = _open_db(config)
+    user = run_tx(conn, accounts.insert_user, email, pw.hash(password), args.role, name)
+    print(json.dumps({"user": user.public()}))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    conn = _open_db(config)
+    report = run_read(conn, ledger.audit)
+    print(json.dumps(report.as_dict(), indent=2))
+    if not report.ok:
+        print("audit FAILED: the ledger does not add up", file=sys.stderr)
+        return 1
+    print("audit ok", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meterchat", description="Pay-per-minute 1-on-1 video chat paid in USDT on TRON."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, fn) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", metavar="PATH", help="TOML config file (default: built-in defaults)")
+        p.set_defaults(fn=fn)
+        return p
+
+    add("serve", "run the server (on devnet and ./data/ without a config)", cmd_serve)
+    add("migrate", "apply database migrations", cmd_migrate)
+    add("audit", "recompute every balance from postings; exit 1 on any mismatch", cmd_audit)
+
+    user = sub.add_parser("user", help="manage users", description="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_sub.add_parser("create", help="create a user (the only way to make an admin)",
+                                 description="create a user (the only way to make an admin)")
+    create.add_argument("--config", metavar="PATH", help="TOML config file")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", required=True, choices=accounts.ROLES)
+    create.add_argument("--display-name", default=None)
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from standard input")
+    create.set_defaults(fn=cmd_user_create)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return args.fn(args, config)
+    except ConfigError as exc:
+        print(f"meterchat: {exc}", file=sys.stderr)
+        return 2
+    except MigrationError as exc:
+        print(f"meterchat: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        print(f"meterchat: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Configuration: every key declared once (default, type, help), read from one TOML file.
+
+Each section is a frozen dataclass; a field's metadata carries its help text and limits.
+`load_config(path)` validates the whole file and raises ConfigError naming the bad key.
+Money keys are read as Decimal (TOML floats are parsed with parse_float=Decimal) and exposed
+in integer µUSDT by properties, so no float ever touches money.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from server.money import usdt_to_musdt
+
+NETWORKS = ("devnet", "nile", "shasta", "mainnet")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the key."""
+
+
+class Secret:
+    """A secret value that never prints: repr and str show only that it is set."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def key(default: Any, help: str, **limits: Any) -> Any:
+    """Declare a config key: its default, its help text and optional limits
+    (`choices`, `min`, `max`)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **limits})
+    return field(default=default, metadata={"help": help, **limits})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = key("127.0.0.1", "address to listen on")
+    port: int = key(8080, "TCP port to listen on", min=0, max=65535)
+    public_url: str = key(
+        "", "URL users open (https://... behind a TLS proxy); empty = http://host:port"
+    )
+    max_ws_connections: int = key(
+        4000,
+        "WebSocket connections accepted at once; keep well below the process file limit",
+        min=1,
+    )
+    log_level: str = key("info", "log level", choices=("debug", "info", "warning", "error"))
+    login_attempts_per_account: int = key(
+        10, "failed logins per account per 15 minutes before 429", min=1
+    )
+    login_attempts_per_ip: int = key(30, "failed logins per IP per 15 minutes before 429", min=1)
+    session_days: int = key(30, "days a login session stays valid", min=1)
+    password_hash_time_cost: int = key(3, "argon2id passes per password hash", min=1)
+    password_hash_memory_kib: int = key(
+        65536, "argon2id memory per password hash, KiB (lower only on tiny test machines)",
+        min=1024,
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: Path = key(Path("data/meterchat.sqlite3"), "SQLite file; relative to the config file")
+    busy_timeout_ms: int = key(5000, "how long a writer waits for the database lock", min=0)
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    network: str = key("devnet", "TRON network", choices=NETWORKS)
+    endpoint: str = key("", "full node HTTP API; empty = the network's public default")
+    api_key_env: str = key("TRONGRID_API_KEY", "environment variable holding the TronGrid API key")
+    usdt_contract: str = key("", "USDT TRC20 contract; empty = the network's USDT")
+    deposit_address: str = key("", "platform deposit address; empty on devnet = a generated one")
+    hot_wallet_key_file: str = key(
+        "", "file holding the hot wallet's private key (hex); relative to the config file"
+    )
+    hot_wallet_key_env: str = key("", "environment variable holding the hot wallet's private key")
+    request_timeout_s: float = key(10.0, "timeout of one request to the node", min=0.1)
+
+
+@dataclass(frozen=True)
+class DevnetConfig:
+    host: str = key("127.0.0.1", "address the embedded devnet node listens on")
+    port: int = key(8090, "port of the embedded devnet node (0 = any free port)", min=0, max=65535)
+    block_time_s: float = key(3.0, "seconds between devnet blocks", min=0.05)
+    solidify_depth: int = key(19, "blocks on top before a block counts as solidified", min=0)
+    path: Path = key(Path("data/devnet.sqlite3"), "devnet state file; relative to the config file")
+
+
+@dataclass(frozen=True)
+class DepositsConfig:
+    min_usdt: Decimal = key(Decimal(3), "smallest top-up in USDT", min=Decimal("0.000001"))
+    intent_ttl_minutes: int = key(60, "minutes a deposit intent stays open", min=1)
+    watcher_interval_s: float = key(3.0, "seconds between deposit watcher passes", min=0.05)
+
+    @property
+    def min_musdt(self) -> int:
+        return usdt_to_musdt(self.min_usdt)
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    commission_percent: Decimal = key(
+        Decimal(25), "platform share of each charge, percent", min=Decimal(0), max=Decimal(100)
+    )
+    min_rate: int = key(1, "lowest rate a seller may set, tokens per minute, inclusive", min=1)
+    max_rate: int = key(10000, "highest rate a seller may set, tokens per minute", min=1)
+    min_prefund_minutes: int = key(1, "minutes a buyer must afford to start a call", min=0)
+    reconnect_grace_s: float = key(30.0, "seconds a paused call waits before it ends", min=0)
+    media_timeout_s: float = key(6.0, "a media report older than this pauses the call", min=0.5)
+    refund_below_live_s: float = key(
+        30.0, "calls lost with less live time than this are refunded in full", min=0
+    )
+    ring_timeout_s: float = key(30.0, "seconds a call rings before it is missed", min=1)
+    tick_interval_s: float = key(1.0, "seconds between billing passes", min=0.05)
+
+
+@dataclass(frozen=True)
+class WithdrawalsConfig:
+    min_usdt: Decimal = key(Decimal(3), "smallest withdrawal in USDT", min=Decimal("0.000001"))
+    fee_usdt: Decimal = key(Decimal("0.5"), "platform fee per withdrawal, USDT", min=Decimal(0))
+    network_fee_usdt: Decimal = key(
+        Decimal("1.0"), "charged per withdrawal for the TRX burned for energy, USDT", min=Decimal(0)
+    )
+    fee_limit_trx: int = key(40, "fee_limit of a USDT transfer, TRX", min=1)
+    manual_review_above_usdt: Decimal = key(
+        Decimal(200), "withdrawals above this wait for an operator, USDT", min=Decimal(0)
+    )
+    daily_limit_usdt: Decimal = key(
+        Decimal(1000), "per user per day; past it withdrawals wait for an operator", min=Decimal(0)
+    )
+    buyer_withdrawals: bool = key(False, "let buyers withdraw too (never bonus tokens)")
+    sender_interval_s: float = key(5.0, "seconds between withdrawal sender passes", min=0.05)
+
+    @property
+    def min_musdt(self) -> int:
+        return usdt_to_musdt(self.min_usdt)
+
+    @property
+    def fee_musdt(self) -> int:
+        return usdt_to_musdt(self.fee_usdt)
+
+    @property
+    def network_fee_musdt(self) -> int:
+        return usdt_to_musdt(self.network_fee_usdt)
+
+    @property
+    def manual_review_above_musdt(self) -> int:
+        return usdt_to_musdt(self.manual_review_above_usdt)
+
+    @property
+    def daily_limit_musdt(self) -> int:
+        return usdt_to_musdt(self.daily_limit_usdt)
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    stun_urls: list[str] = key([], "STUN server URLs, e.g. stun:turn.example.com:3478")
+    turn_urls: list[str] = key([], "TURN server URLs, e.g. turn:turn.example.com:3478")
+    turn_secret_env: str = key(
+        "TURN_SECRET", "environment variable holding coturn's static-auth-secret"
+    )
+    turn_ttl_s: int = key(3600, "lifetime of TURN credentials, seconds", min=60)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    devnet: DevnetConfig = field(default_factory=DevnetConfig)
+    deposits: DepositsConfig = field(default_factory=DepositsConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
+    withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
+    ice: IceConfig = field(default_factory=IceConfig)
+    # Directory relative paths were resolved against (the config file's, or the cwd).
+    base_dir: Path = field(default_factory=Path.cwd, compare=False)
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with some keys changed: replace(billing={"media_timeout_s": 2})."""
+        data = {name: _section_to_dict(getattr(self, name)) for name in section_names()}
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return config_from_dict(data, self.base_dir)
+
+
+def section_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config) if f.name != "base_dir"]
+
+
+def section_type(name: str) -> type:
+    hints = typing.get_type_hints(Config)
+    return hints[name]
+
+
+def _section_to_dict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def _convert(where: str, hint: Any, value: Any, meta: dict, base_dir: Path) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"config key {where}: expected {expected}, got {value!r}")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        out: Any = value
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        out = value
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise bad("a number")
+        out = float(value)
+    elif hint is Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise bad("a number")
+        out = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not out.is_finite():
+            raise bad("a finite number")
+    elif hint is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        out = value
+    elif hint is Path:
+        if not isinstance(value, str | Path) or str(value) == "":
+            raise bad("a file path")
+        out = Path(value)
+        if not out.is_absolute():
+            out = base_dir / out
+    elif typing.get_origin(hint) is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        out = list(value)
+    else:  # pragma: no cover - a declaration error, caught by the tests
+        raise ConfigError(f"config key {where}: unsupported type {hint}")
+    choices = meta.get("choices")
+    if choices is not None and out not in choices:
+        raise ConfigError(
+            f"config key {where}: {value!r} is not one of {', '.join(map(str, choices))}"
+        )
+    if "min" in meta and out < meta["min"]:
+        raise ConfigError(f"config key {where}: {value!r} is below the minimum {meta['min']}")
+    if "max" in meta and out > meta["max"]:
+        raise ConfigError(f"config key {where}: {value!r} is above the maximum {meta['max']}")
+    return out
+
+
+def _build_section(name: str, values: Any, base_dir: Path) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config key {name}: expected a [{name}] table")
+    cls = section_type(name)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in values.items():
+        if k not in fields:
+            raise ConfigError(
+                f"unknown config key {name}.{k}; keys of [{name}]: {', '.join(fields)}"
+            )
+        kwargs[k] = _convert(f"{name}.{k}", hints[k], v, dict(fields[k].metadata), base_dir)
+    # Defaulted paths are relative to the config file too.
+    for fname, f in fields.items():
+        if fname not in kwargs and hints[fname] is Path:
+            kwargs[fname] = _convert(f"{name}.{fname}", Path, f.default, {}, base_dir)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: Path) -> Config:
+    """Build a validated Config from parsed TOML; unknown keys and bad values raise."""
+    known = section_names()
+    for name in data:
+        if name not in known:
+            raise ConfigError(
+                f"unknown config section [{name}]; known sections: {', '.join(known)}"
+            )
+    sections = {name: _build_section(name, data.get(name, {}), base_dir) for name in known}
+    cfg = Config(base_dir=base_dir, **sections)
+    _check_across_keys(cfg)
+    return cfg
+
+
+def _check_across_keys(cfg: Config) -> None:
+    if cfg.billing.min_rate > cfg.billing.max_rate:
+        raise ConfigError("config key billing.min_rate: must not exceed billing.max_rate")
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate a TOML config file; None means every default (paths under ./)."""
+    if path is None:
+        return config_from_dict({}, Path.cwd())
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return config_from_dict(data, p.resolve().parent)
+
+
+def describe_keys() -> list[tuple[str, str, Any, str]]:
+    """(section, key, default, help) for every declared key, for docs and tests."""
+    out = []
+    for name in section_names():
+        for f in dataclasses.fields(section_type(name)):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append((name, f.name, default, f.metadata.get("help", "")))
+    return out

@@ -1,0 +1,59 @@
+"""Money units and their text forms. The ledger unit is 1 µUSDT (USDT has 6 decimals);
+1 token = 0.01 USDT = 10,000 µUSDT. Everything here is integer or Decimal, never float."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+MUSDT_PER_USDT = 1_000_000
+MUSDT_PER_TOKEN = 10_000
+TOKENS_PER_USDT = 100
+
+
+class AmountError(ValueError):
+    """A text amount that is not a valid number of tokens or USDT."""
+
+
+def _parse(text: str | int | Decimal, places: int, what: str) -> int:
+    if isinstance(text, bool) or not isinstance(text, str | int | Decimal):
+        raise AmountError(f"{what} must be a decimal string like \"12.5\"")
+    try:
+        value = Decimal(text) if not isinstance(text, Decimal) else text
+    except InvalidOperation:
+        raise AmountError(f"{what} must be a decimal string like \"12.5\"") from None
+    if not value.is_finite():
+        raise AmountError(f"{what} must be a finite number")
+    scaled = value.scaleb(places)
+    if scaled != scaled.to_integral_value():
+        raise AmountError(f"{what} has more than {places} decimals")
+    return int(scaled)
+
+
+def usdt_to_musdt(usdt: str | int | Decimal) -> int:
+    """"10.000317" -> 10000317; more than 6 decimals is an error, never rounded."""
+    return _parse(usdt, 6, "a USDT amount")
+
+
+def tokens_to_musdt(tokens: str | int | Decimal) -> int:
+    """"12.5" tokens -> 125000 µUSDT; more than 4 decimals is an error."""
+    return _parse(tokens, 4, "a token amount") * 100
+
+
+def _format(amount: int, places: int) -> str:
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 10**places)
+    if frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:0{places}d}".rstrip("0")
+
+
+def musdt_to_usdt_str(amount_musdt: int) -> str:
+    """10000317 -> "10.000317"."""
+    return _format(amount_musdt, 6)
+
+
+def musdt_to_tokens_str(amount_musdt: int) -> str:
+    """µUSDT as tokens with up to 4 decimals: 125000 -> "12.5". Sub-token-unit remainders
+    (below 0.0001 token = 100 µUSDT) are shown truncated toward zero; the ledger keeps them."""
+    sign = -1 if amount_musdt < 0 else 1
+    return _format(sign * (abs(amount_musdt) // 100), 4)
