@@ -97,7 +97,10 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_database_ctx(config))
 
     from server.routes import accounts, admin, health
+    from server.routes import calls as calls_routes
+    from server.routes import sellers as sellers_routes
+    from server.routes import ws as ws_routes
 
-    for module in (health, accounts, admin):
+    for module in (health, accounts, admin, calls_routes, sellers_routes, ws_routes):
         module.setup(app)
     return app
