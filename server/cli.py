@@ -4,7 +4,9 @@ land). Every subcommand takes --config PATH; without it every default applies.""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
 
 from server import accounts, ledger
@@ -21,20 +23,31 @@ def _open_db(config: Config):
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.server.log_level)
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: Config) -> None:
     from aiohttp import web
 
     from server.app import create_app
 
-    setup_logging(config.server.log_level)
-    app = create_app(config)
-    host, port = config.server.host, config.server.port
-    url = config.server.public_url or f"http://{host}:{port}"
-
-    def announce(*_a) -> None:
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
-
-    web.run_app(app, host=host, port=port, print=announce, access_log=None)
-    return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
