@@ -9,6 +9,7 @@ are slow and harder to keep atomic.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
@@ -22,6 +23,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 T = TypeVar("T")
+
+# aiosqlite's debug lines print each call's arguments, which can include session tokens.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class MigrationError(Exception):

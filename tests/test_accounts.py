@@ -201,3 +201,21 @@ async def test_banned_user_token_stops_working(client):
     await client.app[DB].call(
         lambda c: c.execute("UPDATE users SET banned_at_ms = 1 WHERE id = ?", (int(buyer.id),)))
     await assert_error(await buyer.get("/api/me"), 403, "banned")
+
+
+async def test_logs_carry_no_passwords_or_tokens(client, caplog):
+    import logging
+
+    from server.logs import JsonFormatter
+
+    caplog.set_level(logging.DEBUG)
+    user = await register(client, password="a very secret password")
+    session = await login(client, user["email"], "a very secret password")
+    await client.get("/api/me", headers={"Authorization": f"Bearer {session['token']}"})
+    await client.get(f"/api/me?token={session['token']}")
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    text = "\n".join(lines)
+    assert any('"event": "request"' in ln for ln in lines)
+    assert "a very secret password" not in text
+    assert session["token"] not in text
+    assert session["csrf_token"] not in text
