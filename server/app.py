@@ -19,6 +19,10 @@ from server.errors import ApiError
 from server.ratelimit import SlidingWindow
 
 log = logging.getLogger("meterchat.http")
+# log_middleware logs every request without its query string (which may carry a WebSocket
+# token); aiohttp's access log would repeat it with the query string, wherever a runner is
+# created with the default access log.
+logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 _HTTP_CODES = {
     400: "bad_request",
