@@ -10,6 +10,7 @@ import signal
 import sys
 
 from server import accounts, ledger
+from server.backup import BackupError
 from server.config import Config, ConfigError, load_config
 from server.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
 from server.errors import ApiError
@@ -84,6 +85,26 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    from server.backup import backup
+
+    _open_db(config).close()
+    pages = backup(config.database.path, args.out)
+    print(f"backup written to {args.out} ({pages} pages)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: Config) -> int:
+    from server.backup import restore
+
+    restore(args.backup_file, config.database.path)
+    conn = _open_db(config)
+    report = run_read(conn, ledger.audit)
+    print(f"restored {args.backup_file} into {config.database.path}; audit "
+          + ("ok" if report.ok else "FAILED"))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meterchat", description="Pay-per-minute 1-on-1 video chat paid in USDT on TRON."
@@ -99,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("serve", "run the server (on devnet and ./data/ without a config)", cmd_serve)
     add("migrate", "apply database migrations", cmd_migrate)
     add("audit", "recompute every balance from postings; exit 1 on any mismatch", cmd_audit)
+
+    p = add("backup", "write an online backup of the database to a new file", cmd_backup)
+    p.add_argument("out", help="the backup file to create")
+    p = add("restore", "restore a backup into the configured (absent) database file",
+            cmd_restore)
+    p.add_argument("backup_file", help="a file written by `meterchat backup`")
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -124,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
-    except MigrationError as exc:
+    except (MigrationError, BackupError) as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
     except ApiError as exc:

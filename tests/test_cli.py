@@ -98,3 +98,33 @@ def test_serve_with_no_config_runs_on_defaults_in_data_dir(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
+
+
+def test_backup_then_restore_into_new_file_passes_audit(tmp_path):
+    from server import ledger
+    from server.db import connect_sync, run_tx
+    from tests.test_ledger import make_user
+
+    cfg = config_file(tmp_path)
+    assert meterchat("migrate", "--config", str(cfg)).returncode == 0
+    conn = connect_sync(tmp_path / "m.sqlite3")
+    uid = make_user(conn, "b@example.com")
+    run_tx(conn, ledger.transfer, ledger.CHAIN_DEPOSITS, ledger.user_account(uid), 1234,
+           "deposit")
+    r = meterchat("backup", "--config", str(cfg), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 0, r.stderr
+    r = meterchat("backup", "--config", str(cfg), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 2 and "exists" in r.stderr
+    conn.close()
+
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    cfg2 = restored / "m.toml"
+    cfg2.write_text('[database]\npath = "new.sqlite3"\n')
+    r = meterchat("restore", "--config", str(cfg2), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 0, r.stderr
+    assert "audit ok" in r.stdout
+    r = meterchat("audit", "--config", str(cfg2))
+    assert r.returncode == 0 and json.loads(r.stdout)["users_total_musdt"] == 1234
+    r = meterchat("restore", "--config", str(cfg2), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 2 and "exists" in r.stderr
