@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import logs, metrics
+from server import logs, metrics, openapi
 from server.accounts import Passwords
 from server.appkeys import CONFIG, DB, LOGIN_LIMIT_ACCOUNT, LOGIN_LIMIT_IP, PASSWORDS
 from server.config import Config
@@ -105,6 +105,6 @@ def create_app(config: Config) -> web.Application:
 
     from server.routes import accounts, admin, health
 
-    for module in (metrics, health, accounts, admin):
+    for module in (metrics, openapi, health, accounts, admin):
         module.setup(app)
     return app
