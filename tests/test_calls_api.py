@@ -147,7 +147,7 @@ async def test_decline_missed_and_strangers(app_client):
         # Ring timeout (5 s in tests): missed.
         call = (await (await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 100}))
                 .json())["call"]
-        ended = await sc.next("call.ended", call["id"], timeout=10)
+        ended = await sc.next("call.ended", call["id"], within=10)
         assert ended["call"]["state"] == "missed"
         assert (await buyer.me())["balance"]["available"] == "500"
     finally:
@@ -292,7 +292,8 @@ async def test_ice_servers_with_coturn_rest_credentials(aiohttp_client, tmp_path
         "turn_secret_env": "TEST_TURN_SECRET", "turn_ttl_s": 600})
     app_client = await aiohttp_client(create_app(cfg))
     buyer = await actor(app_client)
-    await assert_error(await app_client.get("/api/ice"), 401)
+    async with aiohttp.ClientSession() as anonymous:
+        await assert_error(await anonymous.get(app_client.make_url("/api/ice")), 401)
     body = await (await buyer.get("/api/ice")).json()
     stun, turn = body["ice_servers"]
     assert stun == {"urls": ["stun:turn.example.com:3478"]}

@@ -123,10 +123,10 @@ class Client:
         assert self.ws is not None
         await self.ws.send_json(message)
 
-    async def next(self, type_: str, call_id: str | None = None, timeout: float = 10.0,
+    async def next(self, type_: str, call_id: str | None = None, within: float = 10.0,
                    after: int = 0) -> dict:
         """The first message of this type (and call) at index >= after; consumed."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             for i, m in enumerate(self.messages):
                 if i >= after and m.get("type") == type_ and (
@@ -136,7 +136,7 @@ class Client:
                     return m
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no {type_} message within {timeout} s: {self.messages}")
+                raise TimeoutError(f"no {type_} message within {within} s: {self.messages}")
             self._new.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), left)
@@ -246,7 +246,7 @@ class WebRTCPeer:
 
         self._tasks.append(asyncio.get_running_loop().create_task(consume()))
 
-    async def connect(self, timeout: float = 20.0) -> None:
+    async def connect(self, within: float = 20.0) -> None:
         from aiortc import RTCSessionDescription
 
         c = self.client
@@ -254,11 +254,11 @@ class WebRTCPeer:
             await self.pc.setLocalDescription(await self.pc.createOffer())
             await c.send({"type": "signal", "call_id": self.call_id,
                           "data": {"type": "offer", "sdp": self.pc.localDescription.sdp}})
-            answer = await c.next("signal", self.call_id, timeout)
+            answer = await c.next("signal", self.call_id, within)
             await self.pc.setRemoteDescription(
                 RTCSessionDescription(sdp=answer["data"]["sdp"], type="answer"))
         else:
-            offer = await c.next("signal", self.call_id, timeout)
+            offer = await c.next("signal", self.call_id, within)
             await self.pc.setRemoteDescription(
                 RTCSessionDescription(sdp=offer["data"]["sdp"], type="offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -297,7 +297,7 @@ async def call_as_buyer(client: Client, seller_id: str, **peer_kw) -> tuple[dict
     call = (await client.request("POST", "/api/calls",
                                  {"seller_id": seller_id, "rate": seller["rate"]}))["call"]
     while True:
-        msg = await client.next("call.state", call["id"], timeout=60)
+        msg = await client.next("call.state", call["id"], within=60)
         if msg["call"]["state"] == "connecting":
             break
     if "ice_servers" not in peer_kw:
@@ -307,10 +307,10 @@ async def call_as_buyer(client: Client, seller_id: str, **peer_kw) -> tuple[dict
     return call, peer
 
 
-async def answer_as_seller(client: Client, timeout: float = 60, **peer_kw,
+async def answer_as_seller(client: Client, within: float = 60, **peer_kw,
                            ) -> tuple[dict, WebRTCPeer]:
     """Wait for an incoming call, accept it, connect."""
-    incoming = await client.next("call.incoming", timeout=timeout)
+    incoming = await client.next("call.incoming", within=within)
     call = incoming["call"]
     if "ice_servers" not in peer_kw:
         peer_kw["ice_servers"] = (await client.request("GET", "/api/ice"))["ice_servers"]
@@ -341,11 +341,11 @@ async def run_seller(args) -> int:
         await c.open_ws()
         await c.request("PUT", "/api/seller/status", {"online": True})
         _print("seller_online", seller_id=c.id)
-        call, peer = await answer_as_seller(c, timeout=args.wait, loopback=args.loopback,
+        call, peer = await answer_as_seller(c, within=args.wait, loopback=args.loopback,
                                             media_interval_s=args.media_interval)
         _print("call_accepted", call_id=call["id"])
         try:
-            ended = await c.next("call.ended", call["id"], timeout=args.seconds + 600)
+            ended = await c.next("call.ended", call["id"], within=args.seconds + 600)
             _print("call_ended", call=ended["call"])
         finally:
             await peer.close()
@@ -363,7 +363,7 @@ async def run_buyer(args, seller_id: str | None = None) -> int:
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
                 with contextlib.suppress(TimeoutError):
-                    m = await c.next("meter", call["id"], timeout=deadline - time.monotonic())
+                    m = await c.next("meter", call["id"], within=deadline - time.monotonic())
                     _print("meter", **{k: v for k, v in m.items() if k != "type"})
             final = (await c.request("POST", f"/api/calls/{call['id']}/end"))["call"]
             _print("call_ended", call=final)
