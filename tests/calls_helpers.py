@@ -29,9 +29,10 @@ class LiveCall:
     bm: SyntheticMedia
     sm: SyntheticMedia
 
-    async def wait_state(self, state: str, within: float = 10.0) -> dict:
+    async def wait_state(self, state: str, within: float = 10.0, client: Client | None = None,
+                         ) -> dict:
         while True:
-            msg = await self.bc.next("call.state", self.call_id, within=within)
+            msg = await (client or self.bc).next("call.state", self.call_id, within=within)
             if msg["call"]["state"] == state:
                 return msg["call"]
 
