@@ -152,28 +152,46 @@ def settle_used(m: CallMoney, tenths: int) -> tuple[CallMoney, Settlement | None
 
 def plan_pass(m: CallMoney, to_tenths: int, available_musdt: int) -> Plan:
     """Record segments up to `to_tenths`; whenever the hold is used up, settle it and place
-    the next one; end the call at the boundary where no hold can be placed."""
+    the next one; end the call at the boundary where no hold can be placed.
+    (Plain integers inside: a pass plans thousands of these.)"""
     plan = Plan(after=m, available_after_musdt=available_musdt)
+    price = segment_price_musdt(m.rate_tokens_per_min)
+    ppm, cap = m.commission_ppm, m.spend_cap_musdt
+    billed, settled, hold, held = m.billed_tenths, m.settled_tenths, m.hold_tenths, m.held_musdt
+    minute, charged = m.minute_no, m.charged_musdt
+    earned, commission = m.seller_earned_musdt, m.commission_musdt
     avail = available_musdt
     while True:
-        if m.billed_tenths == m.settled_tenths + m.hold_tenths:
+        if billed == settled + hold:
             # The hold is used up (or empty): settle what it paid for, hold the next minute.
-            m, s = settle_used(m, m.hold_tenths)
-            if s is not None:
-                plan.settlements.append(s)
-            n = hold_tenths(m.rate_tokens_per_min, avail, m.cap_left_musdt())
+            if hold:
+                amount = hold * price
+                seller, comm = commission_split(amount, ppm)
+                plan.settlements.append(Settlement(minute, hold, amount, seller, comm))
+                settled += hold
+                held -= amount
+                charged += amount
+                earned += seller
+                commission += comm
+                hold = 0
+            cap_left = None if cap is None else cap - charged
+            n = hold_tenths(m.rate_tokens_per_min, avail, cap_left)
             if n == 0:
-                plan.end_reason = no_hold_reason(m.rate_tokens_per_min, m.cap_left_musdt())
+                plan.end_reason = no_hold_reason(m.rate_tokens_per_min, cap_left)
                 break
-            amount = n * m.price_musdt
-            m = replace(m, minute_no=m.minute_no + 1, hold_tenths=n, held_musdt=amount)
-            avail -= amount
-            plan.holds.append(Hold(m.minute_no, n, amount))
-        if m.billed_tenths >= to_tenths:
+            minute += 1
+            hold, held = n, n * price
+            avail -= held
+            plan.holds.append(Hold(minute, n, held))
+        if billed >= to_tenths:
             break
-        m = replace(m, billed_tenths=m.billed_tenths + 1)
-        plan.new_segments.append(m.billed_tenths)
-    plan.after = m
+        upto = min(to_tenths, settled + hold)
+        plan.new_segments.extend(range(billed + 1, upto + 1))
+        billed = upto
+    plan.after = replace(
+        m, billed_tenths=billed, settled_tenths=settled, hold_tenths=hold, held_musdt=held,
+        minute_no=minute, charged_musdt=charged, seller_earned_musdt=earned,
+        commission_musdt=commission)
     plan.available_after_musdt = avail
     return plan
 
@@ -245,8 +263,11 @@ def _temp_tables(conn: sqlite3.Connection) -> None:
         " to_tenths INTEGER NOT NULL)"
     )
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS bill_keys (k TEXT PRIMARY KEY)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS bill_delta (account_id INTEGER PRIMARY KEY,"
+                 " delta INTEGER NOT NULL)")
     conn.execute("DELETE FROM bill_due")
     conn.execute("DELETE FROM bill_keys")
+    conn.execute("DELETE FROM bill_delta")
 
 
 def tenths_left(m: CallMoney, available_musdt: int) -> int:
@@ -265,13 +286,18 @@ def run_pass(conn: sqlite3.Connection, due: list[tuple[int, int]], now_ms: int,
              ) -> list[PassOutcome]:
     """One billing pass in one transaction: for every (call_id, completed_tenths) that is
     ahead of its recorded segments, record the segments, settle used-up holds, place the
-    next holds, and end the calls that cannot be held further. Set-based: one statement per
-    table, balances updated per account from the aggregate of the pass's postings."""
+    next holds, and end the calls that cannot be held further. One statement per table;
+    balances are updated per account from the aggregate of the pass's postings.
+
+    Most calls in a pass only complete a segment inside their hold: they take a fast path
+    with plain integers. Calls that reach the end of their hold go through plan_pass."""
     if not due:
         return []
     _temp_tables(conn)
     conn.executemany("INSERT INTO bill_due VALUES (?, ?)", due)
-    rows = conn.execute(
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: sqlite3.Row costs more per row
+    rows = cur.execute(
         f"SELECT {_MONEY_COLS}, d.to_tenths, c.buyer_id, c.buyer_available_acct,"
         " c.buyer_held_acct, c.seller_acct, a.balance_musdt"
         " FROM bill_due d JOIN calls c ON c.id = d.call_id"
@@ -280,6 +306,56 @@ def run_pass(conn: sqlite3.Connection, due: list[tuple[int, int]], now_ms: int,
     ).fetchall()
     if not rows:
         return []
+    segments: list[tuple[int, int, int]] = []
+    tenth_updates: list[tuple[int, int]] = []
+    outcomes: list[PassOutcome] = []
+    boundary = []
+    for r in rows:
+        (call_id, rate, _ppm, cap, billed, settled, hold, held, _minute, charged, _se, _co,
+         to) = r[:13]
+        if to < settled + hold:
+            # Fast path: the segments fit in the hold and its end is not reached.
+            price = rate * 1_000
+            segments.extend((call_id, t, now_ms) for t in range(billed + 1, to + 1))
+            tenth_updates.append((to, call_id))
+            avail = r[17]
+            more = avail // price
+            if cap is not None:
+                more = min(more, max(0, (cap - charged - hold * price) // price))
+            outcomes.append(PassOutcome(
+                call_id, to, charged + (to - settled) * price,
+                avail + held - (to - settled) * price, settled + hold - to + more, None))
+        else:
+            boundary.append(r)
+    if boundary:
+        _boundary_pass(conn, boundary, now_ms, segments, tenth_updates, outcomes)
+    conn.executemany("INSERT INTO call_segments (call_id, tenth, at_ms) VALUES (?, ?, ?)",
+                     segments)
+    conn.executemany("UPDATE calls SET billed_tenths = ? WHERE id = ?", tenth_updates)
+    return outcomes
+
+
+def _ledger_txs(call_id: int, plan: Plan) -> list[tuple[str, dict[str, int]]]:
+    """One ledger transaction per minute boundary: the used hold settled to seller and
+    platform and the next minute held, keyed by (call, settled minute). Postings are net
+    per account, so a full minute settled and a full minute held leaves `held` unchanged."""
+    out = []
+    holds = {h.minute_no: h for h in plan.holds}
+    for s in plan.settlements:
+        nxt = holds.pop(s.minute_no + 1, None)
+        hold = nxt.amount_musdt if nxt else 0
+        out.append((idem_settle(call_id, s.minute_no), {
+            "held": hold - s.amount_musdt, "seller": s.seller_musdt,
+            "commission": s.commission_musdt, "avail": -hold}))
+    for h in holds.values():
+        out.append((idem_hold(call_id, h.minute_no), {"avail": -h.amount_musdt,
+                                                      "held": h.amount_musdt}))
+    return out
+
+
+def _boundary_pass(conn: sqlite3.Connection, rows: list, now_ms: int, segments: list,
+                   tenth_updates: list, outcomes: list) -> None:
+    """The calls of a pass whose hold is used up: settle, hold the next minute, or end."""
     commission_acct = ledger._account_row(conn, REVENUE_COMMISSION)[0]
     available: dict[int, int] = {}
     plans = []
@@ -294,8 +370,7 @@ def run_pass(conn: sqlite3.Connection, due: list[tuple[int, int]], now_ms: int,
     # such a call is skipped whole rather than billed twice.
     keys = []
     for r, plan in plans:
-        keys += [idem_settle(r[0], s.minute_no) for s in plan.settlements]
-        keys += [idem_hold(r[0], h.minute_no) for h in plan.holds]
+        keys += [k for k, _ in _ledger_txs(r[0], plan)]
     if keys:
         conn.executemany("INSERT OR IGNORE INTO bill_keys VALUES (?)", [(k,) for k in keys])
         seen = {k for (k,) in conn.execute(
@@ -304,44 +379,37 @@ def run_pass(conn: sqlite3.Connection, due: list[tuple[int, int]], now_ms: int,
             bad = {int(k.split(":")[1]) for k in seen}
             plans = [(r, p) for r, p in plans if r[0] not in bad]
 
-    segments, txs, postings, updates, events, outcomes = [], [], [], [], [], []
+    txs, postings, events = [], [], []
+    money_updates, end_updates = [], []
     next_tx = conn.execute("SELECT COALESCE(MAX(id), 0) FROM ledger_tx").fetchone()[0] + 1
-    first_tx = next_tx
     for r, plan in plans:
         call_id, buyer_avail, buyer_held, seller_acct = r[0], r[14], r[15], r[16]
+        accts = {"avail": buyer_avail, "held": buyer_held, "seller": seller_acct,
+                 "commission": commission_acct}
         ref = f"call:{call_id}"
         segments += [(call_id, t, now_ms) for t in plan.new_segments]
-        for s in plan.settlements:
-            txs.append((next_tx, idem_settle(call_id, s.minute_no), "call_settle", ref, now_ms))
-            postings.append((next_tx, buyer_held, -s.amount_musdt))
-            if s.seller_musdt:
-                postings.append((next_tx, seller_acct, s.seller_musdt))
-            if s.commission_musdt:
-                postings.append((next_tx, commission_acct, s.commission_musdt))
-            next_tx += 1
-        for h in plan.holds:
-            txs.append((next_tx, idem_hold(call_id, h.minute_no), "call_hold", ref, now_ms))
-            postings.append((next_tx, buyer_avail, -h.amount_musdt))
-            postings.append((next_tx, buyer_held, h.amount_musdt))
+        for key, moves in _ledger_txs(call_id, plan):
+            txs.append((next_tx, key, "call_minute", ref, now_ms))
+            postings += [(next_tx, accts[who], amt) for who, amt in moves.items() if amt]
             next_tx += 1
         a = plan.after
         ended = plan.end_reason is not None
-        updates.append((
-            a.billed_tenths, a.settled_tenths, a.hold_tenths, a.held_musdt, a.minute_no,
-            a.charged_musdt, a.seller_earned_musdt, a.commission_musdt,
-            "ended" if ended else None, plan.end_reason, now_ms if ended else None,
-            a.billed_tenths * SEGMENT_MS if ended else None, call_id,
-        ))
+        # Only the columns that changed: writing `state` would touch four indexes per row.
+        if plan.settlements or plan.holds:
+            money_updates.append((
+                a.billed_tenths, a.settled_tenths, a.hold_tenths, a.held_musdt, a.minute_no,
+                a.charged_musdt, a.seller_earned_musdt, a.commission_musdt, call_id))
+        else:
+            tenth_updates.append((a.billed_tenths, call_id))
         if ended:
+            end_updates.append((plan.end_reason, now_ms, a.billed_tenths * SEGMENT_MS, call_id))
             events.append((call_id, now_ms, "ended", plan.end_reason))
-        charged = a.charged_musdt + (a.billed_tenths - a.settled_tenths) * a.price_musdt
-        left_in_hold = a.held_musdt - (a.billed_tenths - a.settled_tenths) * a.price_musdt
+        unsettled = (a.billed_tenths - a.settled_tenths) * a.price_musdt
         outcomes.append(PassOutcome(
-            call_id, a.billed_tenths, charged, plan.available_after_musdt + left_in_hold,
+            call_id, a.billed_tenths, a.charged_musdt + unsettled,
+            plan.available_after_musdt + a.held_musdt - unsettled,
             0 if ended else tenths_left(a, plan.available_after_musdt), plan.end_reason,
         ))
-    conn.executemany("INSERT INTO call_segments (call_id, tenth, at_ms) VALUES (?, ?, ?)",
-                     segments)
     if txs:
         conn.executemany(
             "INSERT INTO ledger_tx (id, idem_key, kind, ref, created_at_ms)"
@@ -349,25 +417,27 @@ def run_pass(conn: sqlite3.Connection, due: list[tuple[int, int]], now_ms: int,
         conn.executemany(
             "INSERT INTO postings (tx_id, account_id, amount_musdt) VALUES (?, ?, ?)", postings)
         # UPDATE ... FROM applies one source row per target, so aggregate per account first.
+        deltas: dict[int, int] = {}
+        for _, acct, amount in postings:
+            deltas[acct] = deltas.get(acct, 0) + amount
+        conn.executemany("INSERT INTO bill_delta VALUES (?, ?)", deltas.items())
         conn.execute(
-            "UPDATE accounts SET balance_musdt = balance_musdt + d.delta"
-            " FROM (SELECT account_id, SUM(amount_musdt) AS delta FROM postings"
-            "       WHERE tx_id >= ? GROUP BY account_id) AS d"
-            " WHERE accounts.id = d.account_id",
-            (first_tx,),
-        )
+            "UPDATE accounts SET balance_musdt = balance_musdt + d.delta FROM bill_delta AS d"
+            " WHERE accounts.id = d.account_id")
     conn.executemany(
         "UPDATE calls SET billed_tenths = ?, settled_tenths = ?, hold_tenths = ?,"
         " held_musdt = ?, minute_no = ?, charged_musdt = ?, seller_earned_musdt = ?,"
-        " commission_musdt = ?, state = COALESCE(?, state), end_reason = COALESCE(?, end_reason),"
-        " ended_at_ms = COALESCE(?, ended_at_ms), live_ms = COALESCE(?, live_ms)"
+        " commission_musdt = ? WHERE id = ?",
+        money_updates,
+    )
+    conn.executemany(
+        "UPDATE calls SET state = 'ended', end_reason = ?, ended_at_ms = ?, live_ms = ?"
         " WHERE id = ?",
-        updates,
+        end_updates,
     )
     if events:
         conn.executemany(
             "INSERT INTO call_events (call_id, at_ms, state, detail) VALUES (?, ?, ?, ?)", events)
-    return outcomes
 
 
 @dataclass(frozen=True)

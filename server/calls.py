@@ -32,6 +32,8 @@ from server.money import MUSDT_PER_TOKEN, musdt_to_tokens_str
 from server.signalling import Hub
 
 log = logging.getLogger("meterchat.calls")
+# A tick over many calls lets the event loop run between batches of this many.
+YIELD_EVERY = 256
 
 
 # ---- live time (pure, clock passed in) ---------------------------------------------------
@@ -527,7 +529,9 @@ class CallManager:
     async def tick(self) -> None:
         now = time.monotonic()
         cfg = self.cfg
-        for rt in list(self.active.values()):
+        for i, rt in enumerate(list(self.active.values())):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # sockets never wait for a long list
             if rt.finished:
                 continue
             age = now - rt.state_since
@@ -555,7 +559,9 @@ class CallManager:
         self.pass_ms.append((time.perf_counter() - started) * 1000)
         del self.pass_ms[:-1000]
         now = time.monotonic()
-        for o in outcomes:
+        for i, o in enumerate(outcomes):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             rt = self.active.get(o.call_id)
             if rt is None or rt.finished:
                 continue

@@ -69,8 +69,10 @@ class Hub:
     async def send(self, user_id: int, message: dict,
                    only: web.WebSocketResponse | None = None) -> int:
         """Send to every open socket of the user (or only to `only`); returns how many."""
-        text = json.dumps(message)
         targets = [only] if only is not None else list(self.sockets.get(user_id, ()))
+        if not targets:
+            return 0
+        text = json.dumps(message)
         sent = 0
         for ws in targets:
             if ws.closed:

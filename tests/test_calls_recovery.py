@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,9 +113,11 @@ async def test_server_killed_mid_call_restarts_with_the_call_ended_and_audit_cle
     n_segments = conn.execute("SELECT COUNT(*) FROM call_segments").fetchone()[0]
     assert n_segments == ended["billed_tenths"]
     conn.close()
-    audit = subprocess.run([sys.executable, "-m", "server.cli", "audit", "--config", str(cfg)],
-                           cwd=ROOT, capture_output=True, env=os.environ)
-    assert audit.returncode == 0, audit.stderr
+    audit = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.cli", "audit", "--config", str(cfg), cwd=ROOT,
+        env=os.environ, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await audit.communicate()
+    assert audit.returncode == 0, err
 
 
 def setup_call(conn, rate: int = 600, funds_tokens: int = 10_000, cap: int | None = None):
@@ -155,9 +156,16 @@ def test_pass_settles_each_minute_once_and_recovery_ends_at_the_last_segment(tmp
     assert run_read(conn, ledger.audit).ok
     keys = [r[0] for r in conn.execute(
         "SELECT idem_key FROM ledger_tx WHERE idem_key LIKE 'call:%' ORDER BY id")]
+    # One transaction per minute boundary: settle minute 1 and hold minute 2 together.
     assert keys == [f"call:{call_id}:hold:1", f"call:{call_id}:settle:1",
-                    f"call:{call_id}:hold:2", f"call:{call_id}:settle:2",
-                    f"call:{call_id}:release"]
+                    f"call:{call_id}:settle:2", f"call:{call_id}:release"]
+    minute_1 = conn.execute(
+        "SELECT a.name, p.amount_musdt FROM postings p JOIN accounts a ON a.id = p.account_id"
+        " JOIN ledger_tx t ON t.id = p.tx_id WHERE t.idem_key = ? ORDER BY a.name",
+        (f"call:{call_id}:settle:1",)).fetchall()
+    assert sorted(tuple(r) for r in minute_1) == sorted([
+        ("revenue:commission", 150 * 10_000), (f"user:{sid}:available", 450 * 10_000),
+        (f"user:{bid}:available", -600 * 10_000)])  # held: -600 settled +600 held = 0
 
 
 def test_pass_skips_a_call_whose_keys_are_already_in_the_ledger(tmp_path):
