@@ -117,14 +117,15 @@ def raw_figure(path: Path, n: int, settle: bool) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-async def run(n: int, seconds: float, tick_s: float) -> dict:
+async def run(n: int, seconds: float, tick_s: float, stagger_s: float = 0.0) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="meterchat-bench-"))
     path = tmp / "bench.sqlite3"
     t0 = time.perf_counter()
     made = seed(path, n)
     seed_s = time.perf_counter() - t0
     cfg = config_from_dict({"database": {"path": str(path)},
-                            "billing": {"tick_interval_s": tick_s}}, tmp)
+                            "billing": {"tick_interval_s": tick_s,
+                                        "connect_timeout_s": 3600}}, tmp)
     db = Database(path)
     await db.open()
     hub = Hub(cfg.server.max_ws_connections, 30)
@@ -152,13 +153,16 @@ async def run(n: int, seconds: float, tick_s: float) -> dict:
         """Both parties of every call report every 2 s, spread over the 2 s."""
         nonlocal counter
         runtimes = list(manager.active.values())
+        begin = time.monotonic()
+        # With --stagger, call k starts reporting (goes live) at k/N of the stagger window.
+        starts = {rt.call_id: begin + stagger_s * k / n for k, rt in enumerate(runtimes)}
         slices = 20
         while not stop.is_set():
             for k in range(slices):
                 now = time.monotonic()
                 counter += 1
                 for rt in runtimes[k::slices]:
-                    if rt.finished:
+                    if rt.finished or now < starts[rt.call_id]:
                         continue
                     for uid in (rt.buyer_id, rt.seller_id):
                         rt.report(uid, now, True, counter * 1000, counter * 30)
@@ -202,12 +206,15 @@ def main() -> None:
     p.add_argument("--calls", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--tick", type=float, default=1.0, help="tick interval, seconds")
+    p.add_argument("--stagger", type=float, default=0.0,
+                   help="spread the calls' starts over this many seconds (0: all at once)")
     args = p.parse_args()
     print(f"meterchat billing bench: {args.seconds:.0f} s per run, tick {args.tick} s, "
           f"rate {RATE} tokens/min, segment {billing.SEGMENT_MS // 1000} s, "
+          f"starts spread over {args.stagger:.0f} s, "
           f"{os.cpu_count()} CPUs, SQLite WAL synchronous=NORMAL")
     for n in args.calls:
-        r = asyncio.run(run(n, args.seconds, args.tick))
+        r = asyncio.run(run(n, args.seconds, args.tick, args.stagger))
         print(
             f"N={r['calls']:>6}: passes {r['passes']:>3}  pass p50 {r['pass_p50_ms']:7.1f} ms"
             f"  p99 {r['pass_p99_ms']:7.1f} ms  max {r['pass_max_ms']:7.1f} ms"
