@@ -102,9 +102,14 @@ def create_app(config: Config) -> web.Application:
     app[LOGIN_LIMIT_ACCOUNT] = SlidingWindow(config.server.login_attempts_per_account, window_s)
     app[LOGIN_LIMIT_IP] = SlidingWindow(config.server.login_attempts_per_ip, window_s)
     app.cleanup_ctx.append(_database_ctx(config))
+    from server.chain_ctx import chain_ctx
+    from server.deposit_watcher import watcher_ctx
 
-    from server.routes import accounts, admin, health
+    app.cleanup_ctx.append(chain_ctx(config))
+    app.cleanup_ctx.append(watcher_ctx)
 
-    for module in (metrics, openapi, health, accounts, admin):
+    from server.routes import accounts, admin, deposits, health
+
+    for module in (metrics, openapi, health, accounts, admin, deposits):
         module.setup(app)
     return app
