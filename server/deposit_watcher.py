@@ -45,11 +45,18 @@ class DepositWatcher:
         self.backoff_until = 0.0
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
+        self.stopped = False
+
+    async def stop(self) -> None:
+        """No new passes; wait for the one under way to finish its block."""
+        self.stopped = True
+        async with self._lock:
+            pass
 
     async def run_once(self) -> int:
         """One pass: read every solidified block past the cursor (up to a limit). Returns
         the number of blocks recorded. Never raises for node trouble."""
-        if time.monotonic() < self.backoff_until:
+        if self.stopped or time.monotonic() < self.backoff_until:
             return 0
         async with self._lock:
             try:
@@ -126,3 +133,4 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         scheduler.shutdown(wait=False)
+        await watcher.stop()

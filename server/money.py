@@ -35,8 +35,9 @@ def usdt_to_musdt(usdt: str | int | Decimal) -> int:
 
 
 def tokens_to_musdt(tokens: str | int | Decimal) -> int:
-    """"12.5" tokens -> 125000 µUSDT; more than 4 decimals is an error."""
-    return _parse(tokens, 4, "a token amount") * 100
+    """"12.5" tokens -> 125000 µUSDT; more than 4 decimals is an error.
+    (1 token = 10,000 µUSDT, so 0.0001 token is exactly 1 µUSDT.)"""
+    return _parse(tokens, 4, "a token amount")
 
 
 def _format(amount: int, places: int) -> str:
@@ -53,7 +54,6 @@ def musdt_to_usdt_str(amount_musdt: int) -> str:
 
 
 def musdt_to_tokens_str(amount_musdt: int) -> str:
-    """µUSDT as tokens with up to 4 decimals: 125000 -> "12.5". Sub-token-unit remainders
-    (below 0.0001 token = 100 µUSDT) are shown truncated toward zero; the ledger keeps them."""
-    sign = -1 if amount_musdt < 0 else 1
-    return _format(sign * (abs(amount_musdt) // 100), 4)
+    """µUSDT as tokens with up to 4 decimals: 125000 -> "12.5". Exact: 0.0001 token is
+    1 µUSDT, the ledger's unit, so nothing is ever truncated."""
+    return _format(amount_musdt, 4)
