@@ -183,7 +183,8 @@ _INTENT_COLS = ("id, user_id, amount_musdt, address, usdt_contract, created_at_m
 
 
 def create_intent_tx(conn: sqlite3.Connection, user_id: int, base_musdt: int, address: str,
-                     usdt_contract: str, ttl_ms: int, at_ms: int) -> Intent:
+                     usdt_contract: str, ttl_ms: int, at_ms: int,
+                     choose=secrets.choice) -> Intent:
     """Hand out base + a suffix that no intent still reserved uses."""
     used = {
         r[0] - base_musdt
@@ -193,7 +194,7 @@ def create_intent_tx(conn: sqlite3.Connection, user_id: int, base_musdt: int, ad
             (base_musdt + 1, base_musdt + SUFFIX_MAX, at_ms, address),
         )
     }
-    suffix = pick_suffix(used)
+    suffix = pick_suffix(used, choose)
     if suffix is None:
         raise Conflict("too many open top-ups of this amount; ask for a slightly different "
                        "amount", "no_free_amount")
