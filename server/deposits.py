@@ -506,8 +506,8 @@ async def claim(db, gateway, usdt_contract: str, deposit_address: str, user_id: 
 
 def _unmatched(logs: tuple[TransferLog, ...] | list[Recorded]) -> ApiError:
     return UnmatchedTransfer(
-        "this transfer matches none of your top-ups (the amount must be exact, sent after "
-        "you asked for it); it is recorded for the operator"
+        "this transfer matches none of your top-ups: the amount must be exact (with its "
+        "suffix) and sent after you asked for it; the operator can assign unmatched transfers"
     )
 
 
