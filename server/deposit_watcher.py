@@ -27,6 +27,10 @@ from server.logs import event
 from server.metrics import METRICS
 
 log = logging.getLogger("meterchat.deposits.watcher")
+# One line per pass and per node request would drown the log; our own events say what
+# happened (deposit_recorded, watcher_node_error).
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_BLOCKS_PER_PASS = 2_000
 MAX_BACKOFF_S = 60.0
