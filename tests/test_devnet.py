@@ -270,3 +270,31 @@ async def test_cli_devnet_transfer_prints_the_txid(node, gateway):
     await node.wait_solidified(txid)
     (t,) = (await gateway.get_transaction(txid)).transfers
     assert (t.to_address, t.amount) == (node.deposit_address, 3_500_000)
+
+
+def test_serve_on_devnet_starts_the_node_in_process_and_prints_its_address(tmp_path):
+    import os
+    import re
+    import signal
+    import urllib.request
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[server]\nport = 0\n[devnet]\nport = 0\nblock_time_s = 0.1\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert "serving on" in lines[0], proc.stderr.read() if not lines[0] else lines
+        m = re.search(r"devnet node on (http://\S+) .*deposit address (T\w{33})", lines[1])
+        assert m, lines
+        with urllib.request.urlopen(m.group(1) + "/devnet/status", timeout=10) as resp:
+            status = json.loads(resp.read())
+        assert status["deposit_address"] == m.group(2)
+        assert (tmp_path / "data" / "devnet.sqlite3").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
