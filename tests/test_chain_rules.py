@@ -147,3 +147,33 @@ def test_expired_amount_is_not_handed_out_again_for_24_hours(tmp_path):
     assert new(ttl + day + 1) == 1  # 24 h after expiry the first amount is free again
     amounts = {new(ttl + day + 2) for _ in range(300)}
     assert len(amounts) == 300 and 1 not in amounts
+
+
+async def test_chain_settings_come_from_config_and_keys_never_from_the_toml(tmp_path,
+                                                                           monkeypatch):
+    from server.chain_ctx import load_hot_wallet_key, resolve
+    from server.config import ConfigError
+    from tests.conftest import make_config
+
+    key = PrivateKey.random()
+    (tmp_path / "hot.key").write_text(key.hex() + "\n")
+    cfg = make_config(tmp_path, chain={"network": "mainnet", "deposit_address": ADDR,
+                                       "hot_wallet_key_file": "hot.key"})
+    info = await resolve(cfg, None)
+    assert (info.endpoint, info.usdt_contract) == ("https://api.trongrid.io", USDT)
+    assert info.hot_wallet_key.reveal() == key.hex()
+    assert info.hot_wallet_address == key.public_key.to_base58check_address()
+    assert key.hex() not in repr(info)
+
+    monkeypatch.setenv("MC_TEST_HOT_KEY", "not a key at all")
+    cfg = make_config(tmp_path, chain={"hot_wallet_key_env": "MC_TEST_HOT_KEY"})
+    with pytest.raises(ConfigError) as err:
+        load_hot_wallet_key(cfg)
+    assert "not a key at all" not in str(err.value)
+
+    cfg = make_config(tmp_path, chain={"network": "mainnet"})
+    with pytest.raises(ConfigError, match="chain.deposit_address"):
+        await resolve(cfg, None)
+    cfg = make_config(tmp_path, chain={"network": "shasta", "deposit_address": ADDR})
+    with pytest.raises(ConfigError, match="chain.usdt_contract"):
+        await resolve(cfg, None)
