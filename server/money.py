@@ -35,8 +35,8 @@ def usdt_to_musdt(usdt: str | int | Decimal) -> int:
 
 
 def tokens_to_musdt(tokens: str | int | Decimal) -> int:
-    """"12.5" tokens -> 125000 µUSDT; more than 4 decimals is an error.
-    (1 token = 10,000 µUSDT, so 0.0001 token is exactly 1 µUSDT.)"""
+    """"12.5" tokens -> 125000 µUSDT. A token's 4th decimal is exactly 1 µUSDT, so more
+    than 4 decimals is an error, never rounded."""
     return _parse(tokens, 4, "a token amount")
 
 
@@ -54,6 +54,5 @@ def musdt_to_usdt_str(amount_musdt: int) -> str:
 
 
 def musdt_to_tokens_str(amount_musdt: int) -> str:
-    """µUSDT as tokens with up to 4 decimals: 125000 -> "12.5". Exact: 0.0001 token is
-    1 µUSDT, the ledger's unit, so nothing is ever truncated."""
+    """µUSDT as tokens (exact: 0.0001 token = 1 µUSDT): 125000 -> "12.5"."""
     return _format(amount_musdt, 4)
