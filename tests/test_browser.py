@@ -1,0 +1,287 @@
+"""The browser client in real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright) against the real app on a loopback port. Each test saves screenshots of the pages
+it visits into artifacts/screenshots/ and fails on any console error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+from server.app import create_app
+from tests.conftest import make_config, new_email
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+# Endpoints built on other branches; until they are merged here they answer 404.
+# TODO(merge): empty this once main has sellers, calls, deposits and withdrawals.
+PENDING_APIS = ("/api/sellers", "/api/seller/", "/api/ledger", "/api/deposits",
+                "/api/withdrawals", "/api/calls", "/api/ice", "/ws")
+
+
+def unexpected(errors: list[str], *expected_statuses: int) -> list[str]:
+    """Console errors minus the browser's own "Failed to load resource" lines for answers the
+    test provoked on purpose (a wrong password's 401) and for endpoints not merged yet."""
+    out = []
+    for e in errors:
+        if "Failed to load resource" in e:
+            m = re.search(r"status of (\d+)", e)
+            status = int(m.group(1)) if m else 0
+            if status in expected_statuses:
+                continue
+            if status == 404 and any(p in e for p in PENDING_APIS):
+                continue
+        if "/ws" in PENDING_APIS and re.search(r"WebSocket connection to '[^']*/ws' failed", e):
+            continue
+        out.append(e)
+    return out
+
+
+class Browsers:
+    """Persistent Chromium contexts, each with its own fresh user-data dir, and the console
+    errors every page produced."""
+
+    def __init__(self, pw, tmp_path: Path, base_url: str) -> None:
+        self.pw = pw
+        self.tmp_path = tmp_path
+        self.base_url = base_url
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    async def page(self, name: str, *, phone: bool = False) -> Page:
+        ctx = await self.pw.chromium.launch_persistent_context(
+            str(self.tmp_path / f"chromium-{name}"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            base_url=self.base_url,
+            viewport=PHONE if phone else DESKTOP,
+            is_mobile=phone,
+            has_touch=phone,
+            device_scale_factor=2 if phone else 1,
+            permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
+        )
+        ctx.set_default_timeout(15_000)
+        self.contexts.append(ctx)
+        page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+
+        def on_console(msg, who=name) -> None:
+            if msg.type == "error":
+                self.errors.append(f"{who} console: {msg.text} @ {msg.location}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc, who=name: self.errors.append(f"{who} page error: {exc}"))
+        return page
+
+    async def close(self) -> None:
+        for ctx in self.contexts:
+            await ctx.close()
+
+
+@pytest.fixture
+async def app_url(aiohttp_server, tmp_path):
+    config = make_config(tmp_path)
+    server = await aiohttp_server(create_app(config))
+    return str(server.make_url("/")).rstrip("/")
+
+
+@pytest.fixture
+async def browsers(app_url, tmp_path):
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, app_url)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+async def open_app(page: Page, path: str = "/") -> None:
+    await page.goto(path)
+    await page.wait_for_selector("html[data-ready='1']")
+
+
+async def sign_up(page: Page, role: str, name: str) -> str:
+    email = new_email(role)
+    await open_app(page, "/#/signup")
+    await page.get_by_label("I want to earn" if role == "seller" else "I want to talk").check()
+    await page.get_by_label("Display name").fill(name)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    return email
+
+
+async def assert_fits_width(page: Page) -> None:
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"page is {overflow}px wider than the screen"
+
+
+async def test_served_page_is_self_contained_with_security_headers(aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(make_config(tmp_path)))
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    html = await resp.text()
+    # No CDN: every script and stylesheet comes from this origin.
+    assert not re.search(r"(src|href)=\"https?://", html)
+    js = await client.get("/static/js/app.js")
+    assert js.status == 200 and "javascript" in js.content_type
+    assert (await client.get("/static/../server/config.py")).status in (403, 404)
+    cfg = await (await client.get("/api/client-config")).json()
+    assert cfg["network"] == "devnet" and cfg["explorer_tx_url"] == ""
+    assert cfg["withdrawal_fees_musdt"] == 1_500_000
+
+
+async def test_sign_up_log_out_and_log_in_again_without_console_errors(browsers: Browsers):
+    page = await browsers.page("buyer")
+    await open_app(page)
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await shot(page, "login")
+    await page.get_by_role("link", name="Create an account").click()
+    await expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+    await shot(page, "signup")
+
+    email = await sign_up(page, "buyer", "Ben Buyer")
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    await expect(page.get_by_test_id("header-balance")).to_have_text(re.compile(r"^0\s*tokens"))
+    await shot(page, "sellers-empty")
+
+    await page.get_by_role("link", name="Wallet").click()
+    await expect(page.get_by_role("heading", name="Wallet")).to_be_visible()
+    await expect(page.get_by_test_id("balance-available")).to_contain_text("0")
+    await expect(page.get_by_role("heading", name="Top up with USDT (TRC20)")).to_be_visible()
+    await shot(page, "wallet-buyer")
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill("wrong password here")
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("wrong email or password")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    # A reload keeps the session (cookie) and the page.
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    # 401 on the wrong-password attempt is expected; anything else is a bug.
+    assert unexpected(browsers.errors, 401) == []
+
+
+async def test_signup_errors_are_shown_in_words(browsers: Browsers):
+    page = await browsers.page("newcomer")
+    await open_app(page, "/#/signup")
+    await page.get_by_label("Display name").fill("Shorty")
+    await page.get_by_label("Email").fill(new_email())
+    await page.get_by_label("Password").fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("alert")).to_contain_text("at least 10 characters")
+    await shot(page, "signup-error")
+    assert unexpected(browsers.errors, 422) == []
+
+
+async def test_seller_dashboard_on_a_phone_fits_the_screen(browsers: Browsers):
+    page = await browsers.page("seller-phone", phone=True)
+    await sign_up(page, "seller", "Sofia Seller")
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Your profile")).to_be_visible()
+    await expect(page.get_by_label("Rate (tokens per minute)")).to_be_visible()
+    await assert_fits_width(page)
+    await shot(page, "phone-dashboard")
+    await page.get_by_role("link", name="Wallet").click()
+    await expect(page.get_by_role("heading", name="Ledger")).to_be_visible()
+    await assert_fits_width(page)
+    await shot(page, "phone-wallet-seller")
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await assert_fits_width(page)
+    await shot(page, "phone-login")
+    assert unexpected(browsers.errors) == []
+
+
+async def test_keyboard_alone_can_sign_up(browsers: Browsers):
+    page = await browsers.page("keyboard")
+    await open_app(page, "/#/signup")
+    # The display name has focus first; Tab walks the form in reading order.
+    await page.keyboard.type("Kim Keys")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(new_email("kbd"))
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    assert unexpected(browsers.errors) == []
+
+
+async def test_camera_refusal_gets_a_clear_message(browsers: Browsers, app_url):
+    page = await browsers.page("no-camera")
+    await sign_up(page, "buyer", "Nora Nocam")
+    await page.context.clear_permissions()
+    message = await page.evaluate(
+        """async () => {
+            const { getLocalMedia } = await import('/static/js/rtc.js');
+            const orig = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = () =>
+                Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+            try { await getLocalMedia(); return 'no error'; }
+            catch (e) { return e.message; }
+            finally { navigator.mediaDevices.getUserMedia = orig; }
+        }"""
+    )
+    assert "refused" in message and "settings" in message
+    missing = await page.evaluate(
+        """async () => {
+            const { getLocalMedia } = await import('/static/js/rtc.js');
+            navigator.mediaDevices.getUserMedia = () =>
+                Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
+            try { await getLocalMedia(); return 'no error'; } catch (e) { return e.message; }
+        }"""
+    )
+    assert "No camera or microphone" in missing
+    assert unexpected(browsers.errors) == []
+
+
+async def test_money_is_shown_from_decimal_strings_without_floats(browsers: Browsers):
+    page = await browsers.page("money")
+    await open_app(page)
+    out = await page.evaluate(
+        """async () => {
+            const m = await import('/static/js/money.js');
+            return [m.tokens('1012.3456'), m.tokensToUsdt('1012.3456'), m.tokensToUsdt('0.0001'),
+                    m.tokens('1000'), m.usdt('10.000317'), m.tokensToUsdt('-12.5'),
+                    m.musdtToUsdt(2500000), String(m.tokensToMusdt('400'))];
+        }"""
+    )
+    assert out == ["1,012.3456", "10.123456", "0.000001", "1,000", "10.000317", "-0.125",
+                   "2.5", "4000000"]
