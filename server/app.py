@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import logs
+from server import logs, metrics, openapi
 from server.accounts import Passwords
 from server.appkeys import CONFIG, DB, LOGIN_LIMIT_ACCOUNT, LOGIN_LIMIT_IP, PASSWORDS
 from server.config import Config
@@ -19,6 +19,10 @@ from server.errors import ApiError
 from server.ratelimit import SlidingWindow
 
 log = logging.getLogger("meterchat.http")
+# log_middleware logs every request without its query string (which may carry a WebSocket
+# token); aiohttp's access log would repeat it with the query string, wherever a runner is
+# created with the default access log.
+logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -87,7 +91,10 @@ def _database_ctx(config: Config):
 def create_app(config: Config) -> web.Application:
     # Handlers that raise are logged by error_middleware; the access log would repeat every
     # request with its query string, so log_middleware replaces it.
-    app = web.Application(middlewares=[log_middleware, error_middleware], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware],
+        client_max_size=1 << 20,
+    )
     app[CONFIG] = config
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
@@ -98,7 +105,7 @@ def create_app(config: Config) -> web.Application:
 
     from server.routes import accounts, admin, health
 
-    for module in (health, accounts, admin):
+    for module in (metrics, openapi, health, accounts, admin):
         module.setup(app)
     from server.routes import static as static_routes
 

@@ -4,10 +4,13 @@ land). Every subcommand takes --config PATH; without it every default applies.""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
 
 from server import accounts, ledger
+from server.backup import BackupError
 from server.config import Config, ConfigError, load_config
 from server.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
 from server.errors import ApiError
@@ -21,20 +24,31 @@ def _open_db(config: Config):
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.server.log_level)
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: Config) -> None:
     from aiohttp import web
 
     from server.app import create_app
 
-    setup_logging(config.server.log_level)
-    app = create_app(config)
-    host, port = config.server.host, config.server.port
-    url = config.server.public_url or f"http://{host}:{port}"
-
-    def announce(*_a) -> None:
+    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.server.host, config.server.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
-
-    web.run_app(app, host=host, port=port, print=announce, access_log=None)
-    return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
@@ -71,6 +85,26 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    from server.backup import backup
+
+    _open_db(config).close()
+    pages = backup(config.database.path, args.out)
+    print(f"backup written to {args.out} ({pages} pages)")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: Config) -> int:
+    from server.backup import restore
+
+    restore(args.backup_file, config.database.path)
+    conn = _open_db(config)
+    report = run_read(conn, ledger.audit)
+    print(f"restored {args.backup_file} into {config.database.path}; audit "
+          + ("ok" if report.ok else "FAILED"))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meterchat", description="Pay-per-minute 1-on-1 video chat paid in USDT on TRON."
@@ -86,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("serve", "run the server (on devnet and ./data/ without a config)", cmd_serve)
     add("migrate", "apply database migrations", cmd_migrate)
     add("audit", "recompute every balance from postings; exit 1 on any mismatch", cmd_audit)
+
+    p = add("backup", "write an online backup of the database to a new file", cmd_backup)
+    p.add_argument("out", help="the backup file to create")
+    p = add("restore", "restore a backup into the configured (absent) database file",
+            cmd_restore)
+    p.add_argument("backup_file", help="a file written by `meterchat backup`")
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -111,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
-    except MigrationError as exc:
+    except (MigrationError, BackupError) as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
     except ApiError as exc:

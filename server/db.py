@@ -9,6 +9,7 @@ are slow and harder to keep atomic.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import time
@@ -22,6 +23,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 T = TypeVar("T")
+
+# aiosqlite's debug lines print each call's arguments, which can include session tokens.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class MigrationError(Exception):
@@ -48,11 +52,12 @@ def connect_sync(path: Path | str, busy_timeout_ms: int = 5000) -> sqlite3.Conne
     return conn
 
 
-def run_tx(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
-    """Run fn(conn, *args) inside BEGIN IMMEDIATE ... COMMIT; roll back on any exception."""
+def run_tx(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run fn(conn, *args, **kwargs) inside BEGIN IMMEDIATE ... COMMIT; roll back on any
+    exception."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(conn, *args)
+        result = fn(conn, *args, **kwargs)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -60,13 +65,13 @@ def run_tx(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
     return result
 
 
-def run_read(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+def run_read(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run fn(conn, *args) in a read transaction: one consistent snapshot for all its reads."""
     if conn.in_transaction:
-        return fn(conn, *args)
+        return fn(conn, *args, **kwargs)
     conn.execute("BEGIN")
     try:
-        return fn(conn, *args)
+        return fn(conn, *args, **kwargs)
     finally:
         conn.execute("COMMIT")
 
@@ -142,21 +147,21 @@ class Database:
             await self._conn.close()
             self._conn = None
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(sqlite3_connection, *args) on the database thread, outside any transaction
         of ours (for reads and pragmas)."""
         if self._conn is None:
             raise RuntimeError("database is not open")
         # aiosqlite's own mechanism for running work on its connection thread.
-        return await self._conn._execute(fn, self._conn._conn, *args)
+        return await self._conn._execute(fn, self._conn._conn, *args, **kwargs)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, *args) on the database thread with one consistent snapshot."""
-        return await self.call(run_read, fn, *args)
+        return await self.call(run_read, fn, *args, **kwargs)
 
-    async def tx(self, fn: Callable[..., T], *args: Any) -> T:
+    async def tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, *args) in one BEGIN IMMEDIATE ... COMMIT on the database thread."""
-        return await self.call(run_tx, fn, *args)
+        return await self.call(run_tx, fn, *args, **kwargs)
 
     async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         return await self.call(lambda c: c.execute(sql, params).fetchall())

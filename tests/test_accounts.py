@@ -5,7 +5,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 
 from server.accounts import Passwords
-from server.appkeys import DB
+from server.appkeys import DB, PASSWORDS
 from tests.conftest import actor, assert_error, login, new_email, register
 
 
@@ -180,3 +180,42 @@ async def test_health(client):
 async def test_admin_audit_requires_admin(client):
     buyer = await actor(client)
     await assert_error(await buyer.get("/api/admin/audit"), 403, "wrong_role")
+
+
+async def test_admin_sees_audit_figures(client):
+    from server import accounts as accounts_mod
+
+    pw = client.app[PASSWORDS]
+    await client.app[DB].tx(accounts_mod.insert_user, "op@example.com",
+                            pw.hash("operator password"), "admin", "Operator")
+    session = await login(client, "op@example.com", "operator password")
+    resp = await client.get("/api/admin/audit",
+                            headers={"Authorization": f"Bearer {session['token']}"})
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["ok"] is True and body["sum_of_all_postings_musdt"] == 0
+
+
+async def test_banned_user_token_stops_working(client):
+    buyer = await actor(client)
+    await client.app[DB].call(
+        lambda c: c.execute("UPDATE users SET banned_at_ms = 1 WHERE id = ?", (int(buyer.id),)))
+    await assert_error(await buyer.get("/api/me"), 403, "banned")
+
+
+async def test_logs_carry_no_passwords_or_tokens(client, caplog):
+    import logging
+
+    from server.logs import JsonFormatter
+
+    caplog.set_level(logging.DEBUG)
+    user = await register(client, password="a very secret password")
+    session = await login(client, user["email"], "a very secret password")
+    await client.get("/api/me", headers={"Authorization": f"Bearer {session['token']}"})
+    await client.get(f"/api/me?token={session['token']}")
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    text = "\n".join(lines)
+    assert any('"event": "request"' in ln for ln in lines)
+    assert "a very secret password" not in text
+    assert session["token"] not in text
+    assert session["csrf_token"] not in text

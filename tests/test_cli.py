@@ -1,0 +1,130 @@
+"""The meterchat command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def meterchat(*args: str, input: str | None = None, cwd: Path = ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args], input=input, capture_output=True,
+        text=True, cwd=cwd, timeout=60,
+    )
+
+
+def config_file(tmp_path: Path, extra: str = "") -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text(
+        '[database]\npath = "m.sqlite3"\n'
+        "[server]\npassword_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n" + extra
+    )
+    return p
+
+
+def test_every_subcommand_has_help():
+    for args in (["--help"], ["serve", "--help"], ["migrate", "--help"], ["audit", "--help"],
+                 ["user", "create", "--help"]):
+        r = meterchat(*args)
+        assert r.returncode == 0, r.stderr
+        assert "usage:" in r.stdout
+
+
+def test_audit_on_fresh_database_exits_zero(tmp_path):
+    cfg = config_file(tmp_path)
+    r = meterchat("audit", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ok"] is True
+    assert (tmp_path / "m.sqlite3").exists()
+
+
+def test_unknown_key_stops_with_its_name(tmp_path):
+    cfg = config_file(tmp_path, "[billing]\ncomission_percent = 10\n")
+    r = meterchat("serve", "--config", str(cfg))
+    assert r.returncode == 2
+    assert "billing.comission_percent" in r.stderr
+
+
+def test_migrate_reports_what_it_applied(tmp_path):
+    cfg = config_file(tmp_path)
+    r = meterchat("migrate", "--config", str(cfg))
+    assert r.returncode == 0 and "0001_foundation" in r.stdout
+    r = meterchat("migrate", "--config", str(cfg))
+    assert r.returncode == 0 and "applied 0" in r.stdout
+
+
+def test_admin_is_created_from_stdin_and_can_log_in(tmp_path):
+    cfg = config_file(tmp_path)
+    r = meterchat("user", "create", "--config", str(cfg), "--email", "Op@Example.com",
+                  "--role", "admin", "--password-stdin", input="operator password 1\n")
+    assert r.returncode == 0, r.stderr
+    user = json.loads(r.stdout)["user"]
+    assert user["role"] == "admin" and user["email"] == "op@example.com"
+    assert "operator password 1" not in r.stdout + r.stderr
+    r = meterchat("user", "create", "--config", str(cfg), "--email", "x@example.com",
+                  "--role", "admin", "--password-stdin", input="short\n")
+    assert r.returncode == 1 and "at least 10" in r.stderr
+
+
+def test_serve_with_no_config_runs_on_defaults_in_data_dir(tmp_path):
+    """The README's start command: no config file, SQLite under ./data/."""
+    import os
+    import signal
+    import urllib.request
+
+    # Only the port is moved off the default so parallel runs cannot collide.
+    cfg = tmp_path / "port.toml"
+    cfg.write_text("[server]\nport = 0\n[devnet]\nport = 0\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = ""
+        while "serving on" not in line:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+        url = line.split("serving on ")[1].split()[0]
+        assert "network: devnet" in line
+        with urllib.request.urlopen(url + "/api/health", timeout=10) as resp:
+            assert json.loads(resp.read())["ok"] is True
+        assert (tmp_path / "data" / "meterchat.sqlite3").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+
+
+def test_backup_then_restore_into_new_file_passes_audit(tmp_path):
+    from server import ledger
+    from server.db import connect_sync, run_tx
+    from tests.test_ledger import make_user
+
+    cfg = config_file(tmp_path)
+    assert meterchat("migrate", "--config", str(cfg)).returncode == 0
+    conn = connect_sync(tmp_path / "m.sqlite3")
+    uid = make_user(conn, "b@example.com")
+    run_tx(conn, ledger.transfer, ledger.CHAIN_DEPOSITS, ledger.user_account(uid), 1234,
+           "deposit")
+    r = meterchat("backup", "--config", str(cfg), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 0, r.stderr
+    r = meterchat("backup", "--config", str(cfg), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 2 and "exists" in r.stderr
+    conn.close()
+
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    cfg2 = restored / "m.toml"
+    cfg2.write_text('[database]\npath = "new.sqlite3"\n')
+    r = meterchat("restore", "--config", str(cfg2), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 0, r.stderr
+    assert "audit ok" in r.stdout
+    r = meterchat("audit", "--config", str(cfg2))
+    assert r.returncode == 0 and json.loads(r.stdout)["users_total_musdt"] == 1234
+    r = meterchat("restore", "--config", str(cfg2), str(tmp_path / "b.sqlite3"))
+    assert r.returncode == 2 and "exists" in r.stderr

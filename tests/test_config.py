@@ -1,0 +1,94 @@
+"""Config: defaults, validation naming the key, relative paths, secrets, and the example
+file listing every key."""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, Secret, describe_keys, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "meterchat.toml"
+    p.write_text(text)
+    return p
+
+
+def test_no_file_means_defaults():
+    cfg = load_config(None)
+    assert cfg.chain.network == "devnet"
+    assert cfg.server.port == 8080
+    assert cfg.billing.commission_percent == Decimal(25)
+    assert cfg.withdrawals.fee_musdt == 500_000
+    assert cfg.withdrawals.network_fee_musdt == 1_000_000
+    assert cfg.database.path == Path.cwd() / "data" / "meterchat.sqlite3"
+
+
+def test_empty_file_is_valid_and_paths_are_relative_to_it(tmp_path):
+    cfg = load_config(write(tmp_path, ""))
+    assert cfg.database.path == tmp_path / "data" / "meterchat.sqlite3"
+    cfg = load_config(write(tmp_path, '[database]\npath = "db/x.sqlite3"\n'))
+    assert cfg.database.path == tmp_path / "db" / "x.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("[serve]\nport = 1\n", "[serve]"),
+        ('[server]\nport = "80"\n', "server.port"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ('[chain]\nnetwork = "testnet"\n', "chain.network"),
+        ("[billing]\ncommission_percent = 101\n", "billing.commission_percent"),
+        ("[billing]\nmin_rate = 50\nmax_rate = 10\n", "billing.min_rate"),
+        ("[withdrawals]\nbuyer_withdrawals = 1\n", "withdrawals.buyer_withdrawals"),
+        ("[ice]\nstun_urls = [1]\n", "ice.stun_urls"),
+        ("server = 5\n", "server"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, text, names):
+    with pytest.raises(ConfigError, match=names.replace("[", r"\[").replace(".", r"\.")):
+        load_config(write(tmp_path, text))
+
+
+def test_money_keys_are_exact_decimals(tmp_path):
+    cfg = load_config(write(tmp_path, "[withdrawals]\nfee_usdt = 0.1\nnetwork_fee_usdt = 0.2\n"))
+    assert cfg.withdrawals.fee_musdt + cfg.withdrawals.network_fee_musdt == 300_000
+    with pytest.raises(Exception, match="6 decimals"):
+        _ = load_config(write(tmp_path, "[withdrawals]\nfee_usdt = 0.0000001\n")).withdrawals.fee_musdt
+
+
+def test_example_file_lists_every_key_and_loads():
+    example = ROOT / "config.example.toml"
+    data = tomllib.loads(example.read_text())
+    missing = [f"{s}.{k}" for s, k, _, _ in describe_keys() if k not in data.get(s, {})]
+    assert missing == [], f"keys missing from config.example.toml: {missing}"
+    text = example.read_text()
+    for s, k, _, _ in describe_keys():
+        line = next(ln for ln in text.splitlines() if ln.split("=")[0].strip() == k)
+        assert "#" in line, f"{s}.{k} has no comment in config.example.toml"
+    load_config(example)
+
+
+def test_every_key_has_help():
+    assert all(help for _, _, _, help in describe_keys())
+
+
+def test_secret_never_prints():
+    s = Secret("deadbeef")
+    assert "deadbeef" not in repr(s) and "deadbeef" not in str(s) and "deadbeef" not in f"{s}"
+    assert s.reveal() == "deadbeef"
+
+
+def test_replace_keeps_validation(tmp_path):
+    cfg = load_config(write(tmp_path, ""))
+    assert cfg.replace(billing={"media_timeout_s": 2}).billing.media_timeout_s == 2.0
+    with pytest.raises(ConfigError, match="billing.media_timeout_s"):
+        cfg.replace(billing={"media_timeout_s": "x"})
