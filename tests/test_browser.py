@@ -285,3 +285,116 @@ async def test_money_is_shown_from_decimal_strings_without_floats(browsers: Brow
     )
     assert out == ["1,012.3456", "10.123456", "0.000001", "1,000", "10.000317", "-0.125",
                    "2.5", "4000000"]
+
+
+# ---- The whole story: two people, one call, real money movements on devnet. ---------------
+
+STORY_RATE = 6000  # tokens/min: a few seconds of live video earn enough for a withdrawal
+STORY_TOPUP_USDT = "100"
+
+
+def story_config(tmp_path: Path):
+    return make_config(
+        tmp_path,
+        billing={"tick_interval_s": 0.2},
+        devnet={"block_time_s": 0.2, "solidify_depth": 2},
+        deposits={"watcher_interval_s": 0.2},
+        withdrawals={"sender_interval_s": 0.2},
+    )
+
+
+async def seller_sets_rate_and_goes_online(page: Page, rate: int) -> None:
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await page.get_by_label("Rate (tokens per minute)").fill(str(rate))
+    await page.get_by_label("About you").fill("Friendly English conversation practice.")
+    await page.get_by_label("Tags").fill("english, conversation")
+    await page.get_by_label("Languages").fill("English, German")
+    await page.get_by_role("button", name="Save profile").click()
+    await expect(page.get_by_text("Profile saved")).to_be_visible()
+    toggle = page.get_by_role("switch")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-checked", "true")
+    await shot(page, "dashboard-online")
+
+
+async def buyer_tops_up(page: Page, faucet, usdt: str) -> None:
+    await page.get_by_role("link", name="Wallet").click()
+    await page.get_by_label("Amount in USDT").fill(usdt)
+    await page.get_by_role("button", name="Get payment details").click()
+    exact = (await page.get_by_test_id("exact-amount").inner_text()).strip()
+    address = (await page.get_by_test_id("deposit-address").inner_text()).strip()
+    assert exact.startswith(usdt) and exact != usdt  # the unique suffix
+    await expect(page.get_by_role("img", name="QR code of the deposit address")).to_be_visible()
+    await shot(page, "wallet-topup")
+    txid = await faucet(address, exact)
+    await page.get_by_label("Transaction ID (TXID)").fill(txid)
+    await page.get_by_role("button", name="Check transfer").click()
+    await expect(page.get_by_test_id("deposit-status")).to_contain_text("Credited", timeout=60_000)
+    await expect(page.get_by_test_id("header-balance")).to_contain_text("10,000")
+    await shot(page, "wallet-credited")
+
+
+async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
+    await page.get_by_role("link", name="Sellers").click()
+    card = page.locator("article.seller", has_text=seller_name)
+    await expect(card).to_contain_text(f"{rate}")
+    await shot(page, "sellers")
+    await card.get_by_role("link", name=f"Call {seller_name}").click()
+    await expect(page.get_by_test_id("call-rate")).to_contain_text(str(rate))
+    start = page.get_by_role("button", name=f"Start call at {rate} tokens/min")
+    await expect(page.locator(".preview video")).to_be_visible()
+    await expect(start).to_be_disabled()  # the rate is acknowledged first
+    await page.get_by_label("I agree to pay").check()
+    await expect(start).to_be_enabled()
+    await shot(page, "call-precall")
+    await start.click()
+    await expect(page.get_by_test_id("call-state")).to_have_text("Ringing")
+
+
+async def seller_accepts(page: Page) -> None:
+    dialog = page.get_by_role("dialog", name="Incoming call")
+    await expect(dialog).to_be_visible()
+    await shot(page, "incoming-call", full_page=False)
+    await dialog.get_by_role("button", name="Accept").click()
+
+
+REMOTE_PLAYING = """() => {
+    const v = document.querySelector('video.remote');
+    return !!v && v.readyState >= 2 && v.videoWidth > 0 && !v.paused && v.currentTime > 0.5;
+}"""
+
+
+async def meter_advances(buyer: Page, seller: Page) -> None:
+    for page in (buyer, seller):
+        await page.wait_for_function(REMOTE_PLAYING, timeout=30_000)
+        await expect(page.get_by_test_id("call-state")).to_have_text("Live", timeout=30_000)
+    spent = buyer.get_by_test_id("meter-spent")
+    await expect(spent).not_to_have_text("0", timeout=30_000)
+    first = await spent.inner_text()
+    await expect(spent).not_to_have_text(first, timeout=30_000)
+    await expect(seller.get_by_test_id("meter-spent")).not_to_have_text("0")
+    await shot(buyer, "call-live-buyer", full_page=False)
+    await shot(seller, "call-live-seller", full_page=False)
+
+
+async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
+    await buyer.get_by_role("button", name="End call").click()
+    await expect(buyer.get_by_test_id("call-summary")).to_be_visible()
+    await expect(buyer.get_by_test_id("end-reason")).to_contain_text("You ended the call")
+    await expect(seller.get_by_test_id("call-summary")).to_be_visible()
+    await expect(seller.get_by_test_id("end-reason")).to_contain_text("The buyer ended the call")
+    await expect(seller.get_by_text("You earned")).to_be_visible()
+    await shot(buyer, "call-summary-buyer")
+    await shot(seller, "call-summary-seller")
+
+
+async def seller_withdraws(page: Page, tokens: str, address: str) -> None:
+    await page.get_by_role("link", name="Back to dashboard").click()
+    await page.get_by_label("Tokens").fill(tokens)
+    await page.get_by_label("TRON address (TRC20)").fill(address)
+    await expect(page.get_by_test_id("withdraw-preview")).to_contain_text("2.5 USDT")
+    await page.get_by_role("button", name="Withdraw", exact=True).click()
+    row = page.locator("[data-testid=withdrawals] tbody tr").first
+    await expect(row).to_contain_text("400")
+    await expect(row.locator("[data-txid]")).to_be_visible(timeout=60_000)
+    await shot(page, "dashboard-withdrawn")

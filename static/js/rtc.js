@@ -1,10 +1,11 @@
 // WebRTC in the page: camera access with clear messages, the peer connection (ICE servers
 // from /api/ice), signalling over the socket, and the `media` heartbeat that billing trusts.
 //
-// Who offers: the buyer (caller) always makes the offers, the seller always answers, so
-// offers never cross. The answerer says `ready` when its peer connection exists (and again
-// after its socket comes back), and the offerer answers `ready` with a fresh offer, with an
-// ICE restart when one had been made before.
+// Who offers: the buyer (caller) always makes the offers and the seller answers, so offers
+// never cross (the same convention as tools/peer.py, so a browser can talk to an aiortc peer).
+// An offer that raced the seller's accept waits in the socket's buffer. The answerer sends
+// `ready` when an offer is missing or its path broke; the offerer answers with a fresh offer,
+// with an ICE restart when one had been made before.
 
 import { get } from "./api.js";
 
@@ -41,23 +42,47 @@ export function stopStream(stream) {
 
 const HEARTBEAT_MS = 2000;
 const RESTART_AFTER_MS = 3000;
+const GATHER_WAIT_MS = 1500;
+const ASK_OFFER_AFTER_MS = 3000;
+
+/** Resolves when ICE gathering is complete, or after `ms`: the first description then carries
+ * the candidates found so far (peers that do not trickle, like aiortc, need them there). */
+function gathered(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    const timer = setTimeout(done, ms);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
 
 export class CallLink {
   /**
    * socket: ws.Socket; callId; offerer: true for the buyer; localStream; remoteVideo: <video>;
    * onStatus(status) with "connecting" | "connected" | "reconnecting".
+   *
+   * Signal data: {type: "offer"|"answer", sdp}, {type: "candidate", candidate},
+   * {type: "ready", restart?} (the answerer asking for a fresh offer).
    */
   constructor({ socket, callId, offerer, localStream, remoteVideo, onStatus }) {
-    Object.assign(this, { socket, callId, offerer, localStream, remoteVideo });
+    Object.assign(this, { socket, callId: String(callId), offerer, localStream, remoteVideo });
     this.onStatus = onStatus || (() => {});
     this.pc = null;
     this.pendingCandidates = [];
     this.offered = false;
+    this.gotOffer = false;
     this.unsubs = [];
     this.timer = null;
-    this.last = { bytes: -1, frames: -1 };
+    this.askTimer = null;
+    this.last = { bytes: 0, frames: 0 };
     this.badSince = 0;
     this.closed = false;
+    this.chain = Promise.resolve();
   }
 
   async start() {
@@ -65,12 +90,17 @@ export class CallLink {
     try {
       iceServers = (await get("/api/ice")).ice_servers || [];
     } catch {
-      // Without STUN/TURN a call still works on the same network; the server says what to use.
+      // Without STUN/TURN a call still works on the same network.
     }
     if (this.closed) return;
     const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     for (const track of this.localStream?.getTracks() || []) pc.addTrack(track, this.localStream);
+    if (!this.localStream) {
+      // No camera here: still receive the other side.
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
     pc.addEventListener("track", (ev) => {
       const stream = ev.streams[0] || new MediaStream([ev.track]);
       if (this.remoteVideo.srcObject !== stream) {
@@ -79,21 +109,23 @@ export class CallLink {
       }
     });
     pc.addEventListener("icecandidate", (ev) => {
-      if (ev.candidate) this.signal({ candidate: ev.candidate.toJSON() });
+      if (ev.candidate && pc.localDescription) this.signal({ type: "candidate", candidate: ev.candidate.toJSON() });
     });
     pc.addEventListener("connectionstatechange", () => this.reportStatus());
-    pc.addEventListener("iceconnectionstatechange", () => this.reportStatus());
 
-    this.unsubs.push(this.socket.on("signal", (msg) => {
-      if (String(msg.call_id) === String(this.callId)) this.onSignal(msg.data || {});
-    }));
+    const mine = (msg) => String(msg.call_id) === this.callId;
+    this.unsubs.push(this.socket.on("signal", (msg) => { if (mine(msg)) this.enqueue(msg.data || {}); }));
     this.unsubs.push(this.socket.on("open", () => this.onSocketBack()));
     this.unsubs.push(this.socket.on("close", () => this.onStatus("reconnecting")));
+    for (const msg of this.socket.claimSignals(this.callId)) this.enqueue(msg.data || {});
 
-    if (this.offerer) await this.offer(false);
-    else this.signal({ ready: true });
+    if (this.offerer) {
+      this.enqueue({ type: "_offer" });
+    } else {
+      // The offer normally arrives by itself; if it was lost, ask for it.
+      this.askTimer = setTimeout(() => { if (!this.gotOffer) this.signal({ type: "ready" }); }, ASK_OFFER_AFTER_MS);
+    }
     this.timer = setInterval(() => this.beat(), HEARTBEAT_MS);
-    this.beat();
   }
 
   playRemote() {
@@ -110,52 +142,59 @@ export class CallLink {
     this.socket.send({ type: "signal", call_id: this.callId, data });
   }
 
+  /** Signals are handled one at a time, in order. */
+  enqueue(data) {
+    this.chain = this.chain.then(() => this.handle(data)).catch((err) => console.warn("signalling step failed", err));
+  }
+
   async offer(iceRestart) {
     const pc = this.pc;
     if (!pc || this.closed || pc.signalingState !== "stable") return;
-    try {
-      const offer = await pc.createOffer({ iceRestart });
-      await pc.setLocalDescription(offer);
-      this.offered = true;
-      this.signal({ description: pc.localDescription.toJSON() });
-    } catch (err) {
-      console.warn("offer failed", err);
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
+    await gathered(pc, GATHER_WAIT_MS);
+    if (this.closed) return;
+    this.offered = true;
+    this.signal({ type: "offer", sdp: pc.localDescription.sdp });
+  }
+
+  async handle(data) {
+    const pc = this.pc;
+    if (!pc || this.closed) return;
+    const type = data.type;
+    if (type === "_offer") {
+      await this.offer(false);
+    } else if (type === "ready") {
+      if (this.offerer && (pc.connectionState !== "connected" || data.restart)) await this.offer(this.offered);
+    } else if (type === "offer" && !this.offerer) {
+      this.gotOffer = true;
+      await pc.setRemoteDescription({ type: "offer", sdp: data.sdp });
+      await this.flushCandidates();
+      await pc.setLocalDescription(await pc.createAnswer());
+      await gathered(pc, GATHER_WAIT_MS);
+      if (this.closed) return;
+      this.signal({ type: "answer", sdp: pc.localDescription.sdp });
+    } else if (type === "answer" && this.offerer) {
+      if (pc.signalingState !== "have-local-offer") return;
+      await pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+      await this.flushCandidates();
+    } else if (type === "candidate" && data.candidate) {
+      if (pc.remoteDescription) await pc.addIceCandidate(data.candidate).catch(() => {});
+      else this.pendingCandidates.push(data.candidate);
     }
   }
 
-  async onSignal(data) {
-    const pc = this.pc;
-    if (!pc || this.closed) return;
-    try {
-      if (data.ready) {
-        if (this.offerer && pc.connectionState !== "connected") await this.offer(this.offered);
-        else if (this.offerer && data.restart) await this.offer(true);
-      } else if (data.description) {
-        const desc = data.description;
-        if (desc.type === "offer" && this.offerer) return;
-        if (desc.type === "answer" && pc.signalingState !== "have-local-offer") return;
-        await pc.setRemoteDescription(desc);
-        for (const c of this.pendingCandidates.splice(0)) await pc.addIceCandidate(c).catch(() => {});
-        if (desc.type === "offer") {
-          await pc.setLocalDescription(await pc.createAnswer());
-          this.signal({ description: pc.localDescription.toJSON() });
-        }
-      } else if (data.candidate) {
-        if (pc.remoteDescription) await pc.addIceCandidate(data.candidate).catch(() => {});
-        else this.pendingCandidates.push(data.candidate);
-      }
-    } catch (err) {
-      console.warn("signal handling failed", err);
-    }
+  async flushCandidates() {
+    for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
   }
 
   onSocketBack() {
     if (!this.pc || this.closed) return;
-    // Our socket dropped: messages may have been lost, so negotiate again.
+    // Messages may have been lost while our socket was down: negotiate again if needed.
+    const up = this.pc.connectionState === "connected";
     if (this.offerer) {
-      if (this.pc.connectionState !== "connected") this.offer(this.offered);
-    } else {
-      this.signal({ ready: true, restart: this.pc.connectionState !== "connected" });
+      if (!up) this.enqueue({ type: "ready", restart: true });
+    } else if (!up) {
+      this.signal({ type: "ready", restart: true });
     }
     this.beat();
   }
@@ -170,7 +209,7 @@ export class CallLink {
     } else if (s === "disconnected" || s === "failed") {
       this.badSince ||= Date.now();
       this.onStatus("reconnecting");
-    } else if (s === "new" || s === "connecting") {
+    } else {
       this.onStatus("connecting");
     }
   }
@@ -190,34 +229,33 @@ export class CallLink {
     } catch {
       // getStats fails only on a closed connection; report what we have.
     }
+    if (this.closed) return;
     const up = pc.connectionState === "connected";
-    const growing = bytes > this.last.bytes && frames > this.last.frames;
+    const flowing = bytes > this.last.bytes && frames > this.last.frames;
     this.last = { bytes, frames };
     this.socket.send({
       type: "media",
       call_id: this.callId,
-      state: up && growing ? "connected" : "disconnected",
+      state: up && flowing ? "connected" : "disconnected",
       stats: { bytes_received: bytes, frames_decoded: frames },
     });
     // ICE restart when the path broke and did not come back by itself.
     if (!up && this.badSince && Date.now() - this.badSince > RESTART_AFTER_MS) {
       this.badSince = Date.now();
-      if (this.offerer) this.offer(true);
-      else this.signal({ ready: true, restart: true });
+      if (this.offerer) this.enqueue({ type: "ready", restart: true });
+      else this.signal({ type: "ready", restart: true });
     }
-  }
-
-  stats() {
-    return { ...this.last, connection: this.pc?.connectionState };
   }
 
   close() {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.askTimer);
     this.unsubs.forEach((u) => u());
+    this.socket.releaseSignals(this.callId);
     if (this.pc) {
-      this.socket.send({ type: "media", call_id: this.callId, state: "disconnected", stats: { bytes_received: Math.max(0, this.last.bytes), frames_decoded: Math.max(0, this.last.frames) } });
+      this.socket.send({ type: "media", call_id: this.callId, state: "disconnected", stats: { bytes_received: this.last.bytes, frames_decoded: this.last.frames } });
       this.pc.close();
     }
     this.pc = null;

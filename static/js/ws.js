@@ -10,6 +10,23 @@ export class Socket extends EventTarget {
     this.pingTimer = null;
     this.retryTimer = null;
     this.everOpened = false;
+    // Signals that arrive before a call page listens (an offer racing the seller's accept)
+    // wait here until that call's page claims them.
+    this.buffered = new Map();
+    this.claimed = new Set();
+  }
+
+  claimSignals(callId) {
+    const id = String(callId);
+    this.claimed.add(id);
+    const list = this.buffered.get(id) || [];
+    this.buffered.delete(id);
+    return list;
+  }
+
+  releaseSignals(callId) {
+    this.claimed.delete(String(callId));
+    this.buffered.delete(String(callId));
   }
 
   get open() {
@@ -56,6 +73,12 @@ export class Socket extends EventTarget {
         return;
       }
       if (!msg || typeof msg.type !== "string") return;
+      if (msg.type === "signal" && !this.claimed.has(String(msg.call_id))) {
+        const list = this.buffered.get(String(msg.call_id)) || [];
+        if (list.length < 100) list.push(msg);
+        this.buffered.set(String(msg.call_id), list);
+      }
+      if ((msg.type === "call.ended") && msg.call) this.buffered.delete(String(msg.call.id));
       this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
       this.dispatchEvent(new CustomEvent("message", { detail: msg }));
     });

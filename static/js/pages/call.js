@@ -13,32 +13,25 @@ const POLL_MS = 4000;
 
 /** Why a call ended, in words for the buyer and for the seller. */
 export function endReason(call, role) {
-  const r = String(call.end_reason || call.state || "").toLowerCase();
+  const r = String(call.end_reason || call.state || "");
   const buyer = role === "buyer";
-  const refunded = call.refunded || r.includes("refund");
   const map = {
     declined: buyer ? "The seller declined the call. You were not charged." : "You declined the call.",
     missed: buyer ? "The seller did not answer in time. You were not charged." : "You missed this call.",
     cancelled: buyer ? "You cancelled the call before it was answered. You were not charged." : "The buyer cancelled before you answered.",
-    spend_cap: buyer ? "Your spending cap for this call was reached." : "The buyer's spending cap for this call was reached.",
-    insufficient_funds: buyer ? "Your balance ran out. Top up to call again." : "The buyer's balance ran out.",
-    balance: buyer ? "Your balance ran out. Top up to call again." : "The buyer's balance ran out.",
-    connection_lost: "The connection was lost and did not come back in time.",
-    failed: "The call could not connect.",
-    banned: "The call was ended by the operator.",
     buyer_hangup: buyer ? "You ended the call." : "The buyer ended the call.",
     seller_hangup: buyer ? "The seller ended the call." : "You ended the call.",
-    hangup: "The call was ended.",
-    ended: "The call was ended.",
+    spend_cap: buyer ? "Your spending cap for this call was reached." : "The buyer's spending cap for this call was reached.",
+    insufficient_funds: buyer ? "Your balance ran out. Top up to call again." : "The buyer's balance ran out.",
+    connection_lost: "The connection was lost and did not come back in time.",
+    failed: "The video connection could not be set up.",
+    seller_offline: buyer ? "The seller went offline." : "You went offline.",
+    banned: "The call was ended by the operator.",
+    server_shutdown: "The call ended because the server restarted. You paid only for the time recorded.",
   };
-  let text = map[r];
-  if (!text && (r === "ended_by_buyer" || r === "buyer")) text = map.buyer_hangup;
-  if (!text && (r === "ended_by_seller" || r === "seller")) text = map.seller_hangup;
-  if (!text && r.includes("hangup")) text = map.hangup;
-  if (!text) text = r ? `The call ended (${r.replace(/_/g, " ")}).` : "The call ended.";
-  const lostEarly = (r === "connection_lost" || r === "failed") && !money.isPositive(call.charged ?? "0", 4);
-  if (refunded || (lostEarly && Number(call.live_seconds) > 0)) {
-    text += buyer ? " It was too short to count, so it was refunded in full." : " It was too short to count, so the buyer was refunded.";
+  let text = map[r] || (r ? `The call ended (${r.replace(/_/g, " ")}).` : "The call ended.");
+  if (money.isPositive(call.refunded ?? "0", 4)) {
+    text += buyer ? ` It was too short to count: ${money.tokens(call.refunded)} tokens were refunded to you.` : " It was too short to count, so the buyer was refunded.";
   }
   return text;
 }
@@ -55,8 +48,12 @@ export async function render(main, route, app) {
 }
 
 async function findSeller(sellerId) {
-  const { sellers } = await get("/api/sellers");
-  return (sellers || []).find((s) => String(s.id) === String(sellerId)) || null;
+  try {
+    return (await get(`/api/sellers/${encodeURIComponent(sellerId)}`)).seller || null;
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
 }
 
 function previewBox(video, message) {
@@ -337,6 +334,7 @@ function showSummary(main, call, app, isBuyer, seller) {
     ["Rate", `${call.rate} tokens/min`],
     [isBuyer ? "Charged" : "Buyer charged", `${money.tokens(call.charged ?? "0")} tokens`],
   ];
+  if (money.isPositive(call.refunded ?? "0", 4)) rows.push(["Refunded", `${money.tokens(call.refunded)} tokens`]);
   if (!isBuyer && call.seller_earned != null) rows.push(["You earned", `${money.tokens(call.seller_earned)} tokens`]);
   const actions = h("div.stack");
   if (isBuyer && !neverLive) {

@@ -20,16 +20,10 @@ function splitList(text) {
 
 async function loadProfile(app) {
   try {
-    const data = await get("/api/seller/profile");
-    if (data?.seller) return data.seller;
+    return (await get(`/api/sellers/${encodeURIComponent(app.me.id)}`)).seller || null;
   } catch (err) {
-    if (err.status !== 404 && err.status !== 405) throw err;
-  }
-  try {
-    const { sellers } = await get("/api/sellers");
-    return (sellers || []).find((s) => String(s.id) === String(app.me.id) || String(s.user_id) === String(app.me.id)) || null;
-  } catch {
-    return null;
+    if (err.status === 404) return null; // no profile yet
+    throw err;
   }
 }
 

@@ -58,6 +58,7 @@ export async function render(main, _route, app) {
     if (online.checked) q.set("online", "true");
     if (/^\d+$/.test(maxRate.value)) q.set("max_rate", maxRate.value);
     if (tag.value.trim()) q.set("tag", tag.value.trim());
+    if (lang.value.trim()) q.set("language", lang.value.trim());
     let sellers;
     try {
       sellers = (await get(`/api/sellers?${q}`)).sellers || [];
@@ -66,8 +67,6 @@ export async function render(main, _route, app) {
       return;
     }
     if (mine !== seq) return;
-    const want = lang.value.trim().toLowerCase();
-    if (want) sellers = sellers.filter((s) => list(s.languages).some((l) => l.toLowerCase().includes(want)));
     clear(resultBox,
       h("p.muted.small", `${sellers.length} ${sellers.length === 1 ? "seller" : "sellers"}`),
       sellers.length
