@@ -84,7 +84,8 @@ async function preCall(main, sellerId, app) {
   const cap = h("input", { type: "text", name: "spend_cap", inputmode: "decimal", placeholder: "No cap", autocomplete: "off" });
   const start = h("button.btn.block", { type: "submit", disabled: true }, `Start call at ${rate} tokens/min`);
   let cameraOk = false;
-  const updateStart = () => { start.disabled = !(ack.checked && cameraOk); };
+  const affordable = minutes >= prefund;
+  const updateStart = () => { start.disabled = !(ack.checked && cameraOk && affordable); };
   ack.addEventListener("change", updateStart);
 
   const form = h("form",
@@ -95,7 +96,7 @@ async function preCall(main, sellerId, app) {
     field("Spending cap for this call (tokens, optional)", cap, "The call ends by itself when this much has been spent."),
     h("label.check", ack, h("span", `I agree to pay `, h("strong", `${rate} tokens per minute`), ` of live video with ${seller.display_name}.`)),
     camError,
-    minutes < prefund ? h("div.form-error", "Your balance covers less than ", String(prefund), " minute at this rate. ", h("a", { href: "#/wallet" }, "Top up first"), ".") : null,
+    !affordable ? h("div.form-error", "Your balance covers less than ", String(prefund), " minute at this rate. ", h("a", { href: "#/wallet" }, "Top up first"), ".") : null,
     h("div.field"),
     start);
 
