@@ -431,7 +431,8 @@ async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
         b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller")
-            buyer = await b.page("buyer")
+            # The buyer is on a phone, the seller at a desk.
+            buyer = await b.page("buyer", phone=True)
             await sign_up(seller, "seller", "Sofia Seller")
             await seller_sets_rate_and_goes_online(seller, STORY_RATE)
             await sign_up(buyer, "buyer", "Ben Buyer")

@@ -146,7 +146,7 @@ async function inCall(main, callId, app, handoff = {}) {
   const role = app.me.role;
   let call = handoff.call || (await get(`/api/calls/${encodeURIComponent(callId)}`)).call;
   const isBuyer = String(call.buyer_id) === String(app.me.id);
-  const otherName = handoff.seller?.display_name || (isBuyer ? call.seller_name : call.buyer_name) || (isBuyer ? "the seller" : "the buyer");
+  const otherName = handoff.seller?.display_name || (isBuyer ? call.seller_name : call.buyer_name) || (isBuyer ? "Seller" : "Buyer");
   let stream = handoff.stream || null;
   let link = null;
   let ended = false;
