@@ -187,12 +187,13 @@ async function inCall(main, callId, app, handoff = {}) {
       h("div", stage, h("div.row", { class: "call-under" }, unmute)),
       h("aside.card.stack",
         h("div.spread", h("div.call-state", stateBadge), h("span.muted.small", `${call.rate} tokens/min`)),
-        h("div", h("div.seller-name", otherName), h("div.muted.small", isBuyer ? "You are paying by the minute of live video." : "You earn for every minute of live video.")),
+        h("div", h("div.seller-name", otherName), h("div.muted.small.explain", isBuyer ? "You are paying by the minute of live video." : "You earn for every minute of live video.")),
         mediaError,
         meterBox,
         warning,
         endBtn)));
 
+  window.scrollTo(0, 0);
   const onBeforeUnload = (ev) => {
     if (!ended) {
       ev.preventDefault();
