@@ -394,5 +394,4 @@ function showSummary(main, call, app, isBuyer, seller) {
       h("div.row",
         isBuyer ? h("a.btn", { href: "#/sellers" }, "Back to sellers") : h("a.btn", { href: "#/dashboard" }, "Back to dashboard"),
         h("a.btn.secondary", { href: "#/wallet" }, "Wallet"))));
-  if (call.state === "declined" || call.state === "missed") toast(reason);
 }
