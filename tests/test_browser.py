@@ -377,6 +377,26 @@ async def meter_advances(buyer: Page, seller: Page) -> None:
     await shot(seller, "call-live-seller", full_page=False)
 
 
+async def socket_drop_recovers(page: Page) -> None:
+    """The buyer's WebSocket drops mid-call: the page reconnects by itself and the call goes
+    on being metered (the server paused it for at most a moment)."""
+    before = await page.evaluate("""async () => {
+        const { app } = await import('/static/js/app.js');
+        const old = app.socket.ws;
+        old.close();
+        return old.url;
+    }""")
+    assert before.endswith("/ws")
+    await page.wait_for_function("""async () => {
+        const { app } = await import('/static/js/app.js');
+        return app.socket.open;
+    }""", polling=200)
+    spent = page.get_by_test_id("meter-spent")
+    now = await spent.inner_text()
+    await expect(spent).not_to_have_text(now, timeout=30_000)
+    await expect(page.get_by_test_id("call-state")).to_have_text("Live")
+
+
 async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
     await buyer.get_by_role("button", name="End call").click()
     await expect(buyer.get_by_test_id("call-summary")).to_be_visible()
@@ -440,6 +460,7 @@ async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
             await buyer_calls(buyer, "Sofia Seller", STORY_RATE)
             await seller_accepts(seller)
             await meter_advances(buyer, seller)
+            await socket_drop_recovers(buyer)
             await buyer_hangs_up(buyer, seller)
             await seller_withdraws(seller, "400", fresh_tron_address())
         finally:
