@@ -37,7 +37,8 @@ PHONE = {"width": 390, "height": 844}
 # Endpoints built on other branches; until they are merged here they answer 404.
 # TODO(merge): empty this once main has sellers, calls, deposits and withdrawals.
 PENDING_APIS = ("/api/sellers", "/api/seller/", "/api/ledger", "/api/deposits",
-                "/api/withdrawals", "/api/calls", "/api/ice", "/ws")
+                "/api/withdrawals", "/api/calls", "/api/ice", "/ws", "/api/admin/withdrawals",
+                "/api/admin/deposits", "/api/admin/disputes")
 
 
 def unexpected(errors: list[str], *expected_statuses: int) -> list[str]:
@@ -517,6 +518,34 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
                 "did not answer in time", timeout=15_000)
             await expect(dialog).to_be_hidden()  # the ringing stops on the seller's side too
             await shot(buyer, "call-missed")
+        finally:
+            await b.close()
+    assert unexpected(b.errors) == []
+
+
+async def test_operator_page_shows_the_audit_and_review_queues(aiohttp_server, tmp_path):
+    from server import accounts
+    from server.appkeys import DB, PASSWORDS
+
+    app = create_app(make_config(tmp_path))
+    server = await aiohttp_server(app)
+    email = new_email("admin")
+    # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
+    await app[DB].tx(accounts.insert_user, email, app[PASSWORDS].hash(PASSWORD), "admin",
+                     "Olga Operator")
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            page = await b.page("operator")
+            await open_app(page, "/#/login")
+            await page.get_by_label("Email").fill(email)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("heading", name="Operator")).to_be_visible()
+            await expect(page.get_by_text("Ledger adds up")).to_be_visible()
+            for heading in ("Withdrawals", "Unmatched deposits", "Disputes", "Bans"):
+                await expect(page.get_by_role("heading", name=heading)).to_be_visible()
+            await shot(page, "operator")
         finally:
             await b.close()
     assert unexpected(b.errors) == []

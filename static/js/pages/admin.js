@@ -11,9 +11,20 @@ function section(title, body, extra) {
 }
 
 function figure(key, value) {
+  let label = key.replace(/_/g, " ");
   let shown = value;
-  if (value && typeof value === "object") shown = JSON.stringify(value);
-  return h("div.stat", h("div.label", key.replace(/_/g, " ")), h("div.value", { class: "small-value" }, String(shown)));
+  let bad = false;
+  if (key.endsWith("_musdt") && Number.isInteger(value)) {
+    // Ledger figures are integer µUSDT: shown in USDT, exactly.
+    label = key.slice(0, -"_musdt".length).replace(/_/g, " ");
+    shown = `${money.fromUnits(BigInt(value), 6, { minDecimals: 2 })} USDT`;
+  } else if (Array.isArray(value)) {
+    shown = value.length ? value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ") : "none";
+    bad = value.length > 0;
+  } else if (value && typeof value === "object") {
+    shown = JSON.stringify(value);
+  }
+  return h("div.stat", h("div.label", label), h("div.value.small-value", { class: bad ? "neg-figure" : "" }, String(shown)));
 }
 
 async function act(button, fn, done) {
@@ -33,7 +44,7 @@ export async function render(main, _route, app) {
   const wdBox = h("div");
   const depBox = h("div");
   const dispBox = h("div");
-  const wdStatus = h("select", { "aria-label": "Withdrawal status" },
+  const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
     ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
 
   async function loadAudit() {
