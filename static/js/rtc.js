@@ -66,15 +66,15 @@ export class CallLink {
    * socket: ws.Socket; callId; offerer: true for the buyer; localStream; remoteVideo: <video>;
    * onStatus(status) with "connecting" | "connected" | "reconnecting".
    *
-   * Signal data: {type: "offer"|"answer", sdp}, {type: "candidate", candidate},
-   * {type: "ready", restart?} (the answerer asking for a fresh offer).
+   * Signal data: {type: "offer"|"answer", sdp, fresh?}, {type: "candidate", candidate},
+   * {type: "ready", restart?, fresh?} (the answerer asking for an offer; `fresh` when its
+   * peer connection is new, e.g. after a reload, so the offerer starts a new one too).
    */
   constructor({ socket, callId, offerer, localStream, remoteVideo, onStatus }) {
     Object.assign(this, { socket, callId: String(callId), offerer, localStream, remoteVideo });
     this.onStatus = onStatus || (() => {});
     this.pc = null;
     this.pendingCandidates = [];
-    this.offered = false;
     this.gotOffer = false;
     this.unsubs = [];
     this.timer = null;
@@ -93,25 +93,8 @@ export class CallLink {
       // Without STUN/TURN a call still works on the same network.
     }
     if (this.closed) return;
-    const pc = new RTCPeerConnection({ iceServers });
-    this.pc = pc;
-    for (const track of this.localStream?.getTracks() || []) pc.addTrack(track, this.localStream);
-    if (!this.localStream) {
-      // No camera here: still receive the other side.
-      pc.addTransceiver("video", { direction: "recvonly" });
-      pc.addTransceiver("audio", { direction: "recvonly" });
-    }
-    pc.addEventListener("track", (ev) => {
-      const stream = ev.streams[0] || new MediaStream([ev.track]);
-      if (this.remoteVideo.srcObject !== stream) {
-        this.remoteVideo.srcObject = stream;
-        this.playRemote();
-      }
-    });
-    pc.addEventListener("icecandidate", (ev) => {
-      if (ev.candidate && pc.localDescription) this.signal({ type: "candidate", candidate: ev.candidate.toJSON() });
-    });
-    pc.addEventListener("connectionstatechange", () => this.reportStatus());
+    this.iceServers = iceServers;
+    this.buildPc();
 
     const mine = (msg) => String(msg.call_id) === this.callId;
     this.unsubs.push(this.socket.on("signal", (msg) => { if (mine(msg)) this.enqueue(msg.data || {}); }));
@@ -123,9 +106,38 @@ export class CallLink {
       this.enqueue({ type: "_offer" });
     } else {
       // The offer normally arrives by itself; if it was lost, ask for it.
-      this.askTimer = setTimeout(() => { if (!this.gotOffer) this.signal({ type: "ready" }); }, ASK_OFFER_AFTER_MS);
+      this.askTimer = setTimeout(() => { if (!this.gotOffer) this.signal({ type: "ready", fresh: true }); }, ASK_OFFER_AFTER_MS);
     }
     this.timer = setInterval(() => this.beat(), HEARTBEAT_MS);
+  }
+
+  /** A fresh peer connection. Also used when the other side comes back with a new one
+   * (a reloaded page): its offer cannot be applied to the old connection. */
+  buildPc() {
+    if (this.pc) this.pc.close();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.pc = pc;
+    this.pendingCandidates = [];
+    this.pcOffered = false;
+    for (const track of this.localStream?.getTracks() || []) pc.addTrack(track, this.localStream);
+    if (!this.localStream) {
+      // No camera here: still receive the other side.
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    pc.addEventListener("track", (ev) => {
+      if (this.pc !== pc) return;
+      const stream = ev.streams[0] || new MediaStream([ev.track]);
+      if (this.remoteVideo.srcObject !== stream) {
+        this.remoteVideo.srcObject = stream;
+        this.playRemote();
+      }
+    });
+    pc.addEventListener("icecandidate", (ev) => {
+      if (this.pc === pc && ev.candidate && pc.localDescription) this.signal({ type: "candidate", candidate: ev.candidate.toJSON() });
+    });
+    pc.addEventListener("connectionstatechange", () => { if (this.pc === pc) this.reportStatus(); });
+    return pc;
   }
 
   playRemote() {
@@ -152,22 +164,44 @@ export class CallLink {
     if (!pc || this.closed || pc.signalingState !== "stable") return;
     await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
     await gathered(pc, GATHER_WAIT_MS);
-    if (this.closed) return;
-    this.offered = true;
-    this.signal({ type: "offer", sdp: pc.localDescription.sdp });
+    if (this.closed || this.pc !== pc) return;
+    // `fresh`: the first offer of a new connection, which the answerer must not apply to an
+    // old one (after a reload the DTLS identity is new).
+    const fresh = !this.pcOffered;
+    this.pcOffered = true;
+    this.signal({ type: "offer", sdp: pc.localDescription.sdp, fresh });
   }
 
   async handle(data) {
-    const pc = this.pc;
+    let pc = this.pc;
     if (!pc || this.closed) return;
     const type = data.type;
     if (type === "_offer") {
       await this.offer(false);
     } else if (type === "ready") {
-      if (this.offerer && (pc.connectionState !== "connected" || data.restart)) await this.offer(this.offered);
+      if (!this.offerer) return;
+      if (data.fresh && this.pcOffered) {
+        // The answerer has a new peer connection (its page reloaded): so must we.
+        this.buildPc();
+        this.last = { bytes: 0, frames: 0 };
+        await this.offer(false);
+      } else if (pc.connectionState !== "connected" || data.restart) {
+        await this.offer(this.pcOffered);
+      }
     } else if (type === "offer" && !this.offerer) {
       this.gotOffer = true;
-      await pc.setRemoteDescription({ type: "offer", sdp: data.sdp });
+      if (data.fresh && pc.remoteDescription) {
+        pc = this.buildPc();
+        this.last = { bytes: 0, frames: 0 };
+      }
+      try {
+        await pc.setRemoteDescription({ type: "offer", sdp: data.sdp });
+      } catch {
+        // An offer from a new peer connection (the buyer reloaded): start afresh.
+        pc = this.buildPc();
+        this.last = { bytes: 0, frames: 0 };
+        await pc.setRemoteDescription({ type: "offer", sdp: data.sdp });
+      }
       await this.flushCandidates();
       await pc.setLocalDescription(await pc.createAnswer());
       await gathered(pc, GATHER_WAIT_MS);
