@@ -398,6 +398,20 @@ async def socket_drop_recovers(page: Page) -> None:
     await expect(page.get_by_test_id("call-state")).to_have_text("Live")
 
 
+async def reload_recovers(page: Page, other: Page) -> None:
+    """A call page reloaded mid-call (a new peer connection, a new socket): the video comes
+    back on both sides and the meter goes on."""
+    page.on("dialog", lambda d: d.accept())  # "leave the call?" before unload
+    await page.reload()
+    for p in (page, other):
+        await p.wait_for_function(REMOTE_PLAYING, timeout=30_000)
+    await expect(page.get_by_test_id("call-state")).to_have_text("Live", timeout=30_000)
+    spent = page.get_by_test_id("meter-spent")
+    await expect(spent).not_to_have_text("0", timeout=30_000)
+    now = await spent.inner_text()
+    await expect(spent).not_to_have_text(now, timeout=30_000)
+
+
 async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
     await buyer.get_by_role("button", name="End call").click()
     await expect(buyer.get_by_test_id("call-summary")).to_be_visible()
@@ -462,6 +476,7 @@ async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
             await seller_accepts(seller)
             await meter_advances(buyer, seller)
             await socket_drop_recovers(buyer)
+            await reload_recovers(seller, buyer)
             await buyer_hangs_up(buyer, seller)
             await seller_withdraws(seller, "400", fresh_tron_address())
         finally:
