@@ -59,7 +59,7 @@ function balanceCards(balance, role) {
     h("div.sub", sub ?? `= ${money.tokensToUsdt(value)} USDT`));
   return h("div.stats",
     stat("Available", balance.available, null, "balance-available"),
-    stat("Held in calls", balance.held, "Reserved for the minute in progress", "balance-held"),
+    role === "buyer" ? stat("Held in calls", balance.held, "Reserved for the minute in progress", "balance-held") : null,
     role === "seller" ? stat("Pending earnings", balance.pending, "Released after the hold period", "balance-pending") : null);
 }
 
