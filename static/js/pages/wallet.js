@@ -120,7 +120,7 @@ export async function render(main, _route, app) {
   }
 
   function checkWatched(deposits) {
-    const match = deposits.find((d) => (watching.txid && d.txid === watching.txid)
+    const match = deposits.find((d) => (watching.txid && String(d.txid).toLowerCase() === watching.txid)
       || (!watching.txid && watching.amount_usdt && d.amount_usdt === watching.amount_usdt));
     if (!match) return;
     if (match.status === "credited") {
@@ -175,20 +175,44 @@ export async function render(main, _route, app) {
         topupBox.append(h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, "New top-up"));
       },
     };
+    // A TXID pasted right after sending may not be in a block yet, and a found transfer
+    // counts only once final: keep asking until it is credited or refused.
+    async function claimUntilDone(txid) {
+      for (let attempt = 0; attempt < 60 && watching && watching.txid === txid; attempt += 1) {
+        let d = null;
+        try {
+          d = (await post("/api/deposits/claim", { txid })).deposit || {};
+        } catch (err) {
+          if (err.code === "tx_not_found") {
+            setStatus("warn", "Not on chain yet. We keep checking; this page updates by itself.");
+          } else if (err.code === "already_credited") {
+            await refresh();
+            return;
+          } else {
+            setStatus("danger", err.message);
+            claim.hidden = false;
+            return;
+          }
+        }
+        if (d?.status === "credited") {
+          await refresh();
+          watching?.onCredited?.(d);
+          watching = null;
+          sessionStorage.removeItem(INTENT_KEY);
+          return;
+        }
+        if (d) setStatus("warn", "Confirming on chain. The transfer was found; it counts once final, usually within a minute. You can leave this page.");
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    }
     onSubmit(claim, async (fd) => {
       const value = String(fd.get("txid")).trim().replace(/^0x/i, "");
       if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new Error("A TXID is 64 hexadecimal characters (0-9, a-f). Copy it from your wallet.");
-      watching.txid = value;
-      const res = await post("/api/deposits/claim", { txid: value });
-      const d = res.deposit || {};
-      if (d.status === "credited") {
-        await refresh();
-        watching?.onCredited?.(d);
-        watching = null;
-        sessionStorage.removeItem(INTENT_KEY);
-      } else {
-        setStatus("warn", "Confirming on chain. The transfer was found; it counts once final (about a minute). You can leave this page.");
-      }
+      if (!watching) return;
+      watching.txid = value.toLowerCase();
+      claim.hidden = true;
+      setStatus("warn", "Checking the transfer…");
+      await claimUntilDone(watching.txid);
     });
     const expires = intent.expires_at ? `Valid until ${formatDate(intent.expires_at)}.` : "";
     clear(topupBox,
@@ -227,5 +251,8 @@ export async function render(main, _route, app) {
   else if (isBuyer) showIntentForm();
   await refresh();
   timer = setInterval(() => refresh().catch(() => {}), POLL_MS);
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    watching = null;
+  };
 }
