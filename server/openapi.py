@@ -50,6 +50,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/auth/logout"): ("revoke this session", None, 204, "accounts"),
     ("get", "/api/me"): ("the user and their balances", None, 200, "accounts"),
     ("get", "/api/admin/audit"): ("recompute the ledger (admin)", None, 200, "operator"),
+    ("get", "/api/client-config"): (
+        "public settings the browser client shows: network, explorer, limits and fees",
+        None, 200, "meta"),
 }
 
 
