@@ -112,4 +112,7 @@ def create_app(config: Config) -> web.Application:
 
     for module in (metrics, openapi, health, accounts, admin, deposits):
         module.setup(app)
+    from server.routes import static as static_routes
+
+    static_routes.setup(app)  # the browser client at / and /static/
     return app

@@ -66,6 +66,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/admin/deposits/{txid}/assign"): (
         "credit an unmatched transfer to a user (admin)",
         obj(["user_id"], user_id=STR, log_index=integer(0)), 200, "operator"),
+    ("get", "/api/client-config"): (
+        "public settings the browser client shows: network, explorer, limits and fees",
+        None, 200, "meta"),
 }
 
 
