@@ -440,6 +440,7 @@ def devnet_faucet(app):
 
     async def faucet(address: str, usdt: str) -> str:
         from aiohttp import ClientSession
+
         from server.chain_ctx import DEVNET
 
         async with ClientSession() as http, http.post(
