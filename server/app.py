@@ -102,13 +102,21 @@ def create_app(config: Config) -> web.Application:
     app[LOGIN_LIMIT_ACCOUNT] = SlidingWindow(config.server.login_attempts_per_account, window_s)
     app[LOGIN_LIMIT_IP] = SlidingWindow(config.server.login_attempts_per_ip, window_s)
     app.cleanup_ctx.append(_database_ctx(config))
+    from server.chain_ctx import chain_ctx
+    from server.deposit_watcher import watcher_ctx
 
-    from server.routes import accounts, admin, health
+    app.cleanup_ctx.append(chain_ctx(config))
+    app.cleanup_ctx.append(watcher_ctx)
+
+    from server.routes import accounts, admin, deposits, health
     from server.routes import calls as calls_routes
     from server.routes import sellers as sellers_routes
     from server.routes import ws as ws_routes
 
-    for module in (metrics, openapi, health, accounts, admin, calls_routes, sellers_routes,
-                   ws_routes):
+    for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
+                   sellers_routes, ws_routes):
         module.setup(app)
+    from server.routes import static as static_routes
+
+    static_routes.setup(app)  # the browser client at / and /static/
     return app

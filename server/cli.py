@@ -34,7 +34,8 @@ async def _serve(config: Config) -> None:
 
     from server.app import create_app
 
-    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False)
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.server.host, config.server.port)
@@ -42,6 +43,7 @@ async def _serve(config: Config) -> None:
         host, port = runner.addresses[0][:2]
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
+        _announce_devnet(app)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -49,6 +51,63 @@ async def _serve(config: Config) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def _announce_devnet(app) -> None:
+    from server.chain_ctx import DEVNET
+
+    node = app.get(DEVNET)
+    if node is not None:
+        print(f"devnet node on {node.url} (USDT contract {node.usdt_contract}, deposit "
+              f"address {node.deposit_address}); send test USDT with: meterchat devnet "
+              "transfer --to ADDRESS --usdt 10", flush=True)
+
+
+def cmd_devnet_serve(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.server.log_level)
+    asyncio.run(_devnet_serve(config))
+    return 0
+
+
+async def _devnet_serve(config: Config) -> None:
+    from chain.devnet import DevnetNode, DevnetSettings
+
+    node = DevnetNode(DevnetSettings.from_config(config.devnet))
+    await node.start()
+    try:
+        status = node.status()
+        print(f"devnet node on {node.url} (USDT contract {status['usdt_contract']}, deposit "
+              f"address {status['deposit_address']})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await node.stop()
+
+
+def cmd_devnet_transfer(args: argparse.Namespace, config: Config) -> int:
+    import httpx
+
+    url = args.node or f"http://{config.devnet.host}:{config.devnet.port}"
+    body = {"to": args.to, "usdt": args.usdt} if args.usdt else {"to": args.to, "trx": args.trx}
+    if not (args.usdt or args.trx):
+        print("give --usdt AMOUNT or --trx AMOUNT", file=sys.stderr)
+        return 2
+    try:
+        resp = httpx.post(url.rstrip("/") + "/devnet/transfer", json=body, timeout=10,
+                          trust_env=False)
+        answer = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"meterchat: no devnet node answers at {url} ({exc}); start it with "
+              "`meterchat serve` or `meterchat devnet serve`", file=sys.stderr)
+        return 1
+    if resp.status_code != 200:
+        print(f"meterchat: {answer['error']['message']}", file=sys.stderr)
+        return 1
+    print(answer["txid"])
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
@@ -126,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("restore", "restore a backup into the configured (absent) database file",
             cmd_restore)
     p.add_argument("backup_file", help="a file written by `meterchat backup`")
+
+    devnet = sub.add_parser("devnet", help="the embedded TRON devnet node",
+                            description="the embedded TRON devnet node")
+    devnet_sub = devnet.add_subparsers(dest="devnet_command", required=True, metavar="ACTION")
+    p = devnet_sub.add_parser("serve", help="run the devnet node on its own ([devnet] host, port)",
+                              description="run the devnet node on its own ([devnet] host, port)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.set_defaults(fn=cmd_devnet_serve)
+    p = devnet_sub.add_parser("transfer", help="send USDT (or TRX) from the devnet faucet; "
+                              "prints the TXID", description="send USDT (or TRX) from the "
+                              "devnet faucet; prints the TXID")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--to", required=True, help="TRON address (T...)")
+    p.add_argument("--usdt", help="amount of USDT, e.g. 10.000317")
+    p.add_argument("--trx", help="amount of TRX instead of USDT")
+    p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
+    p.set_defaults(fn=cmd_devnet_transfer)
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

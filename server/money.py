@@ -23,6 +23,9 @@ def _parse(text: str | int | Decimal, places: int, what: str) -> int:
         raise AmountError(f"{what} must be a decimal string like \"12.5\"") from None
     if not value.is_finite():
         raise AmountError(f"{what} must be a finite number")
+    # SQLite integers stop at 9.2e18; nothing real comes near 1e17 µUSDT.
+    if abs(value) >= Decimal(10) ** (17 - places):
+        raise AmountError(f"{what} is too large")
     scaled = value.scaleb(places)
     if scaled != scaled.to_integral_value():
         raise AmountError(f"{what} has more than {places} decimals")

@@ -80,6 +80,25 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         200, "calls"),
     ("get", "/api/ice"): ("STUN/TURN servers with short-lived TURN credentials", None, 200,
                           "calls"),
+    ("post", "/api/deposits/intents"): (
+        "ask to top up: the deposit address, the exact amount to send (unique µUSDT "
+        "suffix), its expiry and a QR code",
+        obj(["usdt"], usdt={"type": "string", "pattern": r"^\d+(\.\d{1,2})?$",
+                            "example": "10"}),
+        201, "wallet"),
+    ("post", "/api/deposits/claim"): (
+        "claim a USDT transfer by its TXID (202 while it is not final yet)",
+        obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200, "wallet"),
+    ("get", "/api/deposits"): ("the user's deposits and top-up intents", None, 200, "wallet"),
+    ("get", "/api/ledger"): ("the user's ledger lines, newest first", None, 200, "wallet"),
+    ("get", "/api/admin/deposits"): (
+        "recorded deposits, ?status=unmatched|credited (admin)", None, 200, "operator"),
+    ("post", "/api/admin/deposits/{txid}/assign"): (
+        "credit an unmatched transfer to a user (admin)",
+        obj(["user_id"], user_id=STR, log_index=integer(0)), 200, "operator"),
+    ("get", "/api/client-config"): (
+        "public settings the browser client shows: network, explorer, limits and fees",
+        None, 200, "meta"),
 }
 
 

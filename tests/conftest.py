@@ -106,6 +106,51 @@ async def assert_error(resp, status: int, code: str | None = None) -> dict:
     return body
 
 
+# -- chain and deposits (devnet in-process, real tronpy over real HTTP)
+
+FAST_CHAIN = {
+    "devnet": {"block_time_s": 0.1, "solidify_depth": 2},
+    "deposits": {"watcher_interval_s": 0.1},
+}
+
+
+def chain_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    """A config whose devnet makes a block every 0.1 s, solidified 2 blocks later."""
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in FAST_CHAIN.items()}
+    for name, values in sections.items():
+        merged.setdefault(name, {}).update(values)
+    return make_config(tmp_path, **merged)
+
+
+async def devnet_pay(node_url: str, to: str, usdt: str | None = None, trx: str | None = None,
+                     **extra: Any) -> str:
+    """Send USDT (or TRX) from the devnet faucet over its HTTP API; returns the TXID."""
+    import aiohttp
+
+    body: dict[str, Any] = {"to": to, **extra}
+    if usdt is not None:
+        body["usdt"] = usdt
+    if trx is not None:
+        body["trx"] = trx
+    async with aiohttp.ClientSession() as http:
+        async with http.post(node_url + "/devnet/transfer", json=body) as resp:
+            answer = await resp.json()
+            assert resp.status == 200, answer
+            return answer["txid"]
+
+
+async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05):
+    """Poll an async check until it returns a truthy value."""
+    import asyncio
+
+    async with asyncio.timeout(timeout_s):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(interval_s)
+
+
 # ---- calls and billing helpers ------------------------------------------------------
 
 def fund_sync(conn, user_id: int | str, tokens: int | str) -> None:

@@ -1,0 +1,140 @@
+"""The app's link to TRON: resolves the network's endpoint, USDT contract, deposit address and
+hot-wallet key from config, starts the embedded devnet node in this process when the network
+is devnet (and no endpoint is set), and opens the ChainGateway. Everything is published under
+typed AppKeys and closed again in the same cleanup_ctx."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from aiohttp import web
+
+from chain.address import address_of_key, is_valid_address
+from chain.client import ClientSettings, TronClient
+from chain.devnet import DevnetNode, DevnetSettings
+from chain.gateway import ChainGateway
+from chain.networks import network
+from server.config import Config, ConfigError, Secret
+
+
+@dataclass(frozen=True)
+class ChainInfo:
+    """What the domain needs to know about the chain it runs on."""
+
+    network: str
+    endpoint: str
+    usdt_contract: str
+    deposit_address: str
+    # The hot wallet's private key (hex) for withdrawals; None when none is configured.
+    hot_wallet_key: Secret | None
+    hot_wallet_address: str | None
+
+
+GATEWAY = web.AppKey("chain_gateway", ChainGateway)
+CHAIN_INFO = web.AppKey("chain_info", ChainInfo)
+DEVNET = web.AppKey("devnet_node", DevnetNode)
+
+
+def load_hot_wallet_key(config: Config) -> Secret | None:
+    """The hot wallet key from the file or environment variable named in config."""
+    chain = config.chain
+    if chain.hot_wallet_key_file:
+        path = Path(chain.hot_wallet_key_file)
+        if not path.is_absolute():
+            path = config.base_dir / path
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"config key chain.hot_wallet_key_file: cannot read {path}: {exc.strerror}"
+            ) from exc
+        return _checked_key(text, "chain.hot_wallet_key_file")
+    if chain.hot_wallet_key_env:
+        text = os.environ.get(chain.hot_wallet_key_env, "").strip()
+        if text:
+            return _checked_key(text, "chain.hot_wallet_key_env")
+    return None
+
+
+def _checked_key(text: str, where: str) -> Secret:
+    text = text.removeprefix("0x")
+    try:
+        address_of_key(text)
+    except Exception:
+        # Never echo the value: it may be a key with a typo.
+        raise ConfigError(f"config key {where}: not a hex private key") from None
+    return Secret(text)
+
+
+async def _devnet_status(endpoint: str, timeout_s: float) -> dict:
+    async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
+        resp = await http.get(endpoint.rstrip("/") + "/devnet/status")
+        resp.raise_for_status()
+        return resp.json()
+
+
+async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
+    chain = config.chain
+    net = network(chain.network)
+    endpoint = chain.endpoint or (devnet.url if devnet else net.endpoint)
+    usdt = chain.usdt_contract or (devnet.usdt_contract if devnet else net.usdt_contract)
+    deposit = chain.deposit_address or (devnet.deposit_address if devnet else "")
+    if chain.network == "devnet" and devnet is None and not (usdt and deposit):
+        # A devnet node run on its own (`meterchat devnet serve`) tells what it has.
+        try:
+            status = await _devnet_status(endpoint, chain.request_timeout_s)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ConfigError(
+                f"config key chain.endpoint: no devnet node answers at {endpoint} ({exc})"
+            ) from exc
+        usdt = usdt or status["usdt_contract"]
+        deposit = deposit or status["deposit_address"]
+    if not is_valid_address(usdt):
+        raise ConfigError(f"config key chain.usdt_contract: set a USDT contract for {net.name}")
+    if not is_valid_address(deposit):
+        raise ConfigError(
+            "config key chain.deposit_address: set the platform's TRON deposit address (T...)"
+        )
+    key = load_hot_wallet_key(config)
+    if key is None and devnet is not None:
+        key = Secret(devnet.hot_wallet_key_hex)
+    return ChainInfo(
+        network=chain.network,
+        endpoint=endpoint,
+        usdt_contract=usdt,
+        deposit_address=deposit,
+        hot_wallet_key=key,
+        hot_wallet_address=address_of_key(key.reveal()) if key else None,
+    )
+
+
+def chain_ctx(config: Config):
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        devnet = None
+        if config.chain.network == "devnet" and not config.chain.endpoint:
+            devnet = DevnetNode(DevnetSettings.from_config(config.devnet))
+            await devnet.start()
+            app[DEVNET] = devnet
+        try:
+            info = await resolve(config, devnet)
+            app[CHAIN_INFO] = info
+            gateway = TronClient(ClientSettings(
+                endpoint=info.endpoint,
+                usdt_contract=info.usdt_contract,
+                timeout_s=config.chain.request_timeout_s,
+                api_key_env=config.chain.api_key_env,
+            ))
+            app[GATEWAY] = gateway
+            try:
+                yield
+            finally:
+                await gateway.close()
+        finally:
+            if devnet is not None:
+                await devnet.stop()
+
+    return ctx

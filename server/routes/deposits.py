@@ -1,0 +1,91 @@
+"""Wallet and operator endpoints of deposits: intents, TXID claims, the user's deposits and
+ledger, and the operator's view and assignment of unmatched transfers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import deposits, validate
+from server.appkeys import CONFIG, DB
+from server.auth import current_user, require_role
+from server.chain_ctx import CHAIN_INFO, GATEWAY
+from server.db import now_ms
+from server.errors import Unprocessable
+
+
+async def create_intent(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await validate.read_json(request)
+    cfg = request.app[CONFIG].deposits
+    info = request.app[CHAIN_INFO]
+    base = deposits.requested_musdt(validate.decimal_string(body, "usdt"), cfg.min_musdt)
+    intent = await request.app[DB].tx(
+        deposits.create_intent_tx, user.id, base, info.deposit_address, info.usdt_contract,
+        cfg.intent_ttl_minutes * 60_000, now_ms(),
+    )
+    view = deposits.intent_view(intent, now_ms())
+    view["qr"] = deposits.qr_svg_data_uri(intent.address)
+    view["network"] = info.network
+    return web.json_response({"intent": view}, status=201)
+
+
+async def claim(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await validate.read_json(request)
+    info = request.app[CHAIN_INFO]
+    answer = await deposits.claim(
+        request.app[DB], request.app[GATEWAY], info.usdt_contract, info.deposit_address,
+        user.id, body.get("txid"),
+    )
+    return web.json_response({"deposit": answer.deposit}, status=answer.status)
+
+
+async def list_deposits(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response(await request.app[DB].read(deposits.user_deposits, user.id,
+                                                        now_ms()))
+
+
+async def user_ledger(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    entries = await request.app[DB].read(deposits.ledger_view, user.id)
+    return web.json_response({"entries": entries})
+
+
+async def admin_list(request: web.Request) -> web.Response:
+    await require_role(request, "admin")
+    status = request.query.get("status") or None
+    if status not in (None, "unmatched", "credited"):
+        raise Unprocessable("status must be unmatched or credited", "invalid_status")
+    rows = await request.app[DB].read(deposits.admin_deposits, status)
+    return web.json_response({"deposits": rows})
+
+
+async def admin_assign(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    body = await validate.read_json(request)
+    txid = deposits.parse_txid(request.match_info["txid"])
+    user_id = _int_id(body.get("user_id"), "user_id")
+    log_index = validate.integer(body, "log_index", required=False, min=0)
+    row = await request.app[DB].tx(deposits.assign_tx, txid, log_index, user_id, admin.id,
+                                   now_ms())
+    return web.json_response({"deposit": row})
+
+
+def _int_id(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Unprocessable(f"{name} must be a user id", "invalid_type" if value is not None
+                            else "missing_field")
+    try:
+        return int(value)
+    except ValueError:
+        raise Unprocessable(f"{name} must be a user id", "invalid_value") from None
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/deposits/intents", create_intent)
+    app.router.add_post("/api/deposits/claim", claim)
+    app.router.add_get("/api/deposits", list_deposits)
+    app.router.add_get("/api/ledger", user_ledger)
+    app.router.add_get("/api/admin/deposits", admin_list)
+    app.router.add_post("/api/admin/deposits/{txid}/assign", admin_assign)

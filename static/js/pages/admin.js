@@ -1,0 +1,173 @@
+// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes,
+// bans. Every action asks for confirmation; every answer is shown.
+
+import { get, post } from "../api.js";
+import * as money from "../money.js";
+import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+import { explorerLink } from "./wallet.js";
+
+function section(title, body, extra) {
+  return h("section.card", h("div.spread", h("h2", title), extra || null), body);
+}
+
+function figure(key, value) {
+  let label = key.replace(/_/g, " ");
+  let shown = value;
+  let bad = false;
+  if (key.endsWith("_musdt") && Number.isInteger(value)) {
+    // Ledger figures are integer µUSDT: shown in USDT, exactly.
+    label = key.slice(0, -"_musdt".length).replace(/_/g, " ");
+    shown = `${money.fromUnits(BigInt(value), 6, { minDecimals: 2 })} USDT`;
+  } else if (Array.isArray(value)) {
+    shown = value.length ? value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ") : "none";
+    bad = value.length > 0;
+  } else if (value && typeof value === "object") {
+    shown = JSON.stringify(value);
+  }
+  return h("div.stat", h("div.label", label), h("div.value.small-value", { class: bad ? "neg-figure" : "" }, String(shown)));
+}
+
+async function act(button, fn, done) {
+  button.disabled = true;
+  try {
+    await fn();
+    toast("Done", "ok");
+    await done();
+  } catch (err) {
+    toast(err.message, "error");
+    button.disabled = false;
+  }
+}
+
+export async function render(main, _route, app) {
+  const auditBox = h("div");
+  const wdBox = h("div");
+  const depBox = h("div");
+  const dispBox = h("div");
+  const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
+    ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
+
+  async function loadAudit() {
+    try {
+      const a = await get("/api/admin/audit");
+      const entries = Object.entries(a).filter(([k]) => k !== "_status");
+      clear(auditBox,
+        h("div.row", a.ok ? h("span.badge.ok", "Ledger adds up") : h("span.badge.danger", "Ledger mismatch: run meterchat audit")),
+        h("div.stats", { class: "audit-figures" }, entries.filter(([k]) => k !== "ok").map(([k, v]) => figure(k, v))));
+    } catch (err) {
+      clear(auditBox, errorBox(err));
+    }
+  }
+
+  async function loadWithdrawals() {
+    try {
+      const { withdrawals = [] } = await get(`/api/admin/withdrawals?status=${encodeURIComponent(wdStatus.value)}`);
+      clear(wdBox, withdrawals.length ? h("div.table-wrap", h("table",
+        h("thead", h("tr", h("th", "When"), h("th", "User"), h("th.amount", "Tokens"), h("th.amount", "Net USDT"), h("th", "To"), h("th", "Status"), h("th", ""))),
+        h("tbody", withdrawals.map((w) => {
+          const approve = h("button.btn.ok.small", { type: "button" }, "Approve");
+          const reject = h("button.btn.secondary.small", { type: "button" }, "Reject");
+          approve.addEventListener("click", () => {
+            if (confirm(`Send ${w.net_usdt} USDT to ${w.address}?`)) act(approve, () => post(`/api/admin/withdrawals/${encodeURIComponent(w.id)}/approve`), loadWithdrawals);
+          });
+          reject.addEventListener("click", () => {
+            if (confirm("Reject this withdrawal and return the tokens to the seller?")) act(reject, () => post(`/api/admin/withdrawals/${encodeURIComponent(w.id)}/reject`), loadWithdrawals);
+          });
+          return h("tr",
+            h("td.small", formatDate(w.created_at)),
+            h("td", w.user_email || w.user_id || ""),
+            h("td.amount", money.tokens(w.tokens)),
+            h("td.amount", money.usdt(w.net_usdt)),
+            h("td.mono.small", w.address),
+            h("td", statusBadge(w.status), w.txid ? h("div", explorerLink(app, w.txid)) : null),
+            h("td", ["review", "failed", "queued"].includes(w.status) ? h("div.row", approve, reject) : null));
+        })))) : h("p.empty", `No withdrawals with status ${wdStatus.value}.`));
+    } catch (err) {
+      clear(wdBox, errorBox(err));
+    }
+  }
+
+  async function loadDeposits() {
+    try {
+      const { deposits = [] } = await get("/api/admin/deposits?status=unmatched");
+      clear(depBox, deposits.length ? h("div.table-wrap", h("table",
+        h("thead", h("tr", h("th", "When"), h("th.amount", "USDT"), h("th", "From"), h("th", "Transaction"), h("th", "Assign to user id"))),
+        h("tbody", deposits.map((d) => {
+          const user = h("input", { type: "text", inputmode: "numeric", "aria-label": "User id", placeholder: "user id" });
+          const btn = h("button.btn.small", { type: "button" }, "Assign");
+          btn.addEventListener("click", () => {
+            const uid = user.value.trim();
+            if (!uid) return toast("Enter the user id to credit", "error");
+            if (confirm(`Credit ${d.amount_usdt} USDT to user ${uid}?`)) act(btn, () => post(`/api/admin/deposits/${encodeURIComponent(d.txid)}/assign`, { user_id: uid }), loadDeposits);
+            return undefined;
+          });
+          return h("tr",
+            h("td.small", formatDate(d.created_at || d.at)),
+            h("td.amount", money.usdt(d.amount_usdt)),
+            h("td.mono.small", d.from_address || d.from || ""),
+            h("td", explorerLink(app, d.txid)),
+            h("td", h("div.row", user, btn)));
+        })))) : h("p.empty", "No unmatched deposits. Every transfer found its buyer."));
+    } catch (err) {
+      clear(depBox, errorBox(err));
+    }
+  }
+
+  async function loadDisputes() {
+    try {
+      const { disputes = [] } = await get("/api/admin/disputes");
+      clear(dispBox, disputes.length ? h("div.table-wrap", h("table",
+        h("thead", h("tr", h("th", "Opened"), h("th", "Call"), h("th", "Reason"), h("th", "Status"), h("th", "Refund (tokens)"))),
+        h("tbody", disputes.map((d) => {
+          const amount = h("input", { type: "text", inputmode: "decimal", "aria-label": "Refund tokens", value: "0" });
+          const btn = h("button.btn.small", { type: "button" }, "Resolve");
+          btn.addEventListener("click", () => {
+            const t = amount.value.trim() || "0";
+            if (confirm(`Resolve with a refund of ${t} tokens?`)) act(btn, () => post(`/api/admin/disputes/${encodeURIComponent(d.id)}/resolve`, { refund_tokens: t }), loadDisputes);
+          });
+          const open = !d.status || d.status === "open";
+          return h("tr",
+            h("td.small", formatDate(d.created_at)),
+            h("td.small", `#${d.call_id}`, d.charged != null ? h("div.muted", `charged ${money.tokens(d.charged)}`) : null),
+            h("td", d.reason),
+            h("td", statusBadge(d.status || "open")),
+            h("td", open ? h("div.row", amount, btn) : (d.refund_tokens != null ? money.tokens(d.refund_tokens) : "—")));
+        })))) : h("p.empty", "No disputes."));
+    } catch (err) {
+      clear(dispBox, errorBox(err));
+    }
+  }
+
+  const banUser = h("input", { type: "text", name: "user_id", required: true, inputmode: "numeric" });
+  const banForm = h("form.inline-form",
+    field("User id", banUser),
+    h("button.btn.danger", { type: "submit", value: "ban" }, "Ban"),
+    h("button.btn.secondary", { type: "button" }, "Unban"));
+  onSubmit(banForm, async (fd) => {
+    const uid = String(fd.get("user_id") || "").trim();
+    if (!confirm(`Ban user ${uid}? Their calls end and they cannot log in.`)) return;
+    await post(`/api/admin/users/${encodeURIComponent(uid)}/ban`, {});
+    toast(`User ${uid} banned`, "ok");
+  });
+  banForm.querySelector("button.secondary").addEventListener("click", async () => {
+    const uid = banUser.value.trim();
+    if (!uid) return;
+    try {
+      await post(`/api/admin/users/${encodeURIComponent(uid)}/unban`, {});
+      toast(`User ${uid} unbanned`, "ok");
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  });
+  wdStatus.addEventListener("change", loadWithdrawals);
+
+  clear(main,
+    h("div.page-head", h("div", h("h1", "Operator"), h("p.muted", "Review money movements and keep the platform healthy."))),
+    section("Audit", auditBox, h("button.btn.secondary.small", { type: "button", onclick: loadAudit }, "Refresh")),
+    section("Withdrawals", wdBox, wdStatus),
+    section("Unmatched deposits", depBox),
+    section("Disputes", dispBox),
+    section("Bans", banForm));
+  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes()]);
+  return undefined;
+}

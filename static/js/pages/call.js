@@ -1,0 +1,397 @@
+// The call page. Before a call (buyer): the seller's rate, acknowledged, an optional spending
+// cap and a camera check. During a call: both videos, the live meter from `meter` messages,
+// the end button. After: a summary with a clear reason, rating and dispute.
+
+import { get, post } from "../api.js";
+import * as money from "../money.js";
+import { CallLink, getLocalMedia, stopStream } from "../rtc.js";
+import { clear, field, formatDuration, h, initials, onSubmit, stars, toast } from "../ui.js";
+
+const ACTIVE = new Set(["ringing", "connecting", "live", "paused"]);
+const MEDIA = new Set(["connecting", "live", "paused"]);
+const POLL_MS = 4000;
+
+/** Why a call ended, in words for the buyer and for the seller. */
+export function endReason(call, role) {
+  const r = String(call.end_reason || call.state || "");
+  const buyer = role === "buyer";
+  const map = {
+    declined: buyer ? "The seller declined the call. You were not charged." : "You declined the call.",
+    missed: buyer ? "The seller did not answer in time. You were not charged." : "You missed this call.",
+    cancelled: buyer ? "You cancelled the call before it was answered. You were not charged." : "The buyer cancelled before you answered.",
+    buyer_hangup: buyer ? "You ended the call." : "The buyer ended the call.",
+    seller_hangup: buyer ? "The seller ended the call." : "You ended the call.",
+    spend_cap: buyer ? "Your spending cap for this call was reached." : "The buyer's spending cap for this call was reached.",
+    insufficient_funds: buyer ? "Your balance ran out. Top up to call again." : "The buyer's balance ran out.",
+    connection_lost: "The connection was lost and did not come back in time.",
+    failed: "The video connection could not be set up.",
+    seller_offline: buyer ? "The seller went offline." : "You went offline.",
+    banned: "The call was ended by the operator.",
+    server_shutdown: "The call ended because the server restarted. You paid only for the time recorded.",
+  };
+  let text = map[r] || (r ? `The call ended (${r.replace(/_/g, " ")}).` : "The call ended.");
+  if (money.isPositive(call.refunded ?? "0", 4)) {
+    text += buyer ? ` It was too short to count: ${money.tokens(call.refunded)} tokens were refunded to you.` : " It was too short to count, so the buyer was refunded.";
+  }
+  return text;
+}
+
+export async function render(main, route, app) {
+  const callId = route.rest[0];
+  if (callId) return inCall(main, callId, app);
+  const sellerId = route.query.get("seller");
+  if (!sellerId || app.me.role !== "buyer") {
+    location.replace("#/sellers");
+    return undefined;
+  }
+  return preCall(main, sellerId, app);
+}
+
+async function findSeller(sellerId) {
+  try {
+    return (await get(`/api/sellers/${encodeURIComponent(sellerId)}`)).seller || null;
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
+}
+
+function previewBox(video, message) {
+  return h("div.preview", video, h("div.overlay", message));
+}
+
+async function preCall(main, sellerId, app) {
+  const seller = await findSeller(sellerId);
+  if (!seller) {
+    clear(main, h("div.card", h("h1", "Seller not found"), h("p", "This seller is not available."), h("a.btn", { href: "#/sellers" }, "Back to sellers")));
+    return undefined;
+  }
+  let stream = null;
+  let handedOff = false;
+  const me = await get("/api/me");
+  app.balance = me.balance;
+  app.renderHeader();
+  const available = me.balance.available;
+  const rate = Number(seller.rate);
+  const minutes = rate > 0 ? money.toUnits(available, 4) / (BigInt(rate) * 10000n) : 0n;
+  const prefund = BigInt(app.config?.min_prefund_minutes ?? 1);
+
+  const localVideo = h("video", { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera" });
+  const camMsg = h("p", "Starting your camera…");
+  const preview = previewBox(localVideo, camMsg);
+  const camError = h("div");
+  const ack = h("input", { type: "checkbox", name: "ack", required: true });
+  const cap = h("input", { type: "text", name: "spend_cap", inputmode: "decimal", placeholder: "No cap", autocomplete: "off" });
+  const start = h("button.btn.block", { type: "submit", disabled: true }, `Start call at ${rate} tokens/min`);
+  let cameraOk = false;
+  const affordable = minutes >= prefund;
+  const updateStart = () => { start.disabled = !(ack.checked && cameraOk && affordable); };
+  ack.addEventListener("change", updateStart);
+
+  const form = h("form",
+    h("div.stats",
+      h("div.stat", h("div.label", "Rate"), h("div.value", { "data-testid": "call-rate" }, rate, h("span.muted.small", " tokens/min")), h("div.sub", `= ${money.tokensToUsdt(String(rate))} USDT per minute`)),
+      h("div.stat", h("div.label", "Your balance"), h("div.value", money.tokens(available)), h("div.sub", `Enough for about ${minutes} min`))),
+    h("p.small.muted", "You pay only for live video, measured in 6-second steps by the server. Nothing is charged while the call rings or if the seller declines. A call that drops in its first 30 seconds is refunded."),
+    field("Spending cap for this call (tokens, optional)", cap, "The call ends by itself when this much has been spent."),
+    h("label.check", ack, h("span", `I agree to pay `, h("strong", `${rate} tokens per minute`), ` of live video with ${seller.display_name}.`)),
+    camError,
+    !affordable ? h("div.form-error", "Your balance covers less than ", String(prefund), " minute at this rate. ", h("a", { href: "#/wallet" }, "Top up first"), ".") : null,
+    h("div.field"),
+    start);
+
+  onSubmit(form, async (fd) => {
+    const body = { seller_id: seller.id, rate };
+    const capText = String(fd.get("spend_cap") || "").trim();
+    if (capText) {
+      if (!money.isPositive(capText, 4)) throw new Error("The spending cap is a number of tokens, like 50.");
+      body.spend_cap = capText;
+    }
+    const { call } = await post("/api/calls", body);
+    handedOff = true;
+    // Same page, new address: the camera stays on; no hashchange, so no re-render.
+    history.replaceState(null, "", `#/call/${encodeURIComponent(call.id)}`);
+    app.cleanup = null;
+    const cleanup = await inCall(main, call.id, app, { stream, call, seller });
+    app.cleanup = cleanup;
+  });
+
+  clear(main,
+    h("div.page-head", h("div", h("h1", `Call ${seller.display_name}`), h("p.muted", "Check the rate and your camera, then start."))),
+    h("div.grid-2",
+      h("section.card",
+        h("div.seller-top",
+          h("div.avatar", { "aria-hidden": "true" }, initials(seller.display_name)),
+          h("div", h("div.seller-name", seller.display_name), stars(seller.rating))),
+        h("hr.sep"),
+        form),
+      h("section.card", h("h2", "Your camera"), preview)));
+
+  try {
+    stream = await getLocalMedia();
+    localVideo.srcObject = stream;
+    camMsg.parentElement?.remove();
+    cameraOk = true;
+  } catch (err) {
+    camMsg.textContent = "Camera unavailable";
+    clear(camError, h("div.form-error", { role: "alert", "data-testid": "media-error" }, err.message));
+  }
+  updateStart();
+  return () => {
+    if (!handedOff) stopStream(stream);
+  };
+}
+
+async function inCall(main, callId, app, handoff = {}) {
+  const role = app.me.role;
+  let call = handoff.call || (await get(`/api/calls/${encodeURIComponent(callId)}`)).call;
+  const isBuyer = String(call.buyer_id) === String(app.me.id);
+  const otherName = handoff.seller?.display_name || (isBuyer ? call.seller_name : call.buyer_name) || (isBuyer ? "Seller" : "Buyer");
+  let stream = handoff.stream || null;
+  let link = null;
+  let ended = false;
+  const unsubs = [];
+  let poll = null;
+  let clock = null;
+  let meter = { live_seconds: call.live_seconds || 0, charged: call.charged || "0", balance: null, minutes_left: null, at: Date.now() };
+
+  if (!ACTIVE.has(call.state)) {
+    stopStream(stream);
+    showSummary(main, call, app, isBuyer);
+    return undefined;
+  }
+
+  const remoteVideo = h("video.remote", { autoplay: true, playsinline: true, "aria-label": `${otherName}'s video`, "data-testid": "remote-video" });
+  const localVideo = h("video.local", { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera" });
+  const overlayText = h("p");
+  const overlay = h("div.overlay", overlayText);
+  const unmute = h("button.btn.secondary.small", { type: "button", hidden: true, onclick: () => { remoteVideo.muted = false; remoteVideo.play().catch(() => {}); unmute.hidden = true; } }, "Turn on sound");
+  remoteVideo.addEventListener("autoplay-muted", () => { unmute.hidden = false; });
+  const stage = h("div.stage", remoteVideo, localVideo, overlay);
+  const stateBadge = h("span.badge", { "data-testid": "call-state" });
+  const mediaError = h("div");
+  const time = h("div.value.num", { "data-testid": "meter-time" }, "0:00");
+  const spent = h("div.value.num", { "data-testid": "meter-spent" }, "0");
+  const balance = h("div.value.num", { "data-testid": "meter-balance" }, "—");
+  const left = h("div.value.num", { "data-testid": "meter-minutes-left" }, "—");
+  const warning = h("div.warning", { role: "alert", hidden: true, "data-testid": "meter-warning" });
+  const endBtn = h("button.btn.danger.block", { type: "button", onclick: () => hangUp() }, "End call");
+  const meterBox = h("div.meter",
+    h("div.stat.time", h("div.label", "Live time"), time),
+    h("div.stat", h("div.label", isBuyer ? "Spent" : "Billed"), spent, h("div.sub", "tokens")),
+    isBuyer ? h("div.stat", h("div.label", "Balance"), balance, h("div.sub", "tokens")) : null,
+    h("div.stat", h("div.label", isBuyer ? "Minutes left" : "Buyer's minutes left"), left));
+
+  clear(main,
+    h("div.call-layout",
+      h("div", stage, h("div.row", { class: "call-under" }, unmute)),
+      h("aside.card.stack",
+        h("div.spread", h("div.call-state", stateBadge), h("span.muted.small", `${call.rate} tokens/min`)),
+        h("div", h("div.seller-name", otherName), h("div.muted.small.explain", isBuyer ? "You are paying by the minute of live video." : "You earn for every minute of live video.")),
+        mediaError,
+        meterBox,
+        warning,
+        endBtn)));
+
+  window.scrollTo(0, 0);
+  const onBeforeUnload = (ev) => {
+    if (!ended) {
+      ev.preventDefault();
+      ev.returnValue = "";
+    }
+  };
+  window.addEventListener("beforeunload", onBeforeUnload);
+
+  function renderMeter() {
+    let secs = Number(meter.live_seconds) || 0;
+    if (call.state === "live") secs += Math.min(6, (Date.now() - meter.at) / 1000);
+    time.textContent = formatDuration(secs);
+    spent.textContent = money.tokens(meter.charged ?? "0");
+    if (meter.balance != null) balance.textContent = money.tokens(meter.balance);
+    if (meter.minutes_left != null) {
+      const m = Number(meter.minutes_left);
+      left.textContent = Number.isFinite(m) ? (m >= 10 ? String(Math.floor(m)) : m.toFixed(1)) : String(meter.minutes_left);
+      const low = Number.isFinite(m) && m < 1;
+      warning.hidden = !low;
+      warning.textContent = low
+        ? (isBuyer ? "Less than one minute left. The call ends when your balance or cap runs out." : "The buyer has less than one minute left.")
+        : "";
+    }
+  }
+
+  function setState(next) {
+    call = { ...call, ...next };
+    const labels = { ringing: "Ringing", connecting: "Connecting", live: "Live", paused: "Paused" };
+    stateBadge.textContent = labels[call.state] || call.state;
+    stateBadge.className = `badge ${call.state === "live" ? "ok" : call.state === "paused" ? "warn" : "info"}`;
+    const overlayMsg = {
+      ringing: isBuyer ? `Calling ${otherName}… You are not charged until the video is live.` : "Connecting…",
+      connecting: "Connecting video…",
+      paused: "Connection interrupted. Reconnecting… The meter is paused.",
+    }[call.state];
+    overlayText.textContent = overlayMsg || "";
+    overlay.hidden = !overlayMsg;
+    endBtn.textContent = call.state === "ringing" && isBuyer ? "Cancel call" : "End call";
+    if (MEDIA.has(call.state)) startMedia();
+    if (!ACTIVE.has(call.state)) finish();
+    renderMeter();
+  }
+
+  async function startMedia() {
+    if (link || ended) return;
+    link = { pending: true };
+    if (!stream) {
+      try {
+        stream = await getLocalMedia();
+      } catch (err) {
+        clear(mediaError, h("div.form-error", { role: "alert", "data-testid": "media-error" }, err.message, " The other side cannot see or hear you."));
+        stream = null;
+      }
+    }
+    if (ended) return;
+    if (stream) localVideo.srcObject = stream;
+    link = new CallLink({
+      socket: app.socket, callId: call.id, offerer: isBuyer, localStream: stream, remoteVideo,
+      onStatus: (s) => {
+        if (s === "reconnecting" && call.state !== "ringing") {
+          overlayText.textContent = "Connection interrupted. Reconnecting…";
+          overlay.hidden = false;
+        } else if (s === "connected") {
+          overlay.hidden = true;
+        }
+      },
+    });
+    await link.start();
+  }
+
+  async function hangUp() {
+    endBtn.disabled = true;
+    try {
+      const res = await post(`/api/calls/${encodeURIComponent(call.id)}/end`);
+      if (res?.call) setState(res.call);
+    } catch (err) {
+      toast(err.message, "error");
+      endBtn.disabled = false;
+    }
+  }
+
+  function teardown() {
+    unsubs.forEach((u) => u());
+    clearInterval(poll);
+    clearInterval(clock);
+    window.removeEventListener("beforeunload", onBeforeUnload);
+    if (link?.close) link.close();
+    link = null;
+    stopStream(stream);
+    stream = null;
+  }
+
+  async function finish() {
+    if (ended) return;
+    ended = true;
+    teardown();
+    // The final figures (settled charge, earnings) come with the ended call.
+    try {
+      call = (await get(`/api/calls/${encodeURIComponent(call.id)}`)).call;
+    } catch {
+      // Show what we have.
+    }
+    app.refreshBalance();
+    showSummary(main, call, app, isBuyer, handoff.seller);
+  }
+
+  const mine = (msg) => String(msg.call_id ?? msg.call?.id) === String(call.id);
+  unsubs.push(app.socket.on("call.state", (msg) => { if (mine(msg)) setState(msg.call); }));
+  unsubs.push(app.socket.on("call.ended", (msg) => { if (mine(msg)) setState(msg.call); }));
+  unsubs.push(app.socket.on("meter", (msg) => {
+    if (!mine(msg)) return;
+    meter = { ...meter, ...msg, at: Date.now() };
+    renderMeter();
+  }));
+  // Messages sent while the socket was down are lost: catch up from the record.
+  const catchUp = async () => {
+    try {
+      const fresh = (await get(`/api/calls/${encodeURIComponent(call.id)}`)).call;
+      if (fresh.state !== call.state || !ACTIVE.has(fresh.state)) setState(fresh);
+    } catch {
+      // Next poll.
+    }
+  };
+  unsubs.push(app.socket.on("open", catchUp));
+  poll = setInterval(catchUp, POLL_MS);
+  clock = setInterval(renderMeter, 500);
+  setState(call);
+  if (stream && !MEDIA.has(call.state)) localVideo.srcObject = stream;
+
+  return () => {
+    if (!ended) teardown();
+  };
+}
+
+function showSummary(main, call, app, isBuyer, seller) {
+  const reason = endReason(call, isBuyer ? "buyer" : "seller");
+  const neverLive = ["declined", "missed", "cancelled"].includes(call.state) || ["declined", "missed", "cancelled"].includes(call.end_reason);
+  const rows = [
+    ["Live time", formatDuration(call.live_seconds || 0)],
+    ["Rate", `${call.rate} tokens/min`],
+    [isBuyer ? "Charged" : "Buyer charged", `${money.tokens(call.charged ?? "0")} tokens`],
+  ];
+  if (money.isPositive(call.refunded ?? "0", 4)) rows.push(["Refunded", `${money.tokens(call.refunded)} tokens`]);
+  if (!isBuyer && call.seller_earned != null) rows.push(["You earned", `${money.tokens(call.seller_earned)} tokens`]);
+  const actions = h("div.stack");
+  if (isBuyer && !neverLive) {
+    let chosen = 0;
+    const starButtons = [1, 2, 3, 4, 5].map((n) => h("button", {
+      type: "button", "aria-label": `${n} star${n > 1 ? "s" : ""}`, "aria-pressed": "false",
+      onclick: () => {
+        chosen = n;
+        starButtons.forEach((b, i) => b.setAttribute("aria-pressed", String(i < n)));
+      },
+    }, "★"));
+    const comment = h("input", { type: "text", name: "comment", maxlength: 500, placeholder: "Optional comment" });
+    const rateForm = h("form.stack",
+      h("div", h("div.muted.small", `How was your call with ${seller?.display_name || "the seller"}?`), h("div.rating", { role: "group", "aria-label": "Rating" }, starButtons)),
+      comment,
+      h("button.btn.secondary", { type: "submit" }, "Send rating"));
+    onSubmit(rateForm, async () => {
+      if (!chosen) throw new Error("Pick from 1 to 5 stars first.");
+      await post(`/api/calls/${encodeURIComponent(call.id)}/rating`, { stars: chosen, comment: comment.value.trim() || undefined });
+      clear(rateForm, h("div.form-ok", "Thank you. Your rating was saved."));
+    });
+    const disputeReason = h("textarea", { name: "reason", maxlength: 2000, required: true, placeholder: "What went wrong? The operator reviews the call's records." });
+    const disputeForm = h("form.stack", { hidden: true }, field("Describe the problem", disputeReason), h("button.btn.secondary", { type: "submit" }, "Open dispute"));
+    onSubmit(disputeForm, async (fd) => {
+      const text = String(fd.get("reason") || "").trim();
+      if (!text) throw new Error("Describe the problem in a few words.");
+      await post(`/api/calls/${encodeURIComponent(call.id)}/dispute`, { reason: text });
+      clear(disputeForm, h("div.form-ok", "Dispute opened. The operator will review it and refund you if it is justified."));
+    });
+    const disputeToggle = h("button.linkish", { type: "button", onclick: () => { disputeForm.hidden = false; disputeToggle.hidden = true; disputeReason.focus(); } }, "Something went wrong? Open a dispute");
+    actions.append(rateForm, disputeToggle, disputeForm);
+  }
+  if (!isBuyer && !neverLive && call.buyer_id) {
+    const block = h("button.linkish", {
+      type: "button",
+      onclick: async () => {
+        try {
+          await post(`/api/users/${encodeURIComponent(call.buyer_id)}/block`, {});
+          toast("Blocked. This buyer cannot call you again.", "ok");
+          block.remove();
+        } catch (err) {
+          toast(err.message, "error");
+        }
+      },
+    }, "Block this buyer");
+    actions.append(block);
+  }
+  clear(main,
+    h("section.card.summary", { "data-testid": "call-summary" },
+      h("h1", neverLive ? "Call not connected" : "Call ended"),
+      h("p", { "data-testid": "end-reason", "data-reason": call.end_reason || call.state }, reason),
+      neverLive ? null : h("dl", rows.map(([k, v]) => [h("dt", k), h("dd", v)])),
+      actions,
+      h("hr.sep"),
+      h("div.row",
+        isBuyer ? h("a.btn", { href: "#/sellers" }, "Back to sellers") : h("a.btn", { href: "#/dashboard" }, "Back to dashboard"),
+        h("a.btn.secondary", { href: "#/wallet" }, "Wallet"))));
+}

@@ -1,0 +1,222 @@
+// Seller dashboard: online toggle, rate and profile, earnings, withdrawals to a TRON address.
+
+import { get, post, put } from "../api.js";
+import * as money from "../money.js";
+import { clear, errorBox, field, formatDate, h, newIdempotencyKey, onSubmit, statusBadge, toast } from "../ui.js";
+import { unlock } from "../sound.js";
+import { explorerLink } from "./wallet.js";
+
+const FINAL = new Set(["confirmed", "failed", "rejected"]);
+const POLL_MS = 4000;
+
+function list(v) {
+  if (Array.isArray(v)) return v.join(", ");
+  return v || "";
+}
+
+function splitList(text) {
+  return String(text || "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+async function loadProfile(app) {
+  try {
+    return (await get(`/api/sellers/${encodeURIComponent(app.me.id)}`)).seller || null;
+  } catch (err) {
+    if (err.status === 404) return null; // no profile yet
+    throw err;
+  }
+}
+
+/** Sum of positive call earnings since a moment, from ledger entries (BigInt units). */
+export function earningsSince(entries, since) {
+  let units = 0n;
+  for (const e of entries) {
+    const kind = String(e.kind || "");
+    if (!(kind.includes("earn") || kind === "call_settle" || kind === "call")) continue;
+    const amount = String(e.amount || "0");
+    if (amount.startsWith("-")) continue;
+    if (new Date(e.at) < since) continue;
+    try {
+      units += money.toUnits(amount, 4);
+    } catch {
+      // Skip an entry we cannot read rather than show a wrong sum.
+    }
+  }
+  return money.fromUnits(units, 4, { minDecimals: 0 });
+}
+
+function startOfToday() {
+  const d = new Date();
+  d.setHours(0, 0, 0, 0);
+  return d;
+}
+
+function startOfWeek() {
+  const d = startOfToday();
+  const monday = (d.getDay() + 6) % 7;
+  d.setDate(d.getDate() - monday);
+  return d;
+}
+
+export async function render(main, _route, app) {
+  let seller = await loadProfile(app);
+  const statusBox = h("div");
+  const profileBox = h("div");
+  const earningsBox = h("div");
+  const withdrawBox = h("div");
+  const historyBox = h("div");
+  let timer = null;
+
+  function renderStatus() {
+    const online = Boolean(seller?.online);
+    const hasRate = seller && Number(seller.rate) > 0;
+    const toggle = h("button", { type: "button", role: "switch", "aria-checked": String(online), "aria-labelledby": "online-label", disabled: !hasRate, "data-testid": "online-toggle" });
+    toggle.addEventListener("click", async () => {
+      unlock(); // the click lets the ring sound play later
+      toggle.disabled = true;
+      try {
+        const res = await put("/api/seller/status", { online: !online });
+        seller = { ...seller, ...(res.seller || { online: !online }) };
+        toast(seller.online ? "You are online. Keep this tab open to receive calls." : "You are offline.", "ok");
+      } catch (err) {
+        toast(err.message, "error");
+      }
+      renderStatus();
+    });
+    clear(statusBox,
+      h("div.spread",
+        h("label.switch", toggle, h("span", { id: "online-label" }, online ? "Online: buyers can call you" : "Offline")),
+        online ? h("span.badge.ok", h("span.dot.on"), "Visible in the list") : h("span.badge", "Hidden from buyers")),
+      hasRate ? h("p.muted.small", "Incoming calls ring on any page of meterchat while this tab is open.")
+        : h("p.muted.small", "Set your rate below before you go online."));
+  }
+
+  function renderProfile() {
+    const min = app.config?.min_rate ?? 1;
+    const max = app.config?.max_rate ?? 10000;
+    const rate = h("input", { type: "number", name: "rate", min, max, step: 1, required: true, inputmode: "numeric", value: seller?.rate ?? "" });
+    const bio = h("textarea", { name: "bio", maxlength: 1000 });
+    bio.value = seller?.bio || "";
+    const tags = h("input", { type: "text", name: "tags", value: list(seller?.tags), placeholder: "e.g. english, tutoring, music" });
+    const langs = h("input", { type: "text", name: "languages", value: list(seller?.languages), placeholder: "e.g. English, Spanish" });
+    const usdtHint = h("span");
+    const updateHint = () => {
+      usdtHint.textContent = /^\d+$/.test(rate.value) ? ` ${rate.value} tokens = ${money.tokensToUsdt(rate.value)} USDT per minute, before the platform commission.` : "";
+    };
+    rate.addEventListener("input", updateHint);
+    updateHint();
+    const form = h("form",
+      field("Rate (tokens per minute)", rate, h("span", `Between ${min} and ${max}.`, usdtHint)),
+      field("About you", bio, "What buyers can expect from a call with you."),
+      field("Tags", tags, "Comma-separated."),
+      field("Languages", langs, "Comma-separated."),
+      h("button.btn", { type: "submit" }, "Save profile"));
+    onSubmit(form, async (fd) => {
+      const r = String(fd.get("rate") || "").trim();
+      if (!/^\d+$/.test(r)) throw new Error("The rate is a whole number of tokens per minute.");
+      const res = await put("/api/seller/profile", {
+        rate: Number(r), bio: String(fd.get("bio") || ""),
+        tags: splitList(fd.get("tags")), languages: splitList(fd.get("languages")),
+      });
+      seller = { ...seller, ...(res.seller || {}) };
+      toast("Profile saved", "ok");
+      renderStatus();
+    });
+    clear(profileBox, form);
+  }
+
+  function renderWithdrawForm() {
+    const fees = BigInt(app.config?.withdrawal_fees_musdt ?? 1500000);
+    const minUsdt = app.config?.withdrawal_min_usdt ?? "3";
+    const tokens = h("input", { type: "text", name: "tokens", inputmode: "decimal", required: true, autocomplete: "off" });
+    const address = h("input", { type: "text", name: "address", required: true, autocomplete: "off", spellcheck: "false", placeholder: "T…", maxlength: 34 });
+    const preview = h("p.small", { "aria-live": "polite", "data-testid": "withdraw-preview" });
+    const update = () => {
+      if (!money.isPositive(tokens.value, 4)) {
+        preview.textContent = "";
+        return;
+      }
+      const net = money.tokensToMusdt(tokens.value) - fees;
+      preview.textContent = net > 0n
+        ? `You receive ${money.fromUnits(net, 6)} USDT after fees of ${money.fromUnits(fees, 6)} USDT (platform fee and network energy).`
+        : `That does not cover the fees of ${money.fromUnits(fees, 6)} USDT.`;
+    };
+    tokens.addEventListener("input", update);
+    let key = null;
+    let keyFor = "";
+    const form = h("form",
+      field("Tokens", tokens, h("span", `Minimum ${minUsdt} USDT worth. `,
+        h("button.linkish", { type: "button", onclick: () => { tokens.value = app.balance?.available || ""; update(); } }, "Withdraw all"))),
+      field("TRON address (TRC20)", address, "Your own wallet's address, starting with T. Double-check it: transfers cannot be reversed."),
+      preview,
+      h("button.btn", { type: "submit" }, "Withdraw"));
+    onSubmit(form, async (fd) => {
+      const t = String(fd.get("tokens") || "").trim();
+      const a = String(fd.get("address") || "").trim();
+      if (!money.isPositive(t, 4)) throw new Error("Enter how many tokens to withdraw, like 400.");
+      if (!/^T[1-9A-HJ-NP-Za-km-z]{33}$/.test(a)) throw new Error("A TRON address has 34 characters and starts with T.");
+      // A retry of the same request (e.g. after a timeout) reuses the key: it cannot pay twice.
+      if (keyFor !== `${t}|${a}`) {
+        key = newIdempotencyKey();
+        keyFor = `${t}|${a}`;
+      }
+      const res = await post("/api/withdrawals", { tokens: t, address: a }, { headers: { "Idempotency-Key": key } });
+      keyFor = "";
+      const w = res.withdrawal || {};
+      toast(w.status === "review" ? "Withdrawal requested. An operator reviews large withdrawals first." : "Withdrawal requested.", "ok");
+      form.reset();
+      update();
+      await refresh();
+    });
+    clear(withdrawBox, form);
+  }
+
+  function historyTable(withdrawals) {
+    if (!withdrawals.length) return h("p.empty", "No withdrawals yet.");
+    return h("div.table-wrap", h("table", { "data-testid": "withdrawals" },
+      h("thead", h("tr", h("th", "When"), h("th.amount", "Tokens"), h("th.amount", "You receive"), h("th", "To"), h("th", "Status"), h("th", "Transaction"))),
+      h("tbody", withdrawals.map((w) => h("tr", { "data-withdrawal-id": w.id, "data-status": w.status },
+        h("td.small", formatDate(w.created_at || w.at)),
+        h("td.amount", money.tokens(w.tokens)),
+        h("td.amount", w.net_usdt != null ? `${money.usdt(w.net_usdt)} USDT` : "—"),
+        h("td.mono.small", { title: w.address }, w.address ? `${w.address.slice(0, 6)}…${w.address.slice(-4)}` : ""),
+        h("td", statusBadge(w.status), w.reason ? h("div.muted.small", w.reason) : null),
+        h("td", explorerLink(app, w.txid)))))));
+  }
+
+  async function refresh() {
+    const [me, ledger, wd] = await Promise.all([
+      get("/api/me"),
+      get("/api/ledger").catch(() => ({ entries: [] })),
+      get("/api/withdrawals").catch((err) => ({ error: err })),
+    ]);
+    app.balance = me.balance;
+    app.renderHeader();
+    const entries = ledger.entries || [];
+    clear(earningsBox, h("div.stats",
+      h("div.stat", h("div.label", "Today"), h("div.value", { "data-testid": "earned-today" }, money.tokens(earningsSince(entries, startOfToday()))), h("div.sub", "tokens earned")),
+      h("div.stat", h("div.label", "This week"), h("div.value", money.tokens(earningsSince(entries, startOfWeek()))), h("div.sub", "tokens earned")),
+      h("div.stat", h("div.label", "Available"), h("div.value", { "data-testid": "seller-available" }, money.tokens(me.balance.available)), h("div.sub", `= ${money.tokensToUsdt(me.balance.available)} USDT`)),
+      money.isPositive(me.balance.pending, 4) ? h("div.stat", h("div.label", "Pending"), h("div.value", money.tokens(me.balance.pending)), h("div.sub", "released after the hold")) : null));
+    if (wd.error) clear(historyBox, errorBox(wd.error));
+    else clear(historyBox, historyTable(wd.withdrawals || []));
+    return wd.withdrawals || [];
+  }
+
+  renderStatus();
+  renderProfile();
+  renderWithdrawForm();
+  clear(main,
+    h("div.page-head", h("div", h("h1", "Dashboard"), h("p.muted", `Welcome, ${app.me.display_name}.`))),
+    h("div.grid-2",
+      h("div",
+        h("section.card", h("h2", "Availability"), statusBox),
+        h("section.card", h("h2", "Your profile"), profileBox)),
+      h("div",
+        h("section.card", h("h2", "Earnings"), earningsBox),
+        h("section.card", h("h2", "Withdraw to your wallet"), withdrawBox))),
+    h("section.card", h("h2", "Withdrawals"), historyBox));
+  await refresh();
+  timer = setInterval(() => refresh().catch(() => {}), POLL_MS);
+  return () => clearInterval(timer);
+}

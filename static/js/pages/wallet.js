@@ -1,0 +1,258 @@
+// Wallet: balance in tokens and USDT, top-up by USDT TRC20 transfer (exact amount, address,
+// QR code, TXID claim with live status), deposit history and ledger entries.
+
+import { get, post } from "../api.js";
+import * as money from "../money.js";
+import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+
+const POLL_MS = 3000;
+const INTENT_KEY = "mc_open_intent";
+
+const KIND_LABELS = {
+  deposit: "Top-up",
+  deposit_credit: "Top-up",
+  call_hold: "Held for call",
+  call_release: "Hold released",
+  call_charge: "Call charge",
+  call_settle: "Call charge",
+  call_earning: "Call earnings",
+  call_refund: "Call refund",
+  refund: "Refund",
+  withdrawal: "Withdrawal",
+  withdrawal_fee: "Withdrawal fee",
+  withdrawal_return: "Withdrawal returned",
+  dispute_refund: "Dispute refund",
+  commission: "Commission",
+  adjustment: "Adjustment",
+};
+
+export function kindLabel(kind) {
+  if (KIND_LABELS[kind]) return KIND_LABELS[kind];
+  const s = String(kind || "").replace(/[._]/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export function explorerLink(app, txid) {
+  if (!txid) return h("span.muted", "—");
+  const tpl = app.config?.explorer_tx_url;
+  const text = txid.length > 20 ? `${txid.slice(0, 10)}…${txid.slice(-8)}` : txid;
+  if (!tpl) return h("span.mono", { title: txid, "data-txid": txid }, text);
+  return h("a.mono", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer", title: txid, "data-txid": txid }, text);
+}
+
+export function qrImage(qr, alt) {
+  if (!qr) return null;
+  let src = qr;
+  if (typeof qr === "object") src = qr.data_uri || qr.svg || qr.png || "";
+  if (typeof src !== "string" || !src) return null;
+  if (src.trimStart().startsWith("<svg") || src.trimStart().startsWith("<?xml")) {
+    src = URL.createObjectURL(new Blob([src], { type: "image/svg+xml" }));
+  } else if (!src.startsWith("data:")) {
+    src = `data:image/png;base64,${src}`;
+  }
+  return h("img.qr", { src, alt, width: 200, height: 200 });
+}
+
+function balanceCards(balance, role) {
+  const stat = (label, value, sub, testid) => h("div.stat",
+    h("div.label", label), h("div.value", { "data-testid": testid }, money.tokens(value), h("span.muted.small", " tokens")),
+    h("div.sub", sub ?? `= ${money.tokensToUsdt(value)} USDT`));
+  return h("div.stats",
+    stat("Available", balance.available, null, "balance-available"),
+    role === "buyer" ? stat("Held in calls", balance.held, "Reserved for the minute in progress", "balance-held") : null,
+    role === "seller" ? stat("Pending earnings", balance.pending, "Released after the hold period", "balance-pending") : null);
+}
+
+function ledgerTable(entries) {
+  if (!entries.length) return h("p.empty", "No entries yet.");
+  return h("div.table-wrap", h("table",
+    h("thead", h("tr", h("th", "When"), h("th", "What"), h("th.amount", "Amount"), h("th.amount", "Balance after"))),
+    h("tbody", entries.map((e) => {
+      const neg = String(e.amount).startsWith("-");
+      return h("tr",
+        h("td.small", formatDate(e.at)),
+        h("td", kindLabel(e.kind), e.ref ? h("div.muted.small.mono", String(e.ref)) : null),
+        h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
+        h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
+    }))));
+}
+
+function depositTable(deposits, app) {
+  if (!deposits.length) return h("p.empty", "No top-ups yet.");
+  return h("div.table-wrap", h("table",
+    h("thead", h("tr", h("th", "When"), h("th.amount", "USDT"), h("th.amount", "Tokens"), h("th", "Status"), h("th", "Transaction"))),
+    h("tbody", deposits.map((d) => h("tr", { "data-txid": d.txid || "" },
+      h("td.small", formatDate(d.credited_at || d.created_at || d.at)),
+      h("td.amount", money.usdt(d.amount_usdt)),
+      h("td.amount", d.tokens != null ? money.tokens(d.tokens) : "—"),
+      h("td", statusBadge(d.status)),
+      h("td", explorerLink(app, d.txid)))))));
+}
+
+function statusLine(kind, text) {
+  return h("div.status-line", { class: kind, role: "status", "data-testid": "deposit-status" },
+    kind === "warn" ? h("span.spinner", { "aria-hidden": "true" }) : null, h("span", text));
+}
+
+export async function render(main, _route, app) {
+  const isBuyer = app.me.role === "buyer";
+  const balanceBox = h("div");
+  const topupBox = h("div");
+  const depositsBox = h("div");
+  const ledgerBox = h("div");
+  let timer = null;
+  let watching = null; // {txid?, amount_usdt?} a top-up we wait for
+
+  async function refresh() {
+    const [me, ledger, deposits] = await Promise.all([
+      get("/api/me"),
+      get("/api/ledger").catch((err) => ({ error: err })),
+      isBuyer ? get("/api/deposits").catch((err) => ({ error: err })) : null,
+    ]);
+    app.balance = me.balance;
+    app.renderHeader();
+    clear(balanceBox, balanceCards(me.balance, app.me.role));
+    clear(ledgerBox, ledger.error ? errorBox(ledger.error) : ledgerTable(ledger.entries || []));
+    if (deposits) {
+      clear(depositsBox, deposits.error ? errorBox(deposits.error) : depositTable(deposits.deposits || [], app));
+      if (watching && !deposits.error) checkWatched(deposits.deposits || []);
+    }
+  }
+
+  function checkWatched(deposits) {
+    const match = deposits.find((d) => (watching.txid && String(d.txid).toLowerCase() === watching.txid)
+      || (!watching.txid && watching.amount_usdt && d.amount_usdt === watching.amount_usdt));
+    if (!match) return;
+    if (match.status === "credited") {
+      watching.onCredited?.(match);
+      watching = null;
+      sessionStorage.removeItem(INTENT_KEY);
+    } else {
+      watching.onStatus?.(match);
+    }
+  }
+
+  function showIntentForm() {
+    const min = app.config?.deposit_min_usdt || "3";
+    const amount = h("input", { type: "text", name: "usdt", inputmode: "decimal", required: true, value: "10", autocomplete: "off" });
+    const form = h("form.inline-form",
+      field("Amount in USDT", amount, `At least ${min} USDT. 1 USDT = 100 tokens.`),
+      h("button.btn", { type: "submit" }, "Get payment details"));
+    const preview = h("p.muted.small", { "aria-live": "polite" });
+    const update = () => {
+      preview.textContent = money.isPositive(amount.value, 6)
+        ? `You will receive ${money.usdtToTokens(amount.value)} tokens, plus a tiny unique amount that identifies your transfer.`
+        : "";
+    };
+    amount.addEventListener("input", update);
+    update();
+    onSubmit(form, async (fd) => {
+      const value = String(fd.get("usdt")).trim();
+      if (!money.isPositive(value, 6)) throw new Error("Enter an amount in USDT, like 10 or 25.5");
+      const { intent } = await post("/api/deposits/intents", { usdt: value });
+      sessionStorage.setItem(INTENT_KEY, JSON.stringify(intent));
+      showIntent(intent);
+    });
+    clear(topupBox, h("h2", "Top up with USDT (TRC20)"),
+      h("p.muted", "Send USDT on the TRON network to the platform address. Your tokens are credited once the transfer is final on chain, usually within a minute or two."),
+      form, preview);
+  }
+
+  function showIntent(intent) {
+    const status = h("div", statusLine("", "Waiting for your transfer. It is detected automatically; pasting the TXID makes it faster."));
+    const txid = h("input", { type: "text", name: "txid", required: true, autocomplete: "off", spellcheck: "false", placeholder: "64 hexadecimal characters", pattern: "[0-9a-fA-F]{64}" });
+    const claim = h("form.inline-form",
+      field("Transaction ID (TXID)", txid, "Find it in your wallet's transaction details after sending."),
+      h("button.btn", { type: "submit" }, "Check transfer"));
+    const setStatus = (kind, text) => clear(status, statusLine(kind, text));
+    watching = {
+      amount_usdt: intent.amount_usdt,
+      onStatus: (d) => setStatus("warn", `Confirming on chain (${d.status}). This takes about a minute.`),
+      onCredited: (d) => {
+        setStatus("ok", `Credited: ${money.tokens(d.tokens)} tokens added to your balance.`);
+        toast(`Top-up credited: ${money.tokens(d.tokens)} tokens`, "ok");
+        claim.remove();
+        topupBox.append(h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, "New top-up"));
+      },
+    };
+    // A TXID pasted right after sending may not be in a block yet, and a found transfer
+    // counts only once final: keep asking until it is credited or refused.
+    async function claimUntilDone(txid) {
+      for (let attempt = 0; attempt < 60 && watching && watching.txid === txid; attempt += 1) {
+        let d = null;
+        try {
+          d = (await post("/api/deposits/claim", { txid })).deposit || {};
+        } catch (err) {
+          if (err.code === "tx_not_found") {
+            setStatus("warn", "Not on chain yet. We keep checking; this page updates by itself.");
+          } else if (err.code === "already_credited") {
+            await refresh();
+            return;
+          } else {
+            setStatus("danger", err.message);
+            claim.hidden = false;
+            return;
+          }
+        }
+        if (d?.status === "credited") {
+          await refresh();
+          watching?.onCredited?.(d);
+          watching = null;
+          sessionStorage.removeItem(INTENT_KEY);
+          return;
+        }
+        if (d) setStatus("warn", "Confirming on chain. The transfer was found; it counts once final, usually within a minute. You can leave this page.");
+        await new Promise((r) => setTimeout(r, POLL_MS));
+      }
+    }
+    onSubmit(claim, async (fd) => {
+      const value = String(fd.get("txid")).trim().replace(/^0x/i, "");
+      if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new Error("A TXID is 64 hexadecimal characters (0-9, a-f). Copy it from your wallet.");
+      if (!watching) return;
+      watching.txid = value.toLowerCase();
+      claim.hidden = true;
+      setStatus("warn", "Checking the transfer…");
+      await claimUntilDone(watching.txid);
+    });
+    const expires = intent.expires_at ? `Valid until ${formatDate(intent.expires_at)}.` : "";
+    clear(topupBox,
+      h("div.spread", h("h2", "Send exactly this amount"),
+        h("button.linkish", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, "Cancel")),
+      h("div.topup-grid",
+        qrImage(intent.qr, "QR code of the deposit address") || h("div"),
+        h("div.stack",
+          h("div", h("div.muted.small", "Amount (USDT, TRC20)"),
+            h("div.row", h("span.exact-amount", { "data-testid": "exact-amount" }, intent.amount_usdt), copyButton(intent.amount_usdt, "Copy amount", "Amount copied"))),
+          h("p.small.muted", "Send this exact amount, including every decimal: the last digits tell us the top-up is yours. " + expires),
+          h("div", h("div.muted.small", "To address (TRON)"),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, intent.address), copyButton(intent.address, "Copy", "Address copied"))),
+          h("p.small.muted", "Only USDT on TRON (TRC20). Other tokens or networks cannot be credited."))),
+      h("hr", { class: "sep" }),
+      status,
+      claim);
+  }
+
+  clear(main,
+    h("div.page-head", h("div", h("h1", "Wallet"), h("p.muted", "100 tokens = 1 USDT, always."))),
+    h("section.card", h("h2", "Balance"), balanceBox),
+    isBuyer ? h("section.card", topupBox) : h("section.card",
+      h("h2", "Withdraw earnings"), h("p", "Withdrawals to your TRON address are on your ", h("a", { href: "#/dashboard" }, "dashboard"), ".")),
+    isBuyer ? h("section.card", h("h2", "Top-ups"), depositsBox) : null,
+    h("section.card", h("h2", "Ledger"), h("p.muted.small", "Every movement of your balance, newest first."), ledgerBox));
+
+  const saved = isBuyer ? sessionStorage.getItem(INTENT_KEY) : null;
+  let savedIntent = null;
+  try {
+    savedIntent = saved ? JSON.parse(saved) : null;
+  } catch {
+    savedIntent = null;
+  }
+  if (savedIntent && (!savedIntent.expires_at || new Date(savedIntent.expires_at) > new Date())) showIntent(savedIntent);
+  else if (isBuyer) showIntentForm();
+  await refresh();
+  timer = setInterval(() => refresh().catch(() => {}), POLL_MS);
+  return () => {
+    clearInterval(timer);
+    watching = null;
+  };
+}

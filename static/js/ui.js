@@ -1,0 +1,125 @@
+// Small DOM helpers shared by the pages: an element builder, toasts, copy, dates.
+
+/** h("button.btn.secondary", {onclick}, "Text", child) -> HTMLElement. */
+export function h(spec, attrs, ...children) {
+  if (attrs == null || typeof attrs !== "object" || attrs instanceof Node || Array.isArray(attrs)) {
+    if (attrs != null) children.unshift(attrs);
+    attrs = {};
+  }
+  const [tag, ...classes] = spec.split(".");
+  const el = document.createElement(tag || "div");
+  if (classes.length) el.className = classes.join(" ");
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = [el.className, v].filter(Boolean).join(" ");
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "value" || k === "checked" || k === "muted" || k === "srcObject") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c == null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+export function toast(message, kind = "") {
+  const box = document.getElementById("toasts");
+  const t = h("div.toast", { class: kind }, message);
+  box.append(t);
+  setTimeout(() => t.remove(), kind === "error" ? 7000 : 4000);
+}
+
+export async function copyText(text, what = "Copied") {
+  try {
+    await navigator.clipboard.writeText(text);
+    toast(`${what} to the clipboard`, "ok");
+  } catch {
+    // Clipboard access may be refused (http page, permissions): select the text instead.
+    toast("Copy did not work here; select the text and copy it by hand", "error");
+  }
+}
+
+export function copyButton(text, label = "Copy", what = "Copied") {
+  return h("button.btn.secondary.small", { type: "button", onclick: () => copyText(text, what) }, label);
+}
+
+export function formatDate(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function formatDuration(totalSeconds) {
+  const s = Math.max(0, Math.floor(Number(totalSeconds) || 0));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return hh ? `${hh}:${String(mm).padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+export function initials(name) {
+  return (name || "?").trim().split(/\s+/).slice(0, 2).map((p) => p[0]).join("").toUpperCase();
+}
+
+export function stars(rating) {
+  if (rating == null || rating === "") return h("span.muted.small", "No ratings yet");
+  const r = Math.round(Number(rating));
+  return h("span.stars", { "aria-label": `Rated ${Number(rating).toFixed(1)} of 5` },
+    "★".repeat(r) + "☆".repeat(Math.max(0, 5 - r)), h("span.muted.small", ` ${Number(rating).toFixed(1)}`));
+}
+
+export function errorBox(err) {
+  return h("div.form-error", { role: "alert" }, err?.message || String(err));
+}
+
+/** A form's submit with its button disabled while the request runs; errors shown above it. */
+export function onSubmit(form, fn) {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const btn = form.querySelector("button[type=submit]");
+    form.querySelector(":scope > .form-error")?.remove();
+    if (btn) btn.disabled = true;
+    try {
+      await fn(new FormData(form));
+    } catch (err) {
+      form.prepend(errorBox(err));
+    } finally {
+      if (btn) btn.disabled = false;
+    }
+  });
+  return form;
+}
+
+export function field(label, input, hint) {
+  const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;
+  input.id = id;
+  return h("div.field", h("label", { for: id }, label), input, hint ? h("div.hint", hint) : null);
+}
+
+export function statusBadge(status) {
+  const kinds = {
+    credited: "ok", confirmed: "ok", sent: "info", signed: "info", queued: "info", confirming: "warn",
+    review: "warn", unmatched: "warn", pending: "warn", failed: "danger", rejected: "danger", open: "warn",
+    resolved: "ok",
+  };
+  return h("span.badge", { class: kinds[status] || "" }, status);
+}
+
+export function newIdempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,567 @@
+"""The browser client in real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright) against the real app on a loopback port. Each test saves screenshots of the pages
+it visits into artifacts/screenshots/ and fails on any console error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+from server.app import create_app
+from tests.conftest import make_config, new_email
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+# Endpoints built on other branches; until they are merged here they answer 404.
+# TODO(merge): empty this once main has sellers, calls, deposits and withdrawals.
+PENDING_APIS = ("/api/sellers", "/api/seller/", "/api/ledger", "/api/deposits",
+                "/api/withdrawals", "/api/calls", "/api/ice", "/ws", "/api/admin/withdrawals",
+                "/api/admin/deposits", "/api/admin/disputes")
+
+
+def unexpected(errors: list[str], *expected_statuses: int) -> list[str]:
+    """Console errors minus the browser's own "Failed to load resource" lines for answers the
+    test provoked on purpose (a wrong password's 401) and for endpoints not merged yet."""
+    out = []
+    for e in errors:
+        if "Failed to load resource" in e:
+            m = re.search(r"status of (\d+)", e)
+            status = int(m.group(1)) if m else 0
+            if status in expected_statuses:
+                continue
+            if status == 404 and any(p in e for p in PENDING_APIS):
+                continue
+        if "/ws" in PENDING_APIS and re.search(r"WebSocket connection to '[^']*/ws' failed", e):
+            continue
+        out.append(e)
+    return out
+
+
+class Browsers:
+    """Persistent Chromium contexts, each with its own fresh user-data dir, and the console
+    errors every page produced."""
+
+    def __init__(self, pw, tmp_path: Path, base_url: str) -> None:
+        self.pw = pw
+        self.tmp_path = tmp_path
+        self.base_url = base_url
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    async def page(self, name: str, *, phone: bool = False) -> Page:
+        ctx = await self.pw.chromium.launch_persistent_context(
+            str(self.tmp_path / f"chromium-{name}"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            base_url=self.base_url,
+            viewport=PHONE if phone else DESKTOP,
+            is_mobile=phone,
+            has_touch=phone,
+            device_scale_factor=2 if phone else 1,
+            permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
+        )
+        ctx.set_default_timeout(15_000)
+        self.contexts.append(ctx)
+        page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+
+        def on_console(msg, who=name) -> None:
+            if msg.type == "error":
+                self.errors.append(f"{who} console: {msg.text} @ {msg.location}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc, who=name: self.errors.append(f"{who} page error: {exc}"))
+        return page
+
+    async def close(self) -> None:
+        for ctx in self.contexts:
+            await ctx.close()
+
+
+@pytest.fixture
+async def app_url(aiohttp_server, tmp_path):
+    config = make_config(tmp_path)
+    server = await aiohttp_server(create_app(config))
+    return str(server.make_url("/")).rstrip("/")
+
+
+@pytest.fixture
+async def browsers(app_url, tmp_path):
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, app_url)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+async def open_app(page: Page, path: str = "/") -> None:
+    await page.goto(path)
+    await page.wait_for_selector("html[data-ready='1']")
+
+
+async def sign_up(page: Page, role: str, name: str) -> str:
+    email = new_email(role)
+    await open_app(page, "/#/signup")
+    await page.get_by_label("I want to earn" if role == "seller" else "I want to talk").check()
+    await page.get_by_label("Display name").fill(name)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    return email
+
+
+async def assert_fits_width(page: Page) -> None:
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"page is {overflow}px wider than the screen"
+
+
+async def test_served_page_is_self_contained_with_security_headers(aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(make_config(tmp_path)))
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    html = await resp.text()
+    # No CDN: every script and stylesheet comes from this origin.
+    assert not re.search(r"(src|href)=\"https?://", html)
+    js = await client.get("/static/js/app.js")
+    assert js.status == 200 and "javascript" in js.content_type
+    assert (await client.get("/static/../server/config.py")).status in (403, 404)
+    cfg = await (await client.get("/api/client-config")).json()
+    assert cfg["network"] == "devnet" and cfg["explorer_tx_url"] == ""
+    assert cfg["withdrawal_fees_musdt"] == 1_500_000
+
+
+async def test_sign_up_log_out_and_log_in_again_without_console_errors(browsers: Browsers):
+    page = await browsers.page("buyer")
+    await open_app(page)
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await shot(page, "login")
+    await page.get_by_role("link", name="Create an account").click()
+    await expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+    await shot(page, "signup")
+
+    email = await sign_up(page, "buyer", "Ben Buyer")
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    await expect(page.get_by_test_id("header-balance")).to_have_text(re.compile(r"^0\s*tokens"))
+    await shot(page, "sellers-empty")
+
+    await page.get_by_role("link", name="Wallet").click()
+    await expect(page.get_by_role("heading", name="Wallet")).to_be_visible()
+    await expect(page.get_by_test_id("balance-available")).to_contain_text("0")
+    await expect(page.get_by_role("heading", name="Top up with USDT (TRC20)")).to_be_visible()
+    await shot(page, "wallet-buyer")
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill("wrong password here")
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("wrong email or password")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    # A reload keeps the session (cookie) and the page.
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    # 401 on the wrong-password attempt is expected; anything else is a bug.
+    assert unexpected(browsers.errors, 401) == []
+
+
+async def test_signup_errors_are_shown_in_words(browsers: Browsers):
+    page = await browsers.page("newcomer")
+    await open_app(page, "/#/signup")
+    await page.get_by_label("Display name").fill("Shorty")
+    await page.get_by_label("Email").fill(new_email())
+    await page.get_by_label("Password").fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("alert")).to_contain_text("at least 10 characters")
+    await shot(page, "signup-error")
+    assert unexpected(browsers.errors, 422) == []
+
+
+async def test_seller_dashboard_on_a_phone_fits_the_screen(browsers: Browsers):
+    page = await browsers.page("seller-phone", phone=True)
+    await sign_up(page, "seller", "Sofia Seller")
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Your profile")).to_be_visible()
+    await expect(page.get_by_label("Rate (tokens per minute)")).to_be_visible()
+    await assert_fits_width(page)
+    await shot(page, "phone-dashboard")
+    await page.get_by_role("link", name="Wallet").click()
+    await expect(page.get_by_role("heading", name="Ledger")).to_be_visible()
+    await assert_fits_width(page)
+    await shot(page, "phone-wallet-seller")
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await assert_fits_width(page)
+    await shot(page, "phone-login")
+    assert unexpected(browsers.errors) == []
+
+
+async def test_keyboard_alone_can_sign_up(browsers: Browsers):
+    page = await browsers.page("keyboard")
+    await open_app(page, "/#/signup")
+    # The display name has focus first; Tab walks the form in reading order.
+    await page.keyboard.type("Kim Keys")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(new_email("kbd"))
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
+    assert unexpected(browsers.errors) == []
+
+
+async def test_camera_refusal_gets_a_clear_message(browsers: Browsers, app_url):
+    page = await browsers.page("no-camera")
+    await sign_up(page, "buyer", "Nora Nocam")
+    await page.context.clear_permissions()
+    message = await page.evaluate(
+        """async () => {
+            const { getLocalMedia } = await import('/static/js/rtc.js');
+            const orig = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = () =>
+                Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+            try { await getLocalMedia(); return 'no error'; }
+            catch (e) { return e.message; }
+            finally { navigator.mediaDevices.getUserMedia = orig; }
+        }"""
+    )
+    assert "refused" in message and "settings" in message
+    missing = await page.evaluate(
+        """async () => {
+            const { getLocalMedia } = await import('/static/js/rtc.js');
+            navigator.mediaDevices.getUserMedia = () =>
+                Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
+            try { await getLocalMedia(); return 'no error'; } catch (e) { return e.message; }
+        }"""
+    )
+    assert "No camera or microphone" in missing
+    assert unexpected(browsers.errors) == []
+
+
+async def test_money_is_shown_from_decimal_strings_without_floats(browsers: Browsers):
+    page = await browsers.page("money")
+    await open_app(page)
+    out = await page.evaluate(
+        """async () => {
+            const m = await import('/static/js/money.js');
+            return [m.tokens('1012.3456'), m.tokensToUsdt('1012.3456'), m.tokensToUsdt('0.0001'),
+                    m.tokens('1000'), m.usdt('10.000317'), m.tokensToUsdt('-12.5'),
+                    m.musdtToUsdt(2500000), String(m.tokensToMusdt('400'))];
+        }"""
+    )
+    assert out == ["1,012.3456", "10.123456", "0.000001", "1,000", "10.000317", "-0.125",
+                   "2.5", "4000000"]
+
+
+# ---- The whole story: two people, one call, real money movements on devnet. ---------------
+
+STORY_RATE = 6000  # tokens/min: a few seconds of live video earn enough for a withdrawal
+STORY_TOPUP_USDT = "100"
+
+
+def story_config(tmp_path: Path):
+    return make_config(
+        tmp_path,
+        billing={"tick_interval_s": 0.2},
+        devnet={"block_time_s": 0.2, "solidify_depth": 2},
+        deposits={"watcher_interval_s": 0.2},
+        withdrawals={"sender_interval_s": 0.2},
+    )
+
+
+async def seller_sets_rate_and_goes_online(page: Page, rate: int) -> None:
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await page.get_by_label("Rate (tokens per minute)").fill(str(rate))
+    await page.get_by_label("About you").fill("Friendly English conversation practice.")
+    await page.get_by_label("Tags").fill("english, conversation")
+    await page.get_by_label("Languages").fill("English, German")
+    await page.get_by_role("button", name="Save profile").click()
+    await expect(page.get_by_text("Profile saved")).to_be_visible()
+    toggle = page.get_by_role("switch")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-checked", "true")
+    await shot(page, "dashboard-online")
+
+
+async def buyer_tops_up(page: Page, faucet, usdt: str) -> None:
+    await page.get_by_role("link", name="Wallet").click()
+    await page.get_by_label("Amount in USDT").fill(usdt)
+    await page.get_by_role("button", name="Get payment details").click()
+    exact = (await page.get_by_test_id("exact-amount").inner_text()).strip()
+    address = (await page.get_by_test_id("deposit-address").inner_text()).strip()
+    assert exact.startswith(usdt) and exact != usdt  # the unique suffix
+    await expect(page.get_by_role("img", name="QR code of the deposit address")).to_be_visible()
+    await shot(page, "wallet-topup")
+    txid = await faucet(address, exact)
+    await page.get_by_label("Transaction ID (TXID)").fill(txid)
+    await page.get_by_role("button", name="Check transfer").click()
+    await expect(page.get_by_test_id("deposit-status")).to_contain_text("Credited", timeout=60_000)
+    await expect(page.get_by_test_id("header-balance")).to_contain_text("10,000")
+    await shot(page, "wallet-credited")
+
+
+async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
+    await page.get_by_role("link", name="Sellers").click()
+    card = page.locator("article.seller", has_text=seller_name)
+    await expect(card).to_contain_text(f"{rate}")
+    await shot(page, "sellers")
+    await card.get_by_role("link", name=f"Call {seller_name}").click()
+    await expect(page.get_by_test_id("call-rate")).to_contain_text(str(rate))
+    start = page.get_by_role("button", name=f"Start call at {rate} tokens/min")
+    await expect(page.locator(".preview video")).to_be_visible()
+    await expect(start).to_be_disabled()  # the rate is acknowledged first
+    await page.get_by_label("I agree to pay").check()
+    await expect(start).to_be_enabled()
+    await shot(page, "call-precall")
+    await start.click()
+    await expect(page.get_by_test_id("call-state")).to_have_text("Ringing")
+
+
+async def seller_accepts(page: Page) -> None:
+    dialog = page.get_by_role("dialog", name="Incoming call")
+    await expect(dialog).to_be_visible()
+    await shot(page, "incoming-call", full_page=False)
+    await dialog.get_by_role("button", name="Accept").click()
+
+
+REMOTE_PLAYING = """() => {
+    const v = document.querySelector('video.remote');
+    return !!v && v.readyState >= 2 && v.videoWidth > 0 && !v.paused && v.currentTime > 0.5;
+}"""
+
+
+async def meter_advances(buyer: Page, seller: Page) -> None:
+    for page in (buyer, seller):
+        await page.wait_for_function(REMOTE_PLAYING, timeout=30_000)
+        await expect(page.get_by_test_id("call-state")).to_have_text("Live", timeout=30_000)
+    spent = buyer.get_by_test_id("meter-spent")
+    await expect(spent).not_to_have_text("0", timeout=30_000)
+    first = await spent.inner_text()
+    await expect(spent).not_to_have_text(first, timeout=30_000)
+    await expect(seller.get_by_test_id("meter-spent")).not_to_have_text("0")
+    await shot(buyer, "call-live-buyer", full_page=False)
+    await shot(seller, "call-live-seller", full_page=False)
+
+
+async def socket_drop_recovers(page: Page) -> None:
+    """The buyer's WebSocket drops mid-call: the page reconnects by itself and the call goes
+    on being metered (the server paused it for at most a moment)."""
+    before = await page.evaluate("""async () => {
+        const { app } = await import('/static/js/app.js');
+        const old = app.socket.ws;
+        old.close();
+        return old.url;
+    }""")
+    assert before.endswith("/ws")
+    await page.wait_for_function("""async () => {
+        const { app } = await import('/static/js/app.js');
+        return app.socket.open;
+    }""", polling=200)
+    spent = page.get_by_test_id("meter-spent")
+    now = await spent.inner_text()
+    await expect(spent).not_to_have_text(now, timeout=30_000)
+    await expect(page.get_by_test_id("call-state")).to_have_text("Live")
+
+
+async def reload_recovers(page: Page, other: Page) -> None:
+    """A call page reloaded mid-call (a new peer connection, a new socket): the video comes
+    back on both sides and the meter goes on."""
+    page.on("dialog", lambda d: d.accept())  # "leave the call?" before unload
+    await page.reload()
+    for p in (page, other):
+        await p.wait_for_function(REMOTE_PLAYING, timeout=30_000)
+    await expect(page.get_by_test_id("call-state")).to_have_text("Live", timeout=30_000)
+    spent = page.get_by_test_id("meter-spent")
+    await expect(spent).not_to_have_text("0", timeout=30_000)
+    now = await spent.inner_text()
+    await expect(spent).not_to_have_text(now, timeout=30_000)
+
+
+async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
+    await buyer.get_by_role("button", name="End call").click()
+    await expect(buyer.get_by_test_id("call-summary")).to_be_visible()
+    await expect(buyer.get_by_test_id("end-reason")).to_contain_text("You ended the call")
+    await expect(seller.get_by_test_id("call-summary")).to_be_visible()
+    await expect(seller.get_by_test_id("end-reason")).to_contain_text("The buyer ended the call")
+    await expect(seller.get_by_text("You earned")).to_be_visible()
+    await shot(buyer, "call-summary-buyer")
+    await shot(seller, "call-summary-seller")
+
+
+async def seller_withdraws(page: Page, tokens: str, address: str) -> None:
+    await page.get_by_role("link", name="Back to dashboard").click()
+    await page.get_by_label("Tokens").fill(tokens)
+    await page.get_by_label("TRON address (TRC20)").fill(address)
+    await expect(page.get_by_test_id("withdraw-preview")).to_contain_text("2.5 USDT")
+    await page.get_by_role("button", name="Withdraw", exact=True).click()
+    row = page.locator("[data-testid=withdrawals] tbody tr").first
+    await expect(row).to_contain_text("400")
+    await expect(row.locator("[data-txid]")).to_be_visible(timeout=60_000)
+    await shot(page, "dashboard-withdrawn")
+
+
+def devnet_faucet(app):
+    """Send devnet USDT the way a buyer's wallet would, through the node's faucet."""
+
+    async def faucet(address: str, usdt: str) -> str:
+        from aiohttp import ClientSession
+
+        from server.chain_ctx import DEVNET
+
+        async with ClientSession() as http, http.post(
+            app[DEVNET].url.rstrip("/") + "/devnet/transfer", json={"to": address, "usdt": usdt}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            return (await resp.json())["txid"]
+
+    return faucet
+
+
+def fresh_tron_address() -> str:
+    from tronpy.keys import PrivateKey
+
+    return PrivateKey.random().public_key.to_base58check_address()
+
+
+# TODO(merge): drop the xfail once deposits (chain) and withdrawals are merged into main.
+@pytest.mark.xfail(strict=True, reason="needs the deposits and withdrawals branches merged")
+async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
+    app = create_app(story_config(tmp_path))
+    server = await aiohttp_server(app)
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            seller = await b.page("seller")
+            # The buyer is on a phone, the seller at a desk.
+            buyer = await b.page("buyer", phone=True)
+            await sign_up(seller, "seller", "Sofia Seller")
+            await seller_sets_rate_and_goes_online(seller, STORY_RATE)
+            await sign_up(buyer, "buyer", "Ben Buyer")
+            await buyer_tops_up(buyer, devnet_faucet(app), STORY_TOPUP_USDT)
+            await buyer_calls(buyer, "Sofia Seller", STORY_RATE)
+            await seller_accepts(seller)
+            await meter_advances(buyer, seller)
+            await socket_drop_recovers(buyer)
+            await reload_recovers(seller, buyer)
+            await buyer_hangs_up(buyer, seller)
+            await seller_withdraws(seller, "400", fresh_tron_address())
+        finally:
+            await b.close()
+    # A new seller's dashboard asks for a profile that does not exist yet: one 404.
+    assert unexpected(b.errors) == []
+
+
+async def fund_through_api(app, page: Page, usdt: str) -> None:
+    """Top up the logged-in buyer of `page` through the deposit API (intent, devnet transfer,
+    claim), without the wallet page: for tests whose subject is elsewhere."""
+    intent = await page.evaluate(
+        """async (usdt) => {
+            const { post } = await import('/static/js/api.js');
+            return (await post('/api/deposits/intents', { usdt })).intent;
+        }""", usdt)
+    txid = await devnet_faucet(app)(intent["address"], intent["amount_usdt"])
+    await page.wait_for_function(
+        """async (txid) => {
+            const { post } = await import('/static/js/api.js');
+            const res = await post('/api/deposits/claim', { txid }).catch(() => null);
+            return res && res.deposit && res.deposit.status === 'credited';
+        }""", arg=txid, polling=500, timeout=60_000)
+
+
+# TODO(merge): drop the xfail once calls and deposits are merged into main.
+@pytest.mark.xfail(strict=True, reason="needs the calls and deposits branches merged")
+async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_server, tmp_path):
+    app = create_app(make_config(tmp_path, billing={"ring_timeout_s": 3},
+                                 devnet={"block_time_s": 0.2, "solidify_depth": 2}))
+    server = await aiohttp_server(app)
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            seller = await b.page("seller")
+            buyer = await b.page("buyer")
+            await sign_up(seller, "seller", "Dana Decliner")
+            await seller_sets_rate_and_goes_online(seller, 30)
+            await sign_up(buyer, "buyer", "Carl Caller")
+            await fund_through_api(app, buyer, "5")
+
+            await buyer_calls(buyer, "Dana Decliner", 30)
+            dialog = seller.get_by_role("dialog", name="Incoming call")
+            await dialog.get_by_role("button", name="Decline").click()
+            await expect(dialog).to_be_hidden()
+            await expect(buyer.get_by_test_id("end-reason")).to_contain_text(
+                "The seller declined the call. You were not charged.")
+            await shot(buyer, "call-declined")
+
+            await buyer.get_by_role("link", name="Back to sellers").click()
+            await buyer_calls(buyer, "Dana Decliner", 30)
+            await expect(dialog).to_be_visible()
+            await expect(buyer.get_by_test_id("end-reason")).to_contain_text(
+                "did not answer in time", timeout=15_000)
+            await expect(dialog).to_be_hidden()  # the ringing stops on the seller's side too
+            await shot(buyer, "call-missed")
+        finally:
+            await b.close()
+    assert unexpected(b.errors) == []
+
+
+async def test_operator_page_shows_the_audit_and_review_queues(aiohttp_server, tmp_path):
+    from server import accounts
+    from server.appkeys import DB, PASSWORDS
+
+    app = create_app(make_config(tmp_path))
+    server = await aiohttp_server(app)
+    email = new_email("admin")
+    # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
+    await app[DB].tx(accounts.insert_user, email, app[PASSWORDS].hash(PASSWORD), "admin",
+                     "Olga Operator")
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            page = await b.page("operator")
+            await open_app(page, "/#/login")
+            await page.get_by_label("Email").fill(email)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_role("heading", name="Operator")).to_be_visible()
+            await expect(page.get_by_text("Ledger adds up")).to_be_visible()
+            for heading in ("Withdrawals", "Unmatched deposits", "Disputes", "Bans"):
+                await expect(page.get_by_role("heading", name=heading)).to_be_visible()
+            await shot(page, "operator")
+        finally:
+            await b.close()
+    assert unexpected(b.errors) == []
