@@ -102,6 +102,9 @@ def create_app(config: Config) -> web.Application:
     app[LOGIN_LIMIT_ACCOUNT] = SlidingWindow(config.server.login_attempts_per_account, window_s)
     app[LOGIN_LIMIT_IP] = SlidingWindow(config.server.login_attempts_per_ip, window_s)
     app.cleanup_ctx.append(_database_ctx(config))
+    from server.routes import economy as economy_routes
+
+    app.cleanup_ctx.append(economy_routes.bonus_tiers_ctx)  # before the deposit watcher
     from server.chain_ctx import chain_ctx
     from server.deposit_watcher import watcher_ctx
 
@@ -114,7 +117,7 @@ def create_app(config: Config) -> web.Application:
     from server.routes import ws as ws_routes
 
     for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
-                   sellers_routes, ws_routes):
+                   sellers_routes, ws_routes, economy_routes):
         module.setup(app)
     from server.routes import static as static_routes
 

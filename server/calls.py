@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import billing, ledger, logs, sellers
+from server import billing, economy, ledger, logs, sellers
 from server.accounts import User
 from server.billing import ACCEPTED_STATES, FINAL_STATES
 from server.config import Config
@@ -190,6 +190,7 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
                 spend_cap_musdt: int | None, min_prefund_minutes: int,
                 default_commission_ppm: int, now: int):
     """Start a call (ringing) and hold its first minute, or refuse with the reason."""
+    economy.check_not_excluded(conn, buyer_id, now)
     s = conn.execute(
         "SELECT s.rate_tokens_per_min, s.online, s.commission_ppm FROM sellers s"
         " JOIN users u ON u.id = s.user_id WHERE s.user_id = ? AND u.banned_at_ms IS NULL",
@@ -221,6 +222,8 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
         raise Unprocessable(
             f"spend_cap must cover at least one 6-second segment ({musdt_to_tokens_str(price)}"
             " tokens)", "spend_cap_too_low")
+    # The buyer's daily and monthly limits cap the call like a spending cap.
+    spend_cap_musdt = economy.call_cap(conn, buyer_id, spend_cap_musdt, price, now)
     available = ledger.balance(conn, ledger.user_account(buyer_id))
     need = min_prefund_minutes * rate * MUSDT_PER_TOKEN
     if available < max(need, price):

@@ -190,6 +190,59 @@ class WithdrawalsConfig:
         return usdt_to_musdt(self.daily_limit_usdt)
 
 
+def parse_bonus_tiers(tiers: list[str]) -> list[tuple[int, int]]:
+    """["50:5", "100:10"] -> [(50 USDT in µUSDT, 5 % in ppm), ...], sorted by threshold.
+    Raises ValueError naming the bad entry."""
+    out: dict[int, int] = {}
+    for text in tiers:
+        parts = text.split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            from_usdt, percent = Decimal(parts[0].strip()), Decimal(parts[1].strip())
+            if not (from_usdt.is_finite() and percent.is_finite()):
+                raise ValueError
+            from_musdt = usdt_to_musdt(from_usdt)
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{text!r} is not \"from_usdt:percent\" like \"100:10\"") from None
+        if from_musdt <= 0 or not Decimal(0) < percent <= Decimal(100):
+            raise ValueError(f"{text!r}: from_usdt must be above 0 and percent in (0, 100]")
+        ppm = percent * 10_000
+        if ppm != ppm.to_integral_value():
+            raise ValueError(f"{text!r}: percent has more than 4 decimals")
+        if from_musdt in out:
+            raise ValueError(f"{text!r}: two tiers start at the same amount")
+        out[from_musdt] = int(ppm)
+    return sorted(out.items())
+
+
+@dataclass(frozen=True)
+class EconomyConfig:
+    bonus_tiers: list[str] = key(
+        [], 'top-up bonus tiers "from_usdt:percent", e.g. ["50:5", "100:10"]: a top-up of at '
+        "least from_usdt gets percent extra tokens from promo:bonuses (the highest tier "
+        "reached applies; bonus tokens are spendable, never withdrawable)"
+    )
+    tip_commission_percent: Decimal = key(
+        Decimal(-1), "platform share of a tip, percent; -1 = as for call minutes (the "
+        "seller's own commission, else billing.commission_percent)",
+        min=Decimal(-1), max=Decimal(100),
+    )
+    tip_window_hours: float = key(24.0, "hours after a call ends in which it can be tipped",
+                                  min=0)
+    max_tip_tokens: int = key(100_000, "largest single tip, whole tokens", min=1)
+    limit_raise_delay_hours: float = key(
+        24.0, "hours before a buyer's raised (or removed) spending limit takes effect; "
+        "lowering takes effect at once", min=0,
+    )
+    max_self_exclusion_days: int = key(3650, "longest self-exclusion a buyer may choose",
+                                       min=1)
+
+    @property
+    def bonus_tiers_ppm(self) -> list[tuple[int, int]]:
+        return parse_bonus_tiers(self.bonus_tiers)
+
+
 @dataclass(frozen=True)
 class IceConfig:
     stun_urls: list[str] = key([], "STUN server URLs, e.g. stun:turn.example.com:3478")
@@ -210,6 +263,7 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
     ice: IceConfig = field(default_factory=IceConfig)
+    economy: EconomyConfig = field(default_factory=EconomyConfig)
     # Directory relative paths were resolved against (the config file's, or the cwd).
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 
@@ -321,6 +375,12 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> Config:
 def _check_across_keys(cfg: Config) -> None:
     if cfg.billing.min_rate > cfg.billing.max_rate:
         raise ConfigError("config key billing.min_rate: must not exceed billing.max_rate")
+    try:
+        parse_bonus_tiers(cfg.economy.bonus_tiers)
+    except ValueError as exc:
+        raise ConfigError(f"config key economy.bonus_tiers: {exc}") from None
+    if -1 < cfg.economy.tip_commission_percent < 0:
+        raise ConfigError("config key economy.tip_commission_percent: -1 or 0..100")
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

@@ -23,7 +23,7 @@ from typing import Any
 import segno
 
 from chain.gateway import RESULT_SUCCESS, ChainTx, ChainUnavailable, TransferLog
-from server import ledger
+from server import economy, ledger
 from server.db import now_ms
 from server.errors import ApiError, BadRequest, Conflict, NotFound, Unavailable, Unprocessable
 from server.money import (
@@ -228,6 +228,9 @@ def _credit(conn: sqlite3.Connection, t: TransferLog, user_id: int) -> int:
         conn, ledger.CHAIN_DEPOSITS, ledger.user_account(user_id), t.amount, "deposit",
         idem_key=f"deposit:{t.txid}:{t.log_index}", ref=f"{t.txid}:{t.log_index}",
     )
+    # A top-up bonus (tiers, promotions) in the same database transaction as the credit.
+    economy.grant_deposit_bonus_tx(conn, user_id, t.amount, f"{t.txid}:{t.log_index}",
+                                   now_ms())
     return result.tx_id
 
 

@@ -40,9 +40,13 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("get", "/metrics"): ("Prometheus metrics", None, 200, "meta"),
     ("post", "/api/auth/register"): (
         "create a buyer or seller account",
-        obj(["email", "password", "role", "display_name"], email=STR,
+        obj(["email", "password", "role", "display_name", "adult", "terms"], email=STR,
             password={"type": "string", "minLength": 10},
-            role={"type": "string", "enum": ["buyer", "seller"]}, display_name=STR),
+            role={"type": "string", "enum": ["buyer", "seller"]}, display_name=STR,
+            adult={"type": "boolean", "enum": [True],
+                   "description": "the user confirms being 18 or older"},
+            terms={"type": "boolean", "enum": [True],
+                   "description": "the user accepts the terms of service"}),
         201, "accounts"),
     ("post", "/api/auth/login"): (
         "log in; returns a bearer token and sets the session cookie",
@@ -96,6 +100,47 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/admin/deposits/{txid}/assign"): (
         "credit an unmatched transfer to a user (admin)",
         obj(["user_id"], user_id=STR, log_index=integer(0)), 200, "operator"),
+    # Economy (server/routes/economy.py)
+    ("post", "/api/calls/{id}/tip"): (
+        "the buyer tips the seller whole tokens during or up to 24 h after a call; needs an "
+        "Idempotency-Key header (a replay returns the first tip, 200)",
+        obj(["tokens"], tokens=integer(1)), 201, "economy"),
+    ("get", "/api/calls/{id}/tips"): ("the tips of one call of mine", None, 200, "economy"),
+    ("get", "/api/me/limits"): (
+        "my spending limits, what is spent and left today and this month, self-exclusion",
+        None, 200, "economy"),
+    ("put", "/api/me/limits"): (
+        "set daily and/or monthly spending limits in tokens (null = none); lowering takes "
+        "effect at once, raising after 24 h",
+        obj(daily={"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "nullable": True},
+            monthly={"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "nullable": True}),
+        200, "economy"),
+    ("post", "/api/me/self-exclusion"): (
+        "exclude myself for some days: no calls, tips or top-up intents (deposits are still "
+        "credited); can be extended, never shortened",
+        obj(["days"], days=integer(1, 3650)), 200, "economy"),
+    ("put", "/api/me/privacy"): (
+        "show me (display name only) on sellers' supporter boards, or not",
+        obj(["show_on_leaderboard"], show_on_leaderboard=BOOL), 200, "economy"),
+    ("get", "/api/me/spending"): (
+        "my spending per UTC day and per seller over ?days= (1..366, default 30)", None, 200,
+        "economy"),
+    ("get", "/api/seller/stats"): (
+        "my earnings per day/week/month, minutes billed, average call length, top "
+        "supporters, busiest hours (seller)", None, 200, "economy"),
+    ("get", "/api/seller/stats/chart.svg"): (
+        "my earnings per day over 30 days as an SVG chart (seller)", None, 200, "economy"),
+    ("get", "/api/sellers/{id}/supporters"): (
+        "a seller's top supporters who opted in (display names only)", None, 200, "economy"),
+    ("get", "/api/admin/promotions"): (
+        "bonus tiers, promotions and what they have cost (admin)", None, 200, "operator"),
+    ("post", "/api/admin/promotions"): (
+        "start a time-limited top-up promotion: extra percent on top-ups credited between "
+        "starts_at and ends_at (admin)",
+        obj(["name", "percent", "starts_at", "ends_at"], name=STR,
+            percent={"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "example": "5"},
+            from_usdt=USDT, starts_at={"type": "string", "format": "date-time"},
+            ends_at={"type": "string", "format": "date-time"}), 201, "operator"),
     ("get", "/api/client-config"): (
         "public settings the browser client shows: network, explorer, limits and fees",
         None, 200, "meta"),

@@ -49,7 +49,7 @@ async def register(client, role: str = "buyer", email: str | None = None,
     email = email or new_email(role)
     resp = await client.post("/api/auth/register", json={
         "email": email, "password": password, "role": role,
-        "display_name": display_name or email.split("@")[0],
+        "display_name": display_name or email.split("@")[0], "adult": True, "terms": True,
     })
     assert resp.status == 201, await resp.text()
     return (await resp.json())["user"]

@@ -13,7 +13,7 @@ async def test_register_login_me_logout(client):
     email = new_email("Buyer")
     resp = await client.post("/api/auth/register", json={
         "email": email.upper(), "password": "correct horse battery", "role": "buyer",
-        "display_name": "  Ann   Buyer ",
+        "display_name": "  Ann   Buyer ", "adult": True, "terms": True,
     })
     assert resp.status == 201
     user = (await resp.json())["user"]
@@ -27,7 +27,8 @@ async def test_register_login_me_logout(client):
     token = session["token"]
     resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     body = await resp.json()
-    assert body == {"user": user, "balance": {"available": "0", "held": "0", "pending": "0"}}
+    assert body == {"user": user, "balance": {"available": "0", "held": "0", "pending": "0"},
+                    "bonus": {"unspent": "0", "withdrawable": "0"}}
 
     resp = await client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 204
@@ -67,13 +68,13 @@ async def test_duplicate_email_is_409(client):
     await register(client, email=email)
     resp = await client.post("/api/auth/register", json={
         "email": email.upper(), "password": "another long one", "role": "seller",
-        "display_name": "x"})
+        "display_name": "x", "adult": True, "terms": True})
     await assert_error(resp, 409, "email_taken")
 
 
 async def test_bad_registrations_are_refused(client):
     good = {"email": new_email(), "password": "correct horse battery", "role": "buyer",
-            "display_name": "Ann"}
+            "display_name": "Ann", "adult": True, "terms": True}
     cases = [
         ({"email": "not-an-email"}, 422, "invalid_email"),
         ({"email": "a@b"}, 422, "invalid_email"),
@@ -83,14 +84,18 @@ async def test_bad_registrations_are_refused(client):
         ({"display_name": "   "}, 422, "invalid_display_name"),
         ({"email": 42}, 422, "invalid_type"),
         ({"password": ["x" * 12]}, 422, "invalid_type"),
+        ({"adult": False}, 422, "adult_confirmation_required"),
+        ({"terms": False}, 422, "terms_required"),
+        ({"adult": "yes"}, 422, "invalid_type"),
     ]
     for change, status, code in cases:
         resp = await client.post("/api/auth/register", json={**good, **change})
         await assert_error(resp, status, code)
+    own_code = {"adult": "adult_confirmation_required", "terms": "terms_required"}
     for missing in good:
         body = {k: v for k, v in good.items() if k != missing}
         resp = await client.post("/api/auth/register", json=body)
-        await assert_error(resp, 422, "missing_field")
+        await assert_error(resp, 422, own_code.get(missing, "missing_field"))
 
 
 async def test_malformed_json_is_400(client):

@@ -134,6 +134,8 @@ async def sign_up(page: Page, role: str, name: str) -> str:
     await page.get_by_label("Display name").fill(name)
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("I am 18 or older").check()
+    await page.get_by_label("I accept the terms of service").check()
     await page.get_by_role("button", name="Create account").click()
     await expect(page.get_by_role("button", name="Log out")).to_be_visible()
     return email
@@ -240,6 +242,10 @@ async def test_keyboard_alone_can_sign_up(browsers: Browsers):
     await page.keyboard.type(new_email("kbd"))
     await page.keyboard.press("Tab")
     await page.keyboard.type(PASSWORD)
+    for _ in ("adult", "terms"):  # the 18+ and terms boxes, ticked with Space
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Space")
+    await page.keyboard.press("Tab")
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Sellers")).to_be_visible()
     assert unexpected(browsers.errors) == []

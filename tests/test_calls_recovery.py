@@ -48,7 +48,7 @@ async def register(url: str, role: str, email: str) -> None:
     async with aiohttp.ClientSession() as http:
         resp = await http.post(url + "/api/auth/register", json={
             "email": email, "password": "correct horse battery", "role": role,
-            "display_name": role})
+            "display_name": role, "adult": True, "terms": True})
         assert resp.status == 201, await resp.text()
 
 

@@ -57,7 +57,7 @@ def server(tmp_path_factory):
     for role in ("buyer", "seller"):
         email = f"fuzz-{role}@example.com"
         _post(base + "/api/auth/register", {"email": email, "password": PASSWORD, "role": role,
-                                            "display_name": role})
+                                            "display_name": role, "adult": True, "terms": True})
         tokens[role] = _post(base + "/api/auth/login",
                              {"email": email, "password": PASSWORD})["token"]
     tokens["admin"] = _post(base + "/api/auth/login",

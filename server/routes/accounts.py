@@ -7,9 +7,10 @@ import math
 
 from aiohttp import web
 
-from server import accounts, ledger, validate
+from server import accounts, economy, ledger, validate
 from server.appkeys import CONFIG, DB, LOGIN_LIMIT_ACCOUNT, LOGIN_LIMIT_IP, PASSWORDS
 from server.auth import CSRF_COOKIE, SESSION_COOKIE, is_secure, session_of
+from server.db import now_ms
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from server.money import musdt_to_tokens_str
 
@@ -34,11 +35,23 @@ async def register(request: web.Request) -> web.Response:
     if role not in accounts.SELF_REGISTER_ROLES:
         raise Unprocessable("role must be buyer or seller", "invalid_role")
     accounts.check_password_rules(password)
+    # Everyone who signs up confirms being 18 or older and accepting the terms.
+    if validate.boolean(body, "adult", required=False, default=False) is not True:
+        raise Unprocessable("confirm that you are 18 or older (adult: true)",
+                            "adult_confirmation_required")
+    if validate.boolean(body, "terms", required=False, default=False) is not True:
+        raise Unprocessable("accept the terms of service (terms: true)", "terms_required")
     password_hash = await asyncio.to_thread(request.app[PASSWORDS].hash, password)
-    user = await request.app[DB].tx(
-        accounts.insert_user, email, password_hash, role, display_name
-    )
+    user = await request.app[DB].tx(_insert_with_consent, email, password_hash, role,
+                                    display_name)
     return web.json_response({"user": user.public()}, status=201)
+
+
+def _insert_with_consent(conn, email: str, password_hash: str, role: str,
+                         display_name: str) -> accounts.User:
+    user = accounts.insert_user(conn, email, password_hash, role, display_name)
+    economy.record_consent(conn, user.id, now_ms())
+    return user
 
 
 def _client_ip(request: web.Request) -> str:
@@ -93,8 +106,14 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     session = await session_of(request)
-    balances = await request.app[DB].read(ledger.user_balances, session.user.id)
-    return web.json_response({"user": session.user.public(), "balance": balances_json(balances)})
+    balances, bonus = await request.app[DB].read(_me_money, session.user.id)
+    # bonus: {unspent, withdrawable} tokens; unspent bonus is part of `available`.
+    return web.json_response({"user": session.user.public(), "balance": balances_json(balances),
+                              "bonus": bonus})
+
+
+def _me_money(conn, user_id: int) -> tuple[dict, dict]:
+    return ledger.user_balances(conn, user_id), economy.bonus_view(conn, user_id)
 
 
 def setup(app: web.Application) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import deposits, validate
+from server import deposits, economy, validate
 from server.appkeys import CONFIG, DB
 from server.auth import current_user, require_role
 from server.chain_ctx import CHAIN_INFO, GATEWAY
@@ -18,6 +18,7 @@ async def create_intent(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
     cfg = request.app[CONFIG].deposits
     info = request.app[CHAIN_INFO]
+    await request.app[DB].read(economy.check_not_excluded, user.id, now_ms())
     base = deposits.requested_musdt(validate.decimal_string(body, "usdt"), cfg.min_musdt)
     intent = await request.app[DB].tx(
         deposits.create_intent_tx, user.id, base, info.deposit_address, info.usdt_contract,

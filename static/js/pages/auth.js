@@ -50,6 +50,8 @@ export function signup(main, route, app) {
   const name = h("input", { type: "text", name: "display_name", autocomplete: "nickname", required: true, maxlength: 60 });
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: 10 });
+  const confirm = (name, text) => h("label.check",
+    h("input", { type: "checkbox", name, value: "yes", required: true }), h("span", text));
   const form = h("form", { novalidate: true },
     h("fieldset.field",
       h("legend.visually-hidden", "Account type"),
@@ -59,11 +61,14 @@ export function signup(main, route, app) {
     field("Display name", name, "Shown to the people you talk to."),
     field("Email", email),
     field("Password", password, "At least 10 characters."),
+    confirm("adult", "I am 18 or older"),
+    confirm("terms", "I accept the terms of service"),
     h("button.btn.block", { type: "submit" }, "Create account"));
   onSubmit(form, async (fd) => {
     const body = {
       email: fd.get("email"), password: fd.get("password"),
       role: fd.get("role"), display_name: fd.get("display_name"),
+      adult: fd.get("adult") === "yes", terms: fd.get("terms") === "yes",
     };
     await post("/api/auth/register", body);
     const data = await post("/api/auth/login", { email: body.email, password: body.password });
