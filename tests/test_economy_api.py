@@ -193,7 +193,7 @@ async def test_monthly_limit_refuses_with_its_own_code(app_client):
     await assert_error(await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 60}),
                        403, "monthly_limit_reached")
     await buyer.put("/api/me/limits", {"monthly": "0"})
-    await assert_error(await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 1}),
+    await assert_error(await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 60}),
                        403, "monthly_limit_reached")
 
 
