@@ -220,6 +220,12 @@ async def test_seller_dashboard_on_a_phone_fits_the_screen(browsers: Browsers):
     await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     await expect(page.get_by_role("heading", name="Your profile")).to_be_visible()
     await expect(page.get_by_label("Rate (tokens per minute)")).to_be_visible()
+    # The earnings chart is an SVG drawn by the server, loaded from this origin.
+    chart = page.get_by_role("img", name="Earnings per day over the last 30 days")
+    await expect(chart).to_be_visible()
+    await page.wait_for_function(
+        "document.querySelector('img.chart') && document.querySelector('img.chart').naturalWidth > 0")
+    await expect(page.get_by_test_id("minutes-billed")).to_have_text("0.0")
     await assert_fits_width(page)
     await shot(page, "phone-dashboard")
     await page.get_by_role("link", name="Wallet").click()

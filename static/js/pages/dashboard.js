@@ -65,7 +65,27 @@ export async function render(main, _route, app) {
   const earningsBox = h("div");
   const withdrawBox = h("div");
   const historyBox = h("div");
+  const statsBox = h("div");
   let timer = null;
+
+  // Analytics from GET /api/seller/stats; the chart is an SVG drawn by the server.
+  async function renderStats() {
+    const s = (await get("/api/seller/stats")).stats;
+    const busiest = [...s.busiest_hours].sort((a, b) => Number(b.minutes) - Number(a.minutes))[0];
+    const hasBusy = busiest && Number(busiest.minutes) > 0;
+    clear(statsBox,
+      h("img.chart", { src: `/api/seller/stats/chart.svg?t=${Date.now()}`, alt: "Earnings per day over the last 30 days", width: 640, height: 220 }),
+      h("div.stats",
+        h("div.stat", h("div.label", "This month"), h("div.value", { "data-testid": "earned-month" }, money.tokens(s.per_month[s.per_month.length - 1].earned)), h("div.sub", "tokens earned")),
+        h("div.stat", h("div.label", "Minutes billed"), h("div.value", { "data-testid": "minutes-billed" }, s.minutes_billed), h("div.sub", `${s.calls} calls`)),
+        h("div.stat", h("div.label", "Average call"), h("div.value", `${Math.round(s.average_call_seconds / 60 * 10) / 10} min`), h("div.sub", `${s.average_call_seconds} s`)),
+        h("div.stat", h("div.label", "Tips"), h("div.value", money.tokens(s.tips_total)), h("div.sub", "tokens earned")),
+        h("div.stat", h("div.label", "Busiest hour"), h("div.value", hasBusy ? `${String(busiest.hour_utc).padStart(2, "0")}:00` : "—"), h("div.sub", "UTC"))),
+      s.top_supporters.length
+        ? h("div", h("h3", "Top supporters"), h("ol", { "data-testid": "top-supporters" },
+          s.top_supporters.map((t) => h("li", `${t.display_name}: ${money.tokens(t.spent)} tokens`))))
+        : h("p.empty", "No supporters yet."));
+  }
 
   function renderStatus() {
     const online = Boolean(seller?.online);
@@ -215,8 +235,10 @@ export async function render(main, _route, app) {
       h("div",
         h("section.card", h("h2", "Earnings"), earningsBox),
         h("section.card", h("h2", "Withdraw to your wallet"), withdrawBox))),
+    h("section.card", h("h2", "Statistics"), statsBox),
     h("section.card", h("h2", "Withdrawals"), historyBox));
   await refresh();
+  await renderStats().catch((err) => clear(statsBox, errorBox(err)));
   timer = setInterval(() => refresh().catch(() => {}), POLL_MS);
   return () => clearInterval(timer);
 }
