@@ -107,10 +107,13 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(chain_ctx(config))
     app.cleanup_ctx.append(watcher_ctx)
+    from server.withdrawal_sender import sender_ctx
 
-    from server.routes import accounts, admin, deposits, health
+    app.cleanup_ctx.append(sender_ctx)
 
-    for module in (metrics, openapi, health, accounts, admin, deposits):
+    from server.routes import accounts, admin, deposits, health, withdrawals
+
+    for module in (metrics, openapi, health, accounts, admin, deposits, withdrawals):
         module.setup(app)
     from server.routes import static as static_routes
 

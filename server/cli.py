@@ -164,6 +164,29 @@ def cmd_restore(args: argparse.Namespace, config: Config) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
+    from server import withdrawals as wd
+    from server.db import now_ms
+
+    conn = _open_db(config)
+    if args.withdrawals_command == "list":
+        status = None if args.status == "all" else args.status
+        rows = run_read(conn, wd.admin_withdrawals, status)
+        print(json.dumps({"withdrawals": rows}, indent=2))
+        return 0
+    try:
+        withdrawal_id = int(args.id)
+    except ValueError:
+        print(f"meterchat: {args.id!r} is not a withdrawal id", file=sys.stderr)
+        return 2
+    if args.withdrawals_command == "approve":
+        w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
+    else:
+        w = run_tx(conn, wd.reject_tx, withdrawal_id, None, now_ms(), args.reason)
+    print(json.dumps({"withdrawal": w.view(admin=True)}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meterchat", description="Pay-per-minute 1-on-1 video chat paid in USDT on TRON."
@@ -202,6 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trx", help="amount of TRX instead of USDT")
     p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
     p.set_defaults(fn=cmd_devnet_transfer)
+
+    from server.withdrawals import STATUSES
+
+    wds = sub.add_parser("withdrawals", help="list, approve or reject withdrawals",
+                         description="list, approve or reject withdrawals")
+    wds_sub = wds.add_subparsers(dest="withdrawals_command", required=True, metavar="ACTION")
+    p = wds_sub.add_parser("list", help="withdrawals by status (default: review)",
+                           description="withdrawals by status (default: review)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--status", default="review", choices=(*STATUSES, "all"))
+    p.set_defaults(fn=cmd_withdrawals)
+    p = wds_sub.add_parser("approve", help="approve a withdrawal under review (or retry a "
+                           "failed one)", description="approve a withdrawal under review (or "
+                           "retry a failed one)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("id", help="withdrawal id")
+    p.set_defaults(fn=cmd_withdrawals)
+    p = wds_sub.add_parser("reject", help="reject a withdrawal and return its tokens",
+                           description="reject a withdrawal (review, queued or failed) and "
+                           "return its tokens to the user")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("id", help="withdrawal id")
+    p.add_argument("--reason", default=None, help="shown to the user")
+    p.set_defaults(fn=cmd_withdrawals)
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

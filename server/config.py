@@ -152,6 +152,9 @@ class WithdrawalsConfig:
     )
     buyer_withdrawals: bool = key(False, "let buyers withdraw too (never bonus tokens)")
     sender_interval_s: float = key(5.0, "seconds between withdrawal sender passes", min=0.05)
+    expiry_margin_s: float = key(
+        30.0, "seconds past a transaction's expiration (by this server's clock) before its "
+        "absence from the solidified chain counts; covers clock skew", min=0)
 
     @property
     def min_musdt(self) -> int:

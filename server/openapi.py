@@ -66,6 +66,22 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/admin/deposits/{txid}/assign"): (
         "credit an unmatched transfer to a user (admin)",
         obj(["user_id"], user_id=STR, log_index=integer(0)), 200, "operator"),
+    ("post", "/api/withdrawals"): (
+        "withdraw tokens as USDT to a TRON address; needs an Idempotency-Key header (the "
+        "same key returns the same withdrawal and moves nothing)",
+        obj(["tokens", "address"], tokens=TOKENS,
+            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}),
+        201, "wallet"),
+    ("get", "/api/withdrawals"): ("the user's withdrawals, newest first", None, 200, "wallet"),
+    ("get", "/api/admin/withdrawals"): (
+        "withdrawals, ?status=review|queued|signed|sent|confirmed|failed|rejected (admin)",
+        None, 200, "operator"),
+    ("post", "/api/admin/withdrawals/{id}/approve"): (
+        "approve a withdrawal under review, or retry a failed one (admin)", None, 200,
+        "operator"),
+    ("post", "/api/admin/withdrawals/{id}/reject"): (
+        "reject a withdrawal under review, queued or failed; its tokens are returned (admin)",
+        obj(reason=STR), 200, "operator"),
     ("get", "/api/client-config"): (
         "public settings the browser client shows: network, explorer, limits and fees",
         None, 200, "meta"),

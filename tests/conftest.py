@@ -149,3 +149,34 @@ async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05):
             if value:
                 return value
             await asyncio.sleep(interval_s)
+
+
+# -- funding and operators, for domains that come after deposits
+
+
+async def fund_tokens(app, user_id: str | int, tokens: str) -> None:
+    """Credit tokens to a user's `available` through the ledger, from chain:deposits (as a
+    credited deposit does), for tests of what users do with tokens they hold."""
+    from server import ledger
+    from server.appkeys import DB
+    from server.money import tokens_to_musdt
+
+    amount = tokens_to_musdt(tokens)
+
+    def credit(conn):
+        return ledger.transfer(conn, ledger.CHAIN_DEPOSITS, ledger.user_account(int(user_id)),
+                               amount, "deposit", ref="test funding")
+
+    await app[DB].tx(credit)
+
+
+async def admin_actor(client) -> Actor:
+    """An operator, created the way `meterchat user create --role admin` does."""
+    from server import accounts
+    from server.appkeys import DB, PASSWORDS
+
+    email = new_email("ops")
+    await client.app[DB].tx(accounts.insert_user, email,
+                            client.app[PASSWORDS].hash("correct horse battery"), "admin", "ops")
+    session = await login(client, email)
+    return Actor(client, session["user"], session["token"])
