@@ -19,8 +19,9 @@ One pass:
    `fee_limit_trx`, store it (`signed`) BEFORE broadcasting, broadcast (`sent`).
 
 Without a hot-wallet key, queued withdrawals wait for the operator. The key is never
-logged. `hook(point)` is called at the crash points tests simulate ("signed": stored but
-not broadcast; "broadcast": broadcast but the answer not recorded).
+logged. `hook(point)` is called at the crash points tests simulate ("built": signed but
+not stored; "signed": stored but not broadcast; "broadcast": broadcast but the answer not
+recorded).
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ class WithdrawalSender:
             except BadTransaction as exc:
                 await self._wait(w, f"cannot build the transfer: {exc}")
                 continue
+            self._at("built")
             if not await self.db.tx(wd.store_signed_tx, w.id, signed, self.fee_limit_sun,
                                     now_ms()):
                 continue  # rejected meanwhile: the signed bytes are dropped, never sent
