@@ -112,8 +112,12 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(sender_ctx)
 
     from server.routes import accounts, admin, deposits, health, withdrawals
+    from server.routes import calls as calls_routes
+    from server.routes import sellers as sellers_routes
+    from server.routes import ws as ws_routes
 
-    for module in (metrics, openapi, health, accounts, admin, deposits, withdrawals):
+    for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
+                   sellers_routes, ws_routes, withdrawals):
         module.setup(app)
     from server.routes import static as static_routes
 

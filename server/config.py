@@ -66,6 +66,19 @@ class ServerConfig:
         "WebSocket connections accepted at once; keep well below the process file limit",
         min=1,
     )
+    ws_heartbeat_s: float = key(
+        20.0, "seconds between WebSocket pings; a socket that misses a pong is closed", min=0.5
+    )
+    ws_max_message_bytes: int = key(
+        65536, "largest WebSocket message accepted; bigger ones get an error", min=1024
+    )
+    ws_messages_per_10s: int = key(
+        200, "WebSocket messages one socket may send per 10 seconds", min=1
+    )
+    presence_grace_s: float = key(
+        30.0, "seconds a seller's sockets may all be gone before the seller is set offline",
+        min=0,
+    )
     log_level: str = key("info", "log level", choices=("debug", "info", "warning", "error"))
     login_attempts_per_account: int = key(
         10, "failed logins per account per 15 minutes before 429", min=1
@@ -134,6 +147,9 @@ class BillingConfig:
     )
     ring_timeout_s: float = key(30.0, "seconds a call rings before it is missed", min=1)
     tick_interval_s: float = key(1.0, "seconds between billing passes", min=0.05)
+    connect_timeout_s: float = key(
+        30.0, "seconds an accepted call may take to go live before it ends as failed", min=1
+    )
 
 
 @dataclass(frozen=True)

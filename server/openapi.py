@@ -50,6 +50,36 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/auth/logout"): ("revoke this session", None, 204, "accounts"),
     ("get", "/api/me"): ("the user and their balances", None, 200, "accounts"),
     ("get", "/api/admin/audit"): ("recompute the ledger (admin)", None, 200, "operator"),
+    # Sellers and calls (server/routes/sellers.py, server/routes/calls.py)
+    ("put", "/api/seller/profile"): (
+        "set the seller's rate (tokens per minute), bio, tags and languages",
+        obj(["rate"], rate=integer(1), bio=STR, tags={"type": "array", "items": STR},
+            languages={"type": "array", "items": STR}), 200, "sellers"),
+    ("put", "/api/seller/status"): (
+        "go online or offline", obj(["online"], online=BOOL), 200, "sellers"),
+    ("get", "/api/sellers"): (
+        "sellers, filtered by query online, max_rate, tag, language", None, 200, "sellers"),
+    ("get", "/api/sellers/{id}"): ("one seller", None, 200, "sellers"),
+    ("post", "/api/users/{id}/block"): ("block a user", obj(reason=STR), 204, "sellers"),
+    ("delete", "/api/users/{id}/block"): ("unblock a user", None, 204, "sellers"),
+    ("post", "/api/users/{id}/report"): ("report a user", obj(reason=STR), 204, "sellers"),
+    ("post", "/api/calls"): (
+        "start a call at the rate the buyer saw, with an optional spending cap",
+        obj(["seller_id", "rate"], seller_id=STR, rate=integer(1), spend_cap=TOKENS),
+        201, "calls"),
+    ("get", "/api/calls"): ("my recent calls", None, 200, "calls"),
+    ("get", "/api/calls/{id}"): ("one call of mine", None, 200, "calls"),
+    ("post", "/api/calls/{id}/accept"): ("the seller accepts a ringing call", None, 200,
+                                         "calls"),
+    ("post", "/api/calls/{id}/decline"): ("the seller declines a ringing call", None, 200,
+                                          "calls"),
+    ("post", "/api/calls/{id}/end"): ("hang up (or cancel a ringing call)", None, 200,
+                                      "calls"),
+    ("post", "/api/calls/{id}/rating"): (
+        "the buyer rates an ended call", obj(["stars"], stars=integer(1, 5), comment=STR),
+        200, "calls"),
+    ("get", "/api/ice"): ("STUN/TURN servers with short-lived TURN credentials", None, 200,
+                          "calls"),
     ("post", "/api/deposits/intents"): (
         "ask to top up: the deposit address, the exact amount to send (unique µUSDT "
         "suffix), its expiry and a QR code",

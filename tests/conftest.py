@@ -151,6 +151,63 @@ async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05):
             await asyncio.sleep(interval_s)
 
 
+# ---- calls and billing helpers ------------------------------------------------------
+
+def fund_sync(conn, user_id: int | str, tokens: int | str) -> None:
+    """Credit a buyer straight through the ledger (deposits are another domain's)."""
+    from server import ledger
+    from server.db import run_tx
+    from server.money import tokens_to_musdt
+
+    amount = tokens_to_musdt(str(tokens))
+    run_tx(conn, lambda c: ledger.transfer(c, ledger.CHAIN_DEPOSITS,
+                                           ledger.user_account(int(user_id)), amount,
+                                           "test_deposit"))
+
+
+async def fund(client, user_id: int | str, tokens: int | str) -> None:
+    from server import ledger
+    from server.appkeys import DB
+    from server.money import tokens_to_musdt
+
+    amount = tokens_to_musdt(str(tokens))
+    await client.app[DB].tx(ledger.transfer, ledger.CHAIN_DEPOSITS,
+                            ledger.user_account(int(user_id)), amount, "test_deposit")
+
+
+async def audit_ok(client) -> dict:
+    from server import ledger
+    from server.appkeys import DB
+
+    report = await client.app[DB].read(ledger.audit)
+    assert report.ok, report.as_dict()
+    return report.as_dict()
+
+
+# Short timers so call tests run in seconds; the 6-s segment stays (the billing unit).
+FAST_CALLS = {
+    "billing": {"tick_interval_s": 0.2, "media_timeout_s": 1.5, "reconnect_grace_s": 3,
+                "ring_timeout_s": 5, "connect_timeout_s": 20},
+    "server": {"presence_grace_s": 2},
+}
+
+
+def fast_calls_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in FAST_CALLS.items()}
+    for name, values in sections.items():
+        merged.setdefault(name, {}).update(values)
+    return make_config(tmp_path, **merged)
+
+
+async def seller_online(client, rate: int = 600, **profile) -> Actor:
+    seller = await actor(client, "seller")
+    resp = await seller.put("/api/seller/profile", {"rate": rate, **profile})
+    assert resp.status == 200, await resp.text()
+    resp = await seller.put("/api/seller/status", {"online": True})
+    assert resp.status == 200, await resp.text()
+    return seller
+
+
 # -- funding and operators, for domains that come after deposits
 
 

@@ -425,7 +425,7 @@ async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
 
 async def seller_withdraws(page: Page, tokens: str, address: str) -> None:
     await page.get_by_role("link", name="Back to dashboard").click()
-    await page.get_by_label("Tokens").fill(tokens)
+    await page.get_by_label("Tokens", exact=True).fill(tokens)
     await page.get_by_label("TRON address (TRC20)").fill(address)
     await expect(page.get_by_test_id("withdraw-preview")).to_contain_text("2.5 USDT")
     await page.get_by_role("button", name="Withdraw", exact=True).click()
@@ -458,8 +458,6 @@ def fresh_tron_address() -> str:
     return PrivateKey.random().public_key.to_base58check_address()
 
 
-# TODO(merge): drop the xfail once deposits (chain) and withdrawals are merged into main.
-@pytest.mark.xfail(strict=True, reason="needs the deposits and withdrawals branches merged")
 async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
     app = create_app(story_config(tmp_path))
     server = await aiohttp_server(app)

@@ -1,0 +1,592 @@
+"""Calls: the state machine (ringing -> connecting -> live <-> paused -> ended, also declined,
+missed, cancelled), the rules for starting one (rate acknowledgment, seller online and not
+busy, blocks, pre-funding, spending cap), live time from both parties' media heartbeats,
+and the CallManager that keeps the active calls in memory, relays signalling between the
+two parties, runs the billing pass every tick and pushes call.* and meter messages.
+
+Live time runs only while both parties report `connected` with growing counters, each
+report fresh for media_timeout_s; the server's monotonic clock measures it. A party stops
+counting at the moment its last good report goes stale, its report says otherwise, or its
+socket closes, so a stale party is never billed past that moment even if noticed later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from server import billing, ledger, logs, sellers
+from server.accounts import User
+from server.billing import ACCEPTED_STATES, FINAL_STATES
+from server.config import Config
+from server.db import Database, now_ms
+from server.errors import ApiError, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
+from server.money import MUSDT_PER_TOKEN, musdt_to_tokens_str
+from server.signalling import Hub
+
+log = logging.getLogger("meterchat.calls")
+# A tick over many calls lets the event loop run between batches of this many.
+YIELD_EVERY = 256
+
+
+# ---- live time (pure, clock passed in) ---------------------------------------------------
+
+@dataclass
+class PartyMedia:
+    """What one party's heartbeats say. ok_until: the moment this party stops counting."""
+
+    socket_open: bool = False
+    ok_until: float = float("-inf")
+    last_bytes: int | None = None
+    last_frames: int | None = None
+
+    def report(self, now: float, connected: bool, bytes_received: int | None,
+               frames_decoded: int | None, timeout_s: float) -> None:
+        grew = (
+            bytes_received is not None and frames_decoded is not None
+            and self.last_bytes is not None and self.last_frames is not None
+            and bytes_received > self.last_bytes and frames_decoded > self.last_frames
+        )
+        if bytes_received is not None:
+            self.last_bytes = bytes_received
+        if frames_decoded is not None:
+            self.last_frames = frames_decoded
+        if connected and grew and self.socket_open:
+            self.ok_until = now + timeout_s
+        else:
+            self.ok_until = min(self.ok_until, now)
+
+    def socket_closed(self, now: float) -> None:
+        self.socket_open = False
+        self.ok_until = min(self.ok_until, now)
+
+
+@dataclass
+class Runtime:
+    """An active call in memory. Times are monotonic seconds."""
+
+    call_id: int
+    buyer_id: int
+    seller_id: int
+    rate_tokens_per_min: int
+    state: str
+    state_since: float
+    media_timeout_s: float
+    billed_tenths: int = 0
+    live_s: float = 0.0  # accumulated before live_since
+    live_since: float | None = None
+    parties: dict[int, PartyMedia] = field(default_factory=dict)
+    sockets: dict[int, Any] = field(default_factory=dict)
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.parties = {self.buyer_id: PartyMedia(), self.seller_id: PartyMedia()}
+
+    def other(self, user_id: int) -> int:
+        return self.seller_id if user_id == self.buyer_id else self.buyer_id
+
+    def ok_until(self) -> float:
+        return min(p.ok_until for p in self.parties.values())
+
+    def live_ms(self, now: float) -> int:
+        total = self.live_s
+        if self.live_since is not None:
+            total += max(0.0, min(now, self.ok_until()) - self.live_since)
+        return int(total * 1000)
+
+    def accept(self, now: float) -> None:
+        self.state = "connecting"
+        self.state_since = now
+
+    def report(self, user_id: int, now: float, connected: bool, bytes_received: int | None,
+               frames_decoded: int | None) -> None:
+        p = self.parties[user_id]
+        p.socket_open = True
+        p.report(now, connected, bytes_received, frames_decoded, self.media_timeout_s)
+
+    def socket_closed(self, user_id: int, now: float) -> None:
+        self.parties[user_id].socket_closed(now)
+
+    def evaluate(self, now: float) -> str | None:
+        """Move between connecting, live and paused; returns the new state if it changed."""
+        if self.state not in ACCEPTED_STATES:
+            return None
+        both_ok = self.ok_until() > now
+        if both_ok and self.state in ("connecting", "paused"):
+            self.state, self.state_since, self.live_since = "live", now, now
+            return "live"
+        if not both_ok and self.state == "live":
+            assert self.live_since is not None
+            stopped = max(self.live_since, min(now, self.ok_until()))
+            self.live_s += stopped - self.live_since
+            self.live_since = None
+            self.state, self.state_since = "paused", stopped
+            return "paused"
+        return None
+
+
+# ---- database functions ---------------------------------------------------------------
+
+_CALL_COLS = (
+    "id, buyer_id, seller_id, rate_tokens_per_min, state, live_ms, billed_tenths,"
+    " settled_tenths, charged_musdt, seller_earned_musdt, commission_musdt, refunded_musdt,"
+    " end_reason, created_at_ms, ended_at_ms, spend_cap_musdt, rating_stars"
+)
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def call_json(row, live_ms: int | None = None) -> dict:
+    price = billing.segment_price_musdt(row[3])
+    charged = row[8] + (row[6] - row[7]) * price if row[4] not in FINAL_STATES else row[8]
+    return {
+        "id": str(row[0]),
+        "buyer_id": str(row[1]),
+        "seller_id": str(row[2]),
+        "rate": row[3],
+        "state": row[4],
+        "live_seconds": (live_ms if live_ms is not None else row[5]) // 1000,
+        "billed_tenths": row[6],
+        "charged": musdt_to_tokens_str(charged),
+        "seller_earned": musdt_to_tokens_str(row[9]),
+        "commission": musdt_to_tokens_str(row[10]),
+        "refunded": musdt_to_tokens_str(row[11]),
+        "end_reason": row[12],
+        "created_at": _iso(row[13]),
+        "ended_at": _iso(row[14]),
+        "spend_cap": None if row[15] is None else musdt_to_tokens_str(row[15]),
+        "rating": row[16],
+    }
+
+
+def get_call_row(conn: sqlite3.Connection, call_id: int):
+    return conn.execute(f"SELECT {_CALL_COLS} FROM calls WHERE id = ?", (call_id,)).fetchone()
+
+
+def list_calls_of(conn: sqlite3.Connection, user_id: int, limit: int = 50) -> list:
+    return conn.execute(
+        f"SELECT {_CALL_COLS} FROM calls WHERE buyer_id = ? OR seller_id = ?"
+        " ORDER BY id DESC LIMIT ?",
+        (user_id, user_id, limit),
+    ).fetchall()
+
+
+def _acct_id(conn: sqlite3.Connection, name: str) -> int:
+    return ledger._account_row(conn, name)[0]
+
+
+def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: int,
+                spend_cap_musdt: int | None, min_prefund_minutes: int,
+                default_commission_ppm: int, now: int):
+    """Start a call (ringing) and hold its first minute, or refuse with the reason."""
+    s = conn.execute(
+        "SELECT s.rate_tokens_per_min, s.online, s.commission_ppm FROM sellers s"
+        " JOIN users u ON u.id = s.user_id WHERE s.user_id = ? AND u.banned_at_ms IS NULL",
+        (seller_id,),
+    ).fetchone()
+    if s is None or seller_id == buyer_id:
+        raise NotFound("no such seller", "seller_not_found")
+    current_rate, online, ppm = s
+    if sellers.is_blocked_between(conn, buyer_id, seller_id):
+        raise Forbidden("you cannot call this seller", "blocked")
+    if not online:
+        raise Conflict("this seller is offline", "seller_offline")
+    busy = conn.execute(
+        "SELECT 1 FROM calls WHERE seller_id = ? AND state IN"
+        " ('ringing', 'connecting', 'live', 'paused')", (seller_id,)).fetchone()
+    if busy:
+        raise Conflict("this seller is in another call", "seller_busy")
+    if rate != current_rate:
+        raise Conflict(
+            f"the seller's rate is now {current_rate} tokens per minute; acknowledge it to call",
+            "rate_changed",
+        )
+    if conn.execute(
+        "SELECT 1 FROM calls WHERE buyer_id = ? AND state IN"
+        " ('ringing', 'connecting', 'live', 'paused')", (buyer_id,)).fetchone():
+        raise Conflict("you are already in a call; end it first", "buyer_busy")
+    price = billing.segment_price_musdt(rate)
+    if spend_cap_musdt is not None and spend_cap_musdt < price:
+        raise Unprocessable(
+            f"spend_cap must cover at least one 6-second segment ({musdt_to_tokens_str(price)}"
+            " tokens)", "spend_cap_too_low")
+    available = ledger.balance(conn, ledger.user_account(buyer_id))
+    need = min_prefund_minutes * rate * MUSDT_PER_TOKEN
+    if available < max(need, price):
+        raise PaymentRequired(
+            f"you need at least {musdt_to_tokens_str(max(need, price))} tokens to start this"
+            " call; top up first", "insufficient_funds")
+    cur = conn.execute(
+        "INSERT INTO calls (buyer_id, seller_id, rate_tokens_per_min, commission_ppm,"
+        " spend_cap_musdt, state, buyer_available_acct, buyer_held_acct, seller_acct,"
+        " created_at_ms) VALUES (?, ?, ?, ?, ?, 'ringing', ?, ?, ?, ?)",
+        (buyer_id, seller_id, rate, ppm if ppm is not None else default_commission_ppm,
+         spend_cap_musdt, _acct_id(conn, ledger.user_account(buyer_id)),
+         _acct_id(conn, ledger.user_account(buyer_id, "held")),
+         _acct_id(conn, ledger.user_account(seller_id)), now),
+    )
+    call_id = cur.lastrowid
+    if billing.first_hold(conn, call_id, buyer_id, rate, spend_cap_musdt, available) is None:
+        raise PaymentRequired("not enough tokens for one segment", "insufficient_funds")
+    conn.execute("INSERT INTO call_events (call_id, at_ms, state, detail) VALUES (?, ?, ?, ?)",
+                 (call_id, now, "ringing", None))
+    return get_call_row(conn, call_id)
+
+
+def accept_call(conn: sqlite3.Connection, call_id: int, now: int):
+    cur = conn.execute(
+        "UPDATE calls SET state = 'connecting', accepted_at_ms = ? WHERE id = ?"
+        " AND state = 'ringing'", (now, call_id))
+    if cur.rowcount == 0:
+        raise Conflict("this call is no longer ringing", "invalid_state")
+    conn.execute("INSERT INTO call_events (call_id, at_ms, state) VALUES (?, ?, 'connecting')",
+                 (call_id, now))
+    return get_call_row(conn, call_id)
+
+
+def record_state(conn: sqlite3.Connection, call_id: int, state: str, now: int) -> None:
+    conn.execute(
+        "UPDATE calls SET state = ?, live_at_ms = CASE WHEN ? = 'live'"
+        " THEN COALESCE(live_at_ms, ?) ELSE live_at_ms END"
+        " WHERE id = ? AND state IN ('connecting', 'live', 'paused')",
+        (state, state, now, call_id),
+    )
+    conn.execute("INSERT INTO call_events (call_id, at_ms, state) VALUES (?, ?, ?)",
+                 (call_id, now, state))
+
+
+def rate_call(conn: sqlite3.Connection, call_id: int, buyer_id: int, stars: int,
+              comment: str | None):
+    row = get_call_row(conn, call_id)
+    if row is None or row[1] != buyer_id:
+        raise NotFound("no such call of yours", "call_not_found")
+    if row[4] != "ended" or row[5] <= 0:
+        raise Conflict("only a call that took place and has ended can be rated",
+                       "invalid_state")
+    if row[16] is not None:
+        raise Conflict("this call is already rated", "already_rated")
+    conn.execute("UPDATE calls SET rating_stars = ?, rating_comment = ? WHERE id = ?",
+                 (stars, comment, call_id))
+    return get_call_row(conn, call_id)
+
+
+# ---- the manager -------------------------------------------------------------------
+
+class WsError(ApiError):
+    """A bad WebSocket message: answered with an `error` message, the socket stays open."""
+
+
+class CallManager:
+    """Active calls in memory; every money change goes through billing on the DB thread."""
+
+    def __init__(self, db: Database, hub: Hub, config: Config) -> None:
+        self.db = db
+        self.hub = hub
+        self.cfg = config.billing
+        self.default_ppm = billing.commission_ppm_from_percent(config.billing.commission_percent)
+        self.active: dict[int, Runtime] = {}
+        self.by_user: dict[int, int] = {}
+        self._task: asyncio.Task | None = None
+        self._bg: set[asyncio.Task] = set()
+        self.pass_ms: list[float] = []  # recent pass durations, for metrics
+        hub.on_user_gone = self.on_user_gone
+
+    # -- lifecycle
+    async def start(self) -> None:
+        done = await self.db.tx(billing.recover_after_crash, now_ms())
+        for f in done:
+            logs.event(log, "call_recovered", call_id=f.call_id, state=f.state,
+                       billed_tenths=f.billed_tenths)
+        for seller_id in await self.db.read(sellers.online_seller_ids):
+            self.hub.watch_presence(seller_id)
+        self._task = asyncio.get_running_loop().create_task(self._ticker())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for rt in list(self.active.values()):
+            await self._finish(rt, "server_shutdown")
+        for t in list(self._bg):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def _background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    # -- HTTP actions
+    async def start_call(self, buyer: User, seller_id: int, rate: int,
+                         spend_cap_musdt: int | None) -> dict:
+        if buyer.role != "buyer":
+            raise Forbidden("only buyer accounts start calls", "wrong_role")
+        row = await self.db.tx(create_call, buyer.id, seller_id, rate, spend_cap_musdt,
+                               self.cfg.min_prefund_minutes, self.default_ppm, now_ms())
+        rt = Runtime(row[0], buyer.id, seller_id, rate, "ringing", time.monotonic(),
+                     self.cfg.media_timeout_s)
+        self.active[rt.call_id] = rt
+        self.by_user[buyer.id] = rt.call_id
+        self.by_user[seller_id] = rt.call_id
+        call = call_json(row)
+        logs.event(log, "call_started", call_id=rt.call_id, rate=rate)
+        await self.hub.send(seller_id, {"type": "call.incoming", "call": call})
+        await self.hub.send(buyer.id, {"type": "call.state", "call": call})
+        return call
+
+    def _runtime_for(self, user: User, call_id: int) -> Runtime | None:
+        rt = self.active.get(call_id)
+        if rt is not None and user.id not in (rt.buyer_id, rt.seller_id):
+            return None
+        return rt
+
+    async def get_call(self, user: User, call_id: int) -> dict:
+        row = await self.db.read(get_call_row, call_id)
+        if row is None or (user.id not in (row[1], row[2]) and user.role != "admin"):
+            raise NotFound("no such call of yours", "call_not_found")
+        rt = self.active.get(call_id)
+        return call_json(row, rt.live_ms(time.monotonic()) if rt else None)
+
+    async def accept(self, user: User, call_id: int) -> dict:
+        rt = self._runtime_for(user, call_id)
+        if rt is None:
+            await self.get_call(user, call_id)  # 404 for strangers
+            raise Conflict("this call is no longer ringing", "invalid_state")
+        if user.id != rt.seller_id:
+            raise Forbidden("only the seller accepts a call", "not_seller")
+        if rt.state != "ringing":
+            raise Conflict("this call is no longer ringing", "invalid_state")
+        rt.accept(time.monotonic())
+        row = await self.db.tx(accept_call, call_id, now_ms())
+        return await self._push_state(rt, row)
+
+    async def decline(self, user: User, call_id: int) -> dict:
+        rt = self._runtime_for(user, call_id)
+        if rt is None or rt.state != "ringing":
+            await self.get_call(user, call_id)
+            raise Conflict("this call is no longer ringing", "invalid_state")
+        if user.id != rt.seller_id:
+            raise Forbidden("only the seller declines a call", "not_seller")
+        return await self._finish(rt, "declined")
+
+    async def end(self, user: User, call_id: int) -> dict:
+        rt = self._runtime_for(user, call_id)
+        if rt is None:
+            call = await self.get_call(user, call_id)
+            return call  # already over: ending again changes nothing
+        reason = "buyer_hangup" if user.id == rt.buyer_id else "seller_hangup"
+        if rt.state == "ringing":
+            reason = "cancelled" if user.id == rt.buyer_id else "declined"
+        return await self._finish(rt, reason)
+
+    async def end_calls_of_user(self, user_id: int, reason: str) -> None:
+        """A ban or a seller going offline: end the user's call, billing up to now."""
+        call_id = self.by_user.get(user_id)
+        rt = self.active.get(call_id) if call_id is not None else None
+        if rt is not None:
+            await self._finish(rt, reason)
+
+    async def on_user_gone(self, user_id: int) -> None:
+        """Presence: every socket of the user has been gone for the grace."""
+        try:
+            await self.db.tx(sellers.set_online, user_id, False)
+        except Conflict:
+            return  # not a seller
+        logs.event(log, "seller_offline", user_id=user_id, why="presence")
+        await self.end_calls_of_user(user_id, "seller_offline")
+
+    # -- finishing
+    def _final_state(self, rt: Runtime, reason: str) -> str:
+        if rt.state != "ringing":
+            return "ended"
+        return {"declined": "declined", "cancelled": "cancelled",
+                "missed": "missed"}.get(reason, "cancelled")
+
+    async def _finish(self, rt: Runtime, reason: str) -> dict:
+        now = time.monotonic()
+        if not rt.finished:
+            rt.finished = True
+            state = self._final_state(rt, reason)
+            live_ms = rt.live_ms(now) if rt.state != "ringing" else 0
+            self._forget(rt)
+            await self.db.tx(billing.finish_call, rt.call_id, state, reason, live_ms, now_ms(),
+                             int(self.cfg.refund_below_live_s * 1000))
+            row = await self.db.read(get_call_row, rt.call_id)
+            call = call_json(row)
+            logs.event(log, "call_ended", call_id=rt.call_id, state=call["state"],
+                       reason=call["end_reason"], billed_tenths=call["billed_tenths"])
+            for uid in (rt.buyer_id, rt.seller_id):
+                await self.hub.send(uid, {"type": "call.ended", "call": call})
+            return call
+        row = await self.db.read(get_call_row, rt.call_id)
+        return call_json(row)
+
+    def _forget(self, rt: Runtime) -> None:
+        self.active.pop(rt.call_id, None)
+        for uid in (rt.buyer_id, rt.seller_id):
+            if self.by_user.get(uid) == rt.call_id:
+                del self.by_user[uid]
+
+    async def _push_state(self, rt: Runtime, row=None) -> dict:
+        if row is None:
+            row = await self.db.read(get_call_row, rt.call_id)
+        call = call_json(row, rt.live_ms(time.monotonic()))
+        call["state"] = rt.state
+        for uid in (rt.buyer_id, rt.seller_id):
+            await self.hub.send(uid, {"type": "call.state", "call": call})
+        return call
+
+    def _state_changed(self, rt: Runtime, state: str) -> None:
+        logs.event(log, "call_state", call_id=rt.call_id, state=state)
+        self._background(self._record_and_push(rt, state))
+
+    async def _record_and_push(self, rt: Runtime, state: str) -> None:
+        await self.db.tx(record_state, rt.call_id, state, now_ms())
+        if not rt.finished:
+            await self._push_state(rt)
+
+    # -- WebSocket messages
+    def _party_call(self, user_id: int, msg: dict) -> Runtime:
+        raw = msg.get("call_id")
+        try:
+            call_id = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise WsError("call_id is missing or not an id", "invalid_message") from None
+        rt = self.active.get(call_id)
+        if rt is None or user_id not in (rt.buyer_id, rt.seller_id):
+            raise WsError("no active call of yours with this id", "not_your_call")
+        if rt.state not in ACCEPTED_STATES:
+            raise WsError("this call is not connecting or live", "invalid_state")
+        return rt
+
+    async def on_signal(self, user_id: int, ws, msg: dict) -> None:
+        rt = self._party_call(user_id, msg)
+        if "data" not in msg:
+            raise WsError("signal needs data", "invalid_message")
+        rt.sockets[user_id] = ws
+        rt.parties[user_id].socket_open = True
+        other = rt.other(user_id)
+        target = rt.sockets.get(other)
+        await self.hub.send(other, {"type": "signal", "call_id": str(rt.call_id),
+                                    "data": msg["data"], "from": str(user_id)}, only=target)
+
+    async def on_media(self, user_id: int, ws, msg: dict) -> None:
+        rt = self._party_call(user_id, msg)
+        state = msg.get("state")
+        if state not in ("connected", "disconnected"):
+            raise WsError("state must be connected or disconnected", "invalid_message")
+        stats = msg.get("stats") or {}
+        if not isinstance(stats, dict):
+            raise WsError("stats must be an object", "invalid_message")
+        counters = []
+        for name in ("bytes_received", "frames_decoded"):
+            v = stats.get(name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise WsError(f"stats.{name} must be a non-negative integer", "invalid_message")
+            counters.append(v)
+        rt.sockets[user_id] = ws
+        now = time.monotonic()
+        rt.report(user_id, now, state == "connected", counters[0], counters[1])
+        changed = rt.evaluate(now)
+        if changed:
+            self._state_changed(rt, changed)
+
+    def on_socket_closed(self, user_id: int, ws) -> None:
+        rt = self.active.get(self.by_user.get(user_id, -1))
+        if rt is None or rt.sockets.get(user_id) is not ws:
+            return
+        del rt.sockets[user_id]
+        now = time.monotonic()
+        rt.socket_closed(user_id, now)
+        changed = rt.evaluate(now)
+        if changed:
+            self._state_changed(rt, changed)
+
+    # -- the tick: timeouts, then one billing pass for every live call
+    async def _ticker(self) -> None:
+        interval = self.cfg.tick_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("billing tick failed")
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        cfg = self.cfg
+        for i, rt in enumerate(list(self.active.values())):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # sockets never wait for a long list
+            if rt.finished:
+                continue
+            age = now - rt.state_since
+            if rt.state == "ringing" and age >= cfg.ring_timeout_s:
+                self._background(self._finish(rt, "missed"))
+                continue
+            if rt.state == "connecting" and age >= cfg.connect_timeout_s:
+                self._background(self._finish(rt, "failed"))
+                continue
+            changed = rt.evaluate(now)
+            if changed:
+                self._state_changed(rt, changed)
+            if rt.state == "paused" and now - rt.state_since >= cfg.reconnect_grace_s:
+                self._background(self._finish(rt, "connection_lost"))
+        due = []
+        for rt in self.active.values():
+            if rt.state in ("live", "paused") and not rt.finished:
+                tenths = billing.completed_tenths(rt.live_ms(now))
+                if tenths > rt.billed_tenths:
+                    due.append((rt.call_id, tenths))
+        if not due:
+            return
+        started = time.perf_counter()
+        outcomes = await self.db.tx(billing.run_pass, due, now_ms())
+        self.pass_ms.append((time.perf_counter() - started) * 1000)
+        del self.pass_ms[:-1000]
+        now = time.monotonic()
+        for i, o in enumerate(outcomes):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            rt = self.active.get(o.call_id)
+            if rt is None or rt.finished:
+                continue
+            rt.billed_tenths = o.billed_tenths
+            meter = {
+                "type": "meter", "call_id": str(o.call_id),
+                "live_seconds": rt.live_ms(now) // 1000,
+                "billed_tenths": o.billed_tenths,
+                "charged": musdt_to_tokens_str(o.charged_musdt),
+                "minutes_left": f"{o.minutes_left_tenths // 10}.{o.minutes_left_tenths % 10}",
+            }
+            # The buyer's balance is the buyer's business only.
+            await self.hub.send(rt.buyer_id, {**meter,
+                                              "balance": musdt_to_tokens_str(o.buyer_balance_musdt)})
+            await self.hub.send(rt.seller_id, {**meter, "balance": None})
+            if o.end_reason is not None:
+                rt.finished = True
+                self._forget(rt)
+                row = await self.db.read(get_call_row, rt.call_id)
+                call = call_json(row)
+                logs.event(log, "call_ended", call_id=rt.call_id, state="ended",
+                           reason=o.end_reason, billed_tenths=o.billed_tenths)
+                for uid in (rt.buyer_id, rt.seller_id):
+                    await self.hub.send(uid, {"type": "call.ended", "call": call})
+
+
+CALLS = web.AppKey("calls", CallManager)
+HUB = web.AppKey("hub", Hub)

@@ -1,0 +1,113 @@
+"""Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; GET /api/ice.
+Also opens and closes the call manager and the socket hub with the app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server import calls, ice, validate
+from server.appkeys import CONFIG, DB
+from server.auth import current_user, require_role
+from server.calls import CALLS, HUB, CallManager
+from server.errors import NotFound, Unprocessable
+from server.money import AmountError, tokens_to_musdt
+from server.signalling import Hub
+
+
+def _call_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no such call of yours", "call_not_found") from None
+
+
+async def start_call(request: web.Request) -> web.Response:
+    user = await require_role(request, "buyer")
+    body = await validate.read_json(request)
+    raw_seller = validate._get(body, "seller_id", True, None)
+    try:
+        seller_id = int(raw_seller) if not isinstance(raw_seller, bool) else None
+    except (TypeError, ValueError):
+        seller_id = None
+    if seller_id is None:
+        raise Unprocessable("seller_id must be a seller's id", "invalid_type")
+    rate = validate.integer(body, "rate", min=1)
+    cap_text = validate.decimal_string(body, "spend_cap", required=False)
+    cap_musdt = None
+    if cap_text is not None:
+        try:
+            cap_musdt = tokens_to_musdt(cap_text)
+        except AmountError as exc:
+            raise Unprocessable(f"spend_cap: {exc}", "invalid_value") from None
+        if cap_musdt <= 0:
+            raise Unprocessable("spend_cap must be above zero", "invalid_value")
+    call = await request.app[CALLS].start_call(user, seller_id, rate, cap_musdt)
+    return web.json_response({"call": call}, status=201)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    rows = await request.app[DB].read(calls.list_calls_of, user.id)
+    return web.json_response({"calls": [calls.call_json(r) for r in rows]})
+
+
+async def get_call(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].get_call(user, _call_id(request))})
+
+
+async def accept(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].accept(user, _call_id(request))})
+
+
+async def decline(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].decline(user, _call_id(request))})
+
+
+async def end(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].end(user, _call_id(request))})
+
+
+async def rate(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await validate.read_json(request)
+    stars = validate.integer(body, "stars", min=1, max=5)
+    comment = validate.string(body, "comment", required=False, max_len=2000)
+    row = await request.app[DB].tx(calls.rate_call, _call_id(request), user.id, stars, comment)
+    return web.json_response({"call": calls.call_json(row)})
+
+
+async def ice_servers(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    servers = ice.ice_servers(request.app[CONFIG].ice, user.id, int(time.time()))
+    return web.json_response({"ice_servers": servers})
+
+
+async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    hub = Hub(cfg.server.max_ws_connections, cfg.server.presence_grace_s)
+    manager = CallManager(app[DB], hub, cfg)
+    app[HUB] = hub
+    app[CALLS] = manager
+    await manager.start()
+    yield
+    await manager.stop()
+    await hub.close()
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_calls_ctx)
+    app.router.add_post("/api/calls", start_call)
+    app.router.add_get("/api/calls", list_calls)
+    app.router.add_get("/api/calls/{id}", get_call)
+    app.router.add_post("/api/calls/{id}/accept", accept)
+    app.router.add_post("/api/calls/{id}/decline", decline)
+    app.router.add_post("/api/calls/{id}/end", end)
+    app.router.add_post("/api/calls/{id}/rating", rate)
+    app.router.add_get("/api/ice", ice_servers)

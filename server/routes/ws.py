@@ -1,0 +1,103 @@
+"""GET /ws: the authenticated WebSocket (API.md "WebSocket"). Several tabs per user; aiohttp
+pings every ws_heartbeat_s and closes a socket that stops answering. Each socket has a size
+and a rate limit; a bad message is answered with an `error` message and the socket stays
+open. Past server.max_ws_connections new sockets are refused with a 503 JSON error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from server import logs
+from server.appkeys import CONFIG
+from server.auth import SESSION_COOKIE, bearer_token, session_of
+from server.calls import CALLS, HUB, WsError
+from server.errors import ApiError, Forbidden, Unavailable
+from server.ratelimit import SlidingWindow
+
+log = logging.getLogger("meterchat.ws")
+
+
+def _origin_ok(request: web.Request) -> bool:
+    """Cookie-authenticated sockets must come from our own pages (no cross-site hijack)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    host = urlsplit(origin).netloc
+    public = request.app[CONFIG].server.public_url
+    return host == request.host or (bool(public) and host == urlsplit(public).netloc)
+
+
+async def _error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+    if not ws.closed:
+        await ws.send_json({"type": "error", "code": code, "message": message})
+
+
+async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+    session = await session_of(request, allow_query_token=True)
+    via_cookie = (bearer_token(request) is None and not request.query.get("token")
+                  and SESSION_COOKIE in request.cookies)
+    if via_cookie and not _origin_ok(request):
+        raise Forbidden("this page may not open a socket here", "bad_origin")
+    cfg = request.app[CONFIG].server
+    hub = request.app[HUB]
+    manager = request.app[CALLS]
+    if not hub.has_room():
+        logs.event(log, "ws_refused", reason="connection_cap", open=hub.count)
+        raise Unavailable("the server is at its connection limit; try again in a moment",
+                          "too_many_connections", headers={"Retry-After": "5"})
+    user_id = session.user.id
+    ws = web.WebSocketResponse(heartbeat=cfg.ws_heartbeat_s,
+                               max_msg_size=cfg.ws_max_message_bytes * 4)
+    hub.add(user_id, ws)
+    try:
+        await ws.prepare(request)
+        limiter = SlidingWindow(cfg.ws_messages_per_10s, 10.0, max_keys=1)
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                await _error(ws, "invalid_message", "send JSON text messages")
+                continue
+            if len(msg.data) > cfg.ws_max_message_bytes:
+                await _error(ws, "message_too_large",
+                             f"messages are limited to {cfg.ws_max_message_bytes} bytes")
+                continue
+            if limiter.retry_after("s") > 0:
+                await _error(ws, "rate_limited", "too many messages; slow down")
+                continue
+            limiter.hit("s")
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                await _error(ws, "invalid_json", "the message is not valid JSON")
+                continue
+            if not isinstance(data, dict):
+                await _error(ws, "invalid_message", "a message is a JSON object with a type")
+                continue
+            kind = data.get("type")
+            try:
+                if kind == "ping":
+                    await ws.send_json({"type": "pong"})
+                elif kind == "signal":
+                    await manager.on_signal(user_id, ws, data)
+                elif kind == "media":
+                    await manager.on_media(user_id, ws, data)
+                else:
+                    await _error(ws, "unknown_type", "type must be signal, media or ping")
+            except (WsError, ApiError) as exc:
+                await _error(ws, exc.code, exc.message)
+    finally:
+        hub.remove(user_id, ws)
+        manager.on_socket_closed(user_id, ws)
+    return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close()
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ws", ws_handler)
+    app.on_shutdown.append(_close_sockets)
