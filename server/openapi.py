@@ -142,10 +142,22 @@ def describe(op: tuple[str, dict | None, int, str], path: str) -> dict:
     return out
 
 
+# Request headers an operation needs besides auth: (method, path) -> parameters.
+HEADERS: dict[tuple[str, str], list[dict]] = {
+    ("post", "/api/withdrawals"): [{
+        "name": "Idempotency-Key", "in": "header", "required": True,
+        "description": "unique per withdrawal; repeat it to retry safely",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+    }],
+}
+
+
 def spec() -> dict:
     paths: dict[str, dict] = {}
     for (method, path), op in sorted(OPERATIONS.items(), key=lambda kv: kv[0][1]):
         paths.setdefault(path, {})[method] = describe(op, path)
+        if (method, path) in HEADERS:
+            paths[path][method].setdefault("parameters", []).extend(HEADERS[(method, path)])
     return {
         "openapi": "3.0.3",
         "info": {"title": "meterchat", "version": "1",

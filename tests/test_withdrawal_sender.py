@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 
 import pytest
@@ -105,7 +106,8 @@ async def seller_with(client, tokens: str):
     return seller
 
 
-async def test_bar_seller_withdraws_400_of_750_and_the_address_holds_2_5_usdt(live):
+async def test_bar_seller_withdraws_400_of_750_and_the_address_holds_2_5_usdt(live, caplog):
+    caplog.set_level(logging.DEBUG)
     app = live.app
     node, gateway = app[DEVNET], app[GATEWAY]
     seller = await seller_with(live, "750")  # earned in calls: credited through the ledger
@@ -147,6 +149,11 @@ async def test_bar_seller_withdraws_400_of_750_and_the_address_holds_2_5_usdt(li
     tx = await gateway.get_transaction(done["txid"])
     assert tx.succeeded and 0 < tx.fee_sun <= app[CONFIG].withdrawals.fee_limit_trx * 10**6
     assert tx.owner_address == app[CHAIN_INFO].hot_wallet_address
+    metrics = await (await live.get("/metrics")).text()
+    assert 'meterchat_withdrawals{status="confirmed"} 2.0' in metrics
+    key = app[CHAIN_INFO].hot_wallet_key.reveal()
+    assert caplog.records and not any(key in r.getMessage() or key in str(r.__dict__)
+                                      for r in caplog.records)
 
 
 @pytest.mark.parametrize("point", ["built", "signed", "broadcast"])
