@@ -44,13 +44,18 @@ async def _serve(config: Config) -> None:
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
         _announce_devnet(app)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await _until_stopped()
     finally:
         await runner.cleanup()
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM, so cleanup (settling calls, closing the database) runs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def _announce_devnet(app) -> None:
@@ -78,11 +83,7 @@ async def _devnet_serve(config: Config) -> None:
         status = node.status()
         print(f"devnet node on {node.url} (USDT contract {status['usdt_contract']}, deposit "
               f"address {status['deposit_address']})", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await _until_stopped()
     finally:
         await node.stop()
 

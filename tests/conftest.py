@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from server.app import create_app
 from server.config import Config, config_from_dict
+
+# No timed assertions in tests: hypothesis's per-example deadline is one, and a busy machine
+# trips it. Speed is measured by the scripts under bench/.
+settings.register_profile("meterchat", deadline=None)
+settings.load_profile("meterchat")
 
 # Cheap argon2 parameters keep the suite fast; production defaults are tested in
 # test_accounts.py::test_default_password_hash_is_argon2id.
