@@ -342,7 +342,9 @@ class CallManager:
         self.by_user[seller_id] = rt.call_id
         call = call_json(row)
         logs.event(log, "call_started", call_id=rt.call_id, rate=rate)
-        await self.hub.send(seller_id, {"type": "call.incoming", "call": call})
+        # The seller's dialog names who is calling.
+        await self.hub.send(seller_id, {"type": "call.incoming", "call": call, "buyer": {
+            "id": str(buyer.id), "display_name": buyer.display_name}})
         await self.hub.send(buyer.id, {"type": "call.state", "call": call})
         return call
 

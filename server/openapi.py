@@ -51,6 +51,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("get", "/api/me"): ("the user and their balances", None, 200, "accounts"),
     ("get", "/api/admin/audit"): ("recompute the ledger (admin)", None, 200, "operator"),
     # Sellers and calls (server/routes/sellers.py, server/routes/calls.py)
+    ("get", "/api/seller/profile"): (
+        "the seller's own profile; null before the first save", None, 200, "sellers"),
     ("put", "/api/seller/profile"): (
         "set the seller's rate (tokens per minute), bio, tags and languages",
         obj(["rate"], rate=integer(1), bio=STR, tags={"type": "array", "items": STR},

@@ -56,6 +56,20 @@ async function findSeller(sellerId) {
   }
 }
 
+/** The other party's name when the page did not come from the pre-call form (a reload, or
+ * the seller's accept): the seller's public profile, or the name the incoming call carried. */
+async function nameOfOther(call, isBuyer) {
+  if (isBuyer) {
+    const seller = await findSeller(call.seller_id).catch(() => null);
+    return seller?.display_name || "Seller";
+  }
+  try {
+    return sessionStorage.getItem(`call-name:${call.id}`) || "Buyer";
+  } catch {
+    return "Buyer";
+  }
+}
+
 function previewBox(video, message) {
   return h("div.preview", video, h("div.overlay", message));
 }
@@ -146,7 +160,7 @@ async function inCall(main, callId, app, handoff = {}) {
   const role = app.me.role;
   let call = handoff.call || (await get(`/api/calls/${encodeURIComponent(callId)}`)).call;
   const isBuyer = String(call.buyer_id) === String(app.me.id);
-  const otherName = handoff.seller?.display_name || (isBuyer ? call.seller_name : call.buyer_name) || (isBuyer ? "Seller" : "Buyer");
+  const otherName = handoff.seller?.display_name || (await nameOfOther(call, isBuyer));
   let stream = handoff.stream || null;
   let link = null;
   let ended = false;
@@ -220,7 +234,10 @@ async function inCall(main, callId, app, handoff = {}) {
   }
 
   function setState(next) {
+    const wasLive = call.state === "live";
     call = { ...call, ...next };
+    // The clock runs from the moment the video went live (not from when the page opened).
+    if (call.state === "live" && !wasLive) meter = { ...meter, live_seconds: call.live_seconds || 0, at: Date.now() };
     const labels = { ringing: "Ringing", connecting: "Connecting", live: "Live", paused: "Paused" };
     stateBadge.textContent = labels[call.state] || call.state;
     stateBadge.className = `badge ${call.state === "live" ? "ok" : call.state === "paused" ? "warn" : "info"}`;

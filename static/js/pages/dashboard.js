@@ -18,13 +18,8 @@ function splitList(text) {
   return String(text || "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
-async function loadProfile(app) {
-  try {
-    return (await get(`/api/sellers/${encodeURIComponent(app.me.id)}`)).seller || null;
-  } catch (err) {
-    if (err.status === 404) return null; // no profile yet
-    throw err;
-  }
+async function loadProfile() {
+  return (await get("/api/seller/profile")).seller; // null before the first save
 }
 
 /** Sum of positive call earnings since a moment, from ledger entries (BigInt units). */
@@ -59,7 +54,7 @@ function startOfWeek() {
 }
 
 export async function render(main, _route, app) {
-  let seller = await loadProfile(app);
+  let seller = await loadProfile();
   const statusBox = h("div");
   const profileBox = h("div");
   const earningsBox = h("div");
