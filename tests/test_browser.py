@@ -111,6 +111,9 @@ async def browsers(app_url, tmp_path):
 
 async def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    if full_page:
+        # From the top: a sticky header would otherwise be drawn where the page was scrolled.
+        await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
@@ -167,6 +170,11 @@ async def test_served_page_is_self_contained_with_security_headers(aiohttp_clien
     cfg = await (await client.get("/api/client-config")).json()
     assert cfg["network"] == "devnet" and cfg["explorer_tx_url"] == ""
     assert cfg["withdrawal_fees_musdt"] == 1_500_000
+    # Pages ask only for what this server serves (the operator's tools may come later).
+    assert set(cfg["features"]) == {"disputes", "admin_disputes", "bans", "reconcile"}
+    assert all(isinstance(v, bool) for v in cfg["features"].values())
+    assert (await client.get("/api/admin/disputes")).status == (
+        401 if cfg["features"]["admin_disputes"] else 404)
 
 
 async def test_sign_up_log_out_and_log_in_again_without_console_errors(browsers: Browsers):
@@ -293,6 +301,33 @@ async def test_money_is_shown_from_decimal_strings_without_floats(browsers: Brow
                    "2.5", "4000000"]
 
 
+async def test_every_end_reason_is_explained_in_words(browsers: Browsers):
+    page = await browsers.page("reasons")
+    await open_app(page)
+    said = await page.evaluate(
+        """async () => {
+            const { endReason } = await import('/static/js/pages/call.js');
+            const out = {};
+            for (const r of ['declined', 'missed', 'cancelled', 'buyer_hangup', 'seller_hangup',
+                             'spend_cap', 'insufficient_funds', 'connection_lost', 'failed',
+                             'seller_offline', 'banned', 'server_shutdown']) {
+                out[r] = [endReason({ end_reason: r }, 'buyer'), endReason({ end_reason: r }, 'seller')];
+            }
+            out.refunded = endReason({ end_reason: 'connection_lost', refunded: '12.5' }, 'buyer');
+            return out;
+        }""")
+    assert said["declined"][0] == "The seller declined the call. You were not charged."
+    assert "did not answer in time" in said["missed"][0]
+    assert "spending cap" in said["spend_cap"][0]
+    assert "balance ran out" in said["insufficient_funds"][0]
+    assert "connection was lost" in said["connection_lost"][0]
+    assert said.pop("refunded").endswith("12.50 tokens were refunded to you.")
+    for reason, (to_buyer, to_seller) in said.items():
+        # A sentence for each side, never the raw code (the fallback says "ended (code)").
+        for text in (to_buyer, to_seller):
+            assert "(" not in text and "_" not in text and text.endswith("."), (reason, text)
+
+
 # ---- The whole story: two people, one call, real money movements on devnet. ---------------
 
 STORY_RATE = 6000  # tokens/min: a few seconds of live video earn enough for a withdrawal
@@ -346,6 +381,10 @@ async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
     await page.get_by_role("link", name="Sellers").click()
     card = page.locator("article.seller", has_text=seller_name)
     await expect(card).to_contain_text(f"{rate}")
+    await page.get_by_label("Tag").fill("cooking")
+    await expect(card).to_be_hidden()
+    await page.get_by_label("Tag").fill("english")
+    await expect(card).to_be_visible()
     await shot(page, "sellers")
     await card.get_by_role("link", name=f"Call {seller_name}").click()
     await expect(page.get_by_test_id("call-rate")).to_contain_text(str(rate))
@@ -354,6 +393,8 @@ async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
     await expect(start).to_be_disabled()  # the rate is acknowledged first
     await page.get_by_label("I agree to pay").check()
     await expect(start).to_be_enabled()
+    await page.wait_for_function(
+        "() => { const v = document.querySelector('.preview video'); return v.readyState >= 2; }")
     await shot(page, "call-precall")
     await start.click()
     await expect(page.get_by_test_id("call-state")).to_have_text("Ringing")
@@ -446,6 +487,7 @@ async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
 
 async def seller_withdraws(page: Page, tokens: str, address: str) -> None:
     await page.get_by_role("link", name="Back to dashboard").click()
+    await expect(page.get_by_test_id("earned-today")).not_to_have_text("0")
     await page.get_by_label("Tokens", exact=True).fill(tokens)
     await page.get_by_label("TRON address (TRC20)").fill(address)
     await expect(page.get_by_test_id("withdraw-preview")).to_contain_text("2.5 USDT")
@@ -454,6 +496,23 @@ async def seller_withdraws(page: Page, tokens: str, address: str) -> None:
     await expect(row).to_contain_text("400")
     await expect(row.locator("[data-txid]")).to_be_visible(timeout=60_000)
     await shot(page, "dashboard-withdrawn")
+
+
+async def wallets_show_the_call(buyer: Page, seller: Page) -> None:
+    """Every movement is in each ledger: the top-up and the call minutes for the buyer, the
+    earnings and the withdrawal for the seller."""
+    await buyer.get_by_role("link", name="Back to sellers").click()
+    await buyer.get_by_role("link", name="Wallet").click()
+    ledger = buyer.locator("section", has=buyer.get_by_role("heading", name="Ledger"))
+    await expect(ledger).to_contain_text("Top-up")
+    await expect(ledger).to_contain_text("Call charge")
+    await expect(buyer.get_by_test_id("balance-held")).to_contain_text("0")
+    await shot(buyer, "wallet-after-call")
+    await seller.get_by_role("link", name="Wallet").click()
+    ledger = seller.locator("section", has=seller.get_by_role("heading", name="Ledger"))
+    await expect(ledger).to_contain_text("Withdrawal")
+    await expect(ledger).to_contain_text("Call earnings")
+    await shot(seller, "wallet-seller")
 
 
 def devnet_faucet(app):
@@ -500,6 +559,7 @@ async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
             await low_balance_is_announced(buyer, seller)
             await buyer_hangs_up(buyer, seller)
             await seller_withdraws(seller, "400", fresh_tron_address())
+            await wallets_show_the_call(buyer, seller)
         finally:
             await b.close()
     # The TXID is pasted as soon as the faucet answers: the claim may find no block yet.
@@ -570,29 +630,81 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
     assert unexpected(b.errors) == [], "\n".join(b.errors)
 
 
-async def test_operator_page_shows_the_audit_and_review_queues(aiohttp_server, tmp_path):
+async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
+        aiohttp_server, tmp_path):
+    from aiohttp import ClientSession
+
     from server import accounts
     from server.appkeys import DB, PASSWORDS
+    from server.chain_ctx import CHAIN_INFO
+    from tests.conftest import fund_tokens
 
-    app = create_app(make_config(tmp_path))
+    app = create_app(make_config(
+        tmp_path, devnet={"block_time_s": 0.2, "solidify_depth": 2},
+        deposits={"watcher_interval_s": 0.2},
+        withdrawals={"sender_interval_s": 0.2, "manual_review_above_usdt": 5}))
     server = await aiohttp_server(app)
-    email = new_email("admin")
+    base_url = str(server.make_url("/")).rstrip("/")
+    hashed = app[PASSWORDS].hash(PASSWORD)
     # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
-    await app[DB].tx(accounts.insert_user, email, app[PASSWORDS].hash(PASSWORD), "admin",
-                     "Olga Operator")
+    admin_email, seller_email = new_email("admin"), new_email("seller")
+    await app[DB].tx(accounts.insert_user, admin_email, hashed, "admin", "Olga Operator")
+    seller = await app[DB].tx(accounts.insert_user, seller_email, hashed, "seller", "Sam Big")
+    await fund_tokens(app, seller.id, "2000")
+    async with ClientSession(base_url) as http:
+        async with http.post("/api/auth/login",
+                             json={"email": seller_email, "password": PASSWORD}) as resp:
+            auth = {"Authorization": "Bearer " + (await resp.json())["token"]}
+        async with http.post("/api/withdrawals", headers={**auth, "Idempotency-Key": "big-1"},
+                             json={"tokens": "1000", "address": fresh_tron_address()}) as resp:
+            assert resp.status == 201, await resp.text()
+            withdrawal = (await resp.json())["withdrawal"]
+            assert withdrawal["status"] == "review"  # 10 USDT is above the review line
+    # A transfer with no top-up behind it: the watcher records it as unmatched.
+    await devnet_faucet(app)(app[CHAIN_INFO].deposit_address, "12.345678")
+
     async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(pw, tmp_path, base_url)
         try:
             page = await b.page("operator")
+            page.on("dialog", lambda d: d.accept())  # every action asks "are you sure?"
             await open_app(page, "/#/login")
-            await page.get_by_label("Email").fill(email)
+            await page.get_by_label("Email").fill(admin_email)
             await page.get_by_label("Password").fill(PASSWORD)
             await page.get_by_role("button", name="Log in").click()
             await expect(page.get_by_role("heading", name="Operator")).to_be_visible()
             await expect(page.get_by_text("Ledger adds up")).to_be_visible()
-            for heading in ("Withdrawals", "Unmatched deposits", "Disputes", "Bans"):
+            for heading in ("Audit", "Withdrawals", "Unmatched deposits", "Disputes", "Bans"):
                 await expect(page.get_by_role("heading", name=heading)).to_be_visible()
+            review = page.locator("tr", has_text=seller_email)
+            await expect(review).to_contain_text("1,000")
+            unmatched = page.locator("tr", has_text="12.345678")
+            for _ in range(30):  # the watcher finds it within a few blocks
+                if await unmatched.count():
+                    break
+                await asyncio.sleep(0.5)
+                await page.reload()
+            await expect(unmatched).to_be_visible()
             await shot(page, "operator")
+
+            await review.get_by_role("button", name="Approve").click()
+            await expect(page.get_by_text("No withdrawals with status review.")).to_be_visible()
+            await unmatched.get_by_label("User id").fill(str(seller.id))
+            await unmatched.get_by_role("button", name="Assign").click()
+            await expect(page.get_by_text("No unmatched deposits.")).to_be_visible()
+            await page.get_by_label("Withdrawal status").select_option("confirmed")
+            for _ in range(30):  # the sender signs, sends and sees it confirmed
+                if await page.locator("tr", has_text=seller_email).count():
+                    break
+                await asyncio.sleep(0.5)
+                await page.get_by_label("Withdrawal status").select_option("sent")
+                await page.get_by_label("Withdrawal status").select_option("confirmed")
+            await expect(page.locator("tr", has_text=seller_email).locator("[data-txid]")
+                         ).to_be_visible()
+            await shot(page, "operator-after-review")
         finally:
             await b.close()
     assert unexpected(b.errors) == [], "\n".join(b.errors)
+    async with ClientSession(base_url) as http, http.get("/api/me", headers=auth) as resp:
+        # 2,000 - 1,000 withdrawn + 1,234.5678 assigned.
+        assert (await resp.json())["balance"]["available"] == "2234.5678"

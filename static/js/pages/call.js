@@ -171,7 +171,7 @@ async function inCall(main, callId, app, handoff = {}) {
 
   if (!ACTIVE.has(call.state)) {
     stopStream(stream);
-    showSummary(main, call, app, isBuyer);
+    showSummary(main, call, app, isBuyer, otherName);
     return undefined;
   }
 
@@ -203,8 +203,8 @@ async function inCall(main, callId, app, handoff = {}) {
         h("div.spread", h("div.call-state", stateBadge), h("span.muted.small", `${call.rate} tokens/min`)),
         h("div", h("div.seller-name", otherName), h("div.muted.small.explain", isBuyer ? "You are paying by the minute of live video." : "You earn for every minute of live video.")),
         mediaError,
-        meterBox,
         warning,
+        meterBox,
         endBtn)));
 
   window.scrollTo(0, 0);
@@ -314,7 +314,7 @@ async function inCall(main, callId, app, handoff = {}) {
       // Show what we have.
     }
     app.refreshBalance();
-    showSummary(main, call, app, isBuyer, handoff.seller);
+    showSummary(main, call, app, isBuyer, otherName);
   }
 
   const mine = (msg) => String(msg.call_id ?? msg.call?.id) === String(call.id);
@@ -345,7 +345,7 @@ async function inCall(main, callId, app, handoff = {}) {
   };
 }
 
-function showSummary(main, call, app, isBuyer, seller) {
+function showSummary(main, call, app, isBuyer, otherName) {
   const reason = endReason(call, isBuyer ? "buyer" : "seller");
   const neverLive = ["declined", "missed", "cancelled"].includes(call.state) || ["declined", "missed", "cancelled"].includes(call.end_reason);
   const rows = [
@@ -367,7 +367,7 @@ function showSummary(main, call, app, isBuyer, seller) {
     }, "★"));
     const comment = h("input", { type: "text", name: "comment", maxlength: 500, placeholder: "Optional comment" });
     const rateForm = h("form.stack",
-      h("div", h("div.muted.small", `How was your call with ${seller?.display_name || "the seller"}?`), h("div.rating", { role: "group", "aria-label": "Rating" }, starButtons)),
+      h("div", h("div.muted.small", `How was your call with ${otherName}?`), h("div.rating", { role: "group", "aria-label": "Rating" }, starButtons)),
       comment,
       h("button.btn.secondary", { type: "submit" }, "Send rating"));
     onSubmit(rateForm, async () => {
@@ -384,7 +384,8 @@ function showSummary(main, call, app, isBuyer, seller) {
       clear(disputeForm, h("div.form-ok", "Dispute opened. The operator will review it and refund you if it is justified."));
     });
     const disputeToggle = h("button.linkish", { type: "button", onclick: () => { disputeForm.hidden = false; disputeToggle.hidden = true; disputeReason.focus(); } }, "Something went wrong? Open a dispute");
-    actions.append(rateForm, disputeToggle, disputeForm);
+    actions.append(rateForm);
+    if (app.config?.features?.disputes) actions.append(disputeToggle, disputeForm);
   }
   if (!isBuyer && !neverLive && call.buyer_id) {
     const block = h("button.linkish", {
