@@ -377,7 +377,7 @@ async def buyer_tops_up(page: Page, faucet, usdt: str) -> None:
     await shot(page, "wallet-credited")
 
 
-async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
+async def buyer_calls(page: Page, seller_name: str, rate: int, *, shots: bool = True) -> None:
     await page.get_by_role("link", name="Sellers").click()
     card = page.locator("article.seller", has_text=seller_name)
     await expect(card).to_contain_text(f"{rate}")
@@ -385,7 +385,8 @@ async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
     await expect(card).to_be_hidden()
     await page.get_by_label("Tag").fill("english")
     await expect(card).to_be_visible()
-    await shot(page, "sellers")
+    if shots:
+        await shot(page, "sellers")
     await card.get_by_role("link", name=f"Call {seller_name}").click()
     await expect(page.get_by_test_id("call-rate")).to_contain_text(str(rate))
     start = page.get_by_role("button", name=f"Start call at {rate} tokens/min")
@@ -395,7 +396,8 @@ async def buyer_calls(page: Page, seller_name: str, rate: int) -> None:
     await expect(start).to_be_enabled()
     await page.wait_for_function(
         "() => { const v = document.querySelector('.preview video'); return v.readyState >= 2; }")
-    await shot(page, "call-precall")
+    if shots:
+        await shot(page, "call-precall")
     await start.click()
     await expect(page.get_by_test_id("call-state")).to_have_text("Ringing")
 
@@ -609,7 +611,7 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
             buyer_email = await sign_up(buyer, "buyer", "Carl Caller")
             await fund_through_api(app, base_url, buyer_email, "5")
 
-            await buyer_calls(buyer, "Dana Decliner", 30)
+            await buyer_calls(buyer, "Dana Decliner", 30, shots=False)
             dialog = seller.get_by_role("dialog", name="Incoming call")
             await expect(dialog).to_contain_text("Carl Caller wants to talk")
             await dialog.get_by_role("button", name="Decline").click()
@@ -619,7 +621,7 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
             await shot(buyer, "call-declined")
 
             await buyer.get_by_role("link", name="Back to sellers").click()
-            await buyer_calls(buyer, "Dana Decliner", 30)
+            await buyer_calls(buyer, "Dana Decliner", 30, shots=False)
             await expect(dialog).to_be_visible()
             await expect(buyer.get_by_test_id("end-reason")).to_contain_text(
                 "did not answer in time", timeout=15_000)
