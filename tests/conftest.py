@@ -172,13 +172,7 @@ def fund_sync(conn, user_id: int | str, tokens: int | str) -> None:
 
 
 async def fund(client, user_id: int | str, tokens: int | str) -> None:
-    from server import ledger
-    from server.appkeys import DB
-    from server.money import tokens_to_musdt
-
-    amount = tokens_to_musdt(str(tokens))
-    await client.app[DB].tx(ledger.transfer, ledger.CHAIN_DEPOSITS,
-                            ledger.user_account(int(user_id)), amount, "test_deposit")
+    await fund_tokens(client.app, user_id, str(tokens))
 
 
 async def audit_ok(client) -> dict:
