@@ -487,6 +487,41 @@ async def buyer_hangs_up(buyer: Page, seller: Page) -> None:
     await shot(seller, "call-summary-seller")
 
 
+async def buyer_disputes(buyer: Page) -> None:
+    await buyer.get_by_role("button", name="Something went wrong? Open a dispute").click()
+    await buyer.get_by_label("Describe the problem").fill("The picture froze for a while.")
+    await buyer.get_by_role("button", name="Open dispute").click()
+    await expect(buyer.get_by_text("Dispute opened.")).to_be_visible()
+
+
+async def operator_refunds_the_dispute(b: Browsers, app, buyer: Page) -> None:
+    """The operator reads the dispute and refunds part of the call; the buyer's ledger shows
+    the refund."""
+    from server import accounts
+    from server.appkeys import DB, PASSWORDS
+
+    email = new_email("admin")
+    # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
+    await app[DB].tx(accounts.insert_user, email, app[PASSWORDS].hash(PASSWORD), "admin",
+                     "Olga Operator")
+    page = await b.page("operator")
+    page.on("dialog", lambda d: d.accept())
+    await open_app(page, "/#/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    row = page.locator("tr", has_text="The picture froze for a while.")
+    await expect(row).to_contain_text("charged 1,")
+    await row.get_by_label("Refund tokens").fill("600")
+    await row.get_by_role("button", name="Resolve").click()
+    await expect(row).to_contain_text("resolved")
+    await expect(row).to_contain_text("600")
+    await shot(page, "operator-dispute-resolved")
+    await buyer.reload()
+    ledger = buyer.locator("section", has=buyer.get_by_role("heading", name="Ledger"))
+    await expect(ledger).to_contain_text("Dispute refund")
+
+
 async def seller_withdraws(page: Page, tokens: str, address: str) -> None:
     await page.get_by_role("link", name="Back to dashboard").click()
     await expect(page.get_by_test_id("earned-today")).not_to_have_text("0")
@@ -560,8 +595,10 @@ async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
             await reload_recovers(seller, buyer)
             await low_balance_is_announced(buyer, seller)
             await buyer_hangs_up(buyer, seller)
+            await buyer_disputes(buyer)
             await seller_withdraws(seller, "400", fresh_tron_address())
             await wallets_show_the_call(buyer, seller)
+            await operator_refunds_the_dispute(b, app, buyer)
         finally:
             await b.close()
     # The TXID is pasted as soon as the faucet answers: the claim may find no block yet.

@@ -32,15 +32,19 @@ async function act(button, fn, done) {
   try {
     await fn();
     toast("Done", "ok");
-    await done();
+    // Money moved: the audit and wallet figures change with the list.
+    await Promise.all([done(), refreshFigures()]);
   } catch (err) {
     toast(err.message, "error");
     button.disabled = false;
   }
 }
 
+let refreshFigures = async () => {};
+
 export async function render(main, _route, app) {
   const features = app.config?.features || {};
+  refreshFigures = () => Promise.all([loadAudit(), features.reconcile ? loadWallet() : null]);
   const walletBox = h("div");
   const auditBox = h("div");
   const wdBox = h("div");
@@ -81,7 +85,7 @@ export async function render(main, _route, app) {
             h("td.amount", money.tokens(w.tokens)),
             h("td.amount", money.usdt(w.net_usdt)),
             h("td.mono.small", w.address),
-            h("td", statusBadge(w.status), w.review_reason ? h("div.muted.small", w.review_reason) : null,
+            h("td", statusBadge(w.status), w.review_reason ? h("div.muted.small", String(w.review_reason).replace(/_/g, " ")) : null,
               w.txid ? h("div", explorerLink(app, w.txid)) : null),
             h("td", ["review", "failed", "queued"].includes(w.status) ? h("div.row", approve, reject) : null));
         })))) : h("p.empty", `No withdrawals with status ${wdStatus.value}.`));
@@ -182,7 +186,8 @@ export async function render(main, _route, app) {
           h("div.stat", h("div.label", "Hot wallet TRX"), h("div.value.small-value", r.wallet_trx == null ? "—" : `${r.wallet_trx} TRX`)),
           h("div.stat", h("div.label", "Owed to users"), h("div.value.small-value", usdt(r.liability_usdt)))),
         r.wallet_address ? h("p.small.muted", "Address ", h("span.mono", r.wallet_address)) : null,
-        [...(r.problems || []), ...(r.warnings || [])].map((t) => h("div.form-error", t)));
+        (r.problems || []).map((t) => h("div.form-error", t)),
+        (r.warnings || []).map((t) => h("div.warning", t)));
     } catch (err) {
       clear(walletBox, errorBox(err));
     }
