@@ -287,6 +287,21 @@ class WsError(ApiError):
     """A bad WebSocket message: answered with an `error` message, the socket stays open."""
 
 
+MAX_ID_DIGITS = 18  # ids are SQLite rowids: below 2**63
+
+
+def ws_call_id(raw: Any) -> int:
+    """A call id from a socket message: a string of digits (as the API gives ids) or an
+    integer. Floats, booleans, huge numbers and anything else are refused (int() of
+    Infinity raises OverflowError, of 1.5 silently gives 1)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 10**MAX_ID_DIGITS:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() \
+            and len(raw) <= MAX_ID_DIGITS and int(raw) > 0:
+        return int(raw)
+    raise WsError("call_id is missing or not an id", "invalid_message")
+
+
 class CallManager:
     """Active calls in memory; every money change goes through billing on the DB thread."""
 
@@ -459,11 +474,7 @@ class CallManager:
 
     # -- WebSocket messages
     def _party_call(self, user_id: int, msg: dict) -> Runtime:
-        raw = msg.get("call_id")
-        try:
-            call_id = int(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise WsError("call_id is missing or not an id", "invalid_message") from None
+        call_id = ws_call_id(msg.get("call_id"))
         rt = self.active.get(call_id)
         if rt is None or user_id not in (rt.buyer_id, rt.seller_id):
             raise WsError("no active call of yours with this id", "not_your_call")

@@ -70,7 +70,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
             limiter.hit("s")
             try:
                 data = json.loads(msg.data)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
                 await _error(ws, "invalid_json", "the message is not valid JSON")
                 continue
             if not isinstance(data, dict):
