@@ -66,6 +66,7 @@ class CheckFailed(AssertionError):
 
 
 def write_config(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "meterchat.toml"
     cfg.write_text(
         "[server]\nport = 0\npassword_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n"
@@ -337,8 +338,7 @@ async def forever(ctx: Ctx, step, *args) -> None:
             await step(ctx, *args)
         except Down:
             ctx.stats[f"{step.__name__}_interrupted"] += 1
-            while not ctx.server.up.is_set() and not ctx.stopping:
-                await asyncio.sleep(0.05)
+            await ctx.server.up.wait()
         except Exception as exc:  # a client bug or an unexpected answer: reported, not fatal
             ctx.errors.append(f"{step.__name__}: {type(exc).__name__}: {exc}")
             await asyncio.sleep(0.5)
@@ -434,8 +434,8 @@ def _balance(conn: sqlite3.Connection, name: str) -> int:
 def _check_deposits(conn: sqlite3.Connection, chain: Chain, problems: list[str]) -> None:
     credited_sum = 0
     seen: Counter = Counter()
-    for txid, idx, amount, status, user_id in conn.execute(
-            "SELECT txid, log_index, amount_musdt, status, user_id FROM deposits"):
+    for txid, idx, amount, status in conn.execute(
+            "SELECT txid, log_index, amount_musdt, status FROM deposits"):
         seen[(txid, idx)] += 1
         on_chain = chain.deposits.get((txid, idx))
         if on_chain is None:
@@ -600,8 +600,7 @@ class Report:
 
 async def run(kills: int, seed: int, workdir: Path, pairs: int = 3, min_up_s: float = 1.0,
               max_up_s: float = 5.0, say=print) -> Report:
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg = write_config(workdir)
+    cfg = await asyncio.to_thread(write_config, workdir)
     kill_rng = random.Random(seed)
     server = Server(workdir, cfg)
     started = time.monotonic()

@@ -367,9 +367,11 @@ class CallManager:
             return None
         return rt
 
-    async def get_call(self, user: User, call_id: int) -> dict:
+    async def get_call(self, user: User, call_id: int, parties_only: bool = False) -> dict:
+        """The call as its parties (and, read-only, an operator) see it; 404 otherwise."""
         row = await self.db.read(get_call_row, call_id)
-        if row is None or (user.id not in (row[1], row[2]) and user.role != "admin"):
+        may_read = user.role == "admin" and not parties_only
+        if row is None or (user.id not in (row[1], row[2]) and not may_read):
             raise NotFound("no such call of yours", "call_not_found")
         rt = self.active.get(call_id)
         return call_json(row, rt.live_ms(time.monotonic()) if rt else None)
@@ -377,7 +379,7 @@ class CallManager:
     async def accept(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None:
-            await self.get_call(user, call_id)  # 404 for strangers
+            await self.get_call(user, call_id, parties_only=True)  # 404 for strangers
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller accepts a call", "not_seller")
@@ -390,7 +392,7 @@ class CallManager:
     async def decline(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None or rt.state != "ringing":
-            await self.get_call(user, call_id)
+            await self.get_call(user, call_id, parties_only=True)
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller declines a call", "not_seller")
@@ -399,8 +401,8 @@ class CallManager:
     async def end(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None:
-            call = await self.get_call(user, call_id)
-            return call  # already over: ending again changes nothing
+            # Already over: ending again changes nothing. An operator is no party to it.
+            return await self.get_call(user, call_id, parties_only=True)
         reason = "buyer_hangup" if user.id == rt.buyer_id else "seller_hangup"
         if rt.state == "ringing":
             reason = "cancelled" if user.id == rt.buyer_id else "declined"
