@@ -324,6 +324,21 @@ class WsError(ApiError):
     """A bad WebSocket message: answered with an `error` message, the socket stays open."""
 
 
+MAX_ID_DIGITS = 18  # ids are SQLite rowids: below 2**63
+
+
+def ws_call_id(raw: Any) -> int:
+    """A call id from a socket message: a string of digits (as the API gives ids) or an
+    integer. Floats, booleans, huge numbers and anything else are refused (int() of
+    Infinity raises OverflowError, of 1.5 silently gives 1)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 10**MAX_ID_DIGITS:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() \
+            and len(raw) <= MAX_ID_DIGITS and int(raw) > 0:
+        return int(raw)
+    raise WsError("call_id is missing or not an id", "invalid_message")
+
+
 class CallManager:
     """Active calls in memory; every money change goes through billing on the DB thread."""
 
@@ -395,9 +410,11 @@ class CallManager:
             return None
         return rt
 
-    async def get_call(self, user: User, call_id: int) -> dict:
+    async def get_call(self, user: User, call_id: int, parties_only: bool = False) -> dict:
+        """The call as its parties (and, read-only, an operator) see it; 404 otherwise."""
         row = await self.db.read(get_call_row, call_id)
-        if row is None or (user.id not in (row[1], row[2]) and user.role != "admin"):
+        may_read = user.role == "admin" and not parties_only
+        if row is None or (user.id not in (row[1], row[2]) and not may_read):
             raise NotFound("no such call of yours", "call_not_found")
         rt = self.active.get(call_id)
         return call_json(row, rt.live_ms(time.monotonic()) if rt else None)
@@ -405,7 +422,7 @@ class CallManager:
     async def accept(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None:
-            await self.get_call(user, call_id)  # 404 for strangers
+            await self.get_call(user, call_id, parties_only=True)  # 404 for strangers
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller accepts a call", "not_seller")
@@ -418,7 +435,7 @@ class CallManager:
     async def decline(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None or rt.state != "ringing":
-            await self.get_call(user, call_id)
+            await self.get_call(user, call_id, parties_only=True)
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller declines a call", "not_seller")
@@ -427,8 +444,8 @@ class CallManager:
     async def end(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None:
-            call = await self.get_call(user, call_id)
-            return call  # already over: ending again changes nothing
+            # Already over: ending again changes nothing. An operator is no party to it.
+            return await self.get_call(user, call_id, parties_only=True)
         reason = "buyer_hangup" if user.id == rt.buyer_id else "seller_hangup"
         if rt.state == "ringing":
             reason = "cancelled" if user.id == rt.buyer_id else "declined"
@@ -508,11 +525,7 @@ class CallManager:
 
     # -- WebSocket messages
     def _party_call(self, user_id: int, msg: dict) -> Runtime:
-        raw = msg.get("call_id")
-        try:
-            call_id = int(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise WsError("call_id is missing or not an id", "invalid_message") from None
+        call_id = ws_call_id(msg.get("call_id"))
         rt = self.active.get(call_id)
         if rt is None or user_id not in (rt.buyer_id, rt.seller_id):
             raise WsError("no active call of yours with this id", "not_your_call")

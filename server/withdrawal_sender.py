@@ -252,5 +252,7 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        scheduler.shutdown(wait=False)
+        # Stop first, waiting for a pass under way: apscheduler's asyncio executor would
+        # cancel a running job on shutdown, cutting the pass off mid-way.
         await sender.stop()
+        scheduler.shutdown(wait=False)
