@@ -57,7 +57,7 @@ def check_tip_tokens(value: object, cfg: EconomyConfig) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise Unprocessable("tokens must be a whole number of tokens", "invalid_type")
     text = str(value).strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+    if not text.isdigit():
         raise Unprocessable("tips are whole tokens, e.g. 50", "invalid_amount")
     tokens = int(text)
     if not 1 <= tokens <= cfg.max_tip_tokens:
