@@ -221,6 +221,18 @@ class IceConfig:
 
 
 @dataclass(frozen=True)
+class EconomyConfig:
+    tip_commission_percent: Decimal = key(
+        Decimal(-1),
+        "platform share of tips, percent; -1 = the same commission as the call's minutes",
+        min=Decimal(-1), max=Decimal(100),
+    )
+    tip_window_hours: int = key(24, "hours after a call ends during which its buyer may tip",
+                                min=0)
+    max_tip_tokens: int = key(100000, "largest single tip, whole tokens", min=1)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -230,6 +242,7 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
     ice: IceConfig = field(default_factory=IceConfig)
+    economy: EconomyConfig = field(default_factory=EconomyConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     # Directory relative paths were resolved against (the config file's, or the cwd).
     base_dir: Path = field(default_factory=Path.cwd, compare=False)

@@ -80,6 +80,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/calls/{id}/rating"): (
         "the buyer rates an ended call", obj(["stars"], stars=integer(1, 5), comment=STR),
         200, "calls"),
+    ("post", "/api/calls/{id}/tip"): (
+        "the buyer tips the seller whole tokens, during or up to 24 h after the call",
+        obj(["tokens"], tokens={"type": "integer", "minimum": 1}), 201, "calls"),
+    ("get", "/api/calls/{id}/tips"): ("the tips of a call, for its parties", None, 200,
+                                      "calls"),
     ("get", "/api/ice"): ("STUN/TURN servers with short-lived TURN credentials", None, 200,
                           "calls"),
     ("post", "/api/deposits/intents"): (
@@ -179,12 +184,14 @@ def describe(op: tuple[str, dict | None, int, str], path: str) -> dict:
 
 
 # Request headers an operation needs besides auth: (method, path) -> parameters.
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": True,
+    "description": "unique per request; repeat it to retry safely",
+    "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+}
 HEADERS: dict[tuple[str, str], list[dict]] = {
-    ("post", "/api/withdrawals"): [{
-        "name": "Idempotency-Key", "in": "header", "required": True,
-        "description": "unique per withdrawal; repeat it to retry safely",
-        "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
-    }],
+    ("post", "/api/withdrawals"): [IDEMPOTENCY_KEY],
+    ("post", "/api/calls/{id}/tip"): [IDEMPOTENCY_KEY],
 }
 
 

@@ -97,3 +97,18 @@ def decimal_string(body: dict, name: str, *, required: bool = True) -> Any:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Unprocessable(f'{name} must be a decimal string like "10.5"', "invalid_type")
     return str(value)
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+def idempotency_key(value: str | None) -> str:
+    """The Idempotency-Key header of a money-moving request: required, printable ASCII."""
+    if value is None or not value.strip():
+        raise BadRequest("send an Idempotency-Key header (any unique string per request; "
+                         "repeat it to retry safely)", "idempotency_key_required")
+    key = value.strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable() or not key.isascii():
+        raise BadRequest(f"Idempotency-Key must be up to {MAX_IDEMPOTENCY_KEY_CHARS} printable "
+                         "ASCII characters", "invalid_idempotency_key")
+    return key

@@ -21,16 +21,15 @@ from typing import Any
 
 from chain.address import is_valid_address
 from chain.gateway import SignedTransfer
-from server import ledger
+from server import ledger, validate
 from server.config import WithdrawalsConfig
 from server.deposits import iso_ms
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.money import AmountError, musdt_to_tokens_str, musdt_to_usdt_str, tokens_to_musdt
 
 STATUSES = ("queued", "review", "signed", "sent", "confirmed", "failed", "rejected")
 IN_FLIGHT = ("signed", "sent")
 DAY_MS = 86_400_000
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 # Far below SQLite's integer range and any real balance; keeps sums of amounts exact.
 MAX_WITHDRAWAL_MUSDT = 10**15
 
@@ -45,16 +44,8 @@ REVIEW_ACCOUNT_BANNED = "account_banned"  # set by a ban (server/moderation.py)
 
 # -- pure rules
 
-
-def check_idempotency_key(value: str | None) -> str:
-    if value is None or not value.strip():
-        raise BadRequest("send an Idempotency-Key header (any unique string per withdrawal; "
-                         "repeat it to retry safely)", "idempotency_key_required")
-    key = value.strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable() or not key.isascii():
-        raise BadRequest(f"Idempotency-Key must be up to {MAX_IDEMPOTENCY_KEY_CHARS} printable "
-                         "ASCII characters", "invalid_idempotency_key")
-    return key
+# One check of the Idempotency-Key header for every money-moving request.
+check_idempotency_key = validate.idempotency_key
 
 
 def check_address(value: Any, platform_addresses: frozenset[str] | set[str]) -> str:

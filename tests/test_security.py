@@ -36,8 +36,11 @@ DEST = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 CALL_PARTIES_ONLY = {
     ("get", "/api/calls/{id}"), ("post", "/api/calls/{id}/accept"),
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
-    ("post", "/api/calls/{id}/rating"),
+    ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
 }
+# Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
+# operator is refused by role.
+BUYER_OF_THE_CALL_ONLY = {("post", "/api/calls/{id}/dispute"), ("post", "/api/calls/{id}/tip")}
 PUBLIC = {("get", "/api/sellers/{id}")}  # a seller's public card, shown to everyone
 # The id names the other user; what changes is the caller's own block list or reports.
 ON_THE_CALLERS_OWN_LISTS = {
@@ -53,7 +56,8 @@ def _admin_ops() -> list[tuple[str, str]]:
 def test_every_operation_with_a_path_id_is_classified():
     with_id = {op for op in OPERATIONS if "{" in op[1]}
     admin = {op for op in with_id if op[1].startswith("/api/admin/")}
-    unclassified = with_id - admin - CALL_PARTIES_ONLY - PUBLIC - ON_THE_CALLERS_OWN_LISTS
+    unclassified = (with_id - admin - CALL_PARTIES_ONLY - BUYER_OF_THE_CALL_ONLY - PUBLIC
+                    - ON_THE_CALLERS_OWN_LISTS)
     assert unclassified == set(), "say whose the id is, and add it to a test below"
     assert len(_admin_ops()) >= 5
 
@@ -93,6 +97,15 @@ async def test_strangers_cannot_read_or_change_a_call(app_client):
             # 404, never 403: a stranger does not even learn that the call exists.
             assert resp.status == 404, (who.user["role"], method, url, data)
             assert data["error"]["code"] == "call_not_found"
+    for _method, path in sorted(BUYER_OF_THE_CALL_ONLY):
+        url = path.replace("{id}", call_id)
+        for who, status, code in ((other_buyer, 404, "call_not_found"),
+                                  (other_seller, 403, "wrong_role"),
+                                  (seller, 403, "wrong_role"), (admin, 403, "wrong_role")):
+            resp = await who.post(url, {"reason": "not mine", "tokens": 1},
+                                  headers={"Idempotency-Key": "not-mine"})
+            data = await resp.json()
+            assert (resp.status, data["error"]["code"]) == (status, code), (who.user, data)
     assert await _state(buyer, call_id) == before  # still ringing, nothing charged
     assert (await admin.get(f"/api/calls/{call_id}")).status == 200
     assert (await buyer.me())["balance"]["held"] == "100"
@@ -190,6 +203,10 @@ async def test_admin_operations_refuse_everyone_else_and_change_nothing(app_clie
     for method, path in _admin_ops():
         if method == "get":
             resp = await admin.get(re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path))
+            if "{" in path and resp.status == 404:
+                # The withdrawal's id names no call or dispute: not found, but not refused.
+                assert (await resp.json())["error"]["code"].endswith("not_found"), path
+                continue
             assert resp.status == 200, path
     await audit_ok(app_client)
 
