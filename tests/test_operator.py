@@ -424,3 +424,15 @@ def test_dispute_window_counts_whole_days_from_the_end():
     assert disputes.within_window(1_000, 1_000 + 14 * day, 14)
     assert not disputes.within_window(1_000, 1_001 + 14 * day, 14)
     assert not disputes.within_window(None, 0, 14)
+
+
+async def test_ids_in_other_scripts_digits_are_not_found_not_a_server_error(aiohttp_client,
+                                                                              tmp_path):
+    # "²" and "٣" are digits to str.isdigit() but not to int(): a 404, never a 500.
+    client = await aiohttp_client(create_app(config_for(tmp_path)))
+    admin = await admin_actor(client)
+    for raw in ("%C2%B2", "%D9%A3"):
+        await assert_error(await admin.get(f"/api/admin/users/{raw}"), 404)
+        await assert_error(await admin.post(f"/api/admin/users/{raw}/unban", {}), 404)
+        await assert_error(await admin.post(f"/api/admin/withdrawals/{raw}/approve"), 404)
+    await assert_error(await admin.get("/api/admin/audit-log?before=%C2%B2"), 422)

@@ -18,7 +18,7 @@ from server.money import AmountError, tokens_to_musdt
 
 def _id(request: web.Request, what: str) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound(f"no such {what}", f"{what}_not_found")
     return int(text)
 
@@ -137,7 +137,7 @@ async def unban(request: web.Request) -> web.Response:
 async def list_audit_log(request: web.Request) -> web.Response:
     await require_role(request, "admin")
     before = request.query.get("before")
-    if before is not None and (not before.isdigit() or len(before) > 18):
+    if before is not None and (not (before.isascii() and before.isdigit()) or len(before) > 18):
         raise Unprocessable("before must be an audit log id", "invalid_value")
     target = request.query.get("target") or None
     rows = await request.app[DB].read(audit_log.entries, target=target,

@@ -54,7 +54,7 @@ async def admin_list(request: web.Request) -> web.Response:
 
 def _withdrawal_id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound("no such withdrawal", "withdrawal_not_found")
     return int(text)
 
