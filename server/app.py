@@ -110,14 +110,19 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(chain_ctx(config))
     app.cleanup_ctx.append(watcher_ctx)
+    from server.withdrawal_sender import sender_ctx
 
-    from server.routes import accounts, admin, deposits, health
+    app.cleanup_ctx.append(sender_ctx)
+
+    from server.routes import accounts, admin, deposits, health, withdrawals
     from server.routes import calls as calls_routes
+    from server.routes import operator as operator_routes
     from server.routes import sellers as sellers_routes
     from server.routes import ws as ws_routes
 
     for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
-                   sellers_routes, ws_routes, economy_routes):
+                   sellers_routes, ws_routes, withdrawals, operator_routes,
+                   economy_routes):
         module.setup(app)
     from server.routes import static as static_routes
 

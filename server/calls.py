@@ -46,6 +46,11 @@ class PartyMedia:
     ok_until: float = float("-inf")
     last_bytes: int | None = None
     last_frames: int | None = None
+    # Kept for the call's record (call_media), which a dispute is decided on.
+    reports: int = 0
+    good_reports: int = 0
+    last_state: str | None = None
+    last_report_at: float | None = None
 
     def report(self, now: float, connected: bool, bytes_received: int | None,
                frames_decoded: int | None, timeout_s: float) -> None:
@@ -58,7 +63,11 @@ class PartyMedia:
             self.last_bytes = bytes_received
         if frames_decoded is not None:
             self.last_frames = frames_decoded
+        self.reports += 1
+        self.last_state = "connected" if connected else "disconnected"
+        self.last_report_at = now
         if connected and grew and self.socket_open:
+            self.good_reports += 1
             self.ok_until = now + timeout_s
         else:
             self.ok_until = min(self.ok_until, now)
@@ -188,7 +197,7 @@ def _acct_id(conn: sqlite3.Connection, name: str) -> int:
 
 def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: int,
                 spend_cap_musdt: int | None, min_prefund_minutes: int,
-                default_commission_ppm: int, now: int):
+                default_commission_ppm: int, now: int, seller_bucket: str = "available"):
     """Start a call (ringing) and hold its first minute, or refuse with the reason."""
     economy.check_not_excluded(conn, buyer_id, now)
     s = conn.execute(
@@ -237,7 +246,7 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
         (buyer_id, seller_id, rate, ppm if ppm is not None else default_commission_ppm,
          spend_cap_musdt, _acct_id(conn, ledger.user_account(buyer_id)),
          _acct_id(conn, ledger.user_account(buyer_id, "held")),
-         _acct_id(conn, ledger.user_account(seller_id)), now),
+         _acct_id(conn, ledger.user_account(seller_id, seller_bucket)), now),
     )
     call_id = cur.lastrowid
     if billing.first_hold(conn, call_id, buyer_id, rate, spend_cap_musdt, available) is None:
@@ -245,6 +254,34 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
     conn.execute("INSERT INTO call_events (call_id, at_ms, state, detail) VALUES (?, ?, ?, ?)",
                  (call_id, now, "ringing", None))
     return get_call_row(conn, call_id)
+
+
+def media_rows(rt: Runtime, now: float, wall_ms: int) -> list[tuple]:
+    """Both parties' heartbeat summaries as call_media rows (monotonic times made wall)."""
+    rows = []
+    for uid, p in rt.parties.items():
+        at = None if p.last_report_at is None else wall_ms - int((now - p.last_report_at) * 1000)
+        rows.append((rt.call_id, uid, p.reports, p.good_reports, p.last_state, p.last_bytes,
+                     p.last_frames, at, int(p.socket_open), wall_ms))
+    return rows
+
+
+def save_media(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO call_media (call_id, user_id, reports, good_reports,"
+        " last_state, bytes_received, frames_decoded, last_report_at_ms, socket_open,"
+        " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def finish_with_media(conn: sqlite3.Connection, rows: list[tuple], *args):
+    save_media(conn, rows)
+    return billing.finish_call(conn, *args)
+
+
+def record_state_with_media(conn: sqlite3.Connection, call_id: int, state: str, now: int,
+                            rows: list[tuple]) -> None:
+    record_state(conn, call_id, state, now)
+    save_media(conn, rows)
 
 
 def accept_call(conn: sqlite3.Connection, call_id: int, now: int):
@@ -290,6 +327,21 @@ class WsError(ApiError):
     """A bad WebSocket message: answered with an `error` message, the socket stays open."""
 
 
+MAX_ID_DIGITS = 18  # ids are SQLite rowids: below 2**63
+
+
+def ws_call_id(raw: Any) -> int:
+    """A call id from a socket message: a string of digits (as the API gives ids) or an
+    integer. Floats, booleans, huge numbers and anything else are refused (int() of
+    Infinity raises OverflowError, of 1.5 silently gives 1)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 10**MAX_ID_DIGITS:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() \
+            and len(raw) <= MAX_ID_DIGITS and int(raw) > 0:
+        return int(raw)
+    raise WsError("call_id is missing or not an id", "invalid_message")
+
+
 class CallManager:
     """Active calls in memory; every money change goes through billing on the DB thread."""
 
@@ -298,11 +350,14 @@ class CallManager:
         self.hub = hub
         self.cfg = config.billing
         self.default_ppm = billing.commission_ppm_from_percent(config.billing.commission_percent)
+        # Earnings land in `pending` while the operator holds them (server/earnings.py).
+        self.seller_bucket = "pending" if config.operator.earnings_hold_hours > 0 else "available"
         self.active: dict[int, Runtime] = {}
         self.by_user: dict[int, int] = {}
         self._task: asyncio.Task | None = None
         self._bg: set[asyncio.Task] = set()
         self.pass_ms: list[float] = []  # recent pass durations, for metrics
+        self.metrics: Any = None  # server.metrics.Metrics, set by the app
         hub.on_user_gone = self.on_user_gone
 
     # -- lifecycle
@@ -337,7 +392,8 @@ class CallManager:
         if buyer.role != "buyer":
             raise Forbidden("only buyer accounts start calls", "wrong_role")
         row = await self.db.tx(create_call, buyer.id, seller_id, rate, spend_cap_musdt,
-                               self.cfg.min_prefund_minutes, self.default_ppm, now_ms())
+                               self.cfg.min_prefund_minutes, self.default_ppm, now_ms(),
+                               self.seller_bucket)
         rt = Runtime(row[0], buyer.id, seller_id, rate, "ringing", time.monotonic(),
                      self.cfg.media_timeout_s)
         self.active[rt.call_id] = rt
@@ -345,7 +401,9 @@ class CallManager:
         self.by_user[seller_id] = rt.call_id
         call = call_json(row)
         logs.event(log, "call_started", call_id=rt.call_id, rate=rate)
-        await self.hub.send(seller_id, {"type": "call.incoming", "call": call})
+        # The seller's dialog names who is calling.
+        await self.hub.send(seller_id, {"type": "call.incoming", "call": call, "buyer": {
+            "id": str(buyer.id), "display_name": buyer.display_name}})
         await self.hub.send(buyer.id, {"type": "call.state", "call": call})
         return call
 
@@ -355,9 +413,11 @@ class CallManager:
             return None
         return rt
 
-    async def get_call(self, user: User, call_id: int) -> dict:
+    async def get_call(self, user: User, call_id: int, parties_only: bool = False) -> dict:
+        """The call as its parties (and, read-only, an operator) see it; 404 otherwise."""
         row = await self.db.read(get_call_row, call_id)
-        if row is None or (user.id not in (row[1], row[2]) and user.role != "admin"):
+        may_read = user.role == "admin" and not parties_only
+        if row is None or (user.id not in (row[1], row[2]) and not may_read):
             raise NotFound("no such call of yours", "call_not_found")
         rt = self.active.get(call_id)
         return call_json(row, rt.live_ms(time.monotonic()) if rt else None)
@@ -365,7 +425,7 @@ class CallManager:
     async def accept(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None:
-            await self.get_call(user, call_id)  # 404 for strangers
+            await self.get_call(user, call_id, parties_only=True)  # 404 for strangers
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller accepts a call", "not_seller")
@@ -378,7 +438,7 @@ class CallManager:
     async def decline(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None or rt.state != "ringing":
-            await self.get_call(user, call_id)
+            await self.get_call(user, call_id, parties_only=True)
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller declines a call", "not_seller")
@@ -387,8 +447,8 @@ class CallManager:
     async def end(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
         if rt is None:
-            call = await self.get_call(user, call_id)
-            return call  # already over: ending again changes nothing
+            # Already over: ending again changes nothing. An operator is no party to it.
+            return await self.get_call(user, call_id, parties_only=True)
         reason = "buyer_hangup" if user.id == rt.buyer_id else "seller_hangup"
         if rt.state == "ringing":
             reason = "cancelled" if user.id == rt.buyer_id else "declined"
@@ -424,8 +484,12 @@ class CallManager:
             state = self._final_state(rt, reason)
             live_ms = rt.live_ms(now) if rt.state != "ringing" else 0
             self._forget(rt)
-            await self.db.tx(billing.finish_call, rt.call_id, state, reason, live_ms, now_ms(),
-                             int(self.cfg.refund_below_live_s * 1000))
+            wall = now_ms()
+            done = await self.db.tx(finish_with_media, media_rows(rt, now, wall), rt.call_id,
+                                    state, reason, live_ms, wall,
+                                    int(self.cfg.refund_below_live_s * 1000))
+            if done is not None and self.metrics is not None:
+                self.metrics.segments_settled.inc(max(0, done.billed_tenths - rt.billed_tenths))
             row = await self.db.read(get_call_row, rt.call_id)
             call = call_json(row)
             logs.event(log, "call_ended", call_id=rt.call_id, state=call["state"],
@@ -456,17 +520,15 @@ class CallManager:
         self._background(self._record_and_push(rt, state))
 
     async def _record_and_push(self, rt: Runtime, state: str) -> None:
-        await self.db.tx(record_state, rt.call_id, state, now_ms())
+        wall = now_ms()
+        await self.db.tx(record_state_with_media, rt.call_id, state, wall,
+                         media_rows(rt, time.monotonic(), wall))
         if not rt.finished:
             await self._push_state(rt)
 
     # -- WebSocket messages
     def _party_call(self, user_id: int, msg: dict) -> Runtime:
-        raw = msg.get("call_id")
-        try:
-            call_id = int(raw)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise WsError("call_id is missing or not an id", "invalid_message") from None
+        call_id = ws_call_id(msg.get("call_id"))
         rt = self.active.get(call_id)
         if rt is None or user_id not in (rt.buyer_id, rt.seller_id):
             raise WsError("no active call of yours with this id", "not_your_call")
@@ -520,8 +582,12 @@ class CallManager:
     # -- the tick: timeouts, then one billing pass for every live call
     async def _ticker(self) -> None:
         interval = self.cfg.tick_interval_s
+        loop = asyncio.get_running_loop()
         while True:
+            due_at = loop.time() + interval
             await asyncio.sleep(interval)
+            if self.metrics is not None:
+                self.metrics.tick_lag_seconds.set(max(0.0, loop.time() - due_at))
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -559,7 +625,16 @@ class CallManager:
             return
         started = time.perf_counter()
         outcomes = await self.db.tx(billing.run_pass, due, now_ms())
-        self.pass_ms.append((time.perf_counter() - started) * 1000)
+        took = time.perf_counter() - started
+        self.pass_ms.append(took * 1000)
+        if self.metrics is not None:
+            self.metrics.tick_seconds.observe(took)
+            billed = 0
+            for o in outcomes:
+                rt = self.active.get(o.call_id)
+                if rt is not None:
+                    billed += max(0, o.billed_tenths - rt.billed_tenths)
+            self.metrics.segments_settled.inc(billed)
         del self.pass_ms[:-1000]
         now = time.monotonic()
         for i, o in enumerate(outcomes):
@@ -583,6 +658,7 @@ class CallManager:
             if o.end_reason is not None:
                 rt.finished = True
                 self._forget(rt)
+                await self.db.tx(save_media, media_rows(rt, now, now_ms()))
                 row = await self.db.read(get_call_row, rt.call_id)
                 call = call_json(row)
                 logs.event(log, "call_ended", call_id=rt.call_id, state="ended",

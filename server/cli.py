@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -44,13 +45,18 @@ async def _serve(config: Config) -> None:
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
         _announce_devnet(app)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await _until_stopped()
     finally:
         await runner.cleanup()
+
+
+async def _until_stopped() -> None:
+    """Wait for SIGINT or SIGTERM, so cleanup (settling calls, closing the database) runs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 def _announce_devnet(app) -> None:
@@ -78,11 +84,7 @@ async def _devnet_serve(config: Config) -> None:
         status = node.status()
         print(f"devnet node on {node.url} (USDT contract {status['usdt_contract']}, deposit "
               f"address {status['deposit_address']})", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await _until_stopped()
     finally:
         await node.stop()
 
@@ -144,6 +146,60 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
+    from server import reconcile
+
+    conn = _open_db(config)
+    owed = run_read(conn, reconcile.liabilities)
+    conn.close()
+    report = asyncio.run(_reconcile_with_chain(config, owed))
+    print(json.dumps(report.as_dict(), indent=2))
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in report.problems:
+        print(f"problem: {line}", file=sys.stderr)
+    print("reconcile ok" if report.ok else "reconcile FAILED", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+async def _reconcile_with_chain(config: Config, owed):
+    """On devnet without an endpoint: use the devnet node of a running server when one
+    answers at [devnet] host:port, else start the node in this process for the check (the
+    same way `serve` does, through chain_ctx)."""
+    import httpx
+    from aiohttp import web
+
+    from server import reconcile
+    from server.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, _devnet_status, chain_ctx
+
+    cfg = config
+    if config.chain.network == "devnet" and not config.chain.endpoint and config.devnet.port:
+        url = f"http://{config.devnet.host}:{config.devnet.port}"
+        try:
+            await _devnet_status(url, 1.0)
+            cfg = config.replace(chain={"endpoint": url})
+        except (httpx.HTTPError, ValueError):
+            pass  # no node running: chain_ctx starts one
+    holder = web.Application()
+    ctx = chain_ctx(cfg)(holder)
+    await ctx.__anext__()
+    try:
+        info = holder[CHAIN_INFO]
+        wallet = info.hot_wallet_address
+        node = holder.get(DEVNET)
+        if wallet is None and node is not None:
+            wallet = node.hot_wallet_address
+        elif wallet is None and cfg.chain.network == "devnet":
+            status = await _devnet_status(info.endpoint, cfg.chain.request_timeout_s)
+            wallet = status.get("hot_wallet_address")
+        return await reconcile.reconcile(
+            owed, holder[GATEWAY], info.network, wallet, info.deposit_address,
+            cfg.withdrawals.fee_limit_trx * reconcile.SUN_PER_TRX)
+    finally:
+        with contextlib.suppress(StopAsyncIteration):
+            await ctx.__anext__()
+
+
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     from server.backup import backup
 
@@ -164,6 +220,29 @@ def cmd_restore(args: argparse.Namespace, config: Config) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
+    from server import withdrawals as wd
+    from server.db import now_ms
+
+    conn = _open_db(config)
+    if args.withdrawals_command == "list":
+        status = None if args.status == "all" else args.status
+        rows = run_read(conn, wd.admin_withdrawals, status)
+        print(json.dumps({"withdrawals": rows}, indent=2))
+        return 0
+    try:
+        withdrawal_id = int(args.id)
+    except ValueError:
+        print(f"meterchat: {args.id!r} is not a withdrawal id", file=sys.stderr)
+        return 2
+    if args.withdrawals_command == "approve":
+        w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
+    else:
+        w = run_tx(conn, wd.reject_tx, withdrawal_id, None, now_ms(), args.reason)
+    print(json.dumps({"withdrawal": w.view(admin=True)}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meterchat", description="Pay-per-minute 1-on-1 video chat paid in USDT on TRON."
@@ -180,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", "apply database migrations", cmd_migrate)
     add("audit", "recompute every balance from postings; exit 1 on any mismatch", cmd_audit)
 
+    add("reconcile", "compare what users hold with the hot wallet on chain; exit 1 when the "
+        "wallet cannot cover it", cmd_reconcile)
     p = add("backup", "write an online backup of the database to a new file", cmd_backup)
     p.add_argument("out", help="the backup file to create")
     p = add("restore", "restore a backup into the configured (absent) database file",
@@ -202,6 +283,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trx", help="amount of TRX instead of USDT")
     p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
     p.set_defaults(fn=cmd_devnet_transfer)
+
+    from server.withdrawals import STATUSES
+
+    wds = sub.add_parser("withdrawals", help="list, approve or reject withdrawals",
+                         description="list, approve or reject withdrawals")
+    wds_sub = wds.add_subparsers(dest="withdrawals_command", required=True, metavar="ACTION")
+    p = wds_sub.add_parser("list", help="withdrawals by status (default: review)",
+                           description="withdrawals by status (default: review)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--status", default="review", choices=(*STATUSES, "all"))
+    p.set_defaults(fn=cmd_withdrawals)
+    p = wds_sub.add_parser("approve", help="approve a withdrawal under review (or retry a "
+                           "failed one)", description="approve a withdrawal under review (or "
+                           "retry a failed one)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("id", help="withdrawal id")
+    p.set_defaults(fn=cmd_withdrawals)
+    p = wds_sub.add_parser("reject", help="reject a withdrawal and return its tokens",
+                           description="reject a withdrawal (review, queued or failed) and "
+                           "return its tokens to the user")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("id", help="withdrawal id")
+    p.add_argument("--reason", default=None, help="shown to the user")
+    p.set_defaults(fn=cmd_withdrawals)
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -136,5 +136,7 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        scheduler.shutdown(wait=False)
+        # Stop first, waiting for a pass under way: apscheduler's asyncio executor would
+        # cancel a running job on shutdown, cutting the pass off mid-way.
         await watcher.stop()
+        scheduler.shutdown(wait=False)

@@ -14,7 +14,7 @@ Rules written down here (the README repeats them):
   minus the unspent bonus (never below zero). A seller's earnings are the seller's own,
   whatever the buyer paid with: the platform bears the bonus (promo:bonuses goes negative).
 - Spending = what left a buyer for sellers and the platform: call minutes settled, tips,
-  minus call refunds (ledger kinds in SPEND_KINDS). Days and months are UTC.
+  minus call and dispute refunds (ledger kinds in SPEND_KINDS). Days and months are UTC.
 - Limits: lowering (or setting a first one) takes effect at once and cancels a waiting
   raise; raising or removing waits limit_raise_delay_hours. A call's effective spending cap
   is min(the buyer's cap, what is left today, what is left this month), computed when the
@@ -24,7 +24,8 @@ Rules written down here (the README repeats them):
   that arrive are still credited); it can be extended, never shortened.
 - Tips: whole tokens, by the call's buyer, while the call is accepted or up to
   tip_window_hours after it ended; commission as for the call's minutes unless
-  economy.tip_commission_percent >= 0. One Idempotency-Key, one tip.
+  economy.tip_commission_percent >= 0; the seller's part goes where the call's earnings go
+  (`pending` during an earnings hold). One Idempotency-Key, one tip.
 """
 
 from __future__ import annotations
@@ -36,13 +37,22 @@ from decimal import Decimal
 from xml.sax.saxutils import escape
 
 from server import billing, ledger
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from server.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    Unprocessable,
+)
 from server.money import MUSDT_PER_TOKEN, musdt_to_tokens_str, musdt_to_usdt_str
 
 PPM = 1_000_000
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
-SPEND_KINDS = ("call_minute", "call_settle", "call_refund", "tip")
+# What moves tokens between a buyer and a seller (+ the platform's commission); refunds
+# count negative.
+SPEND_KINDS = ("call_minute", "call_settle", "call_refund", "tip", "dispute_refund")
 ACCEPTED_OR_ENDED = ("connecting", "live", "paused", "ended")
 
 
@@ -363,6 +373,18 @@ def withdrawable_of(conn: sqlite3.Connection, user_id: int) -> int:
     return withdrawable_musdt(bal["available"], bal["held"], bonus_figure(conn, user_id))
 
 
+def check_withdrawable(conn: sqlite3.Connection, user_id: int, amount_musdt: int) -> None:
+    """The withdrawals code asks this before moving tokens out: unspent bonus stays."""
+    bal = ledger.user_balances(conn, user_id)
+    figure = bonus_figure(conn, user_id)
+    if amount_musdt <= bal["available"] and amount_musdt > withdrawable_musdt(
+            bal["available"], bal["held"], figure):
+        raise PaymentRequired(
+            f"bonus tokens can be spent on calls but not withdrawn; you can withdraw up to "
+            f"{musdt_to_tokens_str(withdrawable_musdt(bal['available'], bal['held'], figure))}"
+            " tokens", "bonus_not_withdrawable")
+
+
 # ---- database: promotions (operator) ---------------------------------------------------
 
 def create_promotion_tx(conn: sqlite3.Connection, name: str, percent_ppm: int,
@@ -633,8 +655,10 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
             raise Conflict("this Idempotency-Key was used for another tip; use a new key",
                            "idempotency_key_reused")
         return tip_json(seen), True
+    # The seller's part goes where the call's earnings go (`pending` during an earnings hold).
     call = conn.execute(
-        "SELECT buyer_id, seller_id, state, ended_at_ms, commission_ppm FROM calls WHERE id = ?",
+        "SELECT c.buyer_id, c.seller_id, c.state, c.ended_at_ms, c.commission_ppm, a.name"
+        " FROM calls c JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?",
         (call_id,)).fetchone()
     if call is None or buyer_id not in (call[0], call[1]):
         raise NotFound("no such call of yours", "call_not_found")
@@ -654,7 +678,7 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
     seller_part, commission = billing.commission_split(amount, ppm)
     result = ledger.post(conn, "tip", [
         (ledger.user_account(buyer_id), -amount),
-        (ledger.user_account(call[1]), seller_part),
+        (call[5], seller_part),
         (ledger.REVENUE_COMMISSION, commission),
     ], idem_key=idem, ref=f"call:{call_id}", at_ms=now_ms)
     cur = conn.execute(

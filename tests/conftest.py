@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from server.app import create_app
 from server.config import Config, config_from_dict
+
+# No timed assertions in tests: hypothesis's per-example deadline is one, and a busy machine
+# trips it. Speed is measured by the scripts under bench/.
+settings.register_profile("meterchat", deadline=None)
+settings.load_profile("meterchat")
 
 # Cheap argon2 parameters keep the suite fast; production defaults are tested in
 # test_accounts.py::test_default_password_hash_is_argon2id.
@@ -166,13 +172,7 @@ def fund_sync(conn, user_id: int | str, tokens: int | str) -> None:
 
 
 async def fund(client, user_id: int | str, tokens: int | str) -> None:
-    from server import ledger
-    from server.appkeys import DB
-    from server.money import tokens_to_musdt
-
-    amount = tokens_to_musdt(str(tokens))
-    await client.app[DB].tx(ledger.transfer, ledger.CHAIN_DEPOSITS,
-                            ledger.user_account(int(user_id)), amount, "test_deposit")
+    await fund_tokens(client.app, user_id, str(tokens))
 
 
 async def audit_ok(client) -> dict:
@@ -206,3 +206,34 @@ async def seller_online(client, rate: int = 600, **profile) -> Actor:
     resp = await seller.put("/api/seller/status", {"online": True})
     assert resp.status == 200, await resp.text()
     return seller
+
+
+# -- funding and operators, for domains that come after deposits
+
+
+async def fund_tokens(app, user_id: str | int, tokens: str) -> None:
+    """Credit tokens to a user's `available` through the ledger, from chain:deposits (as a
+    credited deposit does), for tests of what users do with tokens they hold."""
+    from server import ledger
+    from server.appkeys import DB
+    from server.money import tokens_to_musdt
+
+    amount = tokens_to_musdt(tokens)
+
+    def credit(conn):
+        return ledger.transfer(conn, ledger.CHAIN_DEPOSITS, ledger.user_account(int(user_id)),
+                               amount, "deposit", ref="test funding")
+
+    await app[DB].tx(credit)
+
+
+async def admin_actor(client) -> Actor:
+    """An operator, created the way `meterchat user create --role admin` does."""
+    from server import accounts
+    from server.appkeys import DB, PASSWORDS
+
+    email = new_email("ops")
+    await client.app[DB].tx(accounts.insert_user, email,
+                            client.app[PASSWORDS].hash("correct horse battery"), "admin", "ops")
+    session = await login(client, email)
+    return Actor(client, session["user"], session["token"])

@@ -328,3 +328,19 @@ async def test_consents_are_stored_at_sign_up(app_client):
     buyer = await actor(app_client)
     consent = await app_client.app[DB].read(economy.consent_of, int(buyer.id))
     assert consent["adult_confirmed_at"].endswith("Z") and consent["terms_confirmed_at"]
+
+
+async def test_a_tip_during_an_earnings_hold_waits_in_pending_like_minutes(aiohttp_client,
+                                                                           tmp_path):
+    client = await aiohttp_client(create_app(fast_calls_config(
+        tmp_path, operator={"earnings_hold_hours": 1})))
+    seller = await seller_online(client, 60)
+    buyer = await actor(client)
+    await fund(client, buyer.id, 200)
+    call_id = await accepted_call(client, seller, buyer)
+    assert (await tip(buyer, call_id, 50)).status == 201
+    assert (await balance(seller)) == {"available": "0", "held": "0", "pending": "37.5"}
+    stats = (await (await seller.get("/api/seller/stats")).json())["stats"]
+    assert stats["earned_total"] == "37.5"
+    await buyer.post(f"/api/calls/{call_id}/end")
+    await audit_ok(client)

@@ -25,7 +25,8 @@ from tools.peer import SyntheticMedia
 @pytest.fixture
 async def app_client(aiohttp_client, tmp_path):
     cfg = chain_config(tmp_path, deposits={"watcher_interval_s": 3600},
-                       economy={"bonus_tiers": ["50:5", "100:10"]}, **FAST_CALLS)
+                       economy={"bonus_tiers": ["50:5", "100:10"]},
+                       withdrawals={"buyer_withdrawals": True}, **FAST_CALLS)
     return await aiohttp_client(create_app(cfg))
 
 
@@ -165,6 +166,21 @@ async def test_economy_bar(app_client):
     assert (await seller.me())["bonus"] == {"unspent": "0", "withdrawable": "82.5"}
     assert (await bob.me())["bonus"]["unspent"] == "500"
 
+    # -- where buyers may withdraw, the bonus stays: only paid tokens leave
+    me = await alice.me()
+    address = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
+    resp = await alice.post("/api/withdrawals", {"tokens": me["balance"]["available"],
+                                                 "address": address},
+                            headers={"Idempotency-Key": "alice-all"})
+    await assert_error(resp, 402, "bonus_not_withdrawable")
+    resp = await alice.post("/api/withdrawals", {"tokens": me["bonus"]["withdrawable"],
+                                                 "address": address},
+                            headers={"Idempotency-Key": "alice-paid"})
+    assert resp.status == 201, await resp.text()
+    me = await alice.me()
+    assert me["balance"]["available"] == "1000"
+    assert me["bonus"] == {"unspent": "1000", "withdrawable": "0"}
+
     # -- spending history
     spending = (await (await alice.get("/api/me/spending")).json())["spending"]
     assert spending["total"] == "60"
@@ -175,8 +191,8 @@ async def test_economy_bar(app_client):
     promos = await (await admin.get("/api/admin/promotions")).json()
     assert promos["cost"]["total"] == promos["cost"]["promo_account_given"] == "1550"
     assert report["promo_given_musdt"] == tokens_to_musdt("1550")
-    assert report["users_total_musdt"] == (report["deposits_in_musdt"]
-                                           + report["promo_given_musdt"]
-                                           - report["revenue_musdt"])
+    assert report["users_total_musdt"] + report["clearing_musdt"] == (
+        report["deposits_in_musdt"] + report["promo_given_musdt"] - report["revenue_musdt"]
+        - report["withdrawals_out_musdt"])
     promo_balance = await client.app[DB].read(ledger.balance, ledger.PROMO_BONUSES)
     assert promo_balance == -tokens_to_musdt("1550")

@@ -20,3 +20,26 @@ async def test_metrics_show_http_latency_by_route(client):
     assert counts[("GET", "/api/health")] == 1
     assert counts[("GET", "/api/me")] == 1
     assert "meterchat_ws_connections" in families
+
+
+def _ws_gauge(text: str) -> float:
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    return families["meterchat_ws_connections"].samples[0].value
+
+
+async def test_ws_connections_gauge_counts_open_sockets(client):
+    import asyncio
+
+    from tests.conftest import actor
+
+    buyer = await actor(client)
+    a = await client.ws_connect("/ws", params={"token": buyer.token})
+    b = await client.ws_connect("/ws", params={"token": buyer.token})
+    assert _ws_gauge(await (await client.get("/metrics")).text()) == 2
+    await a.close()
+    for _ in range(50):
+        if _ws_gauge(await (await client.get("/metrics")).text()) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert _ws_gauge(await (await client.get("/metrics")).text()) == 1
+    await b.close()

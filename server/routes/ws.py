@@ -16,6 +16,7 @@ from server.appkeys import CONFIG
 from server.auth import SESSION_COOKIE, bearer_token, session_of
 from server.calls import CALLS, HUB, WsError
 from server.errors import ApiError, Forbidden, Unavailable
+from server.metrics import METRICS
 from server.ratelimit import SlidingWindow
 
 log = logging.getLogger("meterchat.ws")
@@ -53,6 +54,8 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=cfg.ws_heartbeat_s,
                                max_msg_size=cfg.ws_max_message_bytes * 4)
     hub.add(user_id, ws)
+    gauge = request.app[METRICS].ws_connections
+    gauge.set(hub.count)
     try:
         await ws.prepare(request)
         limiter = SlidingWindow(cfg.ws_messages_per_10s, 10.0, max_keys=1)
@@ -70,7 +73,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
             limiter.hit("s")
             try:
                 data = json.loads(msg.data)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
                 await _error(ws, "invalid_json", "the message is not valid JSON")
                 continue
             if not isinstance(data, dict):
@@ -90,6 +93,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                 await _error(ws, exc.code, exc.message)
     finally:
         hub.remove(user_id, ws)
+        gauge.set(hub.count)
         manager.on_socket_closed(user_id, ws)
     return ws
 
