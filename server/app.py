@@ -113,11 +113,12 @@ def create_app(config: Config) -> web.Application:
 
     from server.routes import accounts, admin, deposits, health, withdrawals
     from server.routes import calls as calls_routes
+    from server.routes import operator as operator_routes
     from server.routes import sellers as sellers_routes
     from server.routes import ws as ws_routes
 
     for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
-                   sellers_routes, ws_routes, withdrawals):
+                   sellers_routes, ws_routes, withdrawals, operator_routes):
         module.setup(app)
     from server.routes import static as static_routes
 

@@ -451,8 +451,8 @@ class Finished:
 
 def _row_for_finish(conn: sqlite3.Connection, call_id: int):
     return conn.execute(
-        f"SELECT {_MONEY_COLS}, c.state, c.buyer_id, c.seller_id, c.live_ms"
-        " FROM calls c WHERE c.id = ?",
+        f"SELECT {_MONEY_COLS}, c.state, c.buyer_id, c.seller_id, c.live_ms, s.name"
+        " FROM calls c JOIN accounts s ON s.id = c.seller_acct WHERE c.id = ?",
         (call_id,),
     ).fetchone()
 
@@ -468,7 +468,9 @@ def finish_call(conn: sqlite3.Connection, call_id: int, state: str, reason: str,
     if row is None or row[12] in FINAL_STATES:
         return None
     m = _money(row)
-    buyer_id, seller_id = row[13], row[14]
+    # The seller earns into the account the call was opened with: `available`, or `pending`
+    # while earnings_hold_hours > 0 (run_pass credits the same account).
+    buyer_id, seller_acct = row[13], row[16]
     live_ms = final_live_ms if final_live_ms is not None else m.billed_tenths * SEGMENT_MS
     live_ms = max(live_ms, 0)
     refund = reason in REFUNDABLE_REASONS and live_ms < refund_below_live_ms
@@ -482,7 +484,7 @@ def finish_call(conn: sqlite3.Connection, call_id: int, state: str, reason: str,
     if s is not None:
         ledger.settle(
             conn, buyer_id,
-            [(ledger.user_account(seller_id), s.seller_musdt),
+            [(seller_acct, s.seller_musdt),
              (REVENUE_COMMISSION, s.commission_musdt)],
             "call_settle", idem_key=idem_settle(call_id, s.minute_no), ref=ref,
         )
@@ -494,7 +496,7 @@ def finish_call(conn: sqlite3.Connection, call_id: int, state: str, reason: str,
         if after.charged_musdt:
             try:
                 ledger.post(conn, "call_refund", [
-                    (ledger.user_account(seller_id), -after.seller_earned_musdt),
+                    (seller_acct, -after.seller_earned_musdt),
                     (REVENUE_COMMISSION, -after.commission_musdt),
                     (ledger.user_account(buyer_id), after.charged_musdt),
                 ], idem_key=f"call:{call_id}:refund", ref=ref)

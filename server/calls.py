@@ -46,6 +46,11 @@ class PartyMedia:
     ok_until: float = float("-inf")
     last_bytes: int | None = None
     last_frames: int | None = None
+    # Kept for the call's record (call_media), which a dispute is decided on.
+    reports: int = 0
+    good_reports: int = 0
+    last_state: str | None = None
+    last_report_at: float | None = None
 
     def report(self, now: float, connected: bool, bytes_received: int | None,
                frames_decoded: int | None, timeout_s: float) -> None:
@@ -58,7 +63,11 @@ class PartyMedia:
             self.last_bytes = bytes_received
         if frames_decoded is not None:
             self.last_frames = frames_decoded
+        self.reports += 1
+        self.last_state = "connected" if connected else "disconnected"
+        self.last_report_at = now
         if connected and grew and self.socket_open:
+            self.good_reports += 1
             self.ok_until = now + timeout_s
         else:
             self.ok_until = min(self.ok_until, now)
@@ -188,7 +197,7 @@ def _acct_id(conn: sqlite3.Connection, name: str) -> int:
 
 def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: int,
                 spend_cap_musdt: int | None, min_prefund_minutes: int,
-                default_commission_ppm: int, now: int):
+                default_commission_ppm: int, now: int, seller_bucket: str = "available"):
     """Start a call (ringing) and hold its first minute, or refuse with the reason."""
     s = conn.execute(
         "SELECT s.rate_tokens_per_min, s.online, s.commission_ppm FROM sellers s"
@@ -234,7 +243,7 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
         (buyer_id, seller_id, rate, ppm if ppm is not None else default_commission_ppm,
          spend_cap_musdt, _acct_id(conn, ledger.user_account(buyer_id)),
          _acct_id(conn, ledger.user_account(buyer_id, "held")),
-         _acct_id(conn, ledger.user_account(seller_id)), now),
+         _acct_id(conn, ledger.user_account(seller_id, seller_bucket)), now),
     )
     call_id = cur.lastrowid
     if billing.first_hold(conn, call_id, buyer_id, rate, spend_cap_musdt, available) is None:
@@ -242,6 +251,34 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
     conn.execute("INSERT INTO call_events (call_id, at_ms, state, detail) VALUES (?, ?, ?, ?)",
                  (call_id, now, "ringing", None))
     return get_call_row(conn, call_id)
+
+
+def media_rows(rt: Runtime, now: float, wall_ms: int) -> list[tuple]:
+    """Both parties' heartbeat summaries as call_media rows (monotonic times made wall)."""
+    rows = []
+    for uid, p in rt.parties.items():
+        at = None if p.last_report_at is None else wall_ms - int((now - p.last_report_at) * 1000)
+        rows.append((rt.call_id, uid, p.reports, p.good_reports, p.last_state, p.last_bytes,
+                     p.last_frames, at, int(p.socket_open), wall_ms))
+    return rows
+
+
+def save_media(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO call_media (call_id, user_id, reports, good_reports,"
+        " last_state, bytes_received, frames_decoded, last_report_at_ms, socket_open,"
+        " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def finish_with_media(conn: sqlite3.Connection, rows: list[tuple], *args):
+    save_media(conn, rows)
+    return billing.finish_call(conn, *args)
+
+
+def record_state_with_media(conn: sqlite3.Connection, call_id: int, state: str, now: int,
+                            rows: list[tuple]) -> None:
+    record_state(conn, call_id, state, now)
+    save_media(conn, rows)
 
 
 def accept_call(conn: sqlite3.Connection, call_id: int, now: int):
@@ -310,11 +347,14 @@ class CallManager:
         self.hub = hub
         self.cfg = config.billing
         self.default_ppm = billing.commission_ppm_from_percent(config.billing.commission_percent)
+        # Earnings land in `pending` while the operator holds them (server/earnings.py).
+        self.seller_bucket = "pending" if config.operator.earnings_hold_hours > 0 else "available"
         self.active: dict[int, Runtime] = {}
         self.by_user: dict[int, int] = {}
         self._task: asyncio.Task | None = None
         self._bg: set[asyncio.Task] = set()
         self.pass_ms: list[float] = []  # recent pass durations, for metrics
+        self.metrics: Any = None  # server.metrics.Metrics, set by the app
         hub.on_user_gone = self.on_user_gone
 
     # -- lifecycle
@@ -349,7 +389,8 @@ class CallManager:
         if buyer.role != "buyer":
             raise Forbidden("only buyer accounts start calls", "wrong_role")
         row = await self.db.tx(create_call, buyer.id, seller_id, rate, spend_cap_musdt,
-                               self.cfg.min_prefund_minutes, self.default_ppm, now_ms())
+                               self.cfg.min_prefund_minutes, self.default_ppm, now_ms(),
+                               self.seller_bucket)
         rt = Runtime(row[0], buyer.id, seller_id, rate, "ringing", time.monotonic(),
                      self.cfg.media_timeout_s)
         self.active[rt.call_id] = rt
@@ -357,7 +398,9 @@ class CallManager:
         self.by_user[seller_id] = rt.call_id
         call = call_json(row)
         logs.event(log, "call_started", call_id=rt.call_id, rate=rate)
-        await self.hub.send(seller_id, {"type": "call.incoming", "call": call})
+        # The seller's dialog names who is calling.
+        await self.hub.send(seller_id, {"type": "call.incoming", "call": call, "buyer": {
+            "id": str(buyer.id), "display_name": buyer.display_name}})
         await self.hub.send(buyer.id, {"type": "call.state", "call": call})
         return call
 
@@ -438,8 +481,12 @@ class CallManager:
             state = self._final_state(rt, reason)
             live_ms = rt.live_ms(now) if rt.state != "ringing" else 0
             self._forget(rt)
-            await self.db.tx(billing.finish_call, rt.call_id, state, reason, live_ms, now_ms(),
-                             int(self.cfg.refund_below_live_s * 1000))
+            wall = now_ms()
+            done = await self.db.tx(finish_with_media, media_rows(rt, now, wall), rt.call_id,
+                                    state, reason, live_ms, wall,
+                                    int(self.cfg.refund_below_live_s * 1000))
+            if done is not None and self.metrics is not None:
+                self.metrics.segments_settled.inc(max(0, done.billed_tenths - rt.billed_tenths))
             row = await self.db.read(get_call_row, rt.call_id)
             call = call_json(row)
             logs.event(log, "call_ended", call_id=rt.call_id, state=call["state"],
@@ -470,7 +517,9 @@ class CallManager:
         self._background(self._record_and_push(rt, state))
 
     async def _record_and_push(self, rt: Runtime, state: str) -> None:
-        await self.db.tx(record_state, rt.call_id, state, now_ms())
+        wall = now_ms()
+        await self.db.tx(record_state_with_media, rt.call_id, state, wall,
+                         media_rows(rt, time.monotonic(), wall))
         if not rt.finished:
             await self._push_state(rt)
 
@@ -530,8 +579,12 @@ class CallManager:
     # -- the tick: timeouts, then one billing pass for every live call
     async def _ticker(self) -> None:
         interval = self.cfg.tick_interval_s
+        loop = asyncio.get_running_loop()
         while True:
+            due_at = loop.time() + interval
             await asyncio.sleep(interval)
+            if self.metrics is not None:
+                self.metrics.tick_lag_seconds.set(max(0.0, loop.time() - due_at))
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -569,7 +622,16 @@ class CallManager:
             return
         started = time.perf_counter()
         outcomes = await self.db.tx(billing.run_pass, due, now_ms())
-        self.pass_ms.append((time.perf_counter() - started) * 1000)
+        took = time.perf_counter() - started
+        self.pass_ms.append(took * 1000)
+        if self.metrics is not None:
+            self.metrics.tick_seconds.observe(took)
+            billed = 0
+            for o in outcomes:
+                rt = self.active.get(o.call_id)
+                if rt is not None:
+                    billed += max(0, o.billed_tenths - rt.billed_tenths)
+            self.metrics.segments_settled.inc(billed)
         del self.pass_ms[:-1000]
         now = time.monotonic()
         for i, o in enumerate(outcomes):
@@ -593,6 +655,7 @@ class CallManager:
             if o.end_reason is not None:
                 rt.finished = True
                 self._forget(rt)
+                await self.db.tx(save_media, media_rows(rt, now, now_ms()))
                 row = await self.db.read(get_call_row, rt.call_id)
                 call = call_json(row)
                 logs.event(log, "call_ended", call_id=rt.call_id, state="ended",

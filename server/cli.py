@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -145,6 +146,60 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
+    from server import reconcile
+
+    conn = _open_db(config)
+    owed = run_read(conn, reconcile.liabilities)
+    conn.close()
+    report = asyncio.run(_reconcile_with_chain(config, owed))
+    print(json.dumps(report.as_dict(), indent=2))
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in report.problems:
+        print(f"problem: {line}", file=sys.stderr)
+    print("reconcile ok" if report.ok else "reconcile FAILED", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+async def _reconcile_with_chain(config: Config, owed):
+    """On devnet without an endpoint: use the devnet node of a running server when one
+    answers at [devnet] host:port, else start the node in this process for the check (the
+    same way `serve` does, through chain_ctx)."""
+    import httpx
+    from aiohttp import web
+
+    from server import reconcile
+    from server.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, _devnet_status, chain_ctx
+
+    cfg = config
+    if config.chain.network == "devnet" and not config.chain.endpoint and config.devnet.port:
+        url = f"http://{config.devnet.host}:{config.devnet.port}"
+        try:
+            await _devnet_status(url, 1.0)
+            cfg = config.replace(chain={"endpoint": url})
+        except (httpx.HTTPError, ValueError):
+            pass  # no node running: chain_ctx starts one
+    holder = web.Application()
+    ctx = chain_ctx(cfg)(holder)
+    await ctx.__anext__()
+    try:
+        info = holder[CHAIN_INFO]
+        wallet = info.hot_wallet_address
+        node = holder.get(DEVNET)
+        if wallet is None and node is not None:
+            wallet = node.hot_wallet_address
+        elif wallet is None and cfg.chain.network == "devnet":
+            status = await _devnet_status(info.endpoint, cfg.chain.request_timeout_s)
+            wallet = status.get("hot_wallet_address")
+        return await reconcile.reconcile(
+            owed, holder[GATEWAY], info.network, wallet, info.deposit_address,
+            cfg.withdrawals.fee_limit_trx * reconcile.SUN_PER_TRX)
+    finally:
+        with contextlib.suppress(StopAsyncIteration):
+            await ctx.__anext__()
+
+
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     from server.backup import backup
 
@@ -204,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", "apply database migrations", cmd_migrate)
     add("audit", "recompute every balance from postings; exit 1 on any mismatch", cmd_audit)
 
+    add("reconcile", "compare what users hold with the hot wallet on chain; exit 1 when the "
+        "wallet cannot cover it", cmd_reconcile)
     p = add("backup", "write an online backup of the database to a new file", cmd_backup)
     p.add_argument("out", help="the backup file to create")
     p = add("restore", "restore a backup into the configured (absent) database file",

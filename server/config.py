@@ -194,6 +194,23 @@ class WithdrawalsConfig:
 
 
 @dataclass(frozen=True)
+class OperatorConfig:
+    dispute_window_days: int = key(
+        14, "days after a call ends during which its buyer may dispute it", min=0
+    )
+    earnings_hold_hours: float = key(
+        0.0, "hours a seller's earnings stay pending before they can be withdrawn (0 = none)",
+        min=0,
+    )
+    release_interval_s: float = key(
+        60.0, "seconds between passes that release held earnings", min=0.05
+    )
+    health_chain_timeout_s: float = key(
+        2.0, "how long /api/health waits for the chain node", min=0.05
+    )
+
+
+@dataclass(frozen=True)
 class IceConfig:
     stun_urls: list[str] = key([], "STUN server URLs, e.g. stun:turn.example.com:3478")
     turn_urls: list[str] = key([], "TURN server URLs, e.g. turn:turn.example.com:3478")
@@ -213,6 +230,7 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
     ice: IceConfig = field(default_factory=IceConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
     # Directory relative paths were resolved against (the config file's, or the cwd).
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 

@@ -44,6 +44,8 @@ class Metrics:
         self.watcher_lag_blocks = Gauge(
             "meterchat_deposit_watcher_lag_blocks",
             "solidified blocks the deposit watcher has not read yet", registry=r)
+        self.live_calls = Gauge(
+            "meterchat_live_calls", "calls live right now (in memory)", registry=r)
         self.calls = Gauge("meterchat_calls", "calls by state", ["state"], registry=r)
         self.deposits = Gauge("meterchat_deposits", "deposits by status", ["status"], registry=r)
         self.withdrawals = Gauge(

@@ -51,6 +51,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("get", "/api/me"): ("the user and their balances", None, 200, "accounts"),
     ("get", "/api/admin/audit"): ("recompute the ledger (admin)", None, 200, "operator"),
     # Sellers and calls (server/routes/sellers.py, server/routes/calls.py)
+    ("get", "/api/seller/profile"): (
+        "the seller's own profile; null before the first save", None, 200, "sellers"),
     ("put", "/api/seller/profile"): (
         "set the seller's rate (tokens per minute), bio, tags and languages",
         obj(["rate"], rate=integer(1), bio=STR, tags={"type": "array", "items": STR},
@@ -112,6 +114,40 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/admin/withdrawals/{id}/reject"): (
         "reject a withdrawal under review, queued or failed; its tokens are returned (admin)",
         obj(reason=STR), 200, "operator"),
+    # Operator: disputes, moderation, audit log, reconciliation (server/routes/operator.py)
+    ("post", "/api/calls/{id}/dispute"): (
+        "the buyer disputes an ended call within the dispute window",
+        obj(["reason"], reason={"type": "string", "minLength": 1, "maxLength": 2000}),
+        201, "calls"),
+    ("get", "/api/admin/disputes"): (
+        "disputes, ?status=open|resolved (admin)", None, 200, "operator"),
+    ("get", "/api/admin/disputes/{id}"): (
+        "a dispute with its call's whole record: states, segments, media reports, ledger"
+        " (admin)", None, 200, "operator"),
+    ("post", "/api/admin/disputes/{id}/resolve"): (
+        "resolve a dispute with a refund of up to the charge, from the seller and the"
+        " commission in proportion (admin)",
+        obj(["refund_tokens"], refund_tokens=TOKENS, note=STR), 200, "operator"),
+    ("get", "/api/admin/calls/{id}/record"): (
+        "a call's whole record (admin)", None, 200, "operator"),
+    ("get", "/api/admin/reports"): (
+        "the queue of user reports, ?status=open|closed (admin)", None, 200, "operator"),
+    ("post", "/api/admin/reports/{id}/dismiss"): (
+        "close a report without action (admin)", obj(reason=STR), 200, "operator"),
+    ("get", "/api/admin/users/{id}"): (
+        "a user's moderation state (admin)", None, 200, "operator"),
+    ("post", "/api/admin/users/{id}/ban"): (
+        "ban a user: logs them out everywhere, ends their call, closes their sockets,"
+        " blocks their withdrawals (admin)",
+        obj(["reason"], reason={"type": "string", "minLength": 1, "maxLength": 2000}),
+        200, "operator"),
+    ("post", "/api/admin/users/{id}/unban"): (
+        "lift a ban and the withdrawal block (admin)", obj(reason=STR), 200, "operator"),
+    ("get", "/api/admin/audit-log"): (
+        "operator actions, newest first, ?target=&before= (admin)", None, 200, "operator"),
+    ("get", "/api/admin/reconcile"): (
+        "what users hold against the hot wallet's USDT and TRX on chain, and unmatched"
+        " deposits (admin)", None, 200, "operator"),
     ("get", "/api/client-config"): (
         "public settings the browser client shows: network, explorer, limits and fees",
         None, 200, "meta"),

@@ -40,6 +40,7 @@ KIND_SENT = "withdrawal_sent"
 
 REVIEW_ABOVE_THRESHOLD = "above_review_threshold"
 REVIEW_DAILY_LIMIT = "daily_limit"
+REVIEW_ACCOUNT_BANNED = "account_banned"  # set by a ban (server/moderation.py)
 
 
 # -- pure rules
@@ -165,6 +166,8 @@ class Withdrawal:
     def reason(self) -> str | None:
         """The one line a user or operator needs to see about where it stands."""
         if self.status == "review":
+            if self.review_reason == REVIEW_ACCOUNT_BANNED:
+                return "the account was banned: withdrawals wait for the operator's review"
             if self.review_reason == REVIEW_DAILY_LIMIT:
                 return "past the daily limit: an operator reviews it"
             return "a large withdrawal: an operator reviews it"
@@ -265,6 +268,7 @@ def request_tx(conn: sqlite3.Connection, user_id: int, idem_key: str, address: s
             raise Conflict("this Idempotency-Key was used for another withdrawal; use a new "
                            "key for a new withdrawal", "idempotency_key_reused")
         return Requested(seen, True)
+    _check_not_blocked(conn, user_id)
     last_day = withdrawn_since(conn, user_id, at_ms - DAY_MS)
     reason = review_reason(q.amount_musdt, last_day, cfg)
     cur = conn.execute(
@@ -280,6 +284,15 @@ def request_tx(conn: sqlite3.Connection, user_id: int, idem_key: str, address: s
                     q.amount_musdt, KIND_REQUEST, idem_key=f"withdrawal:{wid}:request",
                     ref=f"withdrawal:{wid}")
     return Requested(_require(conn, wid), False)
+
+
+def _check_not_blocked(conn: sqlite3.Connection, user_id: int) -> None:
+    """A ban blocks withdrawals until the operator unbans (reviews) the user."""
+    row = conn.execute("SELECT withdrawals_blocked FROM users WHERE id = ?",
+                       (user_id,)).fetchone()
+    if row and row[0]:
+        raise Conflict("withdrawals of this account are blocked until an operator reviews it",
+                       "withdrawals_blocked")
 
 
 # -- the operator
@@ -304,6 +317,7 @@ def approve_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | Non
     if w.status not in ("review", "failed"):
         raise Conflict(f"a withdrawal that is {w.status} cannot be approved",
                        "withdrawal_not_approvable")
+    _check_not_blocked(conn, w.user_id)
     conn.execute(
         "UPDATE withdrawals SET status = 'queued', wait_reason = NULL, reviewed_by = ?,"
         " reviewed_at_ms = ?, updated_at_ms = ? WHERE id = ? AND status = ?",
@@ -365,7 +379,8 @@ def in_flight(conn: sqlite3.Connection) -> list[InFlight]:
 
 
 def queued(conn: sqlite3.Connection, limit: int = 100) -> list[Withdrawal]:
-    rows = conn.execute(_select("w.status = 'queued'") + " ORDER BY w.id LIMIT ?",
+    rows = conn.execute(_select("w.status = 'queued' AND u.withdrawals_blocked = 0")
+                        + " ORDER BY w.id LIMIT ?",
                         (limit,)).fetchall()
     return [_withdrawal(r) for r in rows]
 

@@ -51,9 +51,12 @@ class LiveCall:
 async def start_live_call(app_client, rate: int = 600, funds: int = 1000,
                           spend_cap: str | None = None) -> LiveCall:
     seller = await seller_online(app_client, rate)
+    # The seller's socket first: with many calls set up at once, the buyers' registrations
+    # could otherwise outlast the presence grace and take the seller offline.
+    sc = await ws_client(app_client, seller)
     buyer = await actor(app_client)
     await fund(app_client, buyer.id, funds)
-    bc, sc = await ws_client(app_client, buyer), await ws_client(app_client, seller)
+    bc = await ws_client(app_client, buyer)
     body = {"seller_id": seller.id, "rate": rate}
     if spend_cap is not None:
         body["spend_cap"] = spend_cap

@@ -135,6 +135,8 @@ async def test_decline_missed_and_strangers(app_client):
                 .json())["call"]
         incoming = await sc.next("call.incoming")
         assert incoming["call"]["id"] == call["id"]
+        # The seller's dialog can say who is calling.
+        assert incoming["buyer"] == {"id": buyer.id, "display_name": buyer.user["display_name"]}
         await assert_error(await stranger.get(f"/api/calls/{call['id']}"), 404)
         await assert_error(await stranger.post(f"/api/calls/{call['id']}/accept"), 404)
         await assert_error(await buyer.post(f"/api/calls/{call['id']}/accept"), 403,

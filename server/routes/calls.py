@@ -13,6 +13,7 @@ from server.appkeys import CONFIG, DB
 from server.auth import current_user, require_role
 from server.calls import CALLS, HUB, CallManager
 from server.errors import NotFound, Unprocessable
+from server.metrics import METRICS
 from server.money import AmountError, tokens_to_musdt
 from server.signalling import Hub
 
@@ -95,6 +96,12 @@ async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     manager = CallManager(app[DB], hub, cfg)
     app[HUB] = hub
     app[CALLS] = manager
+    m = app.get(METRICS)
+    if m is not None:
+        manager.metrics = m
+        m.ws_connections.set_function(lambda: hub.count)
+        m.live_calls.set_function(
+            lambda: sum(1 for rt in manager.active.values() if rt.state == "live"))
     await manager.start()
     yield
     await manager.stop()

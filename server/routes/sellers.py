@@ -34,6 +34,17 @@ async def put_profile(request: web.Request) -> web.Response:
     return web.json_response({"seller": seller})
 
 
+async def get_own_profile(request: web.Request) -> web.Response:
+    """The seller's own profile, or null before the first save (a new seller's dashboard asks
+    this on every visit, so "none yet" is an answer, not a 404)."""
+    user = await require_role(request, "seller")
+    try:
+        seller = await request.app[DB].read(sellers.get_seller, user.id)
+    except NotFound:
+        seller = None
+    return web.json_response({"seller": seller})
+
+
 async def put_status(request: web.Request) -> web.Response:
     user = await require_role(request, "seller")
     body = await validate.read_json(request)
@@ -105,6 +116,7 @@ async def report(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/api/seller/profile", get_own_profile)
     app.router.add_put("/api/seller/profile", put_profile)
     app.router.add_put("/api/seller/status", put_status)
     app.router.add_get("/api/sellers", list_sellers)

@@ -42,6 +42,22 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers=_HEADERS)
 
 
+# Routes some pages use only when this server has them (the operator's tools may come later
+# than the rest): the page asks for nothing that would answer 404.
+OPTIONAL_FEATURES = {
+    "disputes": ("POST", "/api/calls/{id}/dispute"),
+    "admin_disputes": ("GET", "/api/admin/disputes"),
+    "bans": ("POST", "/api/admin/users/{id}/ban"),
+    "reconcile": ("GET", "/api/admin/reconcile"),
+}
+
+
+def served_features(app: web.Application) -> dict[str, bool]:
+    served = {(r.method, r.resource.canonical) for r in app.router.routes()
+              if r.resource is not None}
+    return {name: route in served for name, route in OPTIONAL_FEATURES.items()}
+
+
 async def client_config(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     w = config.withdrawals
@@ -60,6 +76,7 @@ async def client_config(request: web.Request) -> web.Response:
         "min_prefund_minutes": config.billing.min_prefund_minutes,
         "reconnect_grace_s": config.billing.reconnect_grace_s,
         "media_timeout_s": config.billing.media_timeout_s,
+        "features": served_features(request.app),
     })
 
 

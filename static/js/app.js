@@ -201,7 +201,11 @@ function showIncoming(msg) {
   if (currentRoute().name === "call" && currentRoute().rest[0] === String(c.id)) return;
   const dlg = document.getElementById("incoming");
   ringingCallId = String(c.id);
-  const who = msg.buyer?.display_name || c.buyer_name || c.buyer_display_name || "A buyer";
+  const who = msg.buyer?.display_name || "A buyer";
+  // The call page (after accept, or a reload) shows the same name.
+  if (msg.buyer?.display_name) {
+    try { sessionStorage.setItem(`call-name:${c.id}`, msg.buyer.display_name); } catch { /* private mode */ }
+  }
   const answer = async (action) => {
     const buttons = dlg.querySelectorAll("button");
     buttons.forEach((b) => { b.disabled = true; });

@@ -59,7 +59,16 @@ export function formatDate(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // This year's dates without the year: table columns stay narrow on a phone.
+  const opts = { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" };
+  if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
+  return d.toLocaleString(undefined, opts);
+}
+
+/** A long reference (a TXID with its log index) cut to its ends; the whole in the title. */
+export function shortRef(ref) {
+  const s = String(ref ?? "");
+  return s.length > 24 ? h("span", { title: s }, `${s.slice(0, 8)}…${s.slice(-6)}`) : s;
 }
 
 export function formatDuration(totalSeconds) {

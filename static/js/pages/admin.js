@@ -32,14 +32,20 @@ async function act(button, fn, done) {
   try {
     await fn();
     toast("Done", "ok");
-    await done();
+    // Money moved: the audit and wallet figures change with the list.
+    await Promise.all([done(), refreshFigures()]);
   } catch (err) {
     toast(err.message, "error");
     button.disabled = false;
   }
 }
 
+let refreshFigures = async () => {};
+
 export async function render(main, _route, app) {
+  const features = app.config?.features || {};
+  refreshFigures = () => Promise.all([loadAudit(), features.reconcile ? loadWallet() : null]);
+  const walletBox = h("div");
   const auditBox = h("div");
   const wdBox = h("div");
   const depBox = h("div");
@@ -79,7 +85,8 @@ export async function render(main, _route, app) {
             h("td.amount", money.tokens(w.tokens)),
             h("td.amount", money.usdt(w.net_usdt)),
             h("td.mono.small", w.address),
-            h("td", statusBadge(w.status), w.txid ? h("div", explorerLink(app, w.txid)) : null),
+            h("td", statusBadge(w.status), w.review_reason ? h("div.muted.small", String(w.review_reason).replace(/_/g, " ")) : null,
+              w.txid ? h("div", explorerLink(app, w.txid)) : null),
             h("td", ["review", "failed", "queued"].includes(w.status) ? h("div.row", approve, reject) : null));
         })))) : h("p.empty", `No withdrawals with status ${wdStatus.value}.`));
     } catch (err) {
@@ -102,7 +109,7 @@ export async function render(main, _route, app) {
             return undefined;
           });
           return h("tr",
-            h("td.small", formatDate(d.created_at || d.at)),
+            h("td.small", formatDate(d.block_time || d.recorded_at)),
             h("td.amount", money.usdt(d.amount_usdt)),
             h("td.mono.small", d.from_address || d.from || ""),
             h("td", explorerLink(app, d.txid)),
@@ -114,6 +121,10 @@ export async function render(main, _route, app) {
   }
 
   async function loadDisputes() {
+    if (!features.admin_disputes) {
+      clear(dispBox, h("p.empty", "Disputes are not enabled on this server yet."));
+      return;
+    }
     try {
       const { disputes = [] } = await get("/api/admin/disputes");
       clear(dispBox, disputes.length ? h("div.table-wrap", h("table",
@@ -128,10 +139,10 @@ export async function render(main, _route, app) {
           const open = !d.status || d.status === "open";
           return h("tr",
             h("td.small", formatDate(d.created_at)),
-            h("td.small", `#${d.call_id}`, d.charged != null ? h("div.muted", `charged ${money.tokens(d.charged)}`) : null),
+            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null),
             h("td", d.reason),
             h("td", statusBadge(d.status || "open")),
-            h("td", open ? h("div.row", amount, btn) : (d.refund_tokens != null ? money.tokens(d.refund_tokens) : "—")));
+            h("td", open ? h("div.row", amount, btn) : (d.refund != null ? money.tokens(d.refund) : "—")));
         })))) : h("p.empty", "No disputes."));
     } catch (err) {
       clear(dispBox, errorBox(err));
@@ -139,35 +150,59 @@ export async function render(main, _route, app) {
   }
 
   const banUser = h("input", { type: "text", name: "user_id", required: true, inputmode: "numeric" });
+  const banReason = h("input", { type: "text", name: "reason", maxlength: 2000, placeholder: "Kept in the audit log" });
   const banForm = h("form.inline-form",
     field("User id", banUser),
+    field("Reason", banReason),
     h("button.btn.danger", { type: "submit", value: "ban" }, "Ban"),
     h("button.btn.secondary", { type: "button" }, "Unban"));
   onSubmit(banForm, async (fd) => {
     const uid = String(fd.get("user_id") || "").trim();
+    const reason = String(fd.get("reason") || "").trim();
+    if (!reason) throw new Error("Write why: the reason is kept in the audit log.");
     if (!confirm(`Ban user ${uid}? Their calls end and they cannot log in.`)) return;
-    await post(`/api/admin/users/${encodeURIComponent(uid)}/ban`, {});
+    await post(`/api/admin/users/${encodeURIComponent(uid)}/ban`, { reason });
     toast(`User ${uid} banned`, "ok");
   });
   banForm.querySelector("button.secondary").addEventListener("click", async () => {
     const uid = banUser.value.trim();
     if (!uid) return;
     try {
-      await post(`/api/admin/users/${encodeURIComponent(uid)}/unban`, {});
+      await post(`/api/admin/users/${encodeURIComponent(uid)}/unban`, { reason: banReason.value.trim() || undefined });
       toast(`User ${uid} unbanned`, "ok");
     } catch (err) {
       toast(err.message, "error");
     }
   });
+
+  async function loadWallet() {
+    try {
+      const r = await get("/api/admin/reconcile");
+      const usdt = (v) => (v == null ? "—" : `${money.usdt(v)} USDT`);
+      clear(walletBox,
+        h("div.row", r.ok ? h("span.badge.ok", "Wallet covers what users hold") : h("span.badge.danger", "Wallet short: see the problems below")),
+        h("div.stats",
+          h("div.stat", h("div.label", "Hot wallet USDT"), h("div.value.small-value", { "data-testid": "hot-wallet-usdt" }, usdt(r.wallet_usdt))),
+          h("div.stat", h("div.label", "Hot wallet TRX"), h("div.value.small-value", r.wallet_trx == null ? "—" : `${r.wallet_trx} TRX`)),
+          h("div.stat", h("div.label", "Owed to users"), h("div.value.small-value", usdt(r.liability_usdt)))),
+        r.wallet_address ? h("p.small.muted", "Address ", h("span.mono", r.wallet_address)) : null,
+        (r.problems || []).map((t) => h("div.form-error", t)),
+        (r.warnings || []).map((t) => h("div.warning", t)));
+    } catch (err) {
+      clear(walletBox, errorBox(err));
+    }
+  }
   wdStatus.addEventListener("change", loadWithdrawals);
 
   clear(main,
     h("div.page-head", h("div", h("h1", "Operator"), h("p.muted", "Review money movements and keep the platform healthy."))),
     section("Audit", auditBox, h("button.btn.secondary.small", { type: "button", onclick: loadAudit }, "Refresh")),
+    features.reconcile ? section("Hot wallet", walletBox, h("button.btn.secondary.small", { type: "button", onclick: loadWallet }, "Refresh")) : null,
     section("Withdrawals", wdBox, wdStatus),
     section("Unmatched deposits", depBox),
     section("Disputes", dispBox),
-    section("Bans", banForm));
-  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes()]);
+    section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")));
+  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(),
+    features.reconcile ? loadWallet() : null]);
   return undefined;
 }

@@ -56,6 +56,20 @@ async function findSeller(sellerId) {
   }
 }
 
+/** The other party's name when the page did not come from the pre-call form (a reload, or
+ * the seller's accept): the seller's public profile, or the name the incoming call carried. */
+async function nameOfOther(call, isBuyer) {
+  if (isBuyer) {
+    const seller = await findSeller(call.seller_id).catch(() => null);
+    return seller?.display_name || "Seller";
+  }
+  try {
+    return sessionStorage.getItem(`call-name:${call.id}`) || "Buyer";
+  } catch {
+    return "Buyer";
+  }
+}
+
 function previewBox(video, message) {
   return h("div.preview", video, h("div.overlay", message));
 }
@@ -146,7 +160,7 @@ async function inCall(main, callId, app, handoff = {}) {
   const role = app.me.role;
   let call = handoff.call || (await get(`/api/calls/${encodeURIComponent(callId)}`)).call;
   const isBuyer = String(call.buyer_id) === String(app.me.id);
-  const otherName = handoff.seller?.display_name || (isBuyer ? call.seller_name : call.buyer_name) || (isBuyer ? "Seller" : "Buyer");
+  const otherName = handoff.seller?.display_name || (await nameOfOther(call, isBuyer));
   let stream = handoff.stream || null;
   let link = null;
   let ended = false;
@@ -157,7 +171,7 @@ async function inCall(main, callId, app, handoff = {}) {
 
   if (!ACTIVE.has(call.state)) {
     stopStream(stream);
-    showSummary(main, call, app, isBuyer);
+    showSummary(main, call, app, isBuyer, otherName);
     return undefined;
   }
 
@@ -189,8 +203,8 @@ async function inCall(main, callId, app, handoff = {}) {
         h("div.spread", h("div.call-state", stateBadge), h("span.muted.small", `${call.rate} tokens/min`)),
         h("div", h("div.seller-name", otherName), h("div.muted.small.explain", isBuyer ? "You are paying by the minute of live video." : "You earn for every minute of live video.")),
         mediaError,
-        meterBox,
         warning,
+        meterBox,
         endBtn)));
 
   window.scrollTo(0, 0);
@@ -220,7 +234,10 @@ async function inCall(main, callId, app, handoff = {}) {
   }
 
   function setState(next) {
+    const wasLive = call.state === "live";
     call = { ...call, ...next };
+    // The clock runs from the moment the video went live (not from when the page opened).
+    if (call.state === "live" && !wasLive) meter = { ...meter, live_seconds: call.live_seconds || 0, at: Date.now() };
     const labels = { ringing: "Ringing", connecting: "Connecting", live: "Live", paused: "Paused" };
     stateBadge.textContent = labels[call.state] || call.state;
     stateBadge.className = `badge ${call.state === "live" ? "ok" : call.state === "paused" ? "warn" : "info"}`;
@@ -297,7 +314,7 @@ async function inCall(main, callId, app, handoff = {}) {
       // Show what we have.
     }
     app.refreshBalance();
-    showSummary(main, call, app, isBuyer, handoff.seller);
+    showSummary(main, call, app, isBuyer, otherName);
   }
 
   const mine = (msg) => String(msg.call_id ?? msg.call?.id) === String(call.id);
@@ -328,7 +345,7 @@ async function inCall(main, callId, app, handoff = {}) {
   };
 }
 
-function showSummary(main, call, app, isBuyer, seller) {
+function showSummary(main, call, app, isBuyer, otherName) {
   const reason = endReason(call, isBuyer ? "buyer" : "seller");
   const neverLive = ["declined", "missed", "cancelled"].includes(call.state) || ["declined", "missed", "cancelled"].includes(call.end_reason);
   const rows = [
@@ -350,7 +367,7 @@ function showSummary(main, call, app, isBuyer, seller) {
     }, "★"));
     const comment = h("input", { type: "text", name: "comment", maxlength: 500, placeholder: "Optional comment" });
     const rateForm = h("form.stack",
-      h("div", h("div.muted.small", `How was your call with ${seller?.display_name || "the seller"}?`), h("div.rating", { role: "group", "aria-label": "Rating" }, starButtons)),
+      h("div", h("div.muted.small", `How was your call with ${otherName}?`), h("div.rating", { role: "group", "aria-label": "Rating" }, starButtons)),
       comment,
       h("button.btn.secondary", { type: "submit" }, "Send rating"));
     onSubmit(rateForm, async () => {
@@ -367,7 +384,8 @@ function showSummary(main, call, app, isBuyer, seller) {
       clear(disputeForm, h("div.form-ok", "Dispute opened. The operator will review it and refund you if it is justified."));
     });
     const disputeToggle = h("button.linkish", { type: "button", onclick: () => { disputeForm.hidden = false; disputeToggle.hidden = true; disputeReason.focus(); } }, "Something went wrong? Open a dispute");
-    actions.append(rateForm, disputeToggle, disputeForm);
+    actions.append(rateForm);
+    if (app.config?.features?.disputes) actions.append(disputeToggle, disputeForm);
   }
   if (!isBuyer && !neverLive && call.buyer_id) {
     const block = h("button.linkish", {

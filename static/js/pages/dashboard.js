@@ -18,23 +18,20 @@ function splitList(text) {
   return String(text || "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
-async function loadProfile(app) {
-  try {
-    return (await get(`/api/sellers/${encodeURIComponent(app.me.id)}`)).seller || null;
-  } catch (err) {
-    if (err.status === 404) return null; // no profile yet
-    throw err;
-  }
+async function loadProfile() {
+  return (await get("/api/seller/profile")).seller; // null before the first save
 }
 
-/** Sum of positive call earnings since a moment, from ledger entries (BigInt units). */
+// Ledger kinds that move a seller's call earnings: the per-minute pass, the final settle,
+// and a refund taking them back.
+const EARNING_KINDS = new Set(["call_minute", "call_settle", "call_refund"]);
+
+/** A seller's net call earnings since a moment, from ledger entries (BigInt units). */
 export function earningsSince(entries, since) {
   let units = 0n;
   for (const e of entries) {
-    const kind = String(e.kind || "");
-    if (!(kind.includes("earn") || kind === "call_settle" || kind === "call")) continue;
+    if (!EARNING_KINDS.has(String(e.kind || ""))) continue;
     const amount = String(e.amount || "0");
-    if (amount.startsWith("-")) continue;
     if (new Date(e.at) < since) continue;
     try {
       units += money.toUnits(amount, 4);
@@ -59,7 +56,7 @@ function startOfWeek() {
 }
 
 export async function render(main, _route, app) {
-  let seller = await loadProfile(app);
+  let seller = await loadProfile();
   const statusBox = h("div");
   const profileBox = h("div");
   const earningsBox = h("div");

@@ -12,6 +12,11 @@ function list(v) {
   return [];
 }
 
+// Languages are stored lower-case (so filters match); shown as names.
+function capitalize(word) {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}
+
 function sellerCard(s, app) {
   const status = s.busy ? h("span.badge.warn", h("span.dot.busy"), "In a call")
     : s.online ? h("span.badge.ok", h("span.dot.on"), "Online") : h("span.badge", h("span.dot"), "Offline");
@@ -29,7 +34,7 @@ function sellerCard(s, app) {
       h("div.muted.small", `= ${money.tokensToUsdt(String(s.rate))} USDT/min`)),
     h("div", stars(s.rating)),
     s.bio ? h("p.bio", s.bio) : null,
-    langs.length ? h("div.small", h("span.muted", "Speaks "), langs.join(", ")) : null,
+    langs.length ? h("div.small", h("span.muted", "Speaks "), langs.map(capitalize).join(", ")) : null,
     tags.length ? h("div.tags", tags.map((t) => h("span.tag", t))) : null,
     h("div.actions",
       canCall

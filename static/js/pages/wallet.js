@@ -3,7 +3,7 @@
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
-import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, shortRef, statusBadge, toast } from "../ui.js";
 
 const POLL_MS = 3000;
 const INTENT_KEY = "mc_open_intent";
@@ -12,6 +12,7 @@ const KIND_LABELS = {
   deposit: "Top-up",
   deposit_credit: "Top-up",
   call_hold: "Held for call",
+  call_minute: "Call minute",
   call_release: "Hold released",
   call_charge: "Call charge",
   call_settle: "Call charge",
@@ -26,7 +27,15 @@ const KIND_LABELS = {
   adjustment: "Adjustment",
 };
 
-export function kindLabel(kind) {
+// What a seller sees for the same kinds: the buyer's charge is the seller's earning.
+const SELLER_LABELS = {
+  call_minute: "Call earnings",
+  call_settle: "Call earnings",
+  call_refund: "Call refunded to the buyer",
+};
+
+export function kindLabel(kind, role) {
+  if (role === "seller" && SELLER_LABELS[kind]) return SELLER_LABELS[kind];
   if (KIND_LABELS[kind]) return KIND_LABELS[kind];
   const s = String(kind || "").replace(/[._]/g, " ");
   return s.charAt(0).toUpperCase() + s.slice(1);
@@ -63,7 +72,7 @@ function balanceCards(balance, role) {
     role === "seller" ? stat("Pending earnings", balance.pending, "Released after the hold period", "balance-pending") : null);
 }
 
-function ledgerTable(entries) {
+function ledgerTable(entries, role) {
   if (!entries.length) return h("p.empty", "No entries yet.");
   return h("div.table-wrap", h("table",
     h("thead", h("tr", h("th", "When"), h("th", "What"), h("th.amount", "Amount"), h("th.amount", "Balance after"))),
@@ -71,7 +80,8 @@ function ledgerTable(entries) {
       const neg = String(e.amount).startsWith("-");
       return h("tr",
         h("td.small", formatDate(e.at)),
-        h("td", kindLabel(e.kind), e.ref ? h("div.muted.small.mono", String(e.ref)) : null),
+        h("td", kindLabel(e.kind, role), e.bucket && e.bucket !== "available" ? h("span.muted.small", ` · ${e.bucket}`) : null,
+          e.ref ? h("div.muted.small.mono", shortRef(e.ref)) : null),
         h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
         h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
     }))));
@@ -82,8 +92,9 @@ function depositTable(deposits, app) {
   return h("div.table-wrap", h("table",
     h("thead", h("tr", h("th", "When"), h("th.amount", "USDT"), h("th.amount", "Tokens"), h("th", "Status"), h("th", "Transaction"))),
     h("tbody", deposits.map((d) => h("tr", { "data-txid": d.txid || "" },
-      h("td.small", formatDate(d.credited_at || d.created_at || d.at)),
-      h("td.amount", money.usdt(d.amount_usdt)),
+      h("td.small", formatDate(d.credited_at || d.block_time || d.claimed_at)),
+      // A claim still confirming has no amount yet.
+      h("td.amount", d.amount_usdt != null ? money.usdt(d.amount_usdt) : "—"),
       h("td.amount", d.tokens != null ? money.tokens(d.tokens) : "—"),
       h("td", statusBadge(d.status)),
       h("td", explorerLink(app, d.txid)))))));
@@ -112,7 +123,7 @@ export async function render(main, _route, app) {
     app.balance = me.balance;
     app.renderHeader();
     clear(balanceBox, balanceCards(me.balance, app.me.role));
-    clear(ledgerBox, ledger.error ? errorBox(ledger.error) : ledgerTable(ledger.entries || []));
+    clear(ledgerBox, ledger.error ? errorBox(ledger.error) : ledgerTable(ledger.entries || [], app.me.role));
     if (deposits) {
       clear(depositsBox, deposits.error ? errorBox(deposits.error) : depositTable(deposits.deposits || [], app));
       if (watching && !deposits.error) checkWatched(deposits.deposits || []);
