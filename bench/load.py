@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -301,6 +302,10 @@ async def measure(connections: int, seconds: float, signal_interval: float) -> d
                 live_s = time.monotonic() - t0
                 await asyncio.sleep(MEDIA_INTERVAL_S)
                 lag: list[float] = []
+                # The load generator must not be what is measured: no collector pauses here.
+                gc.collect()
+                gc.freeze()
+                gc.disable()
                 run.measuring = True
                 server_cpu0, client_cpu0 = server.cpu_s(), time.process_time()
                 t_measure = time.monotonic()
@@ -310,6 +315,7 @@ async def measure(connections: int, seconds: float, signal_interval: float) -> d
                     await asyncio.sleep(0.1)
                     lag.append((time.perf_counter() - t - 0.1) * 1000)
                 run.measuring = False
+                gc.enable()
                 wall = time.monotonic() - t_measure
                 server_cpu = (server.cpu_s() - server_cpu0) / wall
                 client_cpu = (time.process_time() - client_cpu0) / wall
