@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -41,6 +42,7 @@ async def _serve(config: Config) -> None:
     try:
         site = web.TCPSite(runner, config.server.host, config.server.port)
         await site.start()
+        tune_gc()
         host, port = runner.addresses[0][:2]
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
@@ -57,6 +59,24 @@ async def _until_stopped() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+# Collector thresholds for a long-running server: a young generation of this many objects
+# before a collection (CPython's default is 700), and rarer older-generation passes.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector from stopping the event loop for long.
+
+    With thousands of sockets open the heap holds millions of tracked objects, and a full
+    collection walks them all: measured with bench/load.py at 5,000 connections, full
+    collections took 150 ms to over 500 ms, each one stalling every socket (and found next
+    to nothing to free). Objects alive once the server is up (modules, the app) are frozen
+    out of collection for good, and collections run far less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _announce_devnet(app) -> None:

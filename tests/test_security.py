@@ -36,12 +36,13 @@ DEST = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 CALL_PARTIES_ONLY = {
     ("get", "/api/calls/{id}"), ("post", "/api/calls/{id}/accept"),
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
-    ("post", "/api/calls/{id}/rating"),
+    ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
 }
 # Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
 # operator is refused by role.
-BUYER_OF_THE_CALL_ONLY = {("post", "/api/calls/{id}/dispute")}
-PUBLIC = {("get", "/api/sellers/{id}")}  # a seller's public card, shown to everyone
+BUYER_OF_THE_CALL_ONLY = {("post", "/api/calls/{id}/dispute"), ("post", "/api/calls/{id}/tip")}
+# A seller's public card, and the supporters who opted in to be shown (display names only).
+PUBLIC = {("get", "/api/sellers/{id}"), ("get", "/api/sellers/{id}/supporters")}
 # The id names the other user; what changes is the caller's own block list or reports.
 ON_THE_CALLERS_OWN_LISTS = {
     ("post", "/api/users/{id}/block"), ("delete", "/api/users/{id}/block"),
@@ -85,7 +86,7 @@ async def test_strangers_cannot_read_or_change_a_call(app_client):
     before = await _state(buyer, call_id)
     other_buyer, other_seller = await actor(app_client), await seller_online(app_client, 100)
     admin = await admin_actor(app_client)
-    bodies = {"rating": {"stars": 1, "comment": "x"}}
+    bodies = {"rating": {"stars": 1, "comment": "x"}, "dispute": {"reason": "x"}}
     for who in (other_buyer, other_seller, admin):
         for method, path in sorted(CALL_PARTIES_ONLY):
             if who is admin and method == "get":
@@ -102,7 +103,8 @@ async def test_strangers_cannot_read_or_change_a_call(app_client):
         for who, status, code in ((other_buyer, 404, "call_not_found"),
                                   (other_seller, 403, "wrong_role"),
                                   (seller, 403, "wrong_role"), (admin, 403, "wrong_role")):
-            resp = await who.post(url, {"reason": "not mine"})
+            resp = await who.post(url, {"reason": "not mine", "tokens": 1},
+                                  headers={"Idempotency-Key": "not-mine"})
             data = await resp.json()
             assert (resp.status, data["error"]["code"]) == (status, code), (who.user, data)
     assert await _state(buyer, call_id) == before  # still ringing, nothing charged
