@@ -36,12 +36,13 @@ DEST = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"
 CALL_PARTIES_ONLY = {
     ("get", "/api/calls/{id}"), ("post", "/api/calls/{id}/accept"),
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
-    ("post", "/api/calls/{id}/rating"),
+    ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
 }
 # Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
 # operator is refused by role.
-BUYER_OF_THE_CALL_ONLY = {("post", "/api/calls/{id}/dispute")}
-PUBLIC = {("get", "/api/sellers/{id}")}  # a seller's public card, shown to everyone
+BUYER_OF_THE_CALL_ONLY = {("post", "/api/calls/{id}/dispute"), ("post", "/api/calls/{id}/tip")}
+# A seller's public card, and the supporters who chose to be shown (display names only).
+PUBLIC = {("get", "/api/sellers/{id}"), ("get", "/api/sellers/{id}/supporters")}
 # The id names the other user; what changes is the caller's own block list or reports.
 ON_THE_CALLERS_OWN_LISTS = {
     ("post", "/api/users/{id}/block"), ("delete", "/api/users/{id}/block"),
