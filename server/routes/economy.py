@@ -36,8 +36,9 @@ def _id(request: web.Request, what: str) -> int:
 
 async def tip(request: web.Request) -> web.Response:
     user = await require_role(request, "buyer")
-    key = economy.idempotency_key(request.headers.get("Idempotency-Key"))
     call_id = _id(request, "call")
+    await request.app[CALLS].get_call(user, call_id)  # strangers learn nothing (404)
+    key = economy.idempotency_key(request.headers.get("Idempotency-Key"))
     body = await validate.read_json(request)
     cfg = request.app[CONFIG].economy
     tokens = economy.whole_tokens(body.get("tokens"))
