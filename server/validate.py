@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.errors import BadRequest, Unprocessable
+from server.errors import BadRequest, NotFound, Unprocessable
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -97,3 +97,13 @@ def decimal_string(body: dict, name: str, *, required: bool = True) -> Any:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Unprocessable(f'{name} must be a decimal string like "10.5"', "invalid_type")
     return str(value)
+
+
+def path_id(request: web.Request, what: str, message: str | None = None) -> int:
+    """The numeric {id} of a path. Anything but 1-18 ASCII digits names nothing: 404
+    `<what>_not_found` (int() alone would take "+1", "1_0", other scripts' digits, and
+    numbers too large for SQLite)."""
+    text = request.match_info["id"]
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise NotFound(message or f"no such {what}", f"{what}_not_found")
+    return int(text)

@@ -12,17 +12,14 @@ from server import calls, ice, validate
 from server.appkeys import CONFIG, DB
 from server.auth import current_user, require_role
 from server.calls import CALLS, HUB, CallManager
-from server.errors import NotFound, Unprocessable
+from server.errors import Unprocessable
 from server.metrics import METRICS
 from server.money import AmountError, tokens_to_musdt
 from server.signalling import Hub
 
 
 def _call_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such call of yours", "call_not_found") from None
+    return validate.path_id(request, "call", "no such call of yours")
 
 
 async def start_call(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from server.auth import current_user, require_role
 from server.billing import commission_ppm_from_percent
 from server.calls import CALLS, HUB
 from server.db import now_ms
-from server.errors import NotFound, Unprocessable
+from server.errors import Unprocessable
 from server.money import AmountError, tokens_to_musdt, usdt_to_musdt
 
 log = logging.getLogger("meterchat.economy")
@@ -28,10 +28,7 @@ async def bonus_tiers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _id(request: web.Request, what: str) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"no such {what}", f"{what}_not_found") from None
+    return validate.path_id(request, what)
 
 
 async def tip(request: web.Request) -> web.Response:

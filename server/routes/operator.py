@@ -12,15 +12,12 @@ from server.auth import require_role
 from server.calls import CALLS, HUB
 from server.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from server.db import now_ms
-from server.errors import NotFound, Unprocessable
+from server.errors import Unprocessable
 from server.money import AmountError, tokens_to_musdt
 
 
 def _id(request: web.Request, what: str) -> int:
-    text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound(f"no such {what}", f"{what}_not_found")
-    return int(text)
+    return validate.path_id(request, what)
 
 
 def _reason(body: dict, required: bool) -> str | None:

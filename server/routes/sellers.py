@@ -13,10 +13,7 @@ from server.errors import NotFound, Unauthorized, Unprocessable
 
 
 def _user_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such user", "user_not_found") from None
+    return validate.path_id(request, "user")
 
 
 async def put_profile(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from server.appkeys import CONFIG, DB
 from server.auth import current_user, require_role
 from server.chain_ctx import CHAIN_INFO
 from server.db import now_ms
-from server.errors import NotFound, Unprocessable
+from server.errors import Unprocessable
 
 
 def platform_addresses(app: web.Application) -> frozenset[str]:
@@ -53,10 +53,7 @@ async def admin_list(request: web.Request) -> web.Response:
 
 
 def _withdrawal_id(request: web.Request) -> int:
-    text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound("no such withdrawal", "withdrawal_not_found")
-    return int(text)
+    return validate.path_id(request, "withdrawal")
 
 
 async def admin_approve(request: web.Request) -> web.Response:
