@@ -743,13 +743,21 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
             await unmatched.get_by_label("User id").fill(str(seller.id))
             await unmatched.get_by_role("button", name="Assign").click()
             await expect(page.get_by_text("No unmatched deposits.")).to_be_visible()
-            await page.get_by_label("Withdrawal status").select_option("confirmed")
-            for _ in range(30):  # the sender signs, sends and sees it confirmed
-                if await page.locator("tr", has_text=seller_email).count():
+            # The sender signs, sends and sees it confirmed; wait on the server's own record
+            # (a list re-rendered from a stale status would end a UI poll too early), and
+            # say where it stopped when it does not get there.
+            from server import withdrawals as wd
+            from server.withdrawal_sender import SENDER
+            w = None
+            for _ in range(240):
+                w = await app[DB].read(wd.get, withdrawal["id"])
+                if w is not None and w.status in ("confirmed", "failed"):
                     break
-                await asyncio.sleep(0.5)
-                await page.get_by_label("Withdrawal status").select_option("sent")
-                await page.get_by_label("Withdrawal status").select_option("confirmed")
+                await asyncio.sleep(0.25)
+            assert w is not None and w.status == "confirmed", (
+                w, app[SENDER].last_error, app[SENDER].failures)
+            await page.get_by_label("Withdrawal status").select_option("sent")
+            await page.get_by_label("Withdrawal status").select_option("confirmed")
             await expect(page.locator("tr", has_text=seller_email).locator("[data-txid]")
                          ).to_be_visible()
             await shot(page, "operator-after-review")
