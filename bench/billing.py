@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import statistics
 import sys
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server import billing, ledger  # noqa: E402
 from server.calls import CallManager, Runtime  # noqa: E402
+from server.cli import tune_gc  # noqa: E402
 from server.config import config_from_dict  # noqa: E402
 from server.db import Database, connect_sync, migrate_sync, now_ms, run_tx  # noqa: E402
 from server.signalling import Hub  # noqa: E402
@@ -91,7 +91,11 @@ def seed(path: Path, n: int) -> list[tuple[int, int, int]]:
 def raw_figure(path: Path, n: int, settle: bool) -> float:
     """The same rows a pass writes, by one plain executemany transaction, in ms."""
     conn = connect_sync(path)
-    ids = [r[0] for r in conn.execute("SELECT id FROM calls ORDER BY id LIMIT ?", (n,))]
+    calls = conn.execute("SELECT id, buyer_available_acct, seller_acct FROM calls ORDER BY id"
+                         " LIMIT ?", (n,)).fetchall()
+    ids = [r[0] for r in calls]
+    commission_acct = conn.execute("SELECT id FROM accounts WHERE name = ?",
+                                   (ledger.REVENUE_COMMISSION,)).fetchone()[0]
     base_tx = conn.execute("SELECT COALESCE(MAX(id), 0) FROM ledger_tx").fetchone()[0] + 1
     tenth = 10_000 + int(settle)  # clear of anything the run wrote
     t0 = time.perf_counter()
@@ -105,12 +109,14 @@ def raw_figure(path: Path, n: int, settle: bool) -> float:
         # account: buyer available, seller, commission) and the balances of those accounts.
         conn.executemany("INSERT INTO ledger_tx VALUES (?, ?, ?, ?, ?)",
                          [(base_tx + k, f"raw:{k}", "raw", None, 0) for k in range(n)])
+        # The same accounts a pass writes to: each call's buyer and seller, one commission.
         postings = []
-        for k in range(n):
-            postings += [(base_tx + k, 1, -6), (base_tx + k, 2, 4), (base_tx + k, 3, 2)]
+        for k, (_, buyer_acct, seller_acct) in enumerate(calls):
+            postings += [(base_tx + k, buyer_acct, -6), (base_tx + k, seller_acct, 4),
+                         (base_tx + k, commission_acct, 2)]
         conn.executemany("INSERT INTO postings (tx_id, account_id, amount_musdt)"
                          " VALUES (?, ?, ?)", postings)
-        accts = [r[0] for r in conn.execute("SELECT id FROM accounts LIMIT ?", (2 * n + 1,))]
+        accts = [a for _, b, s in calls for a in (b, s)] + [commission_acct]
         conn.executemany("UPDATE accounts SET balance_musdt = balance_musdt + 0 WHERE id = ?",
                          [(a,) for a in accts])
     conn.execute("ROLLBACK")
@@ -171,7 +177,7 @@ async def run(n: int, seconds: float, tick_s: float, stagger_s: float = 0.0) -> 
                         rt.state = changed
                 await asyncio.sleep(2.0 / slices)
 
-    gc.collect()
+    tune_gc()  # the collector settings `meterchat serve` runs with
     probe = asyncio.create_task(lag_probe())
     reporter = asyncio.create_task(media_reports())
     deadline = time.monotonic() + seconds

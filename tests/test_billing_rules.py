@@ -139,3 +139,55 @@ def test_billing_never_exceeds_cap_or_balance_and_always_adds_up(
     # Money in = money out: the buyer keeps exactly what was not charged.
     assert avail + release + after.charged_musdt == balance
     assert after.billed_tenths <= billing.nearest_tenths(live_ms)
+
+
+@settings(max_examples=400)
+@given(
+    rate=st.integers(1, 10_000),
+    ppm=st.integers(0, 1_000_000),
+    minute=st.integers(1, 30),
+    hold=st.integers(0, 10),
+    billed_in_hold=st.integers(0, 10),
+    ahead=st.integers(0, 25),
+    available_tokens=st.integers(0, 20_000),
+    cap_tokens=st.one_of(st.none(), st.integers(0, 200_000)),
+)
+def test_the_fast_boundary_step_agrees_with_plan_pass(
+        rate, ppm, minute, hold, billed_in_hold, ahead, available_tokens, cap_tokens):
+    """The pass's plain-integer shortcut for a minute boundary must be the general planner
+    exactly, whenever it takes the case; where it declines, plan_pass decides."""
+    price = billing.segment_price_musdt(rate)
+    settled = (minute - 1) * 10
+    billed = settled + min(billed_in_hold, hold)
+    charged = settled * price
+    cap = None if cap_tokens is None else max(cap_tokens * T, charged + hold * price)
+    m = CallMoney(7, rate, ppm, cap, billed, settled, hold, hold * price, minute, charged,
+                  charged - charged * ppm // 1_000_000, charged * ppm // 1_000_000)
+    to = billed + ahead
+    avail = available_tokens * T
+    step = billing.boundary_step(rate, ppm, cap, settled, hold, charged, to, avail)
+    plan = plan_pass(m, to, avail)
+    if step is None:
+        return
+    a = plan.after
+    assert plan.end_reason is None and len(plan.settlements) == 1 and len(plan.holds) == 1
+    s, h = plan.settlements[0], plan.holds[0]
+    assert (step.settled_musdt, step.seller_musdt, step.commission_musdt) == (
+        s.amount_musdt, s.seller_musdt, s.commission_musdt)
+    assert (step.new_hold_tenths, step.held_musdt) == (h.tenths, h.amount_musdt)
+    assert (a.billed_tenths, a.settled_tenths, a.hold_tenths, a.held_musdt, a.minute_no,
+            a.charged_musdt) == (to, settled + hold, step.new_hold_tenths, step.held_musdt,
+                                 minute + 1, step.charged_musdt)
+    assert step.available_after_musdt == plan.available_after_musdt
+    assert step.tenths_left == billing.tenths_left(a, plan.available_after_musdt)
+
+
+def test_the_fast_boundary_step_declines_what_it_does_not_cover():
+    price = billing.segment_price_musdt(600)
+    # Not at the boundary yet, no room for a next hold, and two boundaries in one pass.
+    assert billing.boundary_step(600, 250_000, None, 0, 10, 0, 9, 10**9) is None
+    assert billing.boundary_step(600, 250_000, None, 0, 10, 0, 10, price - 1) is None
+    assert billing.boundary_step(600, 250_000, None, 0, 10, 0, 20, 10**9) is None
+    assert billing.boundary_step(600, 250_000, 10 * price, 0, 10, 0, 10, 10**9) is None
+    step = billing.boundary_step(600, 250_000, None, 0, 10, 0, 10, 10**9)
+    assert step is not None and step.new_hold_tenths == 10

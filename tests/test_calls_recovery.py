@@ -120,10 +120,11 @@ async def test_server_killed_mid_call_restarts_with_the_call_ended_and_audit_cle
     assert audit.returncode == 0, err
 
 
-def setup_call(conn, rate: int = 600, funds_tokens: int = 10_000, cap: int | None = None):
+def setup_call(conn, rate: int = 600, funds_tokens: int = 10_000, cap: int | None = None,
+               tag: str = ""):
     def users(c):
-        s = accounts.insert_user(c, "s@example.com", "x", "seller", "S")
-        b = accounts.insert_user(c, "b@example.com", "x", "buyer", "B")
+        s = accounts.insert_user(c, f"s{tag}@example.com", "x", "seller", "S")
+        b = accounts.insert_user(c, f"b{tag}@example.com", "x", "buyer", "B")
         sellers.save_profile(c, s.id, rate, None, None, None)
         sellers.set_online(c, s.id, True)
         return s.id, b.id
@@ -177,4 +178,22 @@ def test_pass_skips_a_call_whose_keys_are_already_in_the_ledger(tmp_path):
                                                    (ledger.user_account(bid), 1)],
                                        idem_key=billing.idem_settle(call_id, 1)))
     assert run_tx(conn, billing.run_pass, [(call_id, 10)], now_ms()) == []
+    assert run_read(conn, ledger.audit).ok
+
+
+def test_a_replayed_key_skips_only_its_own_call_in_a_busy_pass(tmp_path):
+    conn = connect_sync(tmp_path / "db.sqlite3")
+    migrate_sync(conn)
+    replayed, _, bid = setup_call(conn)
+    fine, fine_seller, fine_buyer = setup_call(conn, tag="2")
+    run_tx(conn, lambda c: ledger.post(c, "test", [(ledger.CHAIN_DEPOSITS, -1),
+                                                   (ledger.user_account(bid), 1)],
+                                       idem_key=billing.idem_settle(replayed, 1)))
+    out = run_tx(conn, billing.run_pass, [(replayed, 10), (fine, 10)], now_ms())
+    # The other call settles its minute and holds the next, as if alone.
+    assert [(o.call_id, o.billed_tenths) for o in out] == [(fine, 10)]
+    assert run_read(conn, ledger.balance, ledger.user_account(fine_seller)) == 450 * 10_000
+    assert run_read(conn, ledger.user_balances, fine_buyer)["held"] == 600 * 10_000
+    billed = dict(conn.execute("SELECT id, billed_tenths FROM calls").fetchall())
+    assert billed == {replayed: 0, fine: 10}
     assert run_read(conn, ledger.audit).ok
