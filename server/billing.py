@@ -520,7 +520,9 @@ def _boundary_rows(fast: list, plans: list, commission_acct: int, next_tx: int,
         a = plan.after
         ended = plan.end_reason is not None
         # Only the columns that changed: writing `state` would touch four indexes per row.
-        if plan.settlements or plan.holds:
+        # An ending call's final figures go in before its state (the sellers' call count
+        # trigger reads billed_tenths when the state changes).
+        if plan.settlements or plan.holds or ended:
             out.money_updates.append((
                 a.billed_tenths, a.settled_tenths, a.hold_tenths, a.held_musdt, a.minute_no,
                 a.charged_musdt, a.seller_earned_musdt, a.commission_musdt, call_id))
