@@ -21,6 +21,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import NamedTuple
 
 from server import ledger
 from server.ledger import REVENUE_COMMISSION
@@ -248,8 +249,9 @@ def first_hold(conn: sqlite3.Connection, call_id: int, buyer_id: int, rate: int,
     return Hold(1, n, amount)
 
 
-@dataclass(frozen=True)
-class PassOutcome:
+class PassOutcome(NamedTuple):
+    """What a pass did to one call (a tuple: a pass makes 10,000 of these)."""
+
     call_id: int
     billed_tenths: int
     charged_musdt: int  # every recorded segment, settled or not
@@ -349,8 +351,7 @@ def _ledger_txs(call_id: int, plan: Plan) -> list[tuple[str, dict[str, int]]]:
     return out
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One minute boundary crossed the common way (see `boundary_step`)."""
 
     new_hold_tenths: int

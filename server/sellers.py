@@ -37,8 +37,7 @@ def check_rate(rate: int, min_rate: int, max_rate: int) -> None:
 _SELLER_SELECT = """
 SELECT s.user_id, u.display_name, s.rate_tokens_per_min, s.online, s.bio, s.tags_json,
        s.languages_json,
-       EXISTS (SELECT 1 FROM calls c WHERE c.seller_id = s.user_id
-               AND c.state IN ('ringing', 'connecting', 'live', 'paused')) AS busy,
+       s.busy,
        CASE WHEN s.rating_count > 0 THEN s.rating_sum * 1.0 / s.rating_count END AS rating,
        s.calls_count AS calls
 FROM sellers s JOIN users u ON u.id = s.user_id
@@ -135,7 +134,7 @@ def list_sellers(conn: sqlite3.Connection, *, online: bool | None = None,
         args += [viewer_id, viewer_id]
     rows = conn.execute(
         _SELLER_SELECT + " WHERE " + " AND ".join(where)
-        + " ORDER BY s.online DESC, busy ASC, s.calls_count DESC, s.user_id LIMIT ?",
+        + " ORDER BY s.online DESC, s.busy, s.calls_count DESC, s.user_id LIMIT ?",
         (*args, limit),
     ).fetchall()
     return [_seller_json(r) for r in rows]

@@ -111,5 +111,40 @@ def test_the_migration_fills_in_calls_made_before_it(tmp_path):
 
     run_tx(conn, call_then_rate, buyers[0], 4)
     run_tx(conn, call_then_rate, buyers[1], 1)
-    assert migrate_sync(conn) == ["0007_seller_stats"]
+    assert migrate_sync(conn) == ["0007_seller_listing"]
     assert _listed(conn, seller_id) == _recount(conn, seller_id) == (2, "2.5")
+
+
+def test_busy_follows_the_sellers_call(tmp_path):
+    conn = connect_sync(tmp_path / "db.sqlite3")
+    migrate_sync(conn)
+    seller_id, buyers = _people(conn, 2)
+
+    def busy() -> bool:
+        return run_read(conn, sellers.get_seller, seller_id)["busy"]
+
+    assert not busy()
+    call_id = run_tx(conn, calls.create_call, buyers[0], seller_id, 600, None, 1, 250_000,
+                     now_ms())[0]
+    assert busy()  # ringing
+    run_tx(conn, billing.finish_call, call_id, "declined", "declined", 0, now_ms(), 0)
+    assert not busy()
+    call_id = run_tx(conn, calls.create_call, buyers[1], seller_id, 600, None, 1, 250_000,
+                     now_ms())[0]
+    run_tx(conn, calls.accept_call, call_id, now_ms())
+    assert busy()
+    assert run_tx(conn, billing.recover_after_crash, now_ms())  # a restart ends it
+    assert not busy()
+
+
+def test_the_listing_walks_its_index_instead_of_sorting_every_seller(tmp_path):
+    conn = connect_sync(tmp_path / "db.sqlite3")
+    migrate_sync(conn)
+    seller_id, buyers = _people(conn, 1)
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    run_read(conn, lambda c: sellers.list_sellers(c, online=True, viewer_id=buyers[0]))
+    conn.set_trace_callback(None)
+    query = next(q for q in seen if "ORDER BY" in q)
+    plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + query))
+    assert "sellers_listing" in plan and "TEMP B-TREE" not in plan, plan
