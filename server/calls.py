@@ -33,7 +33,7 @@ from server.signalling import Hub
 
 log = logging.getLogger("meterchat.calls")
 # A tick over many calls lets the event loop run between batches of this many.
-YIELD_EVERY = 256
+YIELD_EVERY = 32
 
 
 # ---- live time (pure, clock passed in) ---------------------------------------------------
