@@ -390,7 +390,8 @@ async def buyer_tops_up(page: Page, faucet, usdt: str) -> None:
 
 
 async def buyer_calls(page: Page, seller_name: str, rate: int, *, shots: bool = True) -> None:
-    await page.get_by_role("link", name="Sellers").click()
+    # exact: the page of a call that just ended also has a "Back to sellers" link.
+    await page.get_by_role("link", name="Sellers", exact=True).click()
     card = page.locator("article.seller", has_text=seller_name)
     await expect(card).to_contain_text(f"{rate}")
     await page.get_by_label("Tag").fill("cooking")
@@ -670,6 +671,7 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
             await shot(buyer, "call-declined")
 
             await buyer.get_by_role("link", name="Back to sellers").click()
+            await expect(buyer.get_by_test_id("end-reason")).to_be_hidden()
             await buyer_calls(buyer, "Dana Decliner", 30, shots=False)
             await expect(dialog).to_be_visible()
             await expect(buyer.get_by_test_id("end-reason")).to_contain_text(
