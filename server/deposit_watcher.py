@@ -10,19 +10,18 @@ minute), then resumes from the cursor.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from chain.gateway import ChainGateway, ChainUnavailable
 from server import deposits
 from server.appkeys import CONFIG, DB
 from server.chain_ctx import CHAIN_INFO, GATEWAY
 from server.db import Database, now_ms
+from server.jobs import interval_job
 from server.logs import event
 from server.metrics import METRICS
 
@@ -126,17 +125,6 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         config.deposits.watcher_interval_s, app.get(METRICS),
     )
     app[WATCHER] = watcher
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
-    scheduler.add_job(
-        watcher.run_once, "interval", seconds=config.deposits.watcher_interval_s,
-        id="deposit_watcher", max_instances=1, coalesce=True, misfire_grace_time=None,
-        next_run_time=datetime.datetime.now(datetime.UTC),
-    )
-    scheduler.start()
-    try:
+    async with interval_job(watcher.run_once, config.deposits.watcher_interval_s,
+                            "deposit_watcher", watcher.stop):
         yield
-    finally:
-        # Stop first, waiting for a pass under way: apscheduler's asyncio executor would
-        # cancel a running job on shutdown, cutting the pass off mid-way.
-        await watcher.stop()
-        scheduler.shutdown(wait=False)

@@ -11,18 +11,17 @@ releases whatever is still pending (the operator turned the hold off).
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from server import ledger, logs
 from server.appkeys import CONFIG, DB
 from server.db import Database, now_ms
+from server.jobs import interval_job
 
 log = logging.getLogger("meterchat.earnings")
 KIND_RELEASE = "earnings_release"
@@ -91,17 +90,11 @@ async def release_ctx(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.exception("earnings release failed")
 
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
-    scheduler.add_job(
-        job, "interval", seconds=cfg.release_interval_s, id="earnings_release",
-        max_instances=1, coalesce=True, misfire_grace_time=None,
-        next_run_time=datetime.datetime.now(datetime.UTC),
-    )
-    scheduler.start()
-    try:
-        yield
-    finally:
-        scheduler.shutdown(wait=False)
+    async def stop() -> None:
+        nonlocal stopped
         stopped = True
         async with lock:  # a pass under way finishes before the database closes
             pass
+
+    async with interval_job(job, cfg.release_interval_s, "earnings_release", stop):
+        yield

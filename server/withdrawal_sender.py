@@ -27,13 +27,11 @@ recorded).
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from chain.gateway import BadTransaction, ChainGateway, ChainTx, ChainUnavailable
 from server import withdrawals as wd
@@ -41,6 +39,7 @@ from server.appkeys import CONFIG, DB
 from server.chain_ctx import CHAIN_INFO, GATEWAY
 from server.config import Secret, WithdrawalsConfig
 from server.db import Database, now_ms
+from server.jobs import interval_job
 from server.logs import event
 from server.money import musdt_to_usdt_str
 
@@ -241,18 +240,6 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the sender job, every sender_interval_s, never two passes at once."""
     sender = sender_from_app(app)
     app[SENDER] = sender
-    interval = app[CONFIG].withdrawals.sender_interval_s
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
-    scheduler.add_job(
-        sender.run_once, "interval", seconds=interval, id="withdrawal_sender",
-        max_instances=1, coalesce=True, misfire_grace_time=None,
-        next_run_time=datetime.datetime.now(datetime.UTC),
-    )
-    scheduler.start()
-    try:
+    async with interval_job(sender.run_once, app[CONFIG].withdrawals.sender_interval_s,
+                            "withdrawal_sender", sender.stop):
         yield
-    finally:
-        # Stop first, waiting for a pass under way: apscheduler's asyncio executor would
-        # cancel a running job on shutdown, cutting the pass off mid-way.
-        await sender.stop()
-        scheduler.shutdown(wait=False)
