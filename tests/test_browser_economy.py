@@ -228,16 +228,23 @@ async def test_buyer_tips_in_a_live_call_once_even_when_the_answer_is_lost(serve
     for page in (buyer, seller):
         await expect(page.get_by_test_id("call-summary")).to_be_visible()
         await expect(tip_lines(page)).to_have_count(2)
+    # An ended call can still be tipped from its summary, within the day.
+    await buyer.get_by_label("Tip (whole tokens)").fill("10")
+    await buyer.get_by_role("button", name="Tip", exact=True).click()
+    await expect(tip_lines(buyer)).to_have_count(3)
+    await expect(tip_lines(buyer).nth(2)).to_contain_text("You tipped 10 tokens")
     tips = (await api_get(base_url, buyer_email, f"/api/calls/{call_id}/tips"))["tips"]
-    assert [t["tokens"] for t in tips] == ["50", "5"], tips
+    assert [t["tokens"] for t in tips] == ["50", "5", "10"], tips
+    assert len(keys) == 4 and keys[3] not in keys[:3], keys
     call = (await api_get(base_url, seller_email, f"/api/calls/{call_id}"))["call"]
     balance = (await api_get(base_url, seller_email, "/api/me"))["balance"]
-    # 25 % commission: the seller keeps 37.5 of 50 and 3.75 of 5, besides the call's earnings.
+    # 25 % commission: the seller keeps 37.5 of 50, 3.75 of 5 and 7.5 of 10, besides the
+    # call's earnings.
     held_by_seller = Decimal(balance["available"]) + Decimal(balance.get("pending") or 0)
-    assert held_by_seller == Decimal(call["seller_earned"]) + Decimal("37.5") + Decimal("3.75")
+    assert held_by_seller == Decimal(call["seller_earned"]) + Decimal("48.75")
     buyer_balance = (await api_get(base_url, buyer_email, "/api/me"))["balance"]
     assert Decimal(buyer_balance["available"]) == (
-        Decimal(1000) - Decimal(call["charged"]) + Decimal(call["refunded"]) - 55)
+        Decimal(1000) - Decimal(call["charged"]) + Decimal(call["refunded"]) - 65)
     # The aborted request is the one lost answer the test made on purpose.
     lost = [e for e in b.errors if "net::ERR_FAILED" in e and "/tip" in e]
     assert len(lost) <= 1, lost
