@@ -1,15 +1,17 @@
 // The call page. Before a call (buyer): the seller's rate, acknowledged, an optional spending
 // cap and a camera check. During a call: both videos, the live meter from `meter` messages,
-// the end button. After: a summary with a clear reason, rating and dispute.
+// the end button, tips (the buyer sends, both see them). After: a summary with a clear
+// reason, rating, dispute and tips.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
 import { CallLink, getLocalMedia, stopStream } from "../rtc.js";
-import { clear, field, formatDuration, h, initials, onSubmit, stars, toast } from "../ui.js";
+import { clear, field, formatDate, formatDuration, h, initials, newIdempotencyKey, onSubmit, stars, toast } from "../ui.js";
 
 const ACTIVE = new Set(["ringing", "connecting", "live", "paused"]);
 const MEDIA = new Set(["connecting", "live", "paused"]);
 const POLL_MS = 4000;
+const TIP_WINDOW_MS = 24 * 3600 * 1000;
 
 /** Why a call ended, in words for the buyer and for the seller. */
 export function endReason(call, role) {
@@ -45,6 +47,65 @@ export async function render(main, route, app) {
     return undefined;
   }
   return preCall(main, sellerId, app);
+}
+
+/** A call's tips as lines, each once: a tip can arrive both as the POST's answer and as
+ * the `tip` WebSocket message, and the record is read again after a reload. */
+function tipList(isBuyer, otherName) {
+  const seen = new Set();
+  const list = h("ul.tip-lines", { "data-testid": "tip-lines" });
+  const box = h("div.tips", { hidden: true }, h("h2.small-head", "Tips"), list);
+  // Announced to screen readers: the seller learns of a tip without looking.
+  list.setAttribute("aria-live", "polite");
+  return {
+    box,
+    add(tip) {
+      if (!tip || seen.has(String(tip.id))) return;
+      seen.add(String(tip.id));
+      const text = isBuyer
+        ? `You tipped ${money.tokens(tip.tokens)} tokens`
+        : `${otherName} tipped ${money.tokens(tip.tokens)} tokens (you receive ${money.tokens(tip.seller_receives)})`;
+      list.append(h("li", { "data-tip-id": tip.id }, text, h("span.muted.small", ` · ${formatDate(tip.at)}`)));
+      box.hidden = false;
+    },
+  };
+}
+
+/** The buyer's tip form. Each tip gets its own Idempotency-Key; a tip whose request got no
+ * clear answer (network error, 5xx) keeps its key, so pressing Tip again for the same amount
+ * cannot tip twice even if the first request did reach the server. */
+function tipForm(call, otherName, onTip) {
+  let pending = null; // {tokens, key}
+  const amount = h("input", { type: "number", name: "tip_tokens", min: 1, step: 1, inputmode: "numeric", required: true, autocomplete: "off", placeholder: "e.g. 50" });
+  const form = h("form.inline-form.tip-form",
+    field("Tip (whole tokens)", amount),
+    h("button.btn.secondary", { type: "submit" }, "Tip"));
+  const done = h("div", { role: "status" });
+  onSubmit(form, async (fd) => {
+    clear(done);
+    const text = String(fd.get("tip_tokens") || "").trim();
+    if (!/^\d+$/.test(text) || BigInt(text) < 1n) throw new Error("A tip is a whole number of tokens, like 50.");
+    const tokens = BigInt(text).toString();
+    if (!confirm(`Tip ${money.tokens(tokens)} tokens to ${otherName}?`)) return;
+    if (!pending || pending.tokens !== tokens) pending = { tokens, key: newIdempotencyKey() };
+    let res;
+    try {
+      res = await post(`/api/calls/${encodeURIComponent(call.id)}/tip`, { tokens }, { headers: { "Idempotency-Key": pending.key } });
+    } catch (err) {
+      if (err.status === 0 || err.status >= 500) {
+        throw new Error(`${err.message} Press Tip again to retry: the same tip is sent again and can only be paid once.`);
+      }
+      pending = null; // refused for good: nothing was paid, the next try is a new tip
+      throw err;
+    }
+    pending = null;
+    amount.value = "";
+    clear(done, h("div.form-ok", res.replayed
+      ? `Your tip of ${money.tokens(res.tip.tokens)} tokens had already arrived; it was paid once.`
+      : `Thank you: ${otherName} got your tip of ${money.tokens(res.tip.tokens)} tokens.`));
+    onTip(res.tip);
+  });
+  return h("div.stack", form, done);
 }
 
 async function findSeller(sellerId) {
@@ -190,6 +251,15 @@ async function inCall(main, callId, app, handoff = {}) {
   const left = h("div.value.num", { "data-testid": "meter-minutes-left" }, "—");
   const warning = h("div.warning", { role: "alert", hidden: true, "data-testid": "meter-warning" });
   const endBtn = h("button.btn.danger.block", { type: "button", onclick: () => hangUp() }, "End call");
+  const tips = tipList(isBuyer, otherName);
+  const tipBox = isBuyer ? h("div", { hidden: true }, tipForm(call, otherName, (tip) => tips.add(tip))) : null;
+  const loadTips = async () => {
+    try {
+      (await get(`/api/calls/${encodeURIComponent(call.id)}/tips`)).tips.forEach((t) => tips.add(t));
+    } catch {
+      // The `tip` messages still come; the next reconnect reads the record again.
+    }
+  };
   const meterBox = h("div.meter",
     h("div.stat.time", h("div.label", "Live time"), time),
     h("div.stat", h("div.label", isBuyer ? "Spent" : "Billed"), spent, h("div.sub", "tokens")),
@@ -205,6 +275,8 @@ async function inCall(main, callId, app, handoff = {}) {
         mediaError,
         warning,
         meterBox,
+        tips.box,
+        tipBox,
         endBtn)));
 
   window.scrollTo(0, 0);
@@ -249,6 +321,7 @@ async function inCall(main, callId, app, handoff = {}) {
     overlayText.textContent = overlayMsg || "";
     overlay.hidden = !overlayMsg;
     endBtn.textContent = call.state === "ringing" && isBuyer ? "Cancel call" : "End call";
+    if (tipBox) tipBox.hidden = !(call.state === "live" || call.state === "paused");
     if (MEDIA.has(call.state)) startMedia();
     if (!ACTIVE.has(call.state)) finish();
     renderMeter();
@@ -325,6 +398,7 @@ async function inCall(main, callId, app, handoff = {}) {
     meter = { ...meter, ...msg, at: Date.now() };
     renderMeter();
   }));
+  unsubs.push(app.socket.on("tip", (msg) => { if (mine(msg)) tips.add(msg.tip); }));
   // Messages sent while the socket was down are lost: catch up from the record.
   const catchUp = async () => {
     try {
@@ -334,11 +408,12 @@ async function inCall(main, callId, app, handoff = {}) {
       // Next poll.
     }
   };
-  unsubs.push(app.socket.on("open", catchUp));
+  unsubs.push(app.socket.on("open", () => { catchUp(); loadTips(); }));
   poll = setInterval(catchUp, POLL_MS);
   clock = setInterval(renderMeter, 500);
   setState(call);
   if (stream && !MEDIA.has(call.state)) localVideo.srcObject = stream;
+  loadTips();
 
   return () => {
     if (!ended) teardown();
@@ -387,6 +462,18 @@ function showSummary(main, call, app, isBuyer, otherName) {
     actions.append(rateForm);
     if (app.config?.features?.disputes) actions.append(disputeToggle, disputeForm);
   }
+  const tips = tipList(isBuyer, otherName);
+  const endedMs = Date.parse(call.ended_at || "");
+  // The server's window is 24 h by default; it explains in words if this one is shorter.
+  if (isBuyer && !neverLive && !(Date.now() - endedMs > TIP_WINDOW_MS)) {
+    actions.append(h("div.stack", h("div.muted.small", `Enjoyed the call? You can tip ${otherName} for up to a day after it.`),
+      tipForm(call, otherName, (tip) => tips.add(tip))));
+  }
+  if (!neverLive) {
+    get(`/api/calls/${encodeURIComponent(call.id)}/tips`)
+      .then((res) => res.tips.forEach((t) => tips.add(t)))
+      .catch(() => {}); // the summary stands without its tips
+  }
   if (!isBuyer && !neverLive && call.buyer_id) {
     const block = h("button.linkish", {
       type: "button",
@@ -407,6 +494,7 @@ function showSummary(main, call, app, isBuyer, otherName) {
       h("h1", neverLive ? "Call not connected" : "Call ended"),
       h("p", { "data-testid": "end-reason", "data-reason": call.end_reason || call.state }, reason),
       neverLive ? null : h("dl", rows.map(([k, v]) => [h("dt", k), h("dd", v)])),
+      tips.box,
       actions,
       h("hr.sep"),
       h("div.row",

@@ -1,7 +1,8 @@
 // Wallet: balance in tokens and USDT, top-up by USDT TRC20 transfer (exact amount, address,
-// QR code, TXID claim with live status), deposit history and ledger entries.
+// QR code, TXID claim with live status), deposit history and ledger entries; for buyers also
+// spending limits, a break (self-exclusion), spending per day and seller, and privacy.
 
-import { get, post } from "../api.js";
+import { get, post, put } from "../api.js";
 import * as money from "../money.js";
 import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, shortRef, statusBadge, toast } from "../ui.js";
 
@@ -105,6 +106,172 @@ function statusLine(kind, text) {
     kind === "warn" ? h("span.spinner", { "aria-hidden": "true" }) : null, h("span", text));
 }
 
+const NO_LIMIT = "No limit";
+
+function limitText(tokens) {
+  return tokens == null ? NO_LIMIT : `${money.tokens(tokens)} tokens`;
+}
+
+/** "" -> null (no limit); else a token amount as the server takes it, or an Error in words. */
+function limitValue(text, what) {
+  const s = String(text ?? "").trim().replace(/,/g, "");
+  if (!s) return null;
+  let units;
+  try {
+    units = money.toUnits(s, 4);
+  } catch {
+    units = -1n;
+  }
+  if (units < 0n) throw new Error(`The ${what} limit is a number of tokens, like 500, or empty for no limit.`);
+  return money.fromUnits(units, 4, { grouped: false });
+}
+
+function pendingText(period, pending) {
+  if (!pending) return null;
+  const when = formatDate(pending.from);
+  return pending.limit == null
+    ? `Your ${period} limit will be removed on ${when}.`
+    : `Your ${period} limit rises to ${money.tokens(pending.limit)} tokens on ${when}.`;
+}
+
+/** Limits, break and privacy for a buyer: one GET, re-rendered from each write's answer. */
+function buyerControls(app) {
+  const limitsBox = h("div", h("p.loading", "Loading…"));
+  const breakBox = h("div");
+  const privacyBox = h("div");
+  const spendingBox = h("div", h("p.loading", "Loading…"));
+  let note = null; // a message kept across the re-render that follows a save
+
+  function show(limits) {
+    const period = (label, limit, spent, left, testid) => h("div.stat",
+      h("div.label", label),
+      h("div.value", { "data-testid": testid }, limitText(limit)),
+      h("div.sub", `Spent ${money.tokens(spent ?? "0")} tokens`, left != null ? `, ${money.tokens(left)} left` : ""));
+    const daily = h("input", { type: "text", name: "daily", inputmode: "decimal", autocomplete: "off", placeholder: NO_LIMIT, value: limits.daily ?? "" });
+    const monthly = h("input", { type: "text", name: "monthly", inputmode: "decimal", autocomplete: "off", placeholder: NO_LIMIT, value: limits.monthly ?? "" });
+    const form = h("form.inline-form",
+      field("Daily limit (tokens)", daily),
+      field("Monthly limit (tokens)", monthly),
+      h("button.btn", { type: "submit" }, "Save limits"));
+    onSubmit(form, async (fd) => {
+      // Only what was changed: resending an unchanged limit would cancel a waiting raise.
+      const body = {};
+      const d = limitValue(fd.get("daily"), "daily");
+      const m = limitValue(fd.get("monthly"), "monthly");
+      if (d !== limitValue(limits.daily ?? "", "daily")) body.daily = d;
+      if (m !== limitValue(limits.monthly ?? "", "monthly")) body.monthly = m;
+      if (!Object.keys(body).length) throw new Error("Nothing changed. Type a new limit, or empty a box for no limit.");
+      const res = await put("/api/me/limits", body);
+      note = res.limits.daily_pending || res.limits.monthly_pending
+        ? "Saved. A higher limit (or none) takes effect after 24 hours; lower limits apply at once."
+        : "Saved. The new limits apply now.";
+      show(res.limits);
+    });
+    const pendings = [pendingText("daily", limits.daily_pending), pendingText("monthly", limits.monthly_pending)].filter(Boolean);
+    clear(limitsBox,
+      h("div.stats",
+        period("Daily limit", limits.daily, limits.spent_today, limits.left_today, "limit-daily"),
+        period("Monthly limit", limits.monthly, limits.spent_this_month, limits.left_this_month, "limit-monthly")),
+      pendings.length ? h("div.status-line.warn.lines", { role: "status", "data-testid": "limit-pending" }, pendings.map((t) => h("div", t))) : null,
+      h("p.small.muted", "Days and months are in UTC. A lower limit applies at once; a higher one, or none, only after 24 hours, so a decision made in the moment can wait."),
+      note ? h("div.form-ok", { role: "status" }, note) : null,
+      form);
+    note = null;
+    showBreak(limits);
+    showPrivacy(limits);
+  }
+
+  function showBreak(limits) {
+    const until = limits.self_excluded_until;
+    const days = h("input", { type: "number", name: "days", min: 1, max: 3650, step: 1, inputmode: "numeric", required: true, value: until ? "" : "1" });
+    const form = h("form.inline-form",
+      field(until ? "Extend by (days)" : "Days", days),
+      h("button.btn.secondary", { type: "submit" }, until ? "Extend the break" : "Take a break"));
+    onSubmit(form, async (fd) => {
+      const text = String(fd.get("days") || "").trim();
+      if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error("Type a number of days, like 7.");
+      const n = Number(text);
+      const ok = confirm(`Take a break for ${n} day${n === 1 ? "" : "s"}? Until it ends you cannot start calls, send tips or ask for new top-ups, and it cannot be shortened.`);
+      if (!ok) return;
+      const res = await post("/api/me/self-exclusion", { days: n });
+      show(res.limits);
+      app.refreshBalance();
+    });
+    clear(breakBox,
+      until
+        ? h("div.status-line.warn.lines", { role: "status", "data-testid": "break-status" },
+          h("span", `You are taking a break until ${formatDate(until)}. Calls, tips and new top-ups are refused until then; transfers that arrive are still credited.`))
+        : h("p.muted.small", "Pause yourself for a number of days: no calls, tips or new top-ups until it ends. Transfers already on their way are still credited. A break can be extended, never shortened."),
+      form);
+  }
+
+  function showPrivacy(limits) {
+    const box = h("input", { type: "checkbox", name: "show_on_leaderboard", checked: !!limits.show_on_leaderboard });
+    const msg = h("div", { role: "status" });
+    box.addEventListener("change", async () => {
+      const want = box.checked;
+      box.disabled = true;
+      clear(msg);
+      try {
+        const res = await put("/api/me/privacy", { show_on_leaderboard: want });
+        box.checked = !!res.privacy.show_on_leaderboard;
+        clear(msg, h("div.form-ok", box.checked ? "Sellers you support can now show your name." : "Your name is no longer shown on supporter boards."));
+      } catch (err) {
+        box.checked = !want;
+        clear(msg, errorBox(err));
+      } finally {
+        box.disabled = false;
+      }
+    });
+    clear(privacyBox,
+      h("label.check", box, h("span", "Show me on sellers' supporter boards")),
+      h("p.small.muted", "Off by default. When on, your display name (never your amounts) can appear among a seller's top supporters."),
+      msg);
+  }
+
+  function showSpending(sp) {
+    const perDay = sp.per_day || [];
+    const perSeller = sp.per_seller || [];
+    clear(spendingBox,
+      h("p", "Last ", String(sp.days), " days: ", h("strong", { "data-testid": "spending-total" }, `${money.tokens(sp.total)} tokens`),
+        h("span.muted", ` (${money.tokensToUsdt(sp.total)} USDT)`)),
+      h("div.grid-2",
+        h("div", h("h3", "Per day (UTC)"), perDay.length ? h("div.table-wrap", h("table", { "data-testid": "spending-per-day" },
+          h("thead", h("tr", h("th", "Day"), h("th.amount", "Spent"))),
+          h("tbody", perDay.map((d) => h("tr", h("td", d.day), h("td.amount", money.tokens(d.spent)))))))
+          : h("p.empty", "Nothing spent in this period.")),
+        h("div", h("h3", "Per seller"), perSeller.length ? h("div.table-wrap", h("table", { "data-testid": "spending-per-seller" },
+          h("thead", h("tr", h("th", "Seller"), h("th.amount", "Calls"), h("th.amount", "Tips"), h("th.amount", "Total"))),
+          h("tbody", perSeller.map((r) => h("tr", h("td", r.display_name || `#${r.seller_id}`),
+            h("td.amount", money.tokens(r.calls)), h("td.amount", money.tokens(r.tips)), h("td.amount", money.tokens(r.spent)))))))
+          : h("p.empty", "No sellers in this period."))));
+  }
+
+  async function load() {
+    const [limits, spending] = await Promise.all([
+      get("/api/me/limits").catch((err) => ({ error: err })),
+      get("/api/me/spending?days=30").catch((err) => ({ error: err })),
+    ]);
+    if (limits.error) {
+      clear(limitsBox, errorBox(limits.error));
+    } else {
+      show(limits.limits);
+    }
+    clear(spendingBox, spending.error ? errorBox(spending.error) : []);
+    if (!spending.error) showSpending(spending.spending);
+  }
+
+  const cards = [
+    h("div.grid-2",
+      h("section.card", h("h2", "Spending limits"), limitsBox),
+      h("div",
+        h("section.card", h("h2", "Take a break"), breakBox),
+        h("section.card", h("h2", "Privacy"), privacyBox))),
+    h("section.card", h("h2", "Spending"), spendingBox),
+  ];
+  return { cards, load };
+}
+
 export async function render(main, _route, app) {
   const isBuyer = app.me.role === "buyer";
   const balanceBox = h("div");
@@ -113,6 +280,7 @@ export async function render(main, _route, app) {
   const ledgerBox = h("div");
   let timer = null;
   let watching = null; // {txid?, amount_usdt?} a top-up we wait for
+  const controls = isBuyer ? buyerControls(app) : null;
 
   async function refresh() {
     const [me, ledger, deposits] = await Promise.all([
@@ -248,6 +416,7 @@ export async function render(main, _route, app) {
     h("section.card", h("h2", "Balance"), balanceBox),
     isBuyer ? h("section.card", topupBox) : h("section.card",
       h("h2", "Withdraw earnings"), h("p", "Withdrawals to your TRON address are on your ", h("a", { href: "#/dashboard" }, "dashboard"), ".")),
+    controls ? controls.cards : null,
     isBuyer ? h("section.card", h("h2", "Top-ups"), depositsBox) : null,
     h("section.card", h("h2", "Ledger"), h("p.muted.small", "Every movement of your balance, newest first."), ledgerBox));
 
@@ -260,7 +429,7 @@ export async function render(main, _route, app) {
   }
   if (savedIntent && (!savedIntent.expires_at || new Date(savedIntent.expires_at) > new Date())) showIntent(savedIntent);
   else if (isBuyer) showIntentForm();
-  await refresh();
+  await Promise.all([refresh(), controls?.load()]);
   timer = setInterval(() => refresh().catch(() => {}), POLL_MS);
   return () => {
     clearInterval(timer);
