@@ -405,6 +405,30 @@ def create_promotion_tx(conn: sqlite3.Connection, name: str, percent_ppm: int,
                 if p["id"] == str(cur.lastrowid))
 
 
+def end_promotion_tx(conn: sqlite3.Connection, promotion_id: int, admin_id: int,
+                     at_ms: int) -> dict:
+    """End a promotion now. One that has not started yet is withdrawn: its period becomes
+    the millisecond before now, so no top-up can fall in it. The audit log keeps the period
+    it had."""
+    row = conn.execute("SELECT name, starts_at_ms, ends_at_ms FROM promotions WHERE id = ?",
+                       (promotion_id,)).fetchone()
+    if row is None:
+        raise NotFound("no such promotion", "promotion_not_found")
+    name, starts_ms, ends_ms = row
+    if ends_ms <= at_ms:
+        raise Conflict(f"this promotion ended at {iso(ends_ms)}", "promotion_over")
+    new_starts = starts_ms if starts_ms < at_ms else at_ms - 1
+    conn.execute("UPDATE promotions SET starts_at_ms = ?, ends_at_ms = ? WHERE id = ?",
+                 (new_starts, at_ms, promotion_id))
+    conn.execute(
+        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail)"
+        " VALUES (?, ?, 'promotion.end', ?, ?)",
+        (at_ms, admin_id, f"promotion:{promotion_id}",
+         f"{name}: ended early (was from {iso(starts_ms)} to {iso(ends_ms)})"))
+    return next(p for p in promotions_view(conn, at_ms)["promotions"]
+                if p["id"] == str(promotion_id))
+
+
 def _percent(ppm: int) -> str:
     return format((Decimal(ppm) / 10_000).normalize(), "f")
 

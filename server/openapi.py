@@ -193,6 +193,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
             percent={"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "example": "5"},
             from_usdt=USDT, starts_at={"type": "string", "format": "date-time"},
             ends_at={"type": "string", "format": "date-time"}), 201, "operator"),
+    ("post", "/api/admin/promotions/{id}/end"): (
+        "end a promotion now; one not started yet is withdrawn (admin)", None, 200,
+        "operator"),
     ("get", "/api/client-config"): (
         "public settings the browser client shows: network, explorer, limits and fees",
         None, 200, "meta"),

@@ -10,6 +10,7 @@ import pytest
 from server import accounts, economy
 from server.app import create_app
 from server.appkeys import DB, PASSWORDS
+from server.db import now_ms
 from tests.calls_helpers import ws_client
 from tests.conftest import (
     Actor,
@@ -322,6 +323,41 @@ async def test_operator_starts_promotions_and_sees_them(app_client):
     await assert_error(await buyer.get("/api/admin/promotions"), 403)
     log = await app_client.app[DB].fetchall("SELECT action FROM audit_log")
     assert [r[0] for r in log] == ["promotion.create"]
+
+
+async def test_operator_ends_a_promotion_early_and_later_top_ups_get_no_bonus(app_client):
+    from tests.conftest import fund_tokens
+
+    admin = await admin_actor(app_client)
+    buyer = await actor(app_client)
+    running = {"name": "Week", "percent": "10", "starts_at": "2025-03-01T00:00:00Z",
+               "ends_at": "2099-03-08T00:00:00Z"}
+    future = {**running, "name": "Later", "starts_at": "2098-01-01T00:00:00Z"}
+    promo = (await (await admin.post("/api/admin/promotions", running)).json())["promotion"]
+    later = (await (await admin.post("/api/admin/promotions", future)).json())["promotion"]
+    db = app_client.app[DB]
+    buyer_id = int(buyer.id)
+    await fund_tokens(app_client.app, buyer_id, "100")
+    assert await db.tx(economy.grant_deposit_bonus_tx, buyer_id, 1_000_000, "test:1",
+                       now_ms()) == 100_000  # 10% of 1 USDT while it runs
+
+    resp = await admin.post(f"/api/admin/promotions/{promo['id']}/end", {})
+    assert resp.status == 200, await resp.text()
+    ended = (await resp.json())["promotion"]
+    assert not ended["active"] and ended["starts_at"] == promo["starts_at"]
+    assert ended["ends_at"] < promo["ends_at"]
+    withdrawn = (await (await admin.post(f"/api/admin/promotions/{later['id']}/end", {})
+                        ).json())["promotion"]
+    assert not withdrawn["active"] and withdrawn["ends_at"] < later["starts_at"]
+    assert await db.tx(economy.grant_deposit_bonus_tx, buyer_id, 1_000_000, "test:2",
+                       now_ms()) == 0
+    await assert_error(await admin.post(f"/api/admin/promotions/{promo['id']}/end", {}),
+                       409, "promotion_over")
+    await assert_error(await admin.post("/api/admin/promotions/999/end", {}), 404,
+                       "promotion_not_found")
+    await assert_error(await buyer.post(f"/api/admin/promotions/{promo['id']}/end", {}), 403)
+    log = await db.fetchall("SELECT action, detail FROM audit_log WHERE action = 'promotion.end'")
+    assert len(log) == 2 and "2099-03-08" in log[0][1]
 
 
 async def test_consents_are_stored_at_sign_up(app_client):

@@ -176,6 +176,14 @@ async def admin_create_promotion(request: web.Request) -> web.Response:
     return web.json_response({"promotion": promo}, status=201)
 
 
+async def admin_end_promotion(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    promotion_id = validate.path_id(request, "promotion")
+    promo = await request.app[DB].tx(economy.end_promotion_tx, promotion_id, admin.id,
+                                     now_ms())
+    return web.json_response({"promotion": promo})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/calls/{id}/tip", tip)
     app.router.add_get("/api/calls/{id}/tips", call_tips)
@@ -189,3 +197,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/sellers/{id}/supporters", supporters)
     app.router.add_get("/api/admin/promotions", admin_promotions)
     app.router.add_post("/api/admin/promotions", admin_create_promotion)
+    app.router.add_post("/api/admin/promotions/{id}/end", admin_end_promotion)
