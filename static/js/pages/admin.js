@@ -1,5 +1,5 @@
 // Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes,
-// bans. Every action asks for confirmation; every answer is shown.
+// bans, top-up promotions. Every action asks for confirmation; every answer is shown.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
@@ -40,6 +40,34 @@ async function act(button, fn, done) {
   }
 }
 
+/** "2026-11-30T14:05" for a datetime-local input: the user's local time, to the minute. */
+function localInputValue(date) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}T${p(date.getHours())}:${p(date.getMinutes())}`;
+}
+
+/** A datetime-local value is the user's wall-clock time; the API takes an instant in UTC. */
+function inputToIso(value, label) {
+  const d = new Date(value);
+  if (!value || Number.isNaN(d.getTime())) throw new Error(`${label}: pick a date and a time.`);
+  return d.toISOString();
+}
+
+function promoState(p, now = Date.now()) {
+  if (p.active) return "active";
+  return Date.parse(p.starts_at) > now ? "upcoming" : "over";
+}
+
+// The API's own message names its fields (ends_at); the form's labels are what the operator sees.
+const PROMO_ERRORS = {
+  invalid_period: "The end must be after the start.",
+  promotion_over: "This promotion is already over.",
+};
+
+function promoError(err) {
+  return PROMO_ERRORS[err?.code] ? Object.assign(new Error(PROMO_ERRORS[err.code]), { code: err.code }) : err;
+}
+
 let refreshFigures = async () => {};
 
 export async function render(main, _route, app) {
@@ -50,6 +78,7 @@ export async function render(main, _route, app) {
   const wdBox = h("div");
   const depBox = h("div");
   const dispBox = h("div");
+  const promoBox = h("div");
   const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
     ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
 
@@ -175,6 +204,88 @@ export async function render(main, _route, app) {
     }
   });
 
+  async function loadPromotions() {
+    try {
+      const { tiers = [], promotions = [], cost = {} } = await get("/api/admin/promotions");
+      const now = Date.now();
+      clear(promoBox,
+        h("p", { "data-testid": "bonus-tiers" }, tiers.length
+          ? ["Standing bonus on every top-up: ", tiers.map((t) => `+${t.percent}% from ${money.usdt(t.from_usdt)} USDT`).join(", "), "."]
+          : "No standing bonus tiers (set economy.bonus_tiers in the config)."),
+        promotions.length ? h("div.table-wrap", h("table", { "data-testid": "promotions" },
+          h("thead", h("tr", h("th", "Name"), h("th.amount", "Bonus"), h("th.amount", "From USDT"), h("th", "Period"),
+            h("th", "Status"), h("th.amount", "Top-ups"), h("th.amount", "Cost (tokens)"), h("th", ""))),
+          h("tbody", promotions.map((p) => {
+            const state = promoState(p, now);
+            let endBtn = null;
+            if (state !== "over") {
+              endBtn = h("button.btn.secondary.small", { type: "button" }, "End now");
+              endBtn.addEventListener("click", () => {
+                const what = state === "active"
+                  ? `End "${p.name}" now? Top-ups from now on get no promotion bonus.`
+                  : `Withdraw "${p.name}"? It has not started and never will.`;
+                if (confirm(what)) act(endBtn, () => post(`/api/admin/promotions/${encodeURIComponent(p.id)}/end`).catch((e) => { throw promoError(e); }), loadPromotions);
+              });
+            }
+            return h("tr",
+              h("td", p.name),
+              h("td.amount", `+${p.percent}%`),
+              h("td.amount", money.usdt(p.from_usdt)),
+              h("td.small", h("time", { datetime: p.starts_at }, formatDate(p.starts_at)), " – ",
+                h("time", { datetime: p.ends_at }, formatDate(p.ends_at))),
+              h("td", h("span.badge", { class: { active: "ok", upcoming: "info" }[state] || "" }, state)),
+              h("td.amount", String(p.top_ups)),
+              h("td.amount", money.tokens(p.cost)),
+              h("td", endBtn));
+          })))) : h("p.empty", "No promotions yet."),
+        h("div.stats",
+          h("div.stat", h("div.label", "Tier bonuses"), h("div.value.small-value", `${money.tokens(cost.tiers)} tokens`)),
+          h("div.stat", h("div.label", "Promotion bonuses"), h("div.value.small-value", `${money.tokens(cost.promotions)} tokens`)),
+          h("div.stat", h("div.label", "Bonuses in all"), h("div.value.small-value", { "data-testid": "bonus-total" }, `${money.tokens(cost.total)} tokens`)),
+          h("div.stat", h("div.label", "Top-ups with a bonus"), h("div.value.small-value", String(cost.top_ups_with_bonus ?? 0))),
+          // The ledger's own figure next to the sum of grants: a difference is worth a look.
+          h("div.stat", h("div.label", "Given by promo:bonuses"), h("div.value.small-value", `${money.tokens(cost.promo_account_given)} tokens`))));
+    } catch (err) {
+      clear(promoBox, errorBox(err));
+    }
+  }
+
+  const startsAt = h("input", { type: "datetime-local", name: "starts_at", required: true });
+  const endsAt = h("input", { type: "datetime-local", name: "ends_at", required: true });
+  function resetPeriod() {
+    // A promotion that starts now and runs a week: the common case, one field to change.
+    const now = new Date();
+    startsAt.value = localInputValue(now);
+    endsAt.value = localInputValue(new Date(now.getTime() + 7 * 24 * 3600 * 1000));
+  }
+  resetPeriod();
+  const promoForm = h("form.inline-form.promo-form", { "aria-label": "Start a promotion" },
+    field("Name", h("input", { type: "text", name: "name", required: true, maxlength: 100, placeholder: "Weekend boost" })),
+    field("Bonus percent", h("input", { type: "text", name: "percent", required: true, inputmode: "decimal", placeholder: "10" })),
+    field("Minimum top-up (USDT, optional)", h("input", { type: "text", name: "from_usdt", inputmode: "decimal", placeholder: "0" })),
+    field("Starts (your time)", startsAt),
+    field("Ends (your time)", endsAt),
+    h("button.btn", { type: "submit" }, "Start promotion"));
+  onSubmit(promoForm, async (fd) => {
+    const text = (k) => String(fd.get(k) || "").trim();
+    const body = {
+      name: text("name"),
+      percent: text("percent"),
+      starts_at: inputToIso(text("starts_at"), "Starts"),
+      ends_at: inputToIso(text("ends_at"), "Ends"),
+    };
+    if (text("from_usdt")) body.from_usdt = text("from_usdt");
+    try {
+      const { promotion } = await post("/api/admin/promotions", body);
+      toast(`Promotion "${promotion.name}" saved`, "ok");
+    } catch (err) {
+      throw promoError(err);
+    }
+    promoForm.reset();
+    resetPeriod();
+    await loadPromotions();
+  });
+
   async function loadWallet() {
     try {
       const r = await get("/api/admin/reconcile");
@@ -201,8 +312,10 @@ export async function render(main, _route, app) {
     section("Withdrawals", wdBox, wdStatus),
     section("Unmatched deposits", depBox),
     section("Disputes", dispBox),
+    section("Promotions", h("div", promoBox, h("h3", "Start a promotion"), promoForm),
+      h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
     section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")));
-  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(),
+  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(),
     features.reconcile ? loadWallet() : null]);
   return undefined;
 }
