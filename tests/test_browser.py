@@ -62,7 +62,8 @@ class Browsers:
         self.contexts: list[BrowserContext] = []
         self.errors: list[str] = []
 
-    async def page(self, name: str, *, phone: bool = False) -> Page:
+    async def page(self, name: str, *, phone: bool = False,
+                   timezone_id: str | None = None) -> Page:
         ctx = await self.pw.chromium.launch_persistent_context(
             str(self.tmp_path / f"chromium-{name}"),
             executable_path=CHROMIUM,
@@ -74,6 +75,7 @@ class Browsers:
             has_touch=phone,
             device_scale_factor=2 if phone else 1,
             permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
+            timezone_id=timezone_id,
         )
         ctx.set_default_timeout(15_000)
         self.contexts.append(ctx)
