@@ -729,7 +729,8 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
             await page.get_by_role("button", name="Log in").click()
             await expect(page.get_by_role("heading", name="Operator")).to_be_visible()
             await expect(page.get_by_text("Ledger adds up")).to_be_visible()
-            for heading in ("Audit", "Withdrawals", "Unmatched deposits", "Disputes", "Bans"):
+            for heading in ("Audit", "Withdrawals", "Unmatched deposits", "Disputes",
+                            "Promotions", "Bans"):
                 await expect(page.get_by_role("heading", name=heading)).to_be_visible()
             review = page.locator("tr", has_text=seller_email)
             await expect(review).to_contain_text("1,000")
