@@ -387,6 +387,14 @@ def check_withdrawable(conn: sqlite3.Connection, user_id: int, amount_musdt: int
 
 # ---- database: promotions (operator) ---------------------------------------------------
 
+def _audit_promotion(conn: sqlite3.Connection, admin_id: int, action: str,
+                     promotion_id: int | None, detail: str, at_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (at_ms, admin_id, action, f"promotion:{promotion_id}", detail))
+
+
 def create_promotion_tx(conn: sqlite3.Connection, name: str, percent_ppm: int,
                         from_musdt: int, starts_ms: int, ends_ms: int, admin_id: int,
                         at_ms: int) -> dict:
@@ -396,11 +404,9 @@ def create_promotion_tx(conn: sqlite3.Connection, name: str, percent_ppm: int,
         "INSERT INTO promotions (name, percent_ppm, from_musdt, starts_at_ms, ends_at_ms,"
         " created_by, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (name, percent_ppm, from_musdt, starts_ms, ends_ms, admin_id, at_ms))
-    conn.execute(
-        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail)"
-        " VALUES (?, ?, 'promotion.create', ?, ?)",
-        (at_ms, admin_id, f"promotion:{cur.lastrowid}",
-         f"{name}: {Decimal(percent_ppm) / 10_000}% from {iso(starts_ms)} to {iso(ends_ms)}"))
+    _audit_promotion(conn, admin_id, "promotion.create", cur.lastrowid,
+                     f"{name}: {Decimal(percent_ppm) / 10_000}% from {iso(starts_ms)} to "
+                     f"{iso(ends_ms)}", at_ms)
     return next(p for p in promotions_view(conn, at_ms)["promotions"]
                 if p["id"] == str(cur.lastrowid))
 
@@ -420,11 +426,9 @@ def end_promotion_tx(conn: sqlite3.Connection, promotion_id: int, admin_id: int,
     new_starts = starts_ms if starts_ms < at_ms else at_ms - 1
     conn.execute("UPDATE promotions SET starts_at_ms = ?, ends_at_ms = ? WHERE id = ?",
                  (new_starts, at_ms, promotion_id))
-    conn.execute(
-        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail)"
-        " VALUES (?, ?, 'promotion.end', ?, ?)",
-        (at_ms, admin_id, f"promotion:{promotion_id}",
-         f"{name}: ended early (was from {iso(starts_ms)} to {iso(ends_ms)})"))
+    _audit_promotion(conn, admin_id, "promotion.end", promotion_id,
+                     f"{name}: ended early (was from {iso(starts_ms)} to {iso(ends_ms)})",
+                     at_ms)
     return next(p for p in promotions_view(conn, at_ms)["promotions"]
                 if p["id"] == str(promotion_id))
 
