@@ -66,21 +66,11 @@ async def admin_assign(request: web.Request) -> web.Response:
     admin = await require_role(request, "admin")
     body = await validate.read_json(request)
     txid = deposits.parse_txid(request.match_info["txid"])
-    user_id = _int_id(body.get("user_id"), "user_id")
+    user_id = validate.body_id(body, "user_id", "a user's id")
     log_index = validate.integer(body, "log_index", required=False, min=0)
     row = await request.app[DB].tx(deposits.assign_tx, txid, log_index, user_id, admin.id,
                                    now_ms())
     return web.json_response({"deposit": row})
-
-
-def _int_id(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Unprocessable(f"{name} must be a user id", "invalid_type" if value is not None
-                            else "missing_field")
-    try:
-        return int(value)
-    except ValueError:
-        raise Unprocessable(f"{name} must be a user id", "invalid_value") from None
 
 
 def setup(app: web.Application) -> None:
