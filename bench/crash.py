@@ -74,7 +74,8 @@ def write_config(workdir: Path) -> Path:
         "login_attempts_per_ip = 100000\n"
         '[database]\npath = "meterchat.sqlite3"\n'
         '[devnet]\nport = 0\npath = "devnet.sqlite3"\nblock_time_s = 0.1\nsolidify_depth = 2\n'
-        "[deposits]\nwatcher_interval_s = 0.1\n"
+        "[deposits]\nwatcher_interval_s = 0.1\nclaims_per_user_per_hour = 100000\n"
+        "claims_per_ip_per_hour = 100000\n"
         "[billing]\ntick_interval_s = 0.2\nmedia_timeout_s = 1.5\nreconnect_grace_s = 3\n"
         "ring_timeout_s = 5\nconnect_timeout_s = 10\n"
         "[withdrawals]\nbuyer_withdrawals = true\nsender_interval_s = 0.2\n"

@@ -12,11 +12,12 @@ from aiohttp import web
 
 from server import logs, metrics, openapi
 from server.accounts import Passwords
-from server.appkeys import CONFIG, DB, LOGIN_LIMIT_ACCOUNT, LOGIN_LIMIT_IP, PASSWORDS
+from server.appkeys import CONFIG, DB, LIMITS, PASSWORDS
+from server.auth import client_address
 from server.config import Config
 from server.db import Database
 from server.errors import ApiError
-from server.ratelimit import SlidingWindow
+from server.ratelimit import Limits
 
 log = logging.getLogger("meterchat.http")
 # log_middleware logs every request without its query string (which may carry a WebSocket
@@ -65,12 +66,14 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 async def log_middleware(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)
-    # The path only: a query string may carry a WebSocket token.
+    # The path only: a query string may carry a WebSocket token. The client is the address
+    # behind a trusted proxy (server.trusted_proxies), else the peer.
     logs.event(
         log,
         "request",
         method=request.method,
         path=request.path,
+        client=client_address(request),
         status=response.status,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
@@ -98,9 +101,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
-    window_s = 15 * 60
-    app[LOGIN_LIMIT_ACCOUNT] = SlidingWindow(config.server.login_attempts_per_account, window_s)
-    app[LOGIN_LIMIT_IP] = SlidingWindow(config.server.login_attempts_per_ip, window_s)
+    app[LIMITS] = Limits.from_config(config)
     app.cleanup_ctx.append(_database_ctx(config))
     from server.routes import economy as economy_routes
 

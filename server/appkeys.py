@@ -8,10 +8,9 @@ from aiohttp import web
 from server.accounts import Passwords
 from server.config import Config
 from server.db import Database
-from server.ratelimit import SlidingWindow
+from server.ratelimit import Limits
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 PASSWORDS = web.AppKey("passwords", Passwords)
-LOGIN_LIMIT_ACCOUNT = web.AppKey("login_limit_account", SlidingWindow)
-LOGIN_LIMIT_IP = web.AppKey("login_limit_ip", SlidingWindow)
+LIMITS = web.AppKey("limits", Limits)

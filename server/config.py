@@ -9,6 +9,7 @@ in integer µUSDT by properties, so no float ever touches money.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import typing
@@ -80,10 +81,28 @@ class ServerConfig:
         min=0,
     )
     log_level: str = key("info", "log level", choices=("debug", "info", "warning", "error"))
-    login_attempts_per_account: int = key(
-        10, "failed logins per account per 15 minutes before 429", min=1
+    trusted_proxies: list[str] = key(
+        [], "addresses (IPs or CIDRs) of the reverse proxies in front of meterchat: only a "
+        "request from one of them has its X-Forwarded-For (the client address) and "
+        "X-Forwarded-Proto believed; [] = none, the peer is the client. Behind the shipped "
+        'Caddy (deploy/Caddyfile): ["127.0.0.1"]'
     )
-    login_attempts_per_ip: int = key(30, "failed logins per IP per 15 minutes before 429", min=1)
+    login_attempts_per_account: int = key(
+        10, "failed logins per account from one client address per 15 minutes before 429",
+        min=1,
+    )
+    login_attempts_per_ip: int = key(
+        30, "failed logins from one client address (IPv6: one /64), whatever the accounts, "
+        "per 15 minutes before 429", min=1
+    )
+    login_attempts_per_account_any_address: int = key(
+        100, "failed logins per account from all addresses together per 5 minutes before "
+        "429 (an address that logged in to the account before is not held by it)", min=1
+    )
+    registrations_per_ip_per_hour: int = key(
+        10, "sign-ups one client address (IPv6: one /64) may ask for per hour (each costs a "
+        "password hash)", min=1
+    )
     session_days: int = key(30, "days a login session stays valid", min=1)
     password_hash_time_cost: int = key(3, "argon2id passes per password hash", min=1)
     password_hash_memory_kib: int = key(
@@ -126,6 +145,17 @@ class DepositsConfig:
     min_usdt: Decimal = key(Decimal(3), "smallest top-up in USDT", min=Decimal("0.000001"))
     intent_ttl_minutes: int = key(60, "minutes a deposit intent stays open", min=1)
     watcher_interval_s: float = key(3.0, "seconds between deposit watcher passes", min=0.05)
+    max_open_intents_per_user: int = key(
+        5, "open (unexpired, unpaid) top-up intents one account may hold; more is 429 "
+        "too_many_intents", min=1
+    )
+    claims_per_user_per_hour: int = key(
+        60, "TXID claims one account may make per hour (each reads the node; the wallet page "
+        "asks every 3 s until its transfer is final)", min=1
+    )
+    claims_per_ip_per_hour: int = key(
+        180, "TXID claims from one client address (IPv6: one /64) per hour", min=1
+    )
 
     @property
     def min_musdt(self) -> int:
@@ -260,6 +290,10 @@ class OperatorConfig:
     )
     health_chain_timeout_s: float = key(
         2.0, "how long /api/health waits for the chain node", min=0.05
+    )
+    health_chain_cache_s: float = key(
+        5.0, "seconds /api/health reuses its last reading of the chain node (however many "
+        "ask, the node is read at most once per this)", min=0
     )
 
 
@@ -402,6 +436,12 @@ def _check_across_keys(cfg: Config) -> None:
         raise ConfigError(f"config key economy.bonus_tiers: {exc}") from None
     if -1 < cfg.economy.tip_commission_percent < 0:
         raise ConfigError("config key economy.tip_commission_percent: -1 or 0..100")
+    for entry in cfg.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f"config key server.trusted_proxies: {entry!r} is not an IP "
+                              "address or a CIDR like 10.0.0.0/8") from None
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

@@ -25,7 +25,15 @@ import segno
 from chain.gateway import RESULT_SUCCESS, ChainTx, ChainUnavailable, TransferLog
 from server import economy, ledger
 from server.db import now_ms
-from server.errors import ApiError, BadRequest, Conflict, NotFound, Unavailable, Unprocessable
+from server.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unavailable,
+    Unprocessable,
+)
 from server.money import (
     MUSDT_PER_USDT,
     AmountError,
@@ -36,9 +44,11 @@ from server.money import (
 
 TXID_RE = re.compile(r"^[0-9a-f]{64}$")
 REUSE_AFTER_EXPIRY_MS = 24 * 3600 * 1000
-# Suffixes are 1..9,999 µUSDT (at most 0.009999 USDT on top of the asked amount); requested
-# amounts have at most 2 decimals (10,000 µUSDT steps), so two requests never overlap.
-SUFFIX_MAX = 9_999
+# Suffixes are 1..99,999 µUSDT (at most 0.099999 USDT on top of the asked amount, credited
+# like the rest). Asked amounts have at most 2 decimals (10,000 µUSDT steps), so the ranges of
+# neighbouring amounts overlap; that is harmless: what must be unique is the exact amount, and
+# a new one is checked against every reserved intent in its range, whatever it asked for.
+SUFFIX_MAX = 99_999
 MAX_DEPOSIT_MUSDT = 1_000_000 * MUSDT_PER_USDT
 WATCHER_CURSOR = "deposits"
 
@@ -128,11 +138,31 @@ def requested_musdt(value: Any, min_musdt: int) -> int:
     return amount
 
 
-def pick_suffix(used: set[int], choose=secrets.choice) -> int | None:
+def pick_suffix(used: set[int], choose=None) -> int | None:
     """A free µUSDT suffix in 1..SUFFIX_MAX, chosen at random (so amounts are not guessable
-    from one another); None when all are taken."""
+    from one another); None when all are taken. `choose` picks from the list of free ones
+    (tests pass min); by default a few random draws avoid building that list."""
+    if choose is None:
+        if len(used) < SUFFIX_MAX // 2:
+            for _ in range(64):  # each draw is free with odds above 1/2
+                s = secrets.randbelow(SUFFIX_MAX) + 1
+                if s not in used:
+                    return s
+        choose = secrets.choice
     free = [s for s in range(1, SUFFIX_MAX + 1) if s not in used]
     return choose(free) if free else None
+
+
+def too_many_open(open_count: int, first_expiry_ms: int | None, max_open: int,
+                  at_ms: int) -> TooManyRequests | None:
+    """The refusal of one more intent to a user who holds `max_open` open ones (the wait is
+    until the first of them expires), or None."""
+    if open_count < max_open:
+        return None
+    wait_s = max(1, -(-((first_expiry_ms or at_ms) - at_ms) // 1000))
+    return TooManyRequests(
+        f"you have {open_count} open top-ups; pay one of them, or ask again when one "
+        "expires", "too_many_intents", headers={"Retry-After": str(wait_s)})
 
 
 def intent_matches(intent: Intent, t: TransferLog, block_time_ms: int) -> bool:
@@ -183,9 +213,18 @@ _INTENT_COLS = ("id, user_id, amount_musdt, address, usdt_contract, created_at_m
 
 
 def create_intent_tx(conn: sqlite3.Connection, user_id: int, base_musdt: int, address: str,
-                     usdt_contract: str, ttl_ms: int, at_ms: int,
-                     choose=secrets.choice) -> Intent:
-    """Hand out base + a suffix that no intent still reserved uses."""
+                     usdt_contract: str, ttl_ms: int, at_ms: int, choose=None,
+                     max_open: int | None = None) -> Intent:
+    """Hand out base + a suffix that no intent still reserved uses; refused (429
+    too_many_intents) when the user already holds `max_open` open intents."""
+    if max_open is not None:
+        count, first_expiry = conn.execute(
+            "SELECT COUNT(*), MIN(expires_at_ms) FROM deposit_intents WHERE user_id = ?"
+            " AND paid_deposit_id IS NULL AND expires_at_ms > ?", (user_id, at_ms),
+        ).fetchone()
+        refusal = too_many_open(count, first_expiry, max_open, at_ms)
+        if refusal is not None:
+            raise refusal
     used = {
         r[0] - base_musdt
         for r in conn.execute(

@@ -1,11 +1,14 @@
-"""In-memory sliding-window counters for login attempts and socket messages. A pure rule
-with an injectable clock, so it is tested without a server."""
+"""In-memory sliding-window counters for logins, sign-ups, TXID claims and socket messages,
+and the login rule built on them. Pure rules with an injectable clock, so they are tested
+without a server."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class SlidingWindow:
@@ -47,3 +50,95 @@ class SlidingWindow:
 
     def reset(self, key: str) -> None:
         self._events.pop(key, None)
+
+
+def address_key(address: str) -> str:
+    """What per-address limits count: the address itself for IPv4, its /64 for IPv6 (one
+    customer line holds a whole /64, so counting single IPv6 addresses would limit
+    nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+LOGIN_WINDOW_S = 15 * 60
+LOGIN_ACCOUNT_WINDOW_S = 5 * 60
+KNOWN_ADDRESS_S = 30 * 86_400
+
+
+class LoginGuard:
+    """Failed logins are counted three ways; a login is refused (429) while any applies:
+
+    - per (account, client address): `per_pair` in 15 minutes, a guesser at one account;
+    - per client address: `per_address` in 15 minutes, a guesser trying many accounts (or
+      made-up emails);
+    - per account from all addresses: `per_account` in 5 minutes, a guesser spread over
+      many addresses. High and short, and not applied to an address that logged in to this
+      account within 30 days: strangers cannot lock the owner out of their own account.
+
+    Refused attempts are not counted (a locked-out guesser does not extend their own
+    lock-out, nor anybody else's)."""
+
+    def __init__(self, per_pair: int, per_address: int, per_account: int,
+                 clock: Callable[[], float] = time.monotonic, max_known: int = 100_000) -> None:
+        self.clock = clock
+        self.pair = SlidingWindow(per_pair, LOGIN_WINDOW_S, clock)
+        self.address = SlidingWindow(per_address, LOGIN_WINDOW_S, clock)
+        self.account = SlidingWindow(per_account, LOGIN_ACCOUNT_WINDOW_S, clock)
+        self.max_known = max_known
+        self._known: OrderedDict[str, float] = OrderedDict()
+
+    @staticmethod
+    def _pair(account: str, address: str) -> str:
+        return f"{address_key(address)} {account}"  # an address key has no space
+
+    def _is_known(self, account: str, address: str) -> bool:
+        at = self._known.get(self._pair(account, address))
+        return at is not None and self.clock() - at < KNOWN_ADDRESS_S
+
+    def retry_after(self, account: str, address: str) -> float:
+        """Seconds until this account may be tried from this address (0 = now)."""
+        waits = [self.pair.retry_after(self._pair(account, address)),
+                 self.address.retry_after(address_key(address))]
+        if not self._is_known(account, address):
+            waits.append(self.account.retry_after(account))
+        return max(waits)
+
+    def failed(self, account: str, address: str) -> None:
+        self.pair.hit(self._pair(account, address))
+        self.address.hit(address_key(address))
+        self.account.hit(account)
+
+    def succeeded(self, account: str, address: str) -> None:
+        key = self._pair(account, address)
+        self.pair.reset(key)
+        self._known[key] = self.clock()
+        self._known.move_to_end(key)
+        while len(self._known) > self.max_known:
+            self._known.popitem(last=False)
+
+
+@dataclass
+class Limits:
+    """The server's request limits, one object in the app."""
+
+    login: LoginGuard
+    registrations_by_address: SlidingWindow
+    claims_by_user: SlidingWindow
+    claims_by_address: SlidingWindow
+
+    @classmethod
+    def from_config(cls, config, clock: Callable[[], float] = time.monotonic) -> Limits:
+        s, d = config.server, config.deposits
+        return cls(
+            login=LoginGuard(s.login_attempts_per_account, s.login_attempts_per_ip,
+                             s.login_attempts_per_account_any_address, clock),
+            registrations_by_address=SlidingWindow(s.registrations_per_ip_per_hour, 3600,
+                                                   clock),
+            claims_by_user=SlidingWindow(d.claims_per_user_per_hour, 3600, clock),
+            claims_by_address=SlidingWindow(d.claims_per_ip_per_hour, 3600, clock),
+        )

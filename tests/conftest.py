@@ -21,13 +21,16 @@ settings.load_profile("meterchat")
 # Cheap argon2 parameters keep the suite fast; production defaults are tested in
 # test_accounts.py::test_default_password_hash_is_argon2id.
 FAST_HASH = {"password_hash_time_cost": 1, "password_hash_memory_kib": 1024}
+# Every test user signs up from 127.0.0.1; the sign-up limit per address is tested on its own
+# (tests/test_accounts.py), with its own config.
+MANY_SIGNUPS = {"registrations_per_ip_per_hour": 100_000}
 
 _emails = itertools.count(1)
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     data: dict[str, dict[str, Any]] = {
-        "server": dict(FAST_HASH),
+        "server": {**FAST_HASH, **MANY_SIGNUPS},
         "database": {"path": str(tmp_path / "meterchat.sqlite3")},
         "devnet": {"path": str(tmp_path / "devnet.sqlite3"), "port": 0},
     }

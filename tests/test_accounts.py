@@ -224,3 +224,161 @@ async def test_logs_carry_no_passwords_or_tokens(client, caplog):
     assert "a very secret password" not in text
     assert session["token"] not in text
     assert session["csrf_token"] not in text
+
+
+# ---- the client address behind a proxy, and the limits that count it -------------------
+
+BEHIND_CADDY = {"trusted_proxies": ["127.0.0.1"]}
+
+
+def via(address: str, **headers: str) -> dict:
+    """Headers as the shipped Caddy sends them for a client at `address`."""
+    return {"X-Forwarded-For": address, **headers}
+
+
+async def _login_as(client, email: str, password: str, headers: dict):
+    return await client.post("/api/auth/login", json={"email": email, "password": password},
+                             headers=headers)
+
+
+async def test_forty_failed_logins_from_one_forwarded_address_leave_another_user_able_to_log_in(
+        aiohttp_client, tmp_path):
+    from server.app import create_app
+    from tests.conftest import make_config
+
+    client = await aiohttp_client(create_app(make_config(tmp_path, server=BEHIND_CADDY)))
+    victim = await register(client)
+    bystander = await register(client)
+    attacker = via("203.0.113.66")
+    statuses = []
+    for i in range(40):
+        # The victim's account and made-up ones, as a guesser would.
+        email = victim["email"] if i % 2 else f"made-up-{i}@example.com"
+        resp = await _login_as(client, email, "wrong password!", attacker)
+        statuses.append(resp.status)
+        await resp.release()
+    assert set(statuses) == {401, 429} and statuses[-1] == 429
+    # The attacker's address is held; everybody else logs in, the victim included.
+    resp = await _login_as(client, victim["email"], "correct horse battery", attacker)
+    await assert_error(resp, 429, "rate_limited")
+    for user, address in ((victim, "198.51.100.7"), (bystander, "192.0.2.44"),
+                          (victim, "2001:db8:1::5")):
+        resp = await _login_as(client, user["email"], "correct horse battery", via(address))
+        assert resp.status == 200, await resp.text()
+
+
+async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(aiohttp_client, tmp_path):
+    from server.app import create_app
+    from tests.conftest import make_config
+
+    # The default trusts no proxy; a listed proxy that is not this peer changes nothing.
+    for n, server in enumerate(({}, {"trusted_proxies": ["10.9.9.9", "192.168.0.0/16"]})):
+        cfg = make_config(tmp_path / str(n), server={**server, "login_attempts_per_ip": 5})
+        client = await aiohttp_client(create_app(cfg))
+        for i in range(5):
+            resp = await _login_as(client, f"nobody{i}@example.com", "wrong password!",
+                                   via(f"198.51.100.{i}"))
+            await assert_error(resp, 401)
+        # A new forged address each time: still the same peer, so still held.
+        resp = await _login_as(client, "other@example.com", "wrong password!",
+                               via("192.0.2.200"))
+        await assert_error(resp, 429, "rate_limited")
+        assert int(resp.headers["Retry-After"]) > 0
+
+
+async def test_a_client_cannot_forge_its_address_through_the_trusted_proxy(aiohttp_client,
+                                                                           tmp_path):
+    """Caddy appends the address it saw to whatever X-Forwarded-For the client sent: the
+    right-most address that is not a trusted proxy is the client, never one further left."""
+    from server.app import create_app
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path, server={**BEHIND_CADDY, "login_attempts_per_ip": 3})
+    client = await aiohttp_client(create_app(cfg))
+    for i in range(3):
+        resp = await _login_as(client, f"nobody{i}@example.com", "wrong password!",
+                               via(f"10.0.0.{i}, 203.0.113.66"))
+        await assert_error(resp, 401)
+    resp = await _login_as(client, "x@example.com", "wrong password!",
+                           via("10.0.0.99, 203.0.113.66"))
+    await assert_error(resp, 429)
+    # Two headers (two proxies that each added one) read as one list.
+    resp = await client.post("/api/auth/login",
+                             json={"email": "x@example.com", "password": "wrong password!"},
+                             headers=[("X-Forwarded-For", "10.0.0.98"),
+                                      ("X-Forwarded-For", "203.0.113.66")])
+    await assert_error(resp, 429)
+
+
+async def test_https_from_a_trusted_proxy_makes_cookies_secure(aiohttp_client, tmp_path):
+    from server.app import create_app
+    from tests.conftest import make_config
+
+    for n, (server, secure) in enumerate(((BEHIND_CADDY, True), ({}, False))):
+        client = await aiohttp_client(create_app(make_config(tmp_path / str(n), server=server)))
+        user = await register(client)
+        resp = await _login_as(client, user["email"], "correct horse battery",
+                               via("198.51.100.7", **{"X-Forwarded-Proto": "https"}))
+        assert resp.status == 200
+        cookies = resp.headers.getall("Set-Cookie")
+        assert len(cookies) == 2
+        assert all(("; Secure" in c) is secure for c in cookies), cookies
+        resp = await _login_as(client, user["email"], "correct horse battery",
+                               via("198.51.100.7", **{"X-Forwarded-Proto": "http"}))
+        assert not any("; Secure" in c for c in resp.headers.getall("Set-Cookie"))
+
+
+async def test_request_log_names_the_forwarded_client(aiohttp_client, tmp_path, caplog):
+    import logging
+
+    from server.app import create_app
+    from tests.conftest import make_config
+
+    caplog.set_level(logging.INFO)
+    client = await aiohttp_client(create_app(make_config(tmp_path, server=BEHIND_CADDY)))
+    await client.get("/api/health", headers=via("198.51.100.7"))
+    await client.get("/api/health")
+    clients = [r.fields["client"] for r in caplog.records
+               if r.getMessage() == "request" and r.fields["path"] == "/api/health"]
+    assert clients == ["198.51.100.7", "127.0.0.1"]
+
+
+async def test_signups_are_limited_per_client_address(aiohttp_client, tmp_path):
+    from server.app import create_app
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path, server={**BEHIND_CADDY, "registrations_per_ip_per_hour": 3})
+    client = await aiohttp_client(create_app(cfg))
+
+    async def sign_up(address: str):
+        email = new_email()
+        return await client.post("/api/auth/register", headers=via(address), json={
+            "email": email, "password": "correct horse battery", "role": "buyer",
+            "display_name": "x", "adult": True, "terms": True})
+
+    for _ in range(3):
+        assert (await sign_up("203.0.113.66")).status == 201
+    resp = await sign_up("203.0.113.66")
+    await assert_error(resp, 429, "rate_limited")
+    assert int(resp.headers["Retry-After"]) > 3000
+    # One IPv6 customer line is one /64, whatever address in it.
+    for i in range(3):
+        assert (await sign_up(f"2001:db8:7:1::{i + 1}")).status == 201
+    await assert_error(await sign_up("2001:db8:7:1:ffff::1"), 429, "rate_limited")
+    assert (await sign_up("198.51.100.7")).status == 201
+    rows = await client.app[DB].fetchall("SELECT COUNT(*) FROM users")
+    assert rows[0][0] == 7
+
+
+async def test_forwarded_requests_from_an_untrusted_local_proxy_are_pointed_out_once(
+        client, caplog, monkeypatch):
+    import logging
+
+    import server.auth
+
+    monkeypatch.setattr(server.auth, "_warned_untrusted_proxy", False)
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        await client.get("/api/health", headers=via("198.51.100.7"))
+    warned = [r for r in caplog.records if r.getMessage() == "proxy_not_trusted"]
+    assert len(warned) == 1 and warned[0].fields["peer"] == "127.0.0.1"

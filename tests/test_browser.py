@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -387,7 +388,9 @@ async def buyer_tops_up(page: Page, faucet, usdt: str) -> None:
     await page.get_by_label("Transaction ID (TXID)").fill(txid)
     await page.get_by_role("button", name="Check transfer").click()
     await expect(page.get_by_test_id("deposit-status")).to_contain_text("Credited", timeout=60_000)
-    await expect(page.get_by_test_id("header-balance")).to_contain_text(f"{int(usdt) * 100:,}")
+    # The exact amount, suffix included, is credited: its whole tokens show in the header.
+    whole = int(Decimal(exact) * 100)
+    await expect(page.get_by_test_id("header-balance")).to_contain_text(f"{whole:,}")
     await shot(page, "wallet-credited")
 
 

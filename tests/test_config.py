@@ -92,3 +92,26 @@ def test_replace_keeps_validation(tmp_path):
     assert cfg.replace(billing={"media_timeout_s": 2}).billing.media_timeout_s == 2.0
     with pytest.raises(ConfigError, match="billing.media_timeout_s"):
         cfg.replace(billing={"media_timeout_s": "x"})
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path):
+    cfg = load_config(write(tmp_path, '[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8",'
+                                      ' "::1"]\n'))
+    assert cfg.server.trusted_proxies == ["127.0.0.1", "10.0.0.0/8", "::1"]
+    assert load_config(write(tmp_path, "")).server.trusted_proxies == []
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies"):
+        load_config(write(tmp_path, '[server]\ntrusted_proxies = ["caddy"]\n'))
+
+
+def test_shipped_deploy_config_trusts_the_caddy_it_ships_with():
+    import ipaddress
+    import re
+
+    cfg = load_config(ROOT / "deploy" / "meterchat.toml")
+    caddy = (ROOT / "deploy" / "Caddyfile").read_text()
+    host, port = re.search(r"reverse_proxy (\S+):(\d+)", caddy).groups()
+    assert (cfg.server.host, cfg.server.port) == (host, int(port))
+    # Caddy connects from the loopback address it proxies to.
+    assert any(ipaddress.ip_address(host) in ipaddress.ip_network(n)
+               for n in cfg.server.trusted_proxies)
+    assert cfg.server.public_url.startswith("https://")

@@ -65,7 +65,7 @@ async def test_intent_transfer_claim_credits_exactly_100_tokens_per_usdt_once(cl
     intent = await new_intent(buyer, "10")
     info = client.app[CHAIN_INFO]
     amount = Decimal(intent["amount_usdt"])
-    assert Decimal(10) < amount < Decimal("10.01")
+    assert Decimal(10) < amount < Decimal("10.1")  # a suffix of 1 to 99,999 µUSDT
     assert intent["address"] == info.deposit_address
     assert intent["qr"].startswith("data:image/svg+xml")
     assert intent["expires_at"].endswith("Z")
@@ -203,11 +203,13 @@ async def test_not_yet_solidified_is_202_confirming_and_the_watcher_finishes_it(
 
 
 async def test_two_open_intents_never_share_an_amount(app_client):
-    users = [await actor(app_client) for _ in range(3)]
-    intents = [await new_intent(users[i % 3], "10") for i in range(60)]
+    users = [await actor(app_client) for _ in range(12)]  # 5 open intents each at most
+    intents = [await new_intent(u, usdt) for u in users
+               for usdt in ("10", "10.01", "10", "10.01", "10")]
     amounts = [usdt_to_musdt(i["amount_usdt"]) for i in intents]
+    # Neighbouring asked amounts share part of their range, never an exact amount.
     assert len(set(amounts)) == 60
-    assert all(10_000_000 < a < 10_010_000 for a in amounts)
+    assert all(10_000_000 < a < 10_110_000 for a in amounts)
 
 
 async def test_bad_intent_requests_are_refused(app_client):
@@ -384,3 +386,140 @@ async def test_watcher_is_registered_and_reports_lag(app_client):
     resp = await app_client.get("/metrics")
     assert "meterchat_deposit_watcher_lag_blocks" in await resp.text()
     assert watcher.failures == 0
+
+
+# ---- shared resources: amounts, claims and the node ---------------------------------------
+
+
+async def test_one_account_holds_at_most_its_cap_of_open_intents(app_client):
+    client = app_client
+    hoarder, other = await actor(client), await actor(client)
+    mine = [await new_intent(hoarder, "10") for _ in range(5)]
+    resp = await hoarder.post("/api/deposits/intents", json={"usdt": "10"})
+    await assert_error(resp, 429, "too_many_intents")
+    assert 3500 < int(resp.headers["Retry-After"]) <= 3600  # when the first one expires
+    await assert_error(await hoarder.post("/api/deposits/intents", json={"usdt": "25"}), 429)
+    # Everybody else still gets the popular amount.
+    assert Decimal((await new_intent(other, "10"))["amount_usdt"]) > 10
+    # A paid intent is not open any more: the hoarder (a buyer after all) may ask again.
+    await pay(client, mine[0])
+
+    async def paid():
+        listed = (await (await hoarder.get("/api/deposits")).json())["intents"]
+        return any(i["status"] == "paid" for i in listed)
+
+    await eventually(paid)
+    await new_intent(hoarder, "10")
+    rows = await client.app[DB].fetchall(
+        "SELECT COUNT(*) FROM deposit_intents WHERE user_id = ?", (int(hoarder.id),))
+    assert rows[0][0] == 6
+
+
+def test_expired_intents_stop_counting_against_the_cap_while_still_reserved(tmp_path):
+    from server.db import connect_sync, migrate_sync, run_tx
+    from server.errors import TooManyRequests
+
+    conn = connect_sync(tmp_path / "db.sqlite3")
+    migrate_sync(conn)
+    conn.execute("INSERT INTO users (id, email, password_hash, role, display_name,"
+                 " created_at_ms) VALUES (1, 'a@b.co', 'x', 'buyer', 'a', 0)")
+    ttl = 60 * 60_000
+
+    def new(at_ms: int) -> int:
+        return run_tx(conn, deposits.create_intent_tx, 1, 10_000_000, OTHER_ADDRESS,
+                      OTHER_ADDRESS, ttl, at_ms, max_open=5).amount_musdt
+
+    held = {new(i) for i in range(5)}
+    with pytest.raises(TooManyRequests) as refused:
+        new(10)
+    assert refused.value.headers["Retry-After"] == str(ttl // 1000)
+    later = new(ttl + 1)  # the first five expired: they keep their amounts, not the cap
+    assert later not in held and len(held) == 5
+    # The suffix space is 1..99,999 µUSDT.
+    assert all(10_000_000 < a <= 10_000_000 + deposits.SUFFIX_MAX for a in held | {later})
+    assert deposits.SUFFIX_MAX == 99_999
+
+
+async def test_txid_claims_are_limited_per_user_and_per_address(aiohttp_client, tmp_path):
+    cfg = chain_config(tmp_path, deposits={"claims_per_user_per_hour": 3,
+                                           "claims_per_ip_per_hour": 5},
+                       server={"trusted_proxies": ["127.0.0.1"]})
+    client = await aiohttp_client(create_app(cfg))
+    here, there = {"X-Forwarded-For": "203.0.113.66"}, {"X-Forwarded-For": "198.51.100.7"}
+    a, b, c = await actor(client), await actor(client), await actor(client)
+
+    async def claim(user, n: int, headers: dict):
+        return await user.post("/api/deposits/claim", json={"txid": f"{n:064x}"},
+                               headers=headers)
+
+    for n in range(3):
+        await assert_error(await claim(a, n, here), 404, "tx_not_found")
+    resp = await claim(a, 3, here)
+    await assert_error(resp, 429, "rate_limited")
+    assert int(resp.headers["Retry-After"]) > 3000
+    await assert_error(await claim(a, 3, there), 429)  # the user's own limit, anywhere
+    # A malformed TXID reaches no node and counts nothing.
+    await assert_error(await b.post("/api/deposits/claim", json={"txid": "zz"}, headers=here),
+                       400, "invalid_txid")
+    for n in range(2):
+        await assert_error(await claim(b, 10 + n, here), 404, "tx_not_found")
+    await assert_error(await claim(b, 12, here), 429)  # the address's limit, whoever asks
+    await assert_error(await claim(c, 20, there), 404, "tx_not_found")
+    assert (await client.app[DB].read(ledger.audit)).ok
+
+
+class CountingNode:
+    """A TRON node's HTTP API passed through to the devnet node, counting requests by path."""
+
+    def __init__(self, node: DevnetNode) -> None:
+        from aiohttp import web
+
+        self.node = node
+        self.seen: dict[str, int] = {}
+        self.app = web.Application()
+        self.app.router.add_route("*", "/{path:.*}", self.forward)
+
+    async def forward(self, request):
+        import aiohttp
+        from aiohttp import web
+
+        self.seen[request.path] = self.seen.get(request.path, 0) + 1
+        async with aiohttp.ClientSession() as http, http.request(
+                request.method, self.node.url + request.path_qs, data=await request.read(),
+                headers={"Content-Type": request.content_type}) as resp:
+            return web.Response(body=await resp.read(), status=resp.status,
+                                content_type=resp.content_type)
+
+    def reads(self) -> int:
+        return self.seen.get("/wallet/getnodeinfo", 0)
+
+
+async def test_health_reads_the_node_once_per_cache_period_however_many_ask(
+        aiohttp_client, aiohttp_server, tmp_path):
+    node = DevnetNode(DevnetSettings(tmp_path / "devnet.sqlite3", block_time_s=0.1,
+                                     solidify_depth=2))
+    await node.start()
+    try:
+        counting = CountingNode(node)
+        proxy = await aiohttp_server(counting.app)
+        cfg = chain_config(tmp_path, chain={"endpoint": str(proxy.make_url(""))},
+                           deposits={"watcher_interval_s": 3600},
+                           withdrawals={"sender_interval_s": 3600},
+                           operator={"health_chain_cache_s": 3600})
+        client = await aiohttp_client(create_app(cfg))
+
+        async def watcher_started():  # its first pass reads the node too
+            return await client.app[DB].read(deposits.cursor) is not None
+
+        await eventually(watcher_started)
+        before = counting.reads()
+        answers = await asyncio.gather(*(client.get("/api/health") for _ in range(30)))
+        bodies = [await r.json() for r in answers]
+        assert all(r.status == 200 for r in answers)
+        assert len({b["chain"]["solidified_block"] for b in bodies}) == 1
+        assert counting.reads() - before == 1
+        for _ in range(10):
+            await client.get("/api/health")
+        assert counting.reads() - before == 1
+    finally:
+        await node.stop()

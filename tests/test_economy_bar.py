@@ -65,9 +65,8 @@ async def test_economy_bar(app_client):
     deposit = await pay_and_claim(client, alice, await top_up(client, alice, "100"))
     me = await alice.me()
     paid = tokens(deposit["tokens"])
-    assert 10_000 <= paid < 10_001
+    assert 10_000 < paid < 10_010  # 100 USDT and a suffix below 0.1 USDT
     assert tokens(me["balance"]["available"]) == paid + 1000
-    assert int(tokens(me["balance"]["available"])) == 11_000
     assert me["bonus"] == {"unspent": "1000", "withdrawable": deposit["tokens"]}
     entries = (await (await alice.get("/api/ledger")).json())["entries"]
     assert sorted((e["kind"], e["amount"]) for e in entries) == [

@@ -370,7 +370,10 @@ async def test_ban_blocks_withdrawals_until_unban_and_closes_reports(app_client)
 
 # ---- health ------------------------------------------------------------------------
 
-async def test_health_reports_database_and_chain(app_client):
+async def test_health_reports_database_and_chain(aiohttp_client, tmp_path):
+    # Each request reads the node here (the shared reading is tested in test_deposits.py).
+    app_client = await aiohttp_client(create_app(config_for(
+        tmp_path, operator={"health_chain_cache_s": 0})))
     body = await (await app_client.get("/api/health")).json()
     assert body["ok"] is True and body["database"] == "ok"
     assert isinstance(body["chain"]["solidified_block"], int)

@@ -358,3 +358,75 @@ async def test_hot_wallet_key_and_passwords_never_leak(tmp_path):
             assert secret not in text, f"the {name} is in a response"
     for token in tokens:
         assert token not in logged, "a session token is in the server's log"
+
+
+# ---- numbers at the HTTP edge ----------------------------------------------------------
+
+# Not an id: floats (even whole ones), bools, numbers SQLite cannot hold, other scripts'
+# digits, signs, spaces, exponents, containers.
+BAD_BODY_IDS = [1e20, 1.9, 1.0, True, False, 2**63, 10**18, -1, "1e20", "1.9", "+1", " 1",
+                "1 ", "-1", "1_0", "\u0661", "100000000000000000000", "", [1], {"id": 1}]
+BAD_QUERY_INTS = ["1e20", "100000000000000000000", "9223372036854775808", "1.5", "-1", "+5",
+                  " 5", "0x10", "\u0663", "5\u0663", "1_000", "nan", "inf"]
+
+
+async def test_numbers_at_the_http_edge_are_refused_in_json_and_move_nothing(app_client):
+    from decimal import Decimal
+
+    from server.appkeys import DB
+    from server.chain_ctx import CHAIN_INFO, DEVNET
+    from tests.conftest import assert_error, devnet_pay, eventually
+
+    seller = await seller_online(app_client, 10)
+    buyer = await actor(app_client)
+    await fund(app_client, buyer.id, 1000)
+    admin = await admin_actor(app_client)
+    # A float just above the seller's id must never call that seller.
+    near_seller = [float(seller.id) + 0.9, float(seller.id), int(seller.id) + 2**64]
+
+    for value in BAD_QUERY_INTS:
+        resp = await buyer.get("/api/sellers", params={"max_rate": value})
+        await assert_error(resp, 422, "invalid_value")
+        resp = await buyer.get("/api/me/spending", params={"days": value})
+        await assert_error(resp, 422, "invalid_value")
+        resp = await admin.get("/api/admin/audit-log", params={"before": value})
+        await assert_error(resp, 422, "invalid_value")
+    listed = (await (await buyer.get("/api/sellers?max_rate=10")).json())["sellers"]
+    assert [s["id"] for s in listed] == [seller.id]
+
+    for value in BAD_BODY_IDS + near_seller:
+        resp = await buyer.post("/api/calls", {"seller_id": value, "rate": 10})
+        body = await assert_error(resp, 422)
+        assert body["error"]["code"] in ("invalid_type", "invalid_value"), (value, body)
+    for rate in (2**63, 10.0, 1e20, "10", True):
+        resp = await buyer.post("/api/calls", {"seller_id": seller.id, "rate": rate})
+        await assert_error(resp, 422)
+    assert (await (await buyer.get("/api/calls")).json())["calls"] == []
+    assert (await buyer.me())["balance"] == {"available": "1000", "held": "0", "pending": "0"}
+
+    # An unmatched transfer for the operator to assign: no bad user_id assigns it.
+    txid = await devnet_pay(app_client.app[DEVNET].url,
+                            app_client.app[CHAIN_INFO].deposit_address, usdt="7")
+
+    async def recorded():
+        return await app_client.app[DB].fetchone(
+            "SELECT status FROM deposits WHERE txid = ?", (txid,))
+
+    assert tuple(await eventually(recorded)) == ("unmatched",)
+    url = f"/api/admin/deposits/{txid}/assign"
+    for value in BAD_BODY_IDS + [float(buyer.id), float(buyer.id) + 0.9]:
+        body = await assert_error(await admin.post(url, {"user_id": value}), 422)
+        assert body["error"]["code"] in ("invalid_type", "invalid_value"), (value, body)
+    for log_index in (2**63, 1.0, "0", -1, True):
+        resp = await admin.post(url, {"user_id": buyer.id, "log_index": log_index})
+        await assert_error(resp, 422)
+    assert tuple(await recorded()) == ("unmatched",)
+    assert (await buyer.me())["balance"]["available"] == "1000"
+
+    # The same parsers take what a client really sends: an id as a string or an integer.
+    resp = await admin.post(url, {"user_id": int(buyer.id)})
+    assert resp.status == 200, await resp.text()
+    assert Decimal((await buyer.me())["balance"]["available"]) == Decimal(1700)
+    resp = await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 10})
+    assert resp.status == 201, await resp.text()
+    await audit_ok(app_client)

@@ -8,8 +8,16 @@ import math
 from aiohttp import web
 
 from server import accounts, economy, ledger, validate
-from server.appkeys import CONFIG, DB, LOGIN_LIMIT_ACCOUNT, LOGIN_LIMIT_IP, PASSWORDS
-from server.auth import CSRF_COOKIE, SESSION_COOKIE, is_secure, session_of
+from server.appkeys import CONFIG, DB, LIMITS, PASSWORDS
+from server.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    client_address,
+    client_key,
+    enforce,
+    is_secure,
+    session_of,
+)
 from server.db import now_ms
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from server.money import musdt_to_tokens_str
@@ -41,6 +49,9 @@ async def register(request: web.Request) -> web.Response:
                             "adult_confirmation_required")
     if validate.boolean(body, "terms", required=False, default=False) is not True:
         raise Unprocessable("accept the terms of service (terms: true)", "terms_required")
+    # Each sign-up costs an argon2id hash: limited per client address before hashing.
+    enforce("too many sign-ups from this address; try again later",
+            (request.app[LIMITS].registrations_by_address, client_key(request)))
     password_hash = await asyncio.to_thread(request.app[PASSWORDS].hash, password)
     user = await request.app[DB].tx(_insert_with_consent, email, password_hash, role,
                                     display_name)
@@ -54,18 +65,13 @@ def _insert_with_consent(conn, email: str, password_hash: str, role: str,
     return user
 
 
-def _client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 async def login(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
     email = validate.string(body, "email", max_len=254).strip().lower()
     password = validate.string(body, "password", max_len=accounts.MAX_PASSWORD_CHARS)
-    by_account = request.app[LOGIN_LIMIT_ACCOUNT]
-    by_ip = request.app[LOGIN_LIMIT_IP]
-    ip = _client_ip(request)
-    wait_s = max(by_account.retry_after(email), by_ip.retry_after(ip))
+    guard = request.app[LIMITS].login
+    address = client_address(request)
+    wait_s = guard.retry_after(email, address)
     if wait_s > 0:
         raise TooManyRequests(
             "too many failed logins; try again later",
@@ -75,12 +81,11 @@ async def login(request: web.Request) -> web.Response:
     user, password_hash = await db.read(accounts.password_hash_for, email)
     ok = await asyncio.to_thread(request.app[PASSWORDS].verify, password_hash, password)
     if not ok or user is None:
-        by_account.hit(email)
-        by_ip.hit(ip)
+        guard.failed(email, address)
         raise Unauthorized("wrong email or password", "invalid_credentials")
     if user.banned:
         raise Forbidden("this account is banned", "banned")
-    by_account.reset(email)
+    guard.succeeded(email, address)
     config = request.app[CONFIG]
     token, csrf = await db.tx(
         accounts.create_session, user.id, config.server.session_days * 86_400_000

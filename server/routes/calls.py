@@ -25,13 +25,7 @@ def _call_id(request: web.Request) -> int:
 async def start_call(request: web.Request) -> web.Response:
     user = await require_role(request, "buyer")
     body = await validate.read_json(request)
-    raw_seller = validate._get(body, "seller_id", True, None)
-    try:
-        seller_id = int(raw_seller) if not isinstance(raw_seller, bool) else None
-    except (TypeError, ValueError):
-        seller_id = None
-    if seller_id is None:
-        raise Unprocessable("seller_id must be a seller's id", "invalid_type")
+    seller_id = validate.body_id(body, "seller_id", "a seller's id")
     rate = validate.integer(body, "rate", min=1)
     cap_text = validate.decimal_string(body, "spend_cap", required=False)
     cap_musdt = None

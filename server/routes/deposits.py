@@ -6,8 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from server import deposits, economy, validate
-from server.appkeys import CONFIG, DB
-from server.auth import current_user, require_role
+from server.appkeys import CONFIG, DB, LIMITS
+from server.auth import client_key, current_user, enforce, require_role
 from server.chain_ctx import CHAIN_INFO, GATEWAY
 from server.db import now_ms
 from server.errors import Unprocessable
@@ -22,7 +22,7 @@ async def create_intent(request: web.Request) -> web.Response:
     base = deposits.requested_musdt(validate.decimal_string(body, "usdt"), cfg.min_musdt)
     intent = await request.app[DB].tx(
         deposits.create_intent_tx, user.id, base, info.deposit_address, info.usdt_contract,
-        cfg.intent_ttl_minutes * 60_000, now_ms(),
+        cfg.intent_ttl_minutes * 60_000, now_ms(), max_open=cfg.max_open_intents_per_user,
     )
     view = deposits.intent_view(intent, now_ms())
     view["qr"] = deposits.qr_svg_data_uri(intent.address)
@@ -34,9 +34,15 @@ async def claim(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await validate.read_json(request)
     info = request.app[CHAIN_INFO]
+    txid = deposits.parse_txid(body.get("txid"))
+    # A claim reads the node (the TronGrid quota the watcher needs): limited per user and per
+    # client address. Claims are optional, the watcher credits without them.
+    limits = request.app[LIMITS]
+    enforce("too many TXID claims; your top-up is still credited by itself once final",
+            (limits.claims_by_user, str(user.id)), (limits.claims_by_address, client_key(request)))
     answer = await deposits.claim(
         request.app[DB], request.app[GATEWAY], info.usdt_contract, info.deposit_address,
-        user.id, body.get("txid"),
+        user.id, txid,
     )
     return web.json_response({"deposit": answer.deposit}, status=answer.status)
 
@@ -66,21 +72,11 @@ async def admin_assign(request: web.Request) -> web.Response:
     admin = await require_role(request, "admin")
     body = await validate.read_json(request)
     txid = deposits.parse_txid(request.match_info["txid"])
-    user_id = _int_id(body.get("user_id"), "user_id")
+    user_id = validate.body_id(body, "user_id", "a user's id")
     log_index = validate.integer(body, "log_index", required=False, min=0)
     row = await request.app[DB].tx(deposits.assign_tx, txid, log_index, user_id, admin.id,
                                    now_ms())
     return web.json_response({"deposit": row})
-
-
-def _int_id(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Unprocessable(f"{name} must be a user id", "invalid_type" if value is not None
-                            else "missing_field")
-    try:
-        return int(value)
-    except ValueError:
-        raise Unprocessable(f"{name} must be a user id", "invalid_value") from None
 
 
 def setup(app: web.Application) -> None:

@@ -119,12 +119,7 @@ async def put_privacy(request: web.Request) -> web.Response:
 
 async def spending(request: web.Request) -> web.Response:
     user = await require_role(request, "buyer")
-    try:
-        days = int(request.query.get("days", "30"))
-    except ValueError:
-        raise Unprocessable("days must be an integer from 1 to 366", "invalid_value") from None
-    if not 1 <= days <= 366:
-        raise Unprocessable("days must be an integer from 1 to 366", "invalid_value")
+    days = validate.query_int(request, "days", default=30, min=1, max=366)
     view = await request.app[DB].read(economy.spending_view, user.id, days, now_ms())
     return web.json_response({"spending": view})
 

@@ -133,12 +133,9 @@ async def unban(request: web.Request) -> web.Response:
 
 async def list_audit_log(request: web.Request) -> web.Response:
     await require_role(request, "admin")
-    before = request.query.get("before")
-    if before is not None and (not (before.isascii() and before.isdigit()) or len(before) > 18):
-        raise Unprocessable("before must be an audit log id", "invalid_value")
+    before = validate.query_int(request, "before")
     target = request.query.get("target") or None
-    rows = await request.app[DB].read(audit_log.entries, target=target,
-                                      before_id=int(before) if before else None)
+    rows = await request.app[DB].read(audit_log.entries, target=target, before_id=before)
     return web.json_response({"entries": rows})
 
 

@@ -72,12 +72,7 @@ async def list_sellers(request: web.Request) -> web.Response:
         viewer_id = (await session_of(request)).user.id
     except Unauthorized:
         pass  # the listing is public
-    max_rate = request.query.get("max_rate")
-    if max_rate is not None:
-        try:
-            max_rate = int(max_rate)
-        except ValueError:
-            raise Unprocessable("max_rate must be an integer", "invalid_value") from None
+    max_rate = validate.query_int(request, "max_rate")
     filters = {"online": _flag(request, "online"), "max_rate": max_rate,
                "tag": request.query.get("tag"), "language": request.query.get("language"),
                "viewer_id": viewer_id}
