@@ -314,6 +314,9 @@ def rate_call(conn: sqlite3.Connection, call_id: int, buyer_id: int, stars: int,
     if row[4] != "ended" or row[5] <= 0:
         raise Conflict("only a call that took place and has ended can be rated",
                        "invalid_state")
+    if row[8] <= 0:
+        # A free call would let throwaway accounts rate any seller for nothing.
+        raise Conflict("only a call that cost something can be rated", "nothing_to_rate")
     if row[16] is not None:
         raise Conflict("this call is already rated", "already_rated")
     conn.execute("UPDATE calls SET rating_stars = ?, rating_comment = ? WHERE id = ?",
