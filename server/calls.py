@@ -34,6 +34,9 @@ from server.signalling import Hub
 log = logging.getLogger("meterchat.calls")
 # A tick over many calls lets the event loop run between batches of this many.
 YIELD_EVERY = 32
+# Counters in a media report: non-negative integers that a browser's JavaScript number holds
+# exactly (and far below SQLite's 2**63).
+MAX_COUNTER = 2**53 - 1
 
 
 # ---- live time (pure, clock passed in) ---------------------------------------------------
@@ -333,6 +336,18 @@ class WsError(ApiError):
 MAX_ID_DIGITS = 18  # ids are SQLite rowids: below 2**63
 
 
+def ws_counter(stats: dict, name: str) -> int | None:
+    """A counter of a media report: absent, or an integer 0..MAX_COUNTER. Floats, booleans,
+    strings and numbers SQLite cannot store are refused."""
+    v = stats.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNTER:
+        raise WsError(f"stats.{name} must be an integer from 0 to {MAX_COUNTER}",
+                      "invalid_message")
+    return v
+
+
 def ws_call_id(raw: Any) -> int:
     """A call id from a socket message: a string of digits (as the API gives ids) or an
     integer. Floats, booleans, huge numbers and anything else are refused (int() of
@@ -558,12 +573,7 @@ class CallManager:
         stats = msg.get("stats") or {}
         if not isinstance(stats, dict):
             raise WsError("stats must be an object", "invalid_message")
-        counters = []
-        for name in ("bytes_received", "frames_decoded"):
-            v = stats.get(name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise WsError(f"stats.{name} must be a non-negative integer", "invalid_message")
-            counters.append(v)
+        counters = [ws_counter(stats, name) for name in ("bytes_received", "frames_decoded")]
         rt.sockets[user_id] = ws
         now = time.monotonic()
         rt.report(user_id, now, state == "connected", counters[0], counters[1])

@@ -9,10 +9,12 @@ import asyncio
 import pytest
 
 from server.app import create_app
+from server.appkeys import DB
 from tests.calls_helpers import start_live_call
 from tests.conftest import (
     actor,
     assert_error,
+    audit_ok,
     fast_calls_config,
     fund,
 )
@@ -47,6 +49,31 @@ async def flap(media: SyntheticMedia, down_s: float, up_s: float) -> None:
         await asyncio.sleep(down_s)
         media.connected = True
         await asyncio.sleep(up_s)
+
+
+# ---- item 2: numbers at the edge, and an end that is never lost -------------------------
+
+async def test_a_huge_counter_in_a_media_report_gets_an_error_and_the_call_ends_cleanly(
+        app_client):
+    call = await start_live_call(app_client, 600, funds=1000)
+    try:
+        for bad in (2**63, 2**53, -1, 1.5, 1e20, True, "12"):
+            await call.bc.send({"type": "media", "call_id": call.call_id, "state": "connected",
+                                "stats": {"bytes_received": bad, "frames_decoded": 10}})
+            err = await call.bc.next("error", within=5)
+            assert err["code"] == "invalid_message", (bad, err)
+        # The socket stays open and the call is unaffected: still live, then ended cleanly.
+        assert (await call.buyer.get(f"/api/calls/{call.call_id}")).status == 200
+        ended = await call.end()
+    finally:
+        await call.close()
+    assert ended["state"] == "ended" and ended["end_reason"] == "buyer_hangup"
+    assert (await call.buyer.me())["balance"]["held"] == "0"
+    assert await seller_is_free(app_client, call.seller.id)
+    media = await app_client.app[DB].fetchall(
+        "SELECT bytes_received FROM call_media WHERE call_id = ?", (int(call.call_id),))
+    assert len(media) == 2 and all(r[0] < 2**53 for r in media)
+    await audit_ok(app_client)
 
 
 # ---- item 11: rating ---------------------------------------------------------------------
