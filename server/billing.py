@@ -11,7 +11,8 @@ seller) and the next hold is placed. No hold possible: the call ends at that bou
 
 `run_pass` does that for every due call at once in one SQLite transaction with set-based SQL;
 `finish_call` ends one call (nearest-6-s rounding, release of the unused hold, the
-immediate-failure refund); `recover_after_crash` ends calls a crash left behind.
+immediate-failure refund when `auto_refund` allows it); `recover_after_crash` ends calls a
+crash left behind.
 Every ledger transaction has an idempotency key per (call, minute).
 """
 
@@ -34,6 +35,7 @@ ACCEPTED_STATES = ("connecting", "live", "paused")
 FINAL_STATES = ("ended", "declined", "missed", "cancelled")
 # End reasons that may earn the immediate-failure refund (DESIGN.md "Calls and billing").
 REFUNDABLE_REASONS = ("connection_lost", "failed")
+DAY_MS = 86_400_000
 
 
 # ---- pure rules -------------------------------------------------------------------------
@@ -70,6 +72,25 @@ def hold_tenths(rate_tokens_per_min: int, available_musdt: int, cap_left_musdt: 
     if cap_left_musdt is not None:
         n = min(n, cap_left_musdt // price)
     return max(n, 0)
+
+
+def auto_refund(reason: str, live_ms: int, refund_below_live_ms: int,
+                seller_side_failed: bool, refunds_last_24h: int, refunds_per_day: int) -> bool:
+    """Whether a call ending now is refunded in full without anyone asking.
+
+    Either party can report `disconnected`, so a refund for every short lost call is a
+    free-minute machine. Refunded automatically: a lost call (`connection_lost`, `failed`)
+    with less than refund_below_live_ms of live time whose media never went live (nothing
+    was charged), or whose pause came from the seller's side being gone (the seller's
+    socket closed or the seller's heartbeats stopped, while the buyer was still there: the
+    buyer cannot fake that), and then only while the buyer has had fewer than
+    refunds_per_day automatic refunds in the last 24 hours. Anything else is charged like
+    any call; the buyer can dispute it."""
+    if reason not in REFUNDABLE_REASONS or live_ms >= refund_below_live_ms:
+        return False
+    if live_ms <= 0:
+        return True
+    return seller_side_failed and refunds_last_24h < refunds_per_day
 
 
 def no_hold_reason(rate_tokens_per_min: int, cap_left_musdt: int | None) -> str:
@@ -559,13 +580,30 @@ def _row_for_finish(conn: sqlite3.Connection, call_id: int):
     ).fetchone()
 
 
+@dataclass(frozen=True)
+class Pauses:
+    """A call's pauses, as the record keeps them: how many, how long in all, and the side
+    the current (or last, for an ended call) pause came from."""
+
+    count: int = 0
+    paused_ms: int = 0
+    paused_by: str | None = None
+
+
+def auto_refunds_since(conn: sqlite3.Connection, buyer_id: int, since_ms: int) -> int:
+    return conn.execute(
+        "SELECT COUNT(*) FROM calls WHERE buyer_id = ? AND auto_refunded = 1"
+        " AND ended_at_ms > ?", (buyer_id, since_ms)).fetchone()[0]
+
+
 def finish_call(conn: sqlite3.Connection, call_id: int, state: str, reason: str,
-                final_live_ms: int | None, now_ms: int, refund_below_live_ms: int,
-                ) -> Finished | None:
+                final_live_ms: int | None, now_ms: int, refund_below_live_ms: int, *,
+                seller_side_failed: bool = False, refunds_per_day: int = 0,
+                pauses: Pauses | None = None) -> Finished | None:
     """End one call (inside a transaction): record the last segment rounded to the nearest
-    6 s, settle from the hold, release the rest, refund an immediate failure in full.
-    `state` is the final state (ended, declined, missed, cancelled). None when the call was
-    already over."""
+    6 s, settle from the hold, release the rest, refund an immediate failure in full where
+    `auto_refund` allows it. `state` is the final state (ended, declined, missed,
+    cancelled). None when the call was already over."""
     row = _row_for_finish(conn, call_id)
     if row is None or row[12] in FINAL_STATES:
         return None
@@ -575,7 +613,10 @@ def finish_call(conn: sqlite3.Connection, call_id: int, state: str, reason: str,
     buyer_id, seller_acct = row[13], row[16]
     live_ms = final_live_ms if final_live_ms is not None else m.billed_tenths * SEGMENT_MS
     live_ms = max(live_ms, 0)
-    refund = reason in REFUNDABLE_REASONS and live_ms < refund_below_live_ms
+    refund = auto_refund(
+        reason, live_ms, refund_below_live_ms, seller_side_failed,
+        auto_refunds_since(conn, buyer_id, now_ms - DAY_MS) if refunds_per_day else 0,
+        refunds_per_day)
     before = m
     after, release, s = plan_finish(m, nearest_tenths(live_ms), refund)
     ref = f"call:{call_id}"
@@ -608,15 +649,18 @@ def finish_call(conn: sqlite3.Connection, call_id: int, state: str, reason: str,
             except ledger.InsufficientFunds:
                 # The seller has already moved the earnings on; the operator settles it.
                 pass
+    if pauses is not None:
+        conn.execute("UPDATE calls SET pauses = ?, paused_ms = ?, paused_by = ? WHERE id = ?",
+                     (pauses.count, pauses.paused_ms, pauses.paused_by, call_id))
     conn.execute(
         "UPDATE calls SET state = ?, end_reason = ?, ended_at_ms = ?, live_ms = ?,"
         " billed_tenths = ?, settled_tenths = ?, hold_tenths = 0, held_musdt = 0,"
         " charged_musdt = ?, seller_earned_musdt = ?, commission_musdt = ?,"
-        " refunded_musdt = ? WHERE id = ?",
+        " refunded_musdt = ?, auto_refunded = ? WHERE id = ?",
         (state, reason, now_ms, live_ms, after.billed_tenths,
          after.billed_tenths if not refund else after.settled_tenths,
          after.charged_musdt, after.seller_earned_musdt, after.commission_musdt, refunded,
-         call_id),
+         int(refunded > 0), call_id),
     )
     conn.execute("INSERT INTO call_events (call_id, at_ms, state, detail) VALUES (?, ?, ?, ?)",
                  (call_id, now_ms, state, reason))

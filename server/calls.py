@@ -8,6 +8,10 @@ Live time runs only while both parties report `connected` with growing counters,
 report fresh for media_timeout_s; the server's monotonic clock measures it. A party stops
 counting at the moment its last good report goes stale, its report says otherwise, or its
 socket closes, so a stale party is never billed past that moment even if noticed later.
+
+Pauses are bounded over the whole call (count and total time), and each pause names the
+side it comes from (`paused_by`). A call's end is written to the database before the call
+is forgotten in memory; a write that fails is tried again on the next tick.
 """
 
 from __future__ import annotations
@@ -27,13 +31,24 @@ from server.accounts import User
 from server.billing import ACCEPTED_STATES, FINAL_STATES
 from server.config import Config
 from server.db import Database, now_ms
-from server.errors import ApiError, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
+from server.errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PaymentRequired,
+    Unavailable,
+    Unprocessable,
+)
 from server.money import MUSDT_PER_TOKEN, musdt_to_tokens_str
 from server.signalling import Hub
 
 log = logging.getLogger("meterchat.calls")
 # A tick over many calls lets the event loop run between batches of this many.
 YIELD_EVERY = 32
+# Counters in a media report: non-negative integers that a browser's JavaScript number holds
+# exactly (and far below SQLite's 2**63).
+MAX_COUNTER = 2**53 - 1
 
 
 # ---- live time (pure, clock passed in) ---------------------------------------------------
@@ -76,6 +91,25 @@ class PartyMedia:
         self.socket_open = False
         self.ok_until = min(self.ok_until, now)
 
+    def gone(self, now: float, timeout_s: float) -> bool:
+        """This party's side is gone: its socket closed or no report of any kind for
+        timeout_s. (A party that still reports, even media lost, is present.) The other
+        party cannot make this happen: it is this party's own socket and heartbeats."""
+        return (not self.socket_open or self.last_report_at is None
+                or now - self.last_report_at >= timeout_s)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """An end decided for a call and not yet written (or being written): what it will be
+    written with, fixed at the moment it was decided, so a retry changes nothing."""
+
+    state: str
+    reason: str
+    live_ms: int
+    seller_side_failed: bool
+    pauses: billing.Pauses
+
 
 @dataclass
 class Runtime:
@@ -93,6 +127,11 @@ class Runtime:
     live_since: float | None = None
     parties: dict[int, PartyMedia] = field(default_factory=dict)
     sockets: dict[int, Any] = field(default_factory=dict)
+    pauses: int = 0
+    paused_s: float = 0.0  # pauses that are over
+    paused_by: str | None = None  # the current pause's side: buyer, seller or both
+    ending: Ending | None = None  # decided; finished once written
+    end_failures: int = 0  # writes of the end the database refused
     finished: bool = False
 
     def __post_init__(self) -> None:
@@ -101,14 +140,60 @@ class Runtime:
     def other(self, user_id: int) -> int:
         return self.seller_id if user_id == self.buyer_id else self.buyer_id
 
+    def side(self, user_id: int) -> str:
+        return "buyer" if user_id == self.buyer_id else "seller"
+
     def ok_until(self) -> float:
         return min(p.ok_until for p in self.parties.values())
 
     def live_ms(self, now: float) -> int:
+        if self.ending is not None:
+            return self.ending.live_ms
         total = self.live_s
         if self.live_since is not None:
             total += max(0.0, min(now, self.ok_until()) - self.live_since)
         return int(total * 1000)
+
+    def paused_total_s(self, now: float) -> float:
+        current = max(0.0, now - self.state_since) if self.state == "paused" else 0.0
+        return self.paused_s + current
+
+    def pause_record(self, now: float) -> billing.Pauses:
+        return billing.Pauses(self.pauses, int(self.paused_total_s(now) * 1000),
+                              self.paused_by if self.state == "paused" else None)
+
+    def blame(self, now: float) -> str | None:
+        """The side a pause comes from, now. Each party reports what it *receives*, so when
+        one side's network dies the other side's report (media stalled) often arrives first:
+        a party that is gone (socket closed, or no report for media_timeout_s) is therefore
+        the one that paused, before a party that only reports media lost; both failing the
+        same way is `both`. None while both are fine."""
+        failing = [uid for uid, p in self.parties.items() if p.ok_until <= now]
+        if not failing:
+            return None
+        gone = [uid for uid in failing if self.parties[uid].gone(now, self.media_timeout_s)]
+        pick = gone or failing
+        return "both" if len(pick) == 2 else self.side(pick[0])
+
+    def seller_side_failed(self, now: float) -> bool:
+        """The current pause comes from the seller's side being gone, the buyer still there
+        (what the immediate-failure refund asks for; the buyer cannot fake it)."""
+        return (self.state == "paused" and self.blame(now) == "seller"
+                and self.parties[self.seller_id].gone(now, self.media_timeout_s))
+
+    def must_end(self, now: float, reconnect_grace_s: float, max_pauses: int,
+                 max_paused_s: float) -> str | None:
+        """The end reason of a paused call that may pause no longer, else None: more pauses
+        than max_pauses or max_paused_s paused in all over the call (too_many_pauses, which
+        no side can use to get a refund), or this pause longer than the grace
+        (connection_lost)."""
+        if self.state != "paused":
+            return None
+        if self.pauses > max_pauses or self.paused_total_s(now) >= max_paused_s:
+            return "too_many_pauses"
+        if now - self.state_since >= reconnect_grace_s:
+            return "connection_lost"
+        return None
 
     def accept(self, now: float) -> None:
         self.state = "connecting"
@@ -124,12 +209,17 @@ class Runtime:
         self.parties[user_id].socket_closed(now)
 
     def evaluate(self, now: float) -> str | None:
-        """Move between connecting, live and paused; returns the new state if it changed."""
-        if self.state not in ACCEPTED_STATES:
+        """Move between connecting, live and paused; returns the new state if it changed,
+        or "paused" again when the side the pause comes from changed (the record and both
+        parties are told)."""
+        if self.state not in ACCEPTED_STATES or self.ending is not None:
             return None
         both_ok = self.ok_until() > now
         if both_ok and self.state in ("connecting", "paused"):
+            if self.state == "paused":
+                self.paused_s += max(0.0, now - self.state_since)
             self.state, self.state_since, self.live_since = "live", now, now
+            self.paused_by = None
             return "live"
         if not both_ok and self.state == "live":
             assert self.live_since is not None
@@ -137,7 +227,14 @@ class Runtime:
             self.live_s += stopped - self.live_since
             self.live_since = None
             self.state, self.state_since = "paused", stopped
+            self.pauses += 1
+            self.paused_by = self.blame(now)
             return "paused"
+        if self.state == "paused":
+            by = self.blame(now)
+            if by is not None and by != self.paused_by:
+                self.paused_by = by
+                return "paused"
         return None
 
 
@@ -146,7 +243,8 @@ class Runtime:
 _CALL_COLS = (
     "id, buyer_id, seller_id, rate_tokens_per_min, state, live_ms, billed_tenths,"
     " settled_tenths, charged_musdt, seller_earned_musdt, commission_musdt, refunded_musdt,"
-    " end_reason, created_at_ms, ended_at_ms, spend_cap_musdt, rating_stars"
+    " end_reason, created_at_ms, ended_at_ms, spend_cap_musdt, rating_stars, pauses,"
+    " paused_ms, paused_by"
 )
 
 
@@ -176,6 +274,11 @@ def call_json(row, live_ms: int | None = None) -> dict:
         "ended_at": _iso(row[14]),
         "spend_cap": None if row[15] is None else musdt_to_tokens_str(row[15]),
         "rating": row[16],
+        # Pauses over the whole call, and the side the current pause (for an ended call,
+        # the pause it ended in) comes from: "buyer", "seller", "both" or null.
+        "pauses": row[17],
+        "paused_seconds": row[18] // 1000,
+        "paused_by": row[19],
     }
 
 
@@ -273,15 +376,23 @@ def save_media(conn: sqlite3.Connection, rows: list[tuple]) -> None:
         " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def finish_with_media(conn: sqlite3.Connection, rows: list[tuple], *args):
+def finish_with_media(conn: sqlite3.Connection, rows: list[tuple], *args, **kwargs):
     save_media(conn, rows)
-    return billing.finish_call(conn, *args)
+    return billing.finish_call(conn, *args, **kwargs)
 
 
 def record_state_with_media(conn: sqlite3.Connection, call_id: int, state: str, now: int,
-                            rows: list[tuple]) -> None:
-    record_state(conn, call_id, state, now)
+                            rows: list[tuple], pauses: billing.Pauses | None = None) -> None:
+    record_state(conn, call_id, state, now, pauses)
     save_media(conn, rows)
+
+
+def save_end_record(conn: sqlite3.Connection, call_id: int, rows: list[tuple],
+                    pauses: billing.Pauses) -> None:
+    """What the billing pass does not write when it ends a call: the media and pauses."""
+    save_media(conn, rows)
+    conn.execute("UPDATE calls SET pauses = ?, paused_ms = ?, paused_by = ? WHERE id = ?",
+                 (pauses.count, pauses.paused_ms, pauses.paused_by, call_id))
 
 
 def accept_call(conn: sqlite3.Connection, call_id: int, now: int):
@@ -295,15 +406,21 @@ def accept_call(conn: sqlite3.Connection, call_id: int, now: int):
     return get_call_row(conn, call_id)
 
 
-def record_state(conn: sqlite3.Connection, call_id: int, state: str, now: int) -> None:
-    conn.execute(
+def record_state(conn: sqlite3.Connection, call_id: int, state: str, now: int,
+                 pauses: billing.Pauses | None = None) -> None:
+    """A change between connecting, live and paused; a `paused` event names the side the
+    pause comes from."""
+    pauses = pauses or billing.Pauses()
+    cur = conn.execute(
         "UPDATE calls SET state = ?, live_at_ms = CASE WHEN ? = 'live'"
-        " THEN COALESCE(live_at_ms, ?) ELSE live_at_ms END"
-        " WHERE id = ? AND state IN ('connecting', 'live', 'paused')",
-        (state, state, now, call_id),
+        " THEN COALESCE(live_at_ms, ?) ELSE live_at_ms END, pauses = ?, paused_ms = ?,"
+        " paused_by = ? WHERE id = ? AND state IN ('connecting', 'live', 'paused')",
+        (state, state, now, pauses.count, pauses.paused_ms, pauses.paused_by, call_id),
     )
-    conn.execute("INSERT INTO call_events (call_id, at_ms, state) VALUES (?, ?, ?)",
-                 (call_id, now, state))
+    if cur.rowcount == 0:
+        return  # already ended: a late record of a state changes nothing
+    conn.execute("INSERT INTO call_events (call_id, at_ms, state, detail) VALUES (?, ?, ?, ?)",
+                 (call_id, now, state, pauses.paused_by if state == "paused" else None))
 
 
 def rate_call(conn: sqlite3.Connection, call_id: int, buyer_id: int, stars: int,
@@ -314,6 +431,9 @@ def rate_call(conn: sqlite3.Connection, call_id: int, buyer_id: int, stars: int,
     if row[4] != "ended" or row[5] <= 0:
         raise Conflict("only a call that took place and has ended can be rated",
                        "invalid_state")
+    if row[8] <= 0:
+        # A free call would let throwaway accounts rate any seller for nothing.
+        raise Conflict("only a call that cost something can be rated", "nothing_to_rate")
     if row[16] is not None:
         raise Conflict("this call is already rated", "already_rated")
     conn.execute("UPDATE calls SET rating_stars = ?, rating_comment = ? WHERE id = ?",
@@ -328,6 +448,18 @@ class WsError(ApiError):
 
 
 MAX_ID_DIGITS = 18  # ids are SQLite rowids: below 2**63
+
+
+def ws_counter(stats: dict, name: str) -> int | None:
+    """A counter of a media report: absent, or an integer 0..MAX_COUNTER. Floats, booleans,
+    strings and numbers SQLite cannot store are refused."""
+    v = stats.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNTER:
+        raise WsError(f"stats.{name} must be an integer from 0 to {MAX_COUNTER}",
+                      "invalid_message")
+    return v
 
 
 def ws_call_id(raw: Any) -> int:
@@ -356,6 +488,7 @@ class CallManager:
         self.by_user: dict[int, int] = {}
         self._task: asyncio.Task | None = None
         self._bg: set[asyncio.Task] = set()
+        self._end_writes: dict[int, asyncio.Task] = {}  # call id -> its end being written
         self.pass_ms: list[float] = []  # recent pass durations, for metrics
         self.metrics: Any = None  # server.metrics.Metrics, set by the app
         hub.on_user_gone = self.on_user_gone
@@ -376,7 +509,8 @@ class CallManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for rt in list(self.active.values()):
-            await self._finish(rt, "server_shutdown")
+            # One that cannot be written now is ended by the next start (server_restart).
+            await self._end(rt, "server_shutdown")
         for t in list(self._bg):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -420,7 +554,9 @@ class CallManager:
         if row is None or (user.id not in (row[1], row[2]) and not may_read):
             raise NotFound("no such call of yours", "call_not_found")
         rt = self.active.get(call_id)
-        return call_json(row, rt.live_ms(time.monotonic()) if rt else None)
+        if rt is None:
+            return call_json(row)
+        return self._live_json(rt, row)
 
     async def accept(self, user: User, call_id: int) -> dict:
         rt = self._runtime_for(user, call_id)
@@ -429,7 +565,7 @@ class CallManager:
             raise Conflict("this call is no longer ringing", "invalid_state")
         if user.id != rt.seller_id:
             raise Forbidden("only the seller accepts a call", "not_seller")
-        if rt.state != "ringing":
+        if rt.state != "ringing" or rt.ending is not None:
             raise Conflict("this call is no longer ringing", "invalid_state")
         rt.accept(time.monotonic())
         row = await self.db.tx(accept_call, call_id, now_ms())
@@ -459,7 +595,7 @@ class CallManager:
         call_id = self.by_user.get(user_id)
         rt = self.active.get(call_id) if call_id is not None else None
         if rt is not None:
-            await self._finish(rt, reason)
+            await self._end(rt, reason)  # a failed write is tried again by the tick
 
     async def on_user_gone(self, user_id: int) -> None:
         """Presence: every socket of the user has been gone for the grace."""
@@ -477,28 +613,72 @@ class CallManager:
         return {"declined": "declined", "cancelled": "cancelled",
                 "missed": "missed"}.get(reason, "cancelled")
 
+    def _decide_end(self, rt: Runtime, reason: str, now: float) -> Ending:
+        """Fix how the call ends, at this moment. The first decision stands: a hangup whose
+        write failed stays a hangup when the tick writes it."""
+        if rt.ending is None:
+            rt.ending = Ending(
+                self._final_state(rt, reason), reason,
+                rt.live_ms(now) if rt.state != "ringing" else 0,
+                rt.seller_side_failed(now), rt.pause_record(now))
+        return rt.ending
+
     async def _finish(self, rt: Runtime, reason: str) -> dict:
-        now = time.monotonic()
-        if not rt.finished:
-            rt.finished = True
-            state = self._final_state(rt, reason)
-            live_ms = rt.live_ms(now) if rt.state != "ringing" else 0
-            self._forget(rt)
-            wall = now_ms()
-            done = await self.db.tx(finish_with_media, media_rows(rt, now, wall), rt.call_id,
-                                    state, reason, live_ms, wall,
-                                    int(self.cfg.refund_below_live_s * 1000))
-            if done is not None and self.metrics is not None:
-                self.metrics.segments_settled.inc(max(0, done.billed_tenths - rt.billed_tenths))
-            row = await self.db.read(get_call_row, rt.call_id)
-            call = call_json(row)
-            logs.event(log, "call_ended", call_id=rt.call_id, state=call["state"],
-                       reason=call["end_reason"], billed_tenths=call["billed_tenths"])
-            for uid in (rt.buyer_id, rt.seller_id):
-                await self.hub.send(uid, {"type": "call.ended", "call": call})
-            return call
+        """End the call for a request: the ended call, or 503 when the database refused the
+        write (the call stays active in memory and the tick tries again)."""
+        if not await self._end(rt, reason):
+            raise Unavailable("the call is ending; recording its end failed for now and is"
+                              " tried again in a moment", "end_pending",
+                              headers={"Retry-After": "2"})
         row = await self.db.read(get_call_row, rt.call_id)
         return call_json(row)
+
+    async def _end(self, rt: Runtime, reason: str) -> bool:
+        """Decide the end (if not yet) and write it; True once it is in the database."""
+        if rt.finished:
+            return True
+        self._decide_end(rt, reason, time.monotonic())
+        task = self._end_writes.get(rt.call_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._write_end(rt))
+            self._end_writes[rt.call_id] = task
+            task.add_done_callback(lambda _t: self._end_writes.pop(rt.call_id, None))
+        # Shielded: a request that goes away does not stop the write others wait for.
+        return await asyncio.shield(task)
+
+    async def _write_end(self, rt: Runtime) -> bool:
+        """Write the decided end; only then is the call forgotten in memory. A write that
+        fails (the database refused it) leaves the call where it is: the hold still held,
+        the seller still busy, and the next tick tries again."""
+        e = rt.ending
+        assert e is not None
+        now = time.monotonic()
+        wall = now_ms()
+        try:
+            done = await self.db.tx(
+                finish_with_media, media_rows(rt, now, wall), rt.call_id, e.state, e.reason,
+                e.live_ms, wall, int(self.cfg.refund_below_live_s * 1000),
+                seller_side_failed=e.seller_side_failed,
+                refunds_per_day=self.cfg.auto_refunds_per_day, pauses=e.pauses)
+        except Exception as exc:
+            rt.end_failures += 1
+            if rt.end_failures == 1:
+                log.exception("ending call %s (%s) failed; tried again every tick",
+                              rt.call_id, e.reason)
+            logs.event(log, "call_end_failed", logging.WARNING, call_id=rt.call_id,
+                       reason=e.reason, attempts=rt.end_failures, error=str(exc))
+            return False
+        rt.finished = True
+        self._forget(rt)
+        if done is not None and self.metrics is not None:
+            self.metrics.segments_settled.inc(max(0, done.billed_tenths - rt.billed_tenths))
+        row = await self.db.read(get_call_row, rt.call_id)
+        call = call_json(row)
+        logs.event(log, "call_ended", call_id=rt.call_id, state=call["state"],
+                   reason=call["end_reason"], billed_tenths=call["billed_tenths"])
+        for uid in (rt.buyer_id, rt.seller_id):
+            await self.hub.send(uid, {"type": "call.ended", "call": call})
+        return True
 
     def _forget(self, rt: Runtime) -> None:
         self.active.pop(rt.call_id, None)
@@ -506,11 +686,19 @@ class CallManager:
             if self.by_user.get(uid) == rt.call_id:
                 del self.by_user[uid]
 
+    def _live_json(self, rt: Runtime, row) -> dict:
+        """An active call as its runtime knows it (the row lags behind by one write)."""
+        now = time.monotonic()
+        call = call_json(row, rt.live_ms(now))
+        p = rt.pause_record(now)
+        call.update(state=rt.state, pauses=p.count, paused_seconds=p.paused_ms // 1000,
+                    paused_by=p.paused_by)
+        return call
+
     async def _push_state(self, rt: Runtime, row=None) -> dict:
         if row is None:
             row = await self.db.read(get_call_row, rt.call_id)
-        call = call_json(row, rt.live_ms(time.monotonic()))
-        call["state"] = rt.state
+        call = self._live_json(rt, row)
         for uid in (rt.buyer_id, rt.seller_id):
             await self.hub.send(uid, {"type": "call.state", "call": call})
         return call
@@ -521,9 +709,10 @@ class CallManager:
 
     async def _record_and_push(self, rt: Runtime, state: str) -> None:
         wall = now_ms()
+        now = time.monotonic()
         await self.db.tx(record_state_with_media, rt.call_id, state, wall,
-                         media_rows(rt, time.monotonic(), wall))
-        if not rt.finished:
+                         media_rows(rt, now, wall), rt.pause_record(now))
+        if rt.ending is None:
             await self._push_state(rt)
 
     # -- WebSocket messages
@@ -532,7 +721,7 @@ class CallManager:
         rt = self.active.get(call_id)
         if rt is None or user_id not in (rt.buyer_id, rt.seller_id):
             raise WsError("no active call of yours with this id", "not_your_call")
-        if rt.state not in ACCEPTED_STATES:
+        if rt.state not in ACCEPTED_STATES or rt.ending is not None:
             raise WsError("this call is not connecting or live", "invalid_state")
         return rt
 
@@ -555,12 +744,7 @@ class CallManager:
         stats = msg.get("stats") or {}
         if not isinstance(stats, dict):
             raise WsError("stats must be an object", "invalid_message")
-        counters = []
-        for name in ("bytes_received", "frames_decoded"):
-            v = stats.get(name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise WsError(f"stats.{name} must be a non-negative integer", "invalid_message")
-            counters.append(v)
+        counters = [ws_counter(stats, name) for name in ("bytes_received", "frames_decoded")]
         rt.sockets[user_id] = ws
         now = time.monotonic()
         rt.report(user_id, now, state == "connected", counters[0], counters[1])
@@ -570,7 +754,7 @@ class CallManager:
 
     def on_socket_closed(self, user_id: int, ws) -> None:
         rt = self.active.get(self.by_user.get(user_id, -1))
-        if rt is None or rt.sockets.get(user_id) is not ws:
+        if rt is None or rt.sockets.get(user_id) is not ws or rt.ending is not None:
             return
         del rt.sockets[user_id]
         now = time.monotonic()
@@ -603,21 +787,27 @@ class CallManager:
                 await asyncio.sleep(0)  # sockets never wait for a long list
             if rt.finished:
                 continue
+            if rt.ending is not None:
+                if rt.call_id not in self._end_writes:
+                    self._background(self._end(rt, rt.ending.reason))  # a failed write
+                continue
             age = now - rt.state_since
             if rt.state == "ringing" and age >= cfg.ring_timeout_s:
-                self._background(self._finish(rt, "missed"))
+                self._background(self._end(rt, "missed"))
                 continue
             if rt.state == "connecting" and age >= cfg.connect_timeout_s:
-                self._background(self._finish(rt, "failed"))
+                self._background(self._end(rt, "failed"))
                 continue
             changed = rt.evaluate(now)
             if changed:
                 self._state_changed(rt, changed)
-            if rt.state == "paused" and now - rt.state_since >= cfg.reconnect_grace_s:
-                self._background(self._finish(rt, "connection_lost"))
+            reason = rt.must_end(now, cfg.reconnect_grace_s, cfg.max_pauses_per_call,
+                                 cfg.max_paused_s_per_call)
+            if reason is not None:
+                self._background(self._end(rt, reason))
         due = []
         for rt in self.active.values():
-            if rt.state in ("live", "paused") and not rt.finished:
+            if rt.state in ("live", "paused") and rt.ending is None:
                 tenths = billing.completed_tenths(rt.live_ms(now))
                 if tenths > rt.billed_tenths:
                     due.append((rt.call_id, tenths))
@@ -641,7 +831,7 @@ class CallManager:
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
             rt = self.active.get(o.call_id)
-            if rt is None or rt.finished:
+            if rt is None or rt.ending is not None:
                 continue
             rt.billed_tenths = o.billed_tenths
             meter = {
@@ -656,9 +846,16 @@ class CallManager:
                                               "balance": musdt_to_tokens_str(o.buyer_balance_musdt)})
             await self.hub.send(rt.seller_id, {**meter, "balance": None})
             if o.end_reason is not None:
+                # The pass has ended the call in the database already: forget it now, then
+                # add its media and pauses to the record (a failure there loses no money).
+                self._decide_end(rt, o.end_reason, now)
                 rt.finished = True
                 self._forget(rt)
-                await self.db.tx(save_media, media_rows(rt, now, now_ms()))
+                try:
+                    await self.db.tx(save_end_record, rt.call_id, media_rows(rt, now, now_ms()),
+                                     rt.pause_record(now))
+                except Exception:
+                    log.exception("recording media of ended call %s failed", rt.call_id)
                 row = await self.db.read(get_call_row, rt.call_id)
                 call = call_json(row)
                 logs.event(log, "call_ended", call_id=rt.call_id, state="ended",

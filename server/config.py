@@ -173,7 +173,19 @@ class BillingConfig:
     reconnect_grace_s: float = key(30.0, "seconds a paused call waits before it ends", min=0)
     media_timeout_s: float = key(6.0, "a media report older than this pauses the call", min=0.5)
     refund_below_live_s: float = key(
-        30.0, "calls lost with less live time than this are refunded in full", min=0
+        30.0, "calls lost with less live time than this may be refunded in full (when media "
+        "never went live, or the seller's side was gone; see auto_refunds_per_day)", min=0
+    )
+    auto_refunds_per_day: int = key(
+        3, "automatic refunds of lost calls per buyer in any 24 hours; later ones are charged "
+        "and can be disputed", min=0
+    )
+    max_pauses_per_call: int = key(
+        10, "pauses a call may have; the next one ends it (too_many_pauses)", min=0
+    )
+    max_paused_s_per_call: float = key(
+        60.0, "seconds a call may spend paused in all; past it the call ends (too_many_pauses)",
+        min=0,
     )
     ring_timeout_s: float = key(30.0, "seconds a call rings before it is missed", min=1)
     tick_interval_s: float = key(1.0, "seconds between billing passes", min=0.05)

@@ -57,13 +57,20 @@ async def start_live_call(app_client, rate: int = 600, funds: int = 1000,
     buyer = await actor(app_client)
     await fund(app_client, buyer.id, funds)
     bc = await ws_client(app_client, buyer)
+    return await call_between(app_client, buyer, seller, bc, sc, rate, spend_cap)
+
+
+async def call_between(app_client, buyer: Actor, seller: Actor, bc: Client, sc: Client,
+                       rate: int = 600, spend_cap: str | None = None) -> LiveCall:
+    """A live call between two users whose sockets are open (again and again, for tests of
+    what repeating something gains), with fresh synthetic heartbeats on both sides."""
     body = {"seller_id": seller.id, "rate": rate}
     if spend_cap is not None:
         body["spend_cap"] = spend_cap
     resp = await buyer.post("/api/calls", body)
     assert resp.status == 201, await resp.text()
     call_id = (await resp.json())["call"]["id"]
-    await sc.next("call.incoming")
+    await sc.next("call.incoming", call_id)
     resp = await seller.post(f"/api/calls/{call_id}/accept")
     assert resp.status == 200, await resp.text()
     bm = SyntheticMedia(bc, call_id, MEDIA_INTERVAL_S)

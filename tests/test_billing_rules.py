@@ -87,6 +87,21 @@ def test_refund_releases_the_whole_hold():
     assert s is None and release == 600 * T and after.charged_musdt == 0
 
 
+def test_auto_refund_only_for_a_seller_side_failure_within_the_allowance():
+    def refund(reason="connection_lost", live_ms=20_000, seller=True, used=0, per_day=3):
+        return billing.auto_refund(reason, live_ms, 30_000, seller, used, per_day)
+
+    assert refund()  # the seller's side went, 20 s live, first refund today
+    assert not refund(seller=False)  # the buyer's side failed (or said so): charged
+    assert not refund(used=3) and refund(used=2)  # the allowance: 3 in any 24 hours
+    assert not refund(per_day=0)
+    assert not refund(live_ms=30_000)  # long enough to count
+    assert not refund(reason="buyer_hangup") and not refund(reason="too_many_pauses")
+    assert not refund(reason="seller_hangup")  # the seller ending keeps what was earned
+    # Media never went live: nothing was charged, whoever failed.
+    assert refund(reason="failed", live_ms=0, seller=False, used=99)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     rate=st.integers(1, 10_000),

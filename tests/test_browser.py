@@ -325,7 +325,7 @@ async def test_every_end_reason_is_explained_in_words(browsers: Browsers):
             const out = {};
             for (const r of ['declined', 'missed', 'cancelled', 'buyer_hangup', 'seller_hangup',
                              'spend_cap', 'insufficient_funds', 'connection_lost', 'failed',
-                             'seller_offline', 'banned', 'server_shutdown']) {
+                             'seller_offline', 'banned', 'server_shutdown', 'too_many_pauses']) {
                 out[r] = [endReason({ end_reason: r }, 'buyer'), endReason({ end_reason: r }, 'seller')];
             }
             out.refunded = endReason({ end_reason: 'connection_lost', refunded: '12.5' }, 'buyer');

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server import billing
 from server.calls import Runtime
 
 B, S = 1, 2
@@ -78,3 +79,82 @@ def test_counters_that_go_backwards_do_not_count():
     beat(rt, 4.0, 6)
     assert rt.state == "live"
     assert beat(rt, 6.0, 1) == "paused"
+
+
+# ---- pauses: how many, how long, and whose side (clock passed in) -----------------------
+
+def live_call() -> Runtime:
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 4.0, 2)
+    assert rt.state == "live"
+    return rt
+
+
+def test_every_pause_counts_and_the_paused_time_adds_up_over_the_call():
+    rt = live_call()
+    assert beat(rt, 5.0, 3, who=(B,), connected=False) == "paused"
+    assert (rt.pauses, rt.paused_by) == (1, "buyer")
+    assert beat(rt, 8.0, 4) == "live"  # paused 5.0 .. 8.0
+    assert beat(rt, 9.0, 5, who=(B,), connected=False) == "paused"
+    assert rt.pauses == 2
+    assert rt.paused_total_s(10.5) == 4.5  # 3 s over, 1.5 s running
+    assert rt.pause_record(10.5) == billing.Pauses(2, 4_500, "buyer")
+    assert beat(rt, 11.0, 6) == "live"
+    assert rt.pause_record(12.0) == billing.Pauses(2, 5_000, None)
+
+
+def test_a_pause_comes_from_the_side_that_is_gone_not_the_one_that_sees_it():
+    rt = live_call()
+    # The seller's network dies after its report at 4.0: the buyer sees the video stall
+    # first (a present party reporting loss), so the pause starts as the buyer's...
+    rt.report(B, 5.0, True, 2000, 60)
+    assert rt.evaluate(5.0) == "paused" and rt.paused_by == "buyer"
+    # ...until the seller's silence outlasts media_timeout_s: then it is the seller's.
+    rt.report(B, 9.0, True, 2000, 60)
+    assert rt.evaluate(9.0) is None
+    assert rt.evaluate(10.0) == "paused" and rt.paused_by == "seller"
+    assert rt.seller_side_failed(10.0)
+    # The buyer leaves too: both.
+    rt.socket_closed(B, 11.0)
+    assert rt.evaluate(11.0) == "paused" and rt.paused_by == "both"
+    assert not rt.seller_side_failed(11.0)
+
+
+def test_a_seller_who_still_reports_lost_media_is_not_a_seller_side_failure():
+    # The buyer can stop sending video, so the seller reports `disconnected` while the buyer
+    # reports good media: the pause is the seller's side, but the seller is there, so it is
+    # no refundable failure.
+    rt = live_call()
+    for i, t in enumerate((5.0, 7.0, 9.0, 11.0)):
+        rt.report(B, t, True, 1000 * (3 + i), 30 * (3 + i))
+        rt.report(S, t, False, 1000 * (3 + i), 30 * (3 + i))
+        rt.evaluate(t)
+    assert rt.state == "paused" and rt.paused_by == "seller" and rt.pauses == 1
+    assert not rt.seller_side_failed(11.0)
+    # Both say the media is gone (an ICE failure): both.
+    assert beat(rt, 12.0, 7, connected=False) == "paused"
+    assert rt.paused_by == "both"
+
+
+def test_a_paused_call_ends_past_either_bound_or_the_grace():
+    rt = live_call()
+    limits = {"reconnect_grace_s": 30.0, "max_pauses": 2, "max_paused_s": 10.0}
+    t = 4.0
+    for n in (1, 2):
+        t += 1.0
+        beat(rt, t, 2 + n, who=(B,), connected=False)
+        assert rt.must_end(t + 1.0, **limits) is None
+        t += 2.0
+        assert beat(rt, t, 3 + n) == "live"
+        assert rt.must_end(t, **limits) is None  # never while live
+    beat(rt, t + 1.0, 9, who=(B,), connected=False)
+    assert rt.pauses == 3
+    assert rt.must_end(t + 1.0, **limits) == "too_many_pauses"  # the third pause
+    rt = live_call()
+    beat(rt, 5.0, 3, who=(B,), connected=False)
+    assert rt.must_end(14.9, **limits) is None
+    assert rt.must_end(15.0, **limits) == "too_many_pauses"  # 10 s paused in all
+    limits["max_paused_s"] = 100.0
+    assert rt.must_end(34.9, **limits) is None
+    assert rt.must_end(35.0, **limits) == "connection_lost"  # this pause past the grace

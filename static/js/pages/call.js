@@ -26,6 +26,7 @@ export function endReason(call, role) {
     spend_cap: buyer ? "Your spending cap for this call was reached." : "The buyer's spending cap for this call was reached.",
     insufficient_funds: buyer ? "Your balance ran out. Top up to call again." : "The buyer's balance ran out.",
     connection_lost: "The connection was lost and did not come back in time.",
+    too_many_pauses: "The call was interrupted too often and was ended. You paid only for the live time.",
     failed: "The video connection could not be set up.",
     seller_offline: buyer ? "The seller went offline." : "You went offline.",
     banned: "The call was ended by the operator.",
@@ -36,6 +37,20 @@ export function endReason(call, role) {
     text += buyer ? ` It was too short to count: ${money.tokens(call.refunded)} tokens were refunded to you.` : " It was too short to count, so the buyer was refunded.";
   }
   return text;
+}
+
+/** Why the meter is paused, from `paused_by`: the seller learns when it is the buyer's side
+ * (and that ending the call keeps what was earned). */
+export function pausedText(call, isBuyer) {
+  const mine = isBuyer ? "buyer" : "seller";
+  const by = call.paused_by;
+  if (by && by !== "both" && by !== mine) {
+    return isBuyer
+      ? "The seller's connection is interrupted. The meter is paused while they reconnect."
+      : "The buyer's connection is interrupted. The meter is paused; you can end the call and keep what you earned.";
+  }
+  if (by === mine) return "Your connection is interrupted. Reconnecting… The meter is paused.";
+  return "Connection interrupted. Reconnecting… The meter is paused.";
 }
 
 export async function render(main, route, app) {
@@ -316,7 +331,7 @@ async function inCall(main, callId, app, handoff = {}) {
     const overlayMsg = {
       ringing: isBuyer ? `Calling ${otherName}… You are not charged until the video is live.` : "Connecting…",
       connecting: "Connecting video…",
-      paused: "Connection interrupted. Reconnecting… The meter is paused.",
+      paused: pausedText(call, isBuyer),
     }[call.state];
     overlayText.textContent = overlayMsg || "";
     overlay.hidden = !overlayMsg;
