@@ -1,7 +1,10 @@
 """GET /ws: the authenticated WebSocket (API.md "WebSocket"). Several tabs per user; aiohttp
 pings every ws_heartbeat_s and closes a socket that stops answering. Each socket has a size
 and a rate limit; a bad message is answered with an `error` message and the socket stays
-open. Past server.max_ws_connections new sockets are refused with a 503 JSON error."""
+open. Past server.max_ws_connections new sockets are refused with a 503 JSON error. Every
+reply, like every message the server pushes, goes through the socket's outbound queue
+(server/signalling.py), so the handler never waits for a client to read and the order of
+messages holds."""
 
 from __future__ import annotations
 
@@ -32,11 +35,6 @@ def _origin_ok(request: web.Request) -> bool:
     return host == request.host or (bool(public) and host == urlsplit(public).netloc)
 
 
-async def _error(ws: web.WebSocketResponse, code: str, message: str) -> None:
-    if not ws.closed:
-        await ws.send_json({"type": "error", "code": code, "message": message})
-
-
 async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     session = await session_of(request, allow_query_token=True)
     via_cookie = (bearer_token(request) is None and not request.query.get("token")
@@ -53,44 +51,53 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     user_id = session.user.id
     ws = web.WebSocketResponse(heartbeat=cfg.ws_heartbeat_s,
                                max_msg_size=cfg.ws_max_message_bytes * 4)
-    hub.add(user_id, ws)
+    # Counted before the handshake awaits, so concurrent opens cannot pass the cap.
+    box = hub.add(user_id, ws, session.id, request.transport)
     gauge = request.app[METRICS].ws_connections
     gauge.set(hub.count)
+
+    def reply(message: dict) -> None:
+        hub.send(user_id, message, only=ws)
+
+    def error(code: str, message: str) -> None:
+        reply({"type": "error", "code": code, "message": message})
+
     try:
         await ws.prepare(request)
+        hub.start(box)
         limiter = SlidingWindow(cfg.ws_messages_per_10s, 10.0, max_keys=1)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
-                await _error(ws, "invalid_message", "send JSON text messages")
+                error("invalid_message", "send JSON text messages")
                 continue
             if len(msg.data) > cfg.ws_max_message_bytes:
-                await _error(ws, "message_too_large",
-                             f"messages are limited to {cfg.ws_max_message_bytes} bytes")
+                error("message_too_large",
+                      f"messages are limited to {cfg.ws_max_message_bytes} bytes")
                 continue
             if limiter.retry_after("s") > 0:
-                await _error(ws, "rate_limited", "too many messages; slow down")
+                error("rate_limited", "too many messages; slow down")
                 continue
             limiter.hit("s")
             try:
                 data = json.loads(msg.data)
             except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
-                await _error(ws, "invalid_json", "the message is not valid JSON")
+                error("invalid_json", "the message is not valid JSON")
                 continue
             if not isinstance(data, dict):
-                await _error(ws, "invalid_message", "a message is a JSON object with a type")
+                error("invalid_message", "a message is a JSON object with a type")
                 continue
             kind = data.get("type")
             try:
                 if kind == "ping":
-                    await ws.send_json({"type": "pong"})
+                    reply({"type": "pong"})
                 elif kind == "signal":
                     await manager.on_signal(user_id, ws, data)
                 elif kind == "media":
                     await manager.on_media(user_id, ws, data)
                 else:
-                    await _error(ws, "unknown_type", "type must be signal, media or ping")
+                    error("unknown_type", "type must be signal, media or ping")
             except (WsError, ApiError) as exc:
-                await _error(ws, exc.code, exc.message)
+                error(exc.code, exc.message)
     finally:
         hub.remove(user_id, ws)
         gauge.set(hub.count)
