@@ -75,6 +75,10 @@ class ServerConfig:
     ws_messages_per_10s: int = key(
         200, "WebSocket messages one socket may send per 10 seconds", min=1
     )
+    max_ws_per_user: int = key(
+        8, "WebSocket connections one account may have open at once (tabs); more get 429",
+        min=1,
+    )
     ws_send_queue_messages: int = key(
         256, "messages that may wait to be sent to one socket; one more closes that socket",
         min=1,

@@ -1,5 +1,5 @@
 """Who is connected: the open WebSockets of every user (several tabs each), the connection
-cap, sending JSON messages to a user's sockets, and presence (a
+caps (server-wide and per user), sending JSON messages to a user's sockets, and presence (a
 user whose every socket has been gone longer than a grace is reported gone, once). Knows
 nothing of HTTP handlers or calls; the call manager uses it to push messages, the /ws
 handler to register sockets.
@@ -54,9 +54,10 @@ class Outbox:
 class Hub:
     def __init__(self, max_connections: int, presence_grace_s: float,
                  on_user_gone: Callable[[int], Awaitable[None]] | None = None, *,
-                 queue_messages: int = 256,
+                 max_per_user: int = 8, queue_messages: int = 256,
                  queue_bytes: int = 1 << 20, send_timeout_s: float = 10.0) -> None:
         self.max_connections = max_connections
+        self.max_per_user = max_per_user
         self.presence_grace_s = presence_grace_s
         self.queue_messages = queue_messages
         self.queue_bytes = queue_bytes
@@ -72,6 +73,7 @@ class Hub:
     @classmethod
     def from_config(cls, server_cfg: Any) -> Hub:
         return cls(server_cfg.max_ws_connections, server_cfg.presence_grace_s,
+                   max_per_user=server_cfg.max_ws_per_user,
                    queue_messages=server_cfg.ws_send_queue_messages,
                    queue_bytes=server_cfg.ws_send_queue_bytes,
                    send_timeout_s=server_cfg.ws_send_timeout_s)
@@ -79,6 +81,9 @@ class Hub:
     # -- registration
     def has_room(self) -> bool:
         return self.count < self.max_connections
+
+    def has_room_for(self, user_id: int) -> bool:
+        return len(self.sockets.get(user_id, ())) < self.max_per_user
 
     def add(self, user_id: int, ws: Any, session_id: int | None = None,
             transport: Any = None) -> Outbox:

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 
+import aiohttp
 import pytest
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
@@ -21,14 +22,16 @@ from server.calls import HUB
 from server.signalling import Hub
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import (
+    Actor,
     actor,
+    assert_error,
     audit_ok,
     eventually,
     fast_calls_config,
     fund,
     seller_online,
 )
-from tools.peer import SyntheticMedia
+from tools.peer import Client, SyntheticMedia
 
 SIGNAL_BYTES = 60_000  # below ws_max_message_bytes
 # Output a WebSocketResponse writes before it awaits a drain (aiohttp's writer_limit).
@@ -299,3 +302,47 @@ async def test_a_send_error_on_one_socket_never_reaches_the_sender(error):
     await eventually(lambda: _true(len(good.sent) == 2))
     assert [json.loads(t)["n"] for t in good.sent] == [1, 2] and not good_t.aborted
     await hub.close()
+
+
+async def test_one_account_cannot_take_every_socket(aiohttp_client, tmp_path):
+    cfg = fast_calls_config(tmp_path, server={"max_ws_per_user": 3, "max_ws_connections": 5})
+    app_client = await aiohttp_client(create_app(cfg))
+    hog = await actor(app_client)
+    tabs = [await ws_client(app_client, hog) for _ in range(3)]
+    extra = []
+    try:
+        for _ in range(2):
+            resp = await app_client.get("/ws", params={"token": hog.token})
+            body = await assert_error(resp, 429, "too_many_sockets")
+            assert "3" in body["error"]["message"]
+            assert resp.headers["Retry-After"]
+        c = await ws_client_or_status(app_client, hog)
+        assert c == 429
+        # Somebody else still gets in, and the hog's own tabs are untouched.
+        other = await actor(app_client)
+        extra.append(await ws_client(app_client, other))
+        for t in [*tabs, *extra]:
+            await t.send({"type": "ping"})
+            await t.next("pong")
+        # A closed tab frees its slot.
+        await tabs.pop().close()
+        hub = app_client.app[HUB]
+        await eventually(lambda: _true(len(hub.sockets.get(int(hog.id), {})) == 2))
+        tabs.append(await ws_client(app_client, hog))
+    finally:
+        for t in [*tabs, *extra]:
+            await t.close()
+
+
+async def ws_client_or_status(app_client, who: Actor):
+    """A real WebSocket handshake: the client if it opened, else the refusal's status."""
+    c = Client(str(app_client.make_url("")))
+    await c.__aenter__()
+    c.token = who.token
+    try:
+        await c.open_ws()
+    except aiohttp.WSServerHandshakeError as exc:
+        return exc.status
+    finally:
+        await c.close()
+    return c

@@ -1,10 +1,10 @@
 """GET /ws: the authenticated WebSocket (API.md "WebSocket"). Several tabs per user; aiohttp
 pings every ws_heartbeat_s and closes a socket that stops answering. Each socket has a size
 and a rate limit; a bad message is answered with an `error` message and the socket stays
-open. Past server.max_ws_connections new sockets are refused with a 503 JSON error. Every
-reply, like every message the server pushes, goes through the socket's outbound queue
-(server/signalling.py), so the handler never waits for a client to read and the order of
-messages holds."""
+open. Past server.max_ws_connections new sockets are refused with a 503 JSON error, past
+server.max_ws_per_user sockets of one account with a 429. Every reply, like every message
+the server pushes, goes through the socket's outbound queue (server/signalling.py), so the
+handler never waits for a client to read and the order of messages holds."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from server import logs
 from server.appkeys import CONFIG
 from server.auth import SESSION_COOKIE, bearer_token, session_of
 from server.calls import CALLS, HUB, WsError
-from server.errors import ApiError, Forbidden, Unavailable
+from server.errors import ApiError, Forbidden, TooManyRequests, Unavailable
 from server.metrics import METRICS
 from server.ratelimit import SlidingWindow
 
@@ -49,9 +49,15 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         raise Unavailable("the server is at its connection limit; try again in a moment",
                           "too_many_connections", headers={"Retry-After": "5"})
     user_id = session.user.id
+    if not hub.has_room_for(user_id):
+        # One account cannot take every slot: its other tabs stay, others are not affected.
+        logs.event(log, "ws_refused", reason="user_cap", user_id=user_id)
+        raise TooManyRequests(
+            f"this account already has {hub.max_per_user} sockets open; close a tab first",
+            "too_many_sockets", headers={"Retry-After": "5"})
     ws = web.WebSocketResponse(heartbeat=cfg.ws_heartbeat_s,
                                max_msg_size=cfg.ws_max_message_bytes * 4)
-    # Counted before the handshake awaits, so concurrent opens cannot pass the cap.
+    # Counted before the handshake awaits, so concurrent opens cannot pass the caps.
     box = hub.add(user_id, ws, session.id, request.transport)
     gauge = request.app[METRICS].ws_connections
     gauge.set(hub.count)
