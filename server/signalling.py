@@ -27,6 +27,7 @@ from server import logs
 log = logging.getLogger("meterchat.signalling")
 
 # Close codes the pages can tell apart (4000-4999 are the application's).
+CLOSE_LOGGED_OUT = 4001
 CLOSE_ACCOUNT_CLOSED = 4003
 CLOSE_GOING_AWAY = 1001
 
@@ -252,6 +253,15 @@ class Hub:
     def disconnect_user(self, user_id: int, code: int = CLOSE_ACCOUNT_CLOSED,
                         message: bytes = b"account closed") -> int:
         boxes = list(self.sockets.get(user_id, {}).values())
+        for box in boxes:
+            self.close_socket(box, code, message)
+        return len(boxes)
+
+    def disconnect_session(self, session_id: int, code: int = CLOSE_LOGGED_OUT,
+                           message: bytes = b"logged out") -> int:
+        """Close every socket opened with this session (a logout)."""
+        boxes = [b for socks in self.sockets.values() for b in socks.values()
+                 if b.session_id == session_id]
         for box in boxes:
             self.close_socket(box, code, message)
         return len(boxes)

@@ -19,7 +19,7 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from server.app import create_app
 from server.calls import HUB
-from server.signalling import Hub
+from server.signalling import CLOSE_LOGGED_OUT, Hub
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import (
     Actor,
@@ -29,6 +29,8 @@ from tests.conftest import (
     eventually,
     fast_calls_config,
     fund,
+    login,
+    register,
     seller_online,
 )
 from tools.peer import Client, SyntheticMedia
@@ -346,3 +348,29 @@ async def ws_client_or_status(app_client, who: Actor):
     finally:
         await c.close()
     return c
+
+
+async def test_logout_closes_the_sockets_of_that_session_only(aiohttp_client, tmp_path):
+    app_client = await aiohttp_client(create_app(fast_calls_config(tmp_path)))
+    user = await register(app_client)
+    one, two = await login(app_client, user["email"]), await login(app_client, user["email"])
+    a1 = Actor(app_client, one["user"], one["token"])
+    a2 = Actor(app_client, two["user"], two["token"])
+    tabs1 = [await ws_client(app_client, a1) for _ in range(2)]
+    tab2 = await ws_client(app_client, a2)
+    try:
+        resp = await a1.post("/api/auth/logout")
+        assert resp.status == 204
+        for t in tabs1:
+            await asyncio.wait_for(t._reader, 10)
+            assert t.ws.closed and t.ws.close_code == CLOSE_LOGGED_OUT
+        # The other session's tab is still open and answered.
+        await tab2.send({"type": "ping"})
+        await tab2.next("pong")
+        assert not tab2.ws.closed
+        await assert_error(await app_client.get("/ws", params={"token": a1.token}), 401)
+        hub = app_client.app[HUB]
+        await eventually(lambda: _true(len(hub.sockets.get(int(a1.id), {})) == 1))
+    finally:
+        for t in [*tabs1, tab2]:
+            await t.close()
