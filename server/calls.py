@@ -536,9 +536,9 @@ class CallManager:
         call = call_json(row)
         logs.event(log, "call_started", call_id=rt.call_id, rate=rate)
         # The seller's dialog names who is calling.
-        await self.hub.send(seller_id, {"type": "call.incoming", "call": call, "buyer": {
+        self.hub.send(seller_id, {"type": "call.incoming", "call": call, "buyer": {
             "id": str(buyer.id), "display_name": buyer.display_name}})
-        await self.hub.send(buyer.id, {"type": "call.state", "call": call})
+        self.hub.send(buyer.id, {"type": "call.state", "call": call})
         return call
 
     def _runtime_for(self, user: User, call_id: int) -> Runtime | None:
@@ -677,7 +677,7 @@ class CallManager:
         logs.event(log, "call_ended", call_id=rt.call_id, state=call["state"],
                    reason=call["end_reason"], billed_tenths=call["billed_tenths"])
         for uid in (rt.buyer_id, rt.seller_id):
-            await self.hub.send(uid, {"type": "call.ended", "call": call})
+            self.hub.send(uid, {"type": "call.ended", "call": call})
         return True
 
     def _forget(self, rt: Runtime) -> None:
@@ -700,7 +700,7 @@ class CallManager:
             row = await self.db.read(get_call_row, rt.call_id)
         call = self._live_json(rt, row)
         for uid in (rt.buyer_id, rt.seller_id):
-            await self.hub.send(uid, {"type": "call.state", "call": call})
+            self.hub.send(uid, {"type": "call.state", "call": call})
         return call
 
     def _state_changed(self, rt: Runtime, state: str) -> None:
@@ -733,8 +733,8 @@ class CallManager:
         rt.parties[user_id].socket_open = True
         other = rt.other(user_id)
         target = rt.sockets.get(other)
-        await self.hub.send(other, {"type": "signal", "call_id": str(rt.call_id),
-                                    "data": msg["data"], "from": str(user_id)}, only=target)
+        self.hub.send(other, {"type": "signal", "call_id": str(rt.call_id),
+                              "data": msg["data"], "from": str(user_id)}, only=target)
 
     async def on_media(self, user_id: int, ws, msg: dict) -> None:
         rt = self._party_call(user_id, msg)
@@ -841,10 +841,11 @@ class CallManager:
                 "charged": musdt_to_tokens_str(o.charged_musdt),
                 "minutes_left": f"{o.minutes_left_tenths // 10}.{o.minutes_left_tenths % 10}",
             }
-            # The buyer's balance is the buyer's business only.
-            await self.hub.send(rt.buyer_id, {**meter,
-                                              "balance": musdt_to_tokens_str(o.buyer_balance_musdt)})
-            await self.hub.send(rt.seller_id, {**meter, "balance": None})
+            # The buyer's balance is the buyer's business only. Sends only queue: the pass
+            # never waits for a client (server/signalling.py).
+            self.hub.send(rt.buyer_id, {**meter,
+                                        "balance": musdt_to_tokens_str(o.buyer_balance_musdt)})
+            self.hub.send(rt.seller_id, {**meter, "balance": None})
             if o.end_reason is not None:
                 # The pass has ended the call in the database already: forget it now, then
                 # add its media and pauses to the record (a failure there loses no money).
@@ -861,7 +862,7 @@ class CallManager:
                 logs.event(log, "call_ended", call_id=rt.call_id, state="ended",
                            reason=o.end_reason, billed_tenths=o.billed_tenths)
                 for uid in (rt.buyer_id, rt.seller_id):
-                    await self.hub.send(uid, {"type": "call.ended", "call": call})
+                    self.hub.send(uid, {"type": "call.ended", "call": call})
 
 
 CALLS = web.AppKey("calls", CallManager)

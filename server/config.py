@@ -76,6 +76,22 @@ class ServerConfig:
     ws_messages_per_10s: int = key(
         200, "WebSocket messages one socket may send per 10 seconds", min=1
     )
+    max_ws_per_user: int = key(
+        8, "WebSocket connections one account may have open at once (tabs); more get 429",
+        min=1,
+    )
+    ws_send_queue_messages: int = key(
+        256, "messages that may wait to be sent to one socket; one more closes that socket",
+        min=1,
+    )
+    ws_send_queue_bytes: int = key(
+        1048576, "bytes that may wait to be sent to one socket; more close that socket",
+        min=1024,
+    )
+    ws_send_timeout_s: float = key(
+        10.0, "seconds one message may take to go out to a socket before it is closed",
+        min=0.01,
+    )
     presence_grace_s: float = key(
         30.0, "seconds a seller's sockets may all be gone before the seller is set offline",
         min=0,

@@ -18,6 +18,7 @@ from server.auth import (
     is_secure,
     session_of,
 )
+from server.calls import HUB
 from server.db import now_ms
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from server.money import musdt_to_tokens_str
@@ -103,6 +104,8 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     session = await session_of(request)
     await request.app[DB].tx(accounts.revoke_session, session.id)
+    # The sockets opened with this session close too (other sessions' stay open).
+    request.app[HUB].disconnect_session(session.id)
     resp = web.Response(status=204)
     resp.del_cookie(SESSION_COOKIE, path="/")
     resp.del_cookie(CSRF_COOKIE, path="/")

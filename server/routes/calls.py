@@ -83,7 +83,7 @@ async def ice_servers(request: web.Request) -> web.Response:
 
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    hub = Hub(cfg.server.max_ws_connections, cfg.server.presence_grace_s)
+    hub = Hub.from_config(cfg.server)
     manager = CallManager(app[DB], hub, cfg)
     app[HUB] = hub
     app[CALLS] = manager

@@ -51,7 +51,7 @@ async def tip(request: web.Request) -> web.Response:
         msg = {"type": "tip", "call_id": str(call_id), "tip": tip_view}
         hub = request.app[HUB]
         for uid in (user.id, int(tip_view["seller_id"])):
-            await hub.send(uid, msg)
+            hub.send(uid, msg)
     return web.json_response({"tip": tip_view, "replayed": replayed},
                              status=200 if replayed else 201)
 

@@ -118,7 +118,7 @@ async def ban(request: web.Request) -> web.Response:
     # Sessions are revoked; now end their call (billed up to this moment) and close their
     # sockets, so nothing of theirs keeps running on the server.
     await request.app[CALLS].end_calls_of_user(user_id, "banned")
-    await request.app[HUB].disconnect_user(user_id)
+    request.app[HUB].disconnect_user(user_id)
     return web.json_response({"user": user})
 
 

@@ -1,7 +1,10 @@
 """GET /ws: the authenticated WebSocket (API.md "WebSocket"). Several tabs per user; aiohttp
 pings every ws_heartbeat_s and closes a socket that stops answering. Each socket has a size
 and a rate limit; a bad message is answered with an `error` message and the socket stays
-open. Past server.max_ws_connections new sockets are refused with a 503 JSON error."""
+open. Past server.max_ws_connections new sockets are refused with a 503 JSON error, past
+server.max_ws_per_user sockets of one account with a 429. Every reply, like every message
+the server pushes, goes through the socket's outbound queue (server/signalling.py), so the
+handler never waits for a client to read and the order of messages holds."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from server import logs
 from server.appkeys import CONFIG
 from server.auth import SESSION_COOKIE, bearer_token, session_of
 from server.calls import CALLS, HUB, WsError
-from server.errors import ApiError, Forbidden, Unavailable
+from server.errors import ApiError, Forbidden, TooManyRequests, Unavailable
 from server.metrics import METRICS
 from server.ratelimit import SlidingWindow
 
@@ -32,11 +35,6 @@ def _origin_ok(request: web.Request) -> bool:
     return host == request.host or (bool(public) and host == urlsplit(public).netloc)
 
 
-async def _error(ws: web.WebSocketResponse, code: str, message: str) -> None:
-    if not ws.closed:
-        await ws.send_json({"type": "error", "code": code, "message": message})
-
-
 async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     session = await session_of(request, allow_query_token=True)
     via_cookie = (bearer_token(request) is None and not request.query.get("token")
@@ -51,46 +49,61 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         raise Unavailable("the server is at its connection limit; try again in a moment",
                           "too_many_connections", headers={"Retry-After": "5"})
     user_id = session.user.id
+    if not hub.has_room_for(user_id):
+        # One account cannot take every slot: its other tabs stay, others are not affected.
+        logs.event(log, "ws_refused", reason="user_cap", user_id=user_id)
+        raise TooManyRequests(
+            f"this account already has {hub.max_per_user} sockets open; close a tab first",
+            "too_many_sockets", headers={"Retry-After": "5"})
     ws = web.WebSocketResponse(heartbeat=cfg.ws_heartbeat_s,
                                max_msg_size=cfg.ws_max_message_bytes * 4)
-    hub.add(user_id, ws)
+    # Counted before the handshake awaits, so concurrent opens cannot pass the caps.
+    box = hub.add(user_id, ws, session.id, request.transport)
     gauge = request.app[METRICS].ws_connections
     gauge.set(hub.count)
+
+    def reply(message: dict) -> None:
+        hub.send(user_id, message, only=ws)
+
+    def error(code: str, message: str) -> None:
+        reply({"type": "error", "code": code, "message": message})
+
     try:
         await ws.prepare(request)
+        hub.start(box)
         limiter = SlidingWindow(cfg.ws_messages_per_10s, 10.0, max_keys=1)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
-                await _error(ws, "invalid_message", "send JSON text messages")
+                error("invalid_message", "send JSON text messages")
                 continue
             if len(msg.data) > cfg.ws_max_message_bytes:
-                await _error(ws, "message_too_large",
-                             f"messages are limited to {cfg.ws_max_message_bytes} bytes")
+                error("message_too_large",
+                      f"messages are limited to {cfg.ws_max_message_bytes} bytes")
                 continue
             if limiter.retry_after("s") > 0:
-                await _error(ws, "rate_limited", "too many messages; slow down")
+                error("rate_limited", "too many messages; slow down")
                 continue
             limiter.hit("s")
             try:
                 data = json.loads(msg.data)
             except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
-                await _error(ws, "invalid_json", "the message is not valid JSON")
+                error("invalid_json", "the message is not valid JSON")
                 continue
             if not isinstance(data, dict):
-                await _error(ws, "invalid_message", "a message is a JSON object with a type")
+                error("invalid_message", "a message is a JSON object with a type")
                 continue
             kind = data.get("type")
             try:
                 if kind == "ping":
-                    await ws.send_json({"type": "pong"})
+                    reply({"type": "pong"})
                 elif kind == "signal":
                     await manager.on_signal(user_id, ws, data)
                 elif kind == "media":
                     await manager.on_media(user_id, ws, data)
                 else:
-                    await _error(ws, "unknown_type", "type must be signal, media or ping")
+                    error("unknown_type", "type must be signal, media or ping")
             except (WsError, ApiError) as exc:
-                await _error(ws, exc.code, exc.message)
+                error(exc.code, exc.message)
     finally:
         hub.remove(user_id, ws)
         gauge.set(hub.count)
