@@ -19,19 +19,16 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import billing, ledger  # noqa: E402
-from server.calls import CallManager, Runtime  # noqa: E402
-from server.cli import tune_gc  # noqa: E402
-from server.config import config_from_dict  # noqa: E402
-from server.db import Database, connect_sync, migrate_sync, now_ms, run_tx  # noqa: E402
-from server.signalling import Hub  # noqa: E402
+from meterchat.calls.manager import CallManager, Runtime
+from meterchat.calls.signalling import Hub
+from meterchat.cli import tune_gc
+from meterchat.core.config import config_from_dict
+from meterchat.core.db import Database, connect_sync, migrate_sync, now_ms, run_tx
+from meterchat.money import billing, ledger
 
 RATE = 600
 
@@ -73,7 +70,7 @@ def seed(path: Path, n: int) -> list[tuple[int, int, int]]:
                             1_000_000 * 10_000, "bench_deposit")
 
     run_tx(conn, people)
-    from server.calls import accept_call, create_call
+    from meterchat.calls.manager import accept_call, create_call
 
     def calls(c):
         out = []

@@ -43,12 +43,10 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from meterchat.chain.address import to_base58
+from meterchat.chain.gateway import TRANSFER_TOPIC
 
-from chain.address import to_base58  # noqa: E402
-from chain.gateway import TRANSFER_TOPIC  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PASSWORD = "crash test password"
 RATE = 3000  # tokens per minute: 300 tokens a segment, so sellers soon have enough to withdraw
@@ -108,7 +106,7 @@ class Server:
         with out_path.open("w") as out, (self.workdir / "server.log").open("a") as err:
             self.started_at_ms = int(time.time() * 1000)
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server.cli", "serve", "--config", str(self.cfg),
+                sys.executable, "-m", "meterchat.cli", "serve", "--config", str(self.cfg),
                 cwd=ROOT, stdout=out, stderr=err, env={**os.environ, "PYTHONPATH": str(ROOT)})
         deadline = time.monotonic() + 60
         while True:
@@ -407,7 +405,7 @@ def check_books(workdir: Path, cfg: Path, usdt: str, deposit_address: str) -> di
     """Everything the crash test promises, checked on the files; raises CheckFailed."""
     problems: list[str] = []
     audit = subprocess.run(
-        [sys.executable, "-m", "server.cli", "audit", "--config", str(cfg)], cwd=ROOT,
+        [sys.executable, "-m", "meterchat.cli", "audit", "--config", str(cfg)], cwd=ROOT,
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if audit.returncode != 0:
         problems.append(f"audit failed: {audit.stdout}{audit.stderr}")

@@ -38,11 +38,12 @@ from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from meterchat.accounts import users as accounts
+from meterchat.core.db import connect_sync, migrate_sync, run_tx
+from meterchat.money import ledger
+from meterchat.sellers import store as sellers
 
-from server import accounts, ledger, sellers  # noqa: E402
-from server.db import connect_sync, migrate_sync, run_tx  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MAX_CONNECTIONS = 20_000
 MAX_SECONDS = 300
@@ -109,7 +110,7 @@ class Server:
         out_path = self.workdir / "server.out"
         with out_path.open("w") as out, (self.workdir / "server.log").open("w") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server.cli", "serve", "--config", str(self.cfg),
+                sys.executable, "-m", "meterchat.cli", "serve", "--config", str(self.cfg),
                 cwd=ROOT, stdout=out, stderr=err)
         for _ in range(600):
             text = out_path.read_text()

@@ -22,9 +22,9 @@ from tronpy.async_contract import AsyncContract
 from tronpy.keys import PrivateKey
 from tronpy.providers.async_http import AsyncHTTPProvider
 
-from chain import parse
-from chain.address import is_valid_address
-from chain.gateway import (
+from meterchat.chain import parse
+from meterchat.chain.address import is_valid_address
+from meterchat.chain.gateway import (
     BadTransaction,
     BlockTransfers,
     BroadcastResult,

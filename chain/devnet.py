@@ -36,8 +36,8 @@ from aiohttp import web
 from tronpy.keys import PrivateKey, Signature
 from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
-from chain.address import is_valid_address, to_base58, to_hex41, to_raw20
-from chain.gateway import TRANSFER_TOPIC
+from meterchat.chain.address import is_valid_address, to_base58, to_hex41, to_raw20
+from meterchat.chain.gateway import TRANSFER_TOPIC
 
 log = logging.getLogger("meterchat.devnet")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain.address import to_base58
-from chain.gateway import (
+from meterchat.chain.address import to_base58
+from meterchat.chain.gateway import (
     RESULT_SUCCESS,
     TRANSFER_TOPIC,
     BlockTransfers,

@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import logs, metrics, openapi
-from server.accounts import Passwords
-from server.appkeys import CONFIG, DB, LIMITS, PASSWORDS
-from server.auth import client_address
-from server.config import Config
-from server.db import Database
-from server.errors import ApiError
-from server.ratelimit import Limits
+from meterchat.accounts.auth import client_address
+from meterchat.accounts.users import Passwords
+from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
+from meterchat.core import logs
+from meterchat.core.config import Config
+from meterchat.core.db import Database
+from meterchat.core.errors import ApiError
+from meterchat.core.ratelimit import Limits
+from meterchat.web import metrics, openapi
 
 log = logging.getLogger("meterchat.http")
 # log_middleware logs every request without its query string (which may carry a WebSocket
@@ -103,29 +104,33 @@ def create_app(config: Config) -> web.Application:
                                config.server.password_hash_memory_kib)
     app[LIMITS] = Limits.from_config(config)
     app.cleanup_ctx.append(_database_ctx(config))
-    from server.routes import economy as economy_routes
+    from meterchat.economy import routes as economy_routes
 
     app.cleanup_ctx.append(economy_routes.bonus_tiers_ctx)  # before the deposit watcher
-    from server.chain_ctx import chain_ctx
-    from server.deposit_watcher import watcher_ctx
+    from meterchat.chain_ctx import chain_ctx
+    from meterchat.deposits.watcher import watcher_ctx
 
     app.cleanup_ctx.append(chain_ctx(config))
     app.cleanup_ctx.append(watcher_ctx)
-    from server.withdrawal_sender import sender_ctx
+    from meterchat.withdrawals.sender import sender_ctx
 
     app.cleanup_ctx.append(sender_ctx)
 
-    from server.routes import accounts, admin, deposits, health, withdrawals
-    from server.routes import calls as calls_routes
-    from server.routes import operator as operator_routes
-    from server.routes import sellers as sellers_routes
-    from server.routes import ws as ws_routes
+    from meterchat.accounts import routes as accounts
+    from meterchat.calls import routes as calls_routes
+    from meterchat.calls import ws as ws_routes
+    from meterchat.deposits import routes as deposits
+    from meterchat.operator import admin_routes as admin
+    from meterchat.operator import routes as operator_routes
+    from meterchat.sellers import routes as sellers_routes
+    from meterchat.web import health
+    from meterchat.withdrawals import routes as withdrawals
 
     for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
                    sellers_routes, ws_routes, withdrawals, operator_routes,
                    economy_routes):
         module.setup(app)
-    from server.routes import static as static_routes
+    from meterchat.web import static as static_routes
 
     static_routes.setup(app)  # the browser client at / and /static/
     return app

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.accounts import Passwords
-from server.config import Config
-from server.db import Database
-from server.ratelimit import Limits
+from meterchat.accounts.users import Passwords
+from meterchat.core.config import Config
+from meterchat.core.db import Database
+from meterchat.core.ratelimit import Limits
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
-from chain.address import address_of_key, is_valid_address
-from chain.client import ClientSettings, TronClient
-from chain.devnet import DevnetNode, DevnetSettings
-from chain.gateway import ChainGateway
-from chain.networks import network
-from server.config import Config, ConfigError, Secret
+from meterchat.chain.address import address_of_key, is_valid_address
+from meterchat.chain.client import ClientSettings, TronClient
+from meterchat.chain.devnet import DevnetNode, DevnetSettings
+from meterchat.chain.gateway import ChainGateway
+from meterchat.chain.networks import network
+from meterchat.core.config import Config, ConfigError, Secret
 
 
 @dataclass(frozen=True)

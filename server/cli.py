@@ -11,12 +11,13 @@ import json
 import signal
 import sys
 
-from server import accounts, ledger
-from server.backup import BackupError
-from server.config import Config, ConfigError, load_config
-from server.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
-from server.errors import ApiError
-from server.logs import setup_logging
+from meterchat.accounts import users as accounts
+from meterchat.core.config import Config, ConfigError, load_config
+from meterchat.core.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
+from meterchat.core.errors import ApiError
+from meterchat.core.logs import setup_logging
+from meterchat.money import ledger
+from meterchat.operator.backup import BackupError
 
 
 def _open_db(config: Config):
@@ -34,7 +35,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 async def _serve(config: Config) -> None:
     from aiohttp import web
 
-    from server.app import create_app
+    from meterchat.app import create_app
 
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -80,7 +81,7 @@ def tune_gc() -> None:
 
 
 def _announce_devnet(app) -> None:
-    from server.chain_ctx import DEVNET
+    from meterchat.chain_ctx import DEVNET
 
     node = app.get(DEVNET)
     if node is not None:
@@ -96,7 +97,7 @@ def cmd_devnet_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _devnet_serve(config: Config) -> None:
-    from chain.devnet import DevnetNode, DevnetSettings
+    from meterchat.chain.devnet import DevnetNode, DevnetSettings
 
     node = DevnetNode(DevnetSettings.from_config(config.devnet))
     await node.start()
@@ -167,7 +168,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
-    from server import reconcile
+    from meterchat.operator import reconcile
 
     conn = _open_db(config)
     owed = run_read(conn, reconcile.liabilities)
@@ -189,8 +190,8 @@ async def _reconcile_with_chain(config: Config, owed):
     import httpx
     from aiohttp import web
 
-    from server import reconcile
-    from server.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, _devnet_status, chain_ctx
+    from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, _devnet_status, chain_ctx
+    from meterchat.operator import reconcile
 
     cfg = config
     if config.chain.network == "devnet" and not config.chain.endpoint and config.devnet.port:
@@ -221,7 +222,7 @@ async def _reconcile_with_chain(config: Config, owed):
 
 
 def cmd_backup(args: argparse.Namespace, config: Config) -> int:
-    from server.backup import backup
+    from meterchat.operator.backup import backup
 
     _open_db(config).close()
     pages = backup(config.database.path, args.out)
@@ -230,7 +231,7 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, config: Config) -> int:
-    from server.backup import restore
+    from meterchat.operator.backup import restore
 
     restore(args.backup_file, config.database.path)
     conn = _open_db(config)
@@ -241,8 +242,8 @@ def cmd_restore(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
-    from server import withdrawals as wd
-    from server.db import now_ms
+    from meterchat.core.db import now_ms
+    from meterchat.withdrawals import store as wd
 
     conn = _open_db(config)
     if args.withdrawals_command == "list":
@@ -304,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
     p.set_defaults(fn=cmd_devnet_transfer)
 
-    from server.withdrawals import STATUSES
+    from meterchat.withdrawals.store import STATUSES
 
     wds = sub.add_parser("withdrawals", help="list, approve or reject withdrawals",
                          description="list, approve or reject withdrawals")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meterchat.tools.peer import Client, SyntheticMedia
 from tests.conftest import Actor, actor, fund, seller_online
-from tools.peer import Client, SyntheticMedia
 
 MEDIA_INTERVAL_S = 0.3
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from server.app import create_app
-from server.config import Config, config_from_dict
+from meterchat.app import create_app
+from meterchat.core.config import Config, config_from_dict
 
 # No timed assertions in tests: hypothesis's per-example deadline is one, and a busy machine
 # trips it. Speed is measured by the scripts under bench/.
@@ -164,9 +164,9 @@ async def eventually(check, timeout_s: float = 10.0, interval_s: float = 0.05):
 
 def fund_sync(conn, user_id: int | str, tokens: int | str) -> None:
     """Credit a buyer straight through the ledger (deposits are another domain's)."""
-    from server import ledger
-    from server.db import run_tx
-    from server.money import tokens_to_musdt
+    from meterchat.core.db import run_tx
+    from meterchat.core.units import tokens_to_musdt
+    from meterchat.money import ledger
 
     amount = tokens_to_musdt(str(tokens))
     run_tx(conn, lambda c: ledger.transfer(c, ledger.CHAIN_DEPOSITS,
@@ -179,8 +179,8 @@ async def fund(client, user_id: int | str, tokens: int | str) -> None:
 
 
 async def audit_ok(client) -> dict:
-    from server import ledger
-    from server.appkeys import DB
+    from meterchat.appkeys import DB
+    from meterchat.money import ledger
 
     report = await client.app[DB].read(ledger.audit)
     assert report.ok, report.as_dict()
@@ -217,9 +217,9 @@ async def seller_online(client, rate: int = 600, **profile) -> Actor:
 async def fund_tokens(app, user_id: str | int, tokens: str) -> None:
     """Credit tokens to a user's `available` through the ledger, from chain:deposits (as a
     credited deposit does), for tests of what users do with tokens they hold."""
-    from server import ledger
-    from server.appkeys import DB
-    from server.money import tokens_to_musdt
+    from meterchat.appkeys import DB
+    from meterchat.core.units import tokens_to_musdt
+    from meterchat.money import ledger
 
     amount = tokens_to_musdt(tokens)
 
@@ -232,8 +232,8 @@ async def fund_tokens(app, user_id: str | int, tokens: str) -> None:
 
 async def admin_actor(client) -> Actor:
     """An operator, created the way `meterchat user create --role admin` does."""
-    from server import accounts
-    from server.appkeys import DB, PASSWORDS
+    from meterchat.accounts import users as accounts
+    from meterchat.appkeys import DB, PASSWORDS
 
     email = new_email("ops")
     await client.app[DB].tx(accounts.insert_user, email,

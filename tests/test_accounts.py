@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from server.accounts import Passwords
-from server.appkeys import DB, PASSWORDS
+from meterchat.accounts.users import Passwords
+from meterchat.appkeys import DB, PASSWORDS
 from tests.conftest import actor, assert_error, login, new_email, register
 
 
@@ -121,7 +121,7 @@ async def test_wrong_password_is_401_and_no_auth_is_401(client):
 
 
 async def test_login_attempts_are_rate_limited_per_account(aiohttp_client, tmp_path):
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     cfg = make_config(tmp_path, server={"login_attempts_per_account": 3})
@@ -138,7 +138,7 @@ async def test_login_attempts_are_rate_limited_per_account(aiohttp_client, tmp_p
 
 
 async def test_login_attempts_are_rate_limited_per_ip(aiohttp_client, tmp_path):
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     cfg = make_config(tmp_path, server={"login_attempts_per_ip": 4})
@@ -188,7 +188,7 @@ async def test_admin_audit_requires_admin(client):
 
 
 async def test_admin_sees_audit_figures(client):
-    from server import accounts as accounts_mod
+    from meterchat.accounts import users as accounts_mod
 
     pw = client.app[PASSWORDS]
     await client.app[DB].tx(accounts_mod.insert_user, "op@example.com",
@@ -211,7 +211,7 @@ async def test_banned_user_token_stops_working(client):
 async def test_logs_carry_no_passwords_or_tokens(client, caplog):
     import logging
 
-    from server.logs import JsonFormatter
+    from meterchat.core.logs import JsonFormatter
 
     caplog.set_level(logging.DEBUG)
     user = await register(client, password="a very secret password")
@@ -243,7 +243,7 @@ async def _login_as(client, email: str, password: str, headers: dict):
 
 async def test_forty_failed_logins_from_one_forwarded_address_leave_another_user_able_to_log_in(
         aiohttp_client, tmp_path):
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     client = await aiohttp_client(create_app(make_config(tmp_path, server=BEHIND_CADDY)))
@@ -268,7 +268,7 @@ async def test_forty_failed_logins_from_one_forwarded_address_leave_another_user
 
 
 async def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored(aiohttp_client, tmp_path):
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     # The default trusts no proxy; a listed proxy that is not this peer changes nothing.
@@ -290,7 +290,7 @@ async def test_a_client_cannot_forge_its_address_through_the_trusted_proxy(aioht
                                                                            tmp_path):
     """Caddy appends the address it saw to whatever X-Forwarded-For the client sent: the
     right-most address that is not a trusted proxy is the client, never one further left."""
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     cfg = make_config(tmp_path, server={**BEHIND_CADDY, "login_attempts_per_ip": 3})
@@ -311,7 +311,7 @@ async def test_a_client_cannot_forge_its_address_through_the_trusted_proxy(aioht
 
 
 async def test_https_from_a_trusted_proxy_makes_cookies_secure(aiohttp_client, tmp_path):
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     for n, (server, secure) in enumerate(((BEHIND_CADDY, True), ({}, False))):
@@ -331,7 +331,7 @@ async def test_https_from_a_trusted_proxy_makes_cookies_secure(aiohttp_client, t
 async def test_request_log_names_the_forwarded_client(aiohttp_client, tmp_path, caplog):
     import logging
 
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     caplog.set_level(logging.INFO)
@@ -344,7 +344,7 @@ async def test_request_log_names_the_forwarded_client(aiohttp_client, tmp_path, 
 
 
 async def test_signups_are_limited_per_client_address(aiohttp_client, tmp_path):
-    from server.app import create_app
+    from meterchat.app import create_app
     from tests.conftest import make_config
 
     cfg = make_config(tmp_path, server={**BEHIND_CADDY, "registrations_per_ip_per_hour": 3})
@@ -374,9 +374,9 @@ async def test_forwarded_requests_from_an_untrusted_local_proxy_are_pointed_out_
         client, caplog, monkeypatch):
     import logging
 
-    import server.auth
+    from meterchat.accounts import auth
 
-    monkeypatch.setattr(server.auth, "_warned_untrusted_proxy", False)
+    monkeypatch.setattr(auth, "_warned_untrusted_proxy", False)
     caplog.set_level(logging.WARNING)
     for _ in range(3):
         await client.get("/api/health", headers=via("198.51.100.7"))

@@ -8,8 +8,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import billing
-from server.billing import CallMoney, plan_finish, plan_pass
+from meterchat.money import billing
+from meterchat.money.billing import CallMoney, plan_finish, plan_pass
 
 T = 10_000  # µUSDT per token
 

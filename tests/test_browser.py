@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
-from server.app import create_app
+from meterchat.app import create_app
 from tests.conftest import make_config, new_email
 
 pytestmark = pytest.mark.browser
@@ -515,8 +515,8 @@ async def buyer_disputes(buyer: Page) -> None:
 async def operator_refunds_the_dispute(b: Browsers, app, buyer: Page) -> None:
     """The operator reads the dispute and refunds part of the call; the buyer's ledger shows
     the refund."""
-    from server import accounts
-    from server.appkeys import DB, PASSWORDS
+    from meterchat.accounts import users as accounts
+    from meterchat.appkeys import DB, PASSWORDS
 
     email = new_email("admin")
     # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
@@ -576,7 +576,7 @@ def devnet_faucet(app):
     async def faucet(address: str, usdt: str) -> str:
         from aiohttp import ClientSession
 
-        from server.chain_ctx import DEVNET
+        from meterchat.chain_ctx import DEVNET
 
         async with ClientSession() as http, http.post(
             app[DEVNET].url.rstrip("/") + "/devnet/transfer", json={"to": address, "usdt": usdt}
@@ -692,9 +692,9 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
         aiohttp_server, tmp_path):
     from aiohttp import ClientSession
 
-    from server import accounts
-    from server.appkeys import DB, PASSWORDS
-    from server.chain_ctx import CHAIN_INFO
+    from meterchat.accounts import users as accounts
+    from meterchat.appkeys import DB, PASSWORDS
+    from meterchat.chain_ctx import CHAIN_INFO
     from tests.conftest import fund_tokens
 
     app = create_app(make_config(
@@ -754,8 +754,8 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
             # The sender signs, sends and sees it confirmed; wait on the server's own record
             # (a list re-rendered from a stale status would end a UI poll too early), and
             # say where it stopped when it does not get there.
-            from server import withdrawals as wd
-            from server.withdrawal_sender import SENDER
+            from meterchat.withdrawals import store as wd
+            from meterchat.withdrawals.sender import SENDER
             w = None
             for _ in range(240):
                 w = await app[DB].read(wd.get, withdrawal["id"])

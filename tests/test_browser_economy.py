@@ -10,9 +10,9 @@ import pytest
 from aiohttp import ClientSession
 from playwright.async_api import Page, Route, async_playwright, expect
 
-from server import accounts
-from server.app import create_app
-from server.appkeys import DB, PASSWORDS
+from meterchat.accounts import users as accounts
+from meterchat.app import create_app
+from meterchat.appkeys import DB, PASSWORDS
 from tests.conftest import fund_tokens, make_config, new_email
 from tests.test_browser import (
     PASSWORD,

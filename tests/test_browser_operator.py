@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from server.app import create_app
+from meterchat.app import create_app
 from tests.conftest import make_config
 from tests.test_browser import Browsers, assert_fits_width, shot, unexpected
 from tests.test_browser_economy import api_get, log_in, new_user

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server import billing
-from server.calls import Runtime
+from meterchat.calls.manager import Runtime
+from meterchat.money import billing
 
 B, S = 1, 2
 

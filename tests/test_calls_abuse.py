@@ -10,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from server.app import create_app
-from server.appkeys import DB
+from meterchat.app import create_app
+from meterchat.appkeys import DB
+from meterchat.tools.peer import SyntheticMedia
 from tests.calls_helpers import call_between, start_live_call, ws_client
 from tests.conftest import (
     Actor,
@@ -23,7 +24,6 @@ from tests.conftest import (
     fund,
     seller_online,
 )
-from tools.peer import SyntheticMedia
 
 
 def app_with(aiohttp_client, tmp_path, **billing):

@@ -12,8 +12,9 @@ import hmac
 import aiohttp
 import pytest
 
-from server.app import create_app
-from server.appkeys import DB
+from meterchat.app import create_app
+from meterchat.appkeys import DB
+from meterchat.tools.peer import Client
 from tests.conftest import (
     actor,
     assert_error,
@@ -22,7 +23,6 @@ from tests.conftest import (
     fund,
     seller_online,
 )
-from tools.peer import Client
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.app import create_app
+from meterchat.app import create_app
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import actor, assert_error, audit_ok, fast_calls_config, fund, seller_online
 

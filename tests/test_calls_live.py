@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
-from server.app import create_app
-from server.appkeys import DB
-from server.calls import CALLS
+from meterchat.app import create_app
+from meterchat.appkeys import DB
+from meterchat.calls.manager import CALLS
+from meterchat.tools.peer import SyntheticMedia
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import actor, assert_error, audit_ok, fast_calls_config, fund
-from tools.peer import SyntheticMedia
 
 
 @pytest.fixture

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import aiohttp
 
-from server import accounts, billing, calls, ledger, sellers
-from server.db import connect_sync, migrate_sync, now_ms, run_read, run_tx
+from meterchat.accounts import users as accounts
+from meterchat.calls import manager as calls
+from meterchat.core.db import connect_sync, migrate_sync, now_ms, run_read, run_tx
+from meterchat.money import billing, ledger
+from meterchat.sellers import store as sellers
+from meterchat.tools.peer import Client, SyntheticMedia
 from tests.conftest import FAST_HASH, fund_sync
-from tools.peer import Client, SyntheticMedia
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +40,7 @@ def write_config(tmp_path: Path) -> Path:
 
 async def start_server(cfg: Path) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "serve", "--config", str(cfg), cwd=ROOT,
+        sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
     assert "serving on" in line, line
@@ -114,7 +117,7 @@ async def test_server_killed_mid_call_restarts_with_the_call_ended_and_audit_cle
     assert n_segments == ended["billed_tenths"]
     conn.close()
     audit = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "audit", "--config", str(cfg), cwd=ROOT,
+        sys.executable, "-m", "meterchat.cli", "audit", "--config", str(cfg), cwd=ROOT,
         env=os.environ, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await audit.communicate()
     assert audit.returncode == 0, err

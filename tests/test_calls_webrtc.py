@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from server import billing
-from server.app import create_app
+from meterchat.app import create_app
+from meterchat.money import billing
+from meterchat.tools.peer import answer_as_seller, call_as_buyer
 from tests.calls_helpers import ws_client
 from tests.conftest import actor, audit_ok, fast_calls_config, fund, register
-from tools.peer import answer_as_seller, call_as_buyer
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA_TIMEOUT_S = 1.5
@@ -81,7 +81,7 @@ async def test_a_peer_killed_with_sigkill_stops_billing_within_media_timeout(app
     await fund(app_client, buyer.id, 1000)
     env = {**os.environ, "MC_SELLER_PASSWORD": "correct horse battery"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tools.peer", "seller", "--url", str(app_client.make_url("")),
+        sys.executable, "-m", "meterchat.tools.peer", "seller", "--url", str(app_client.make_url("")),
         "--seller-email", seller["email"], "--rate", "600", "--loopback",
         "--media-interval", "0.5", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE)
     bc = await ws_client(app_client, buyer)

@@ -13,11 +13,11 @@ import pytest
 from tronpy.keys import Signature
 from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
-from chain.address import to_base58
-from chain.networks import NETWORKS
-from chain.parse import parse_transaction
-from server.deposits import NotUsdt, TxFailed, WrongRecipient, deposit_logs
-from server.errors import ApiError
+from meterchat.chain.address import to_base58
+from meterchat.chain.networks import NETWORKS
+from meterchat.chain.parse import parse_transaction
+from meterchat.core.errors import ApiError
+from meterchat.deposits.store import NotUsdt, TxFailed, WrongRecipient, deposit_logs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mainnet"
 MAINNET_USDT = NETWORKS["mainnet"].usdt_contract

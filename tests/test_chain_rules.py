@@ -9,13 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tronpy.keys import PrivateKey
 
-from chain.address import address_of_key, is_valid_address, to_base58, to_hex41, to_raw20
-from chain.gateway import TransferLog
-from chain.networks import NETWORKS, network
-from chain.parse import parse_block_number, parse_broadcast
-from server import deposits
-from server.db import connect_sync, migrate_sync, run_tx
-from server.errors import BadRequest, Unprocessable
+from meterchat.chain.address import address_of_key, is_valid_address, to_base58, to_hex41, to_raw20
+from meterchat.chain.gateway import TransferLog
+from meterchat.chain.networks import NETWORKS, network
+from meterchat.chain.parse import parse_block_number, parse_broadcast
+from meterchat.core.db import connect_sync, migrate_sync, run_tx
+from meterchat.core.errors import BadRequest, Unprocessable
+from meterchat.deposits import store as deposits
 
 USDT = NETWORKS["mainnet"].usdt_contract
 ADDR = to_base58("41cdae4e9a6287333a3f7df432b050af7b17e79e63")
@@ -151,8 +151,8 @@ def test_expired_amount_is_not_handed_out_again_for_24_hours(tmp_path):
 
 async def test_chain_settings_come_from_config_and_keys_never_from_the_toml(tmp_path,
                                                                            monkeypatch):
-    from server.chain_ctx import load_hot_wallet_key, resolve
-    from server.config import ConfigError
+    from meterchat.chain_ctx import load_hot_wallet_key, resolve
+    from meterchat.core.config import ConfigError
     from tests.conftest import make_config
 
     key = PrivateKey.random()

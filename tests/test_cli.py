@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def meterchat(*args: str, input: str | None = None, cwd: Path = ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], input=input, capture_output=True,
+        [sys.executable, "-m", "meterchat.cli", *args], input=input, capture_output=True,
         text=True, cwd=cwd, timeout=60,
     )
 
@@ -80,7 +80,7 @@ def test_serve_with_no_config_runs_on_defaults_in_data_dir(tmp_path):
     cfg = tmp_path / "port.toml"
     cfg.write_text("[server]\nport = 0\n[devnet]\nport = 0\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)],
+        [sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
@@ -101,8 +101,8 @@ def test_serve_with_no_config_runs_on_defaults_in_data_dir(tmp_path):
 
 
 def test_backup_then_restore_into_new_file_passes_audit(tmp_path):
-    from server import ledger
-    from server.db import connect_sync, run_tx
+    from meterchat.core.db import connect_sync, run_tx
+    from meterchat.money import ledger
     from tests.test_ledger import make_user
 
     cfg = config_file(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, Secret, describe_keys, load_config
+from meterchat.core.config import ConfigError, Secret, describe_keys, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from server.db import Database, MigrationError, available_migrations, connect_sync, migrate_sync
+from meterchat.core.db import (
+    Database,
+    MigrationError,
+    available_migrations,
+    connect_sync,
+    migrate_sync,
+)
 
 
 async def test_open_sets_wal_foreign_keys_busy_timeout(tmp_path):

@@ -11,14 +11,16 @@ from decimal import Decimal
 
 import pytest
 
-from chain.client import ClientSettings, TronClient
-from chain.devnet import DevnetNode, DevnetSettings
-from server import accounts, deposits, ledger
-from server.app import create_app
-from server.appkeys import DB, PASSWORDS
-from server.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
-from server.deposit_watcher import WATCHER, DepositWatcher
-from server.money import usdt_to_musdt
+from meterchat.accounts import users as accounts
+from meterchat.app import create_app
+from meterchat.appkeys import DB, PASSWORDS
+from meterchat.chain.client import ClientSettings, TronClient
+from meterchat.chain.devnet import DevnetNode, DevnetSettings
+from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
+from meterchat.core.units import usdt_to_musdt
+from meterchat.deposits import store as deposits
+from meterchat.deposits.watcher import WATCHER, DepositWatcher
+from meterchat.money import ledger
 from tests.conftest import (
     Actor,
     actor,
@@ -335,7 +337,7 @@ async def pay_to(node: DevnetNode, intent: dict) -> str:
 
 
 async def test_watcher_survives_node_errors_with_backoff_and_says_why(tmp_path, caplog):
-    from server.db import Database
+    from meterchat.core.db import Database
 
     settings = DevnetSettings(tmp_path / "devnet.sqlite3", block_time_s=0.1, solidify_depth=2)
     node = DevnetNode(settings)
@@ -416,8 +418,8 @@ async def test_one_account_holds_at_most_its_cap_of_open_intents(app_client):
 
 
 def test_expired_intents_stop_counting_against_the_cap_while_still_reserved(tmp_path):
-    from server.db import connect_sync, migrate_sync, run_tx
-    from server.errors import TooManyRequests
+    from meterchat.core.db import connect_sync, migrate_sync, run_tx
+    from meterchat.core.errors import TooManyRequests
 
     conn = connect_sync(tmp_path / "db.sqlite3")
     migrate_sync(conn)

@@ -16,15 +16,15 @@ from tronpy import AsyncTron
 from tronpy.keys import PrivateKey
 from tronpy.providers.async_http import AsyncHTTPProvider
 
-from chain.client import ClientSettings, TronClient
-from chain.devnet import (
+from meterchat.chain.client import ClientSettings, TronClient
+from meterchat.chain.devnet import (
     ENERGY_PRICE_SUN,
     ENERGY_TO_FRESH,
     ENERGY_TO_HOLDER,
     DevnetNode,
     DevnetSettings,
 )
-from chain.gateway import TRANSFER_TOPIC
+from meterchat.chain.gateway import TRANSFER_TOPIC
 from tests.conftest import devnet_pay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,7 +260,7 @@ async def test_state_survives_a_restart(tmp_path):
 
 async def test_cli_devnet_transfer_prints_the_txid(node, gateway):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "devnet", "transfer", "--to", node.deposit_address,
+        sys.executable, "-m", "meterchat.cli", "devnet", "transfer", "--to", node.deposit_address,
         "--usdt", "3.5", "--node", node.url, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
@@ -281,7 +281,7 @@ def test_serve_on_devnet_starts_the_node_in_process_and_prints_its_address(tmp_p
     cfg = tmp_path / "c.toml"
     cfg.write_text("[server]\nport = 0\n[devnet]\nport = 0\nblock_time_s = 0.1\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)],
+        [sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from server import accounts, economy
-from server.app import create_app
-from server.appkeys import DB, PASSWORDS
-from server.db import now_ms
+from meterchat.accounts import users as accounts
+from meterchat.app import create_app
+from meterchat.appkeys import DB, PASSWORDS
+from meterchat.core.db import now_ms
+from meterchat.economy import store as economy
 from tests.calls_helpers import ws_client
 from tests.conftest import (
     Actor,

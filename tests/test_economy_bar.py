@@ -10,16 +10,16 @@ from decimal import Decimal
 
 import pytest
 
-from server import ledger
-from server.app import create_app
-from server.appkeys import DB
-from server.chain_ctx import DEVNET
-from server.money import tokens_to_musdt
+from meterchat.app import create_app
+from meterchat.appkeys import DB
+from meterchat.chain_ctx import DEVNET
+from meterchat.core.units import tokens_to_musdt
+from meterchat.money import ledger
+from meterchat.tools.peer import SyntheticMedia
 from tests.calls_helpers import MEDIA_INTERVAL_S, ws_client
 from tests.conftest import FAST_CALLS, actor, assert_error, audit_ok, chain_config, devnet_pay
 from tests.conftest import seller_online as new_seller
 from tests.test_economy_api import admin_actor
-from tools.peer import SyntheticMedia
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server import economy as e
-from server.config import ConfigError, config_from_dict, parse_bonus_tiers
-from server.errors import ApiError
+from meterchat.core.config import ConfigError, config_from_dict, parse_bonus_tiers
+from meterchat.core.errors import ApiError
+from meterchat.economy import store as e
 
 TOKEN = 10_000
 USDT = 1_000_000

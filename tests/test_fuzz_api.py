@@ -16,7 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from server.openapi import spec
+from meterchat.web.openapi import spec
 
 ROOT = Path(__file__).resolve().parent.parent
 schema = schemathesis.openapi.from_dict(spec())
@@ -40,13 +40,13 @@ def server(tmp_path_factory):
         "[devnet]\nport = 0\nblock_time_s = 0.2\nsolidify_depth = 2\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "server.cli", "user", "create", "--config", str(cfg),
+    subprocess.run([sys.executable, "-m", "meterchat.cli", "user", "create", "--config", str(cfg),
                     "--email", "op@example.com", "--role", "admin", "--password-stdin"],
                    input=PASSWORD + "\n", text=True, check=True, capture_output=True, env=env)
     # The server's log goes to a file: a full pipe nobody reads would block the server.
     log_path = tmp / "server.log"
     log = log_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)],
+    proc = subprocess.Popen([sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     line = ""
     while "serving on" not in line:

@@ -13,9 +13,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from server import accounts, ledger
-from server.db import Database, connect_sync, migrate_sync, run_read, run_tx
-from server.ledger import CHAIN_DEPOSITS, REVENUE_COMMISSION, InsufficientFunds, user_account
+from meterchat.accounts import users as accounts
+from meterchat.core.db import Database, connect_sync, migrate_sync, run_read, run_tx
+from meterchat.money import ledger
+from meterchat.money.ledger import (
+    CHAIN_DEPOSITS,
+    REVENUE_COMMISSION,
+    InsufficientFunds,
+    user_account,
+)
 
 
 def new_db(path: Path) -> sqlite3.Connection:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.money import (
+from meterchat.core.units import (
     MUSDT_PER_TOKEN,
     MUSDT_PER_USDT,
     AmountError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.openapi import OPERATIONS
+from meterchat.web.openapi import OPERATIONS
 
 # Served, but not JSON HTTP endpoints: the WebSocket, the browser client's files, the devnet
 # node's own faucet routes (a separate app on devnet only).
@@ -26,7 +26,7 @@ def served_routes(app) -> set[tuple[str, str]]:
 async def test_every_route_is_described_and_every_description_is_served(client):
     served = served_routes(client.app)
     described = set(OPERATIONS)
-    assert served - described == set(), "routes missing from server/openapi.py"
+    assert served - described == set(), "routes missing from server/web/openapi.py"
     assert described - served == set(), "described in server/openapi.py but not served"
 
 

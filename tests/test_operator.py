@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from server import billing, disputes, earnings, ledger
-from server.app import create_app
-from server.appkeys import DB
-from server.chain_ctx import DEVNET
-from server.db import now_ms
+from meterchat.app import create_app
+from meterchat.appkeys import DB
+from meterchat.chain_ctx import DEVNET
+from meterchat.core.db import now_ms
+from meterchat.money import billing, ledger
+from meterchat.operator import disputes, earnings
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import (
     actor,

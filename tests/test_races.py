@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
-from server.app import create_app
-from server.deposit_watcher import WATCHER
-from server.withdrawal_sender import SENDER
+from meterchat.app import create_app
+from meterchat.deposits.watcher import WATCHER
+from meterchat.withdrawals.sender import SENDER
 from tests.calls_helpers import start_live_call
 from tests.conftest import (
     actor,

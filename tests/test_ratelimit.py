@@ -9,16 +9,16 @@ import ipaddress
 
 import pytest
 
-from server.auth import forwarded_client
-from server.deposits import too_many_open
-from server.ratelimit import (
+from meterchat.accounts.auth import forwarded_client
+from meterchat.core.ratelimit import (
     LOGIN_ACCOUNT_WINDOW_S,
     LOGIN_WINDOW_S,
     LoginGuard,
     SlidingWindow,
     address_key,
 )
-from server.routes.health import ChainReading
+from meterchat.deposits.store import too_many_open
+from meterchat.web.health import ChainReading
 
 
 class Clock:
@@ -150,7 +150,7 @@ async def test_health_reads_the_node_once_per_cache_period_however_many_ask():
 
 
 async def test_an_unreachable_node_is_also_remembered_for_the_cache_period():
-    from chain.gateway import ChainUnavailable
+    from meterchat.chain.gateway import ChainUnavailable
 
     clock = Clock()
     reads = 0

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server import reconcile
-from server.app import create_app
-from server.chain_ctx import CHAIN_INFO, DEVNET
-from server.db import connect_sync, migrate_sync, run_tx
+from meterchat.app import create_app
+from meterchat.chain_ctx import CHAIN_INFO, DEVNET
+from meterchat.core.db import connect_sync, migrate_sync, run_tx
+from meterchat.operator import reconcile
 from tests.conftest import (
     actor,
     admin_actor,
@@ -63,7 +63,7 @@ async def test_panel_reports_the_devnet_hot_wallet_and_unmatched_deposits(aiohtt
 
 
 def _meterchat(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "meterchat.cli", *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
 
 
@@ -73,7 +73,7 @@ def test_cli_reconcile_reads_the_devnet_and_exits_nonzero_when_short(tmp_path):
                    '[devnet]\nport = 0\npath = "devnet.sqlite3"\n')
     conn = connect_sync(tmp_path / "m.sqlite3")
     migrate_sync(conn)
-    from server import accounts
+    from meterchat.accounts import users as accounts
 
     user = run_tx(conn, accounts.insert_user, "b@example.com", "x", "buyer", "b")
     fund_sync(conn, user.id, 1_000)

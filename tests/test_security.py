@@ -18,8 +18,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.app import create_app
-from server.openapi import OPERATIONS
+from meterchat.app import create_app
+from meterchat.web.openapi import OPERATIONS
 from tests.conftest import (
     actor,
     admin_actor,
@@ -269,7 +269,7 @@ async def test_hot_wallet_key_and_passwords_never_leak(tmp_path):
         "[deposits]\nwatcher_interval_s = 0.1\n[withdrawals]\nsender_interval_s = 0.1\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MC_TEST_HOT_KEY": key_hex}
     create = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "user", "create", "--config", str(cfg),
+        sys.executable, "-m", "meterchat.cli", "user", "create", "--config", str(cfg),
         "--email", "op@example.com", "--role", "admin", "--password-stdin",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env, cwd=ROOT)
     await create.communicate((PASSWORDS["admin"] + "\n").encode())
@@ -277,7 +277,7 @@ async def test_hot_wallet_key_and_passwords_never_leak(tmp_path):
     log_path, out_path = tmp_path / "server.log", tmp_path / "server.out"
     with log_path.open("w") as log, out_path.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "server.cli", "serve", "--config", str(cfg), stdout=out,
+            sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg), stdout=out,
             stderr=log, env=env, cwd=ROOT)
     tokens: list[str] = []
     try:
@@ -373,8 +373,8 @@ BAD_QUERY_INTS = ["1e20", "100000000000000000000", "9223372036854775808", "1.5",
 async def test_numbers_at_the_http_edge_are_refused_in_json_and_move_nothing(app_client):
     from decimal import Decimal
 
-    from server.appkeys import DB
-    from server.chain_ctx import CHAIN_INFO, DEVNET
+    from meterchat.appkeys import DB
+    from meterchat.chain_ctx import CHAIN_INFO, DEVNET
     from tests.conftest import assert_error, devnet_pay, eventually
 
     seller = await seller_online(app_client, 10)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import shutil
 
-from server import accounts, billing, calls, sellers
-from server.db import MIGRATIONS_DIR, connect_sync, migrate_sync, now_ms, run_read, run_tx
+from meterchat.accounts import users as accounts
+from meterchat.calls import manager as calls
+from meterchat.core.db import MIGRATIONS_DIR, connect_sync, migrate_sync, now_ms, run_read, run_tx
+from meterchat.money import billing
+from meterchat.sellers import store as sellers
 from tests.conftest import fund_sync
 
 

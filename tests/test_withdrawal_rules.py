@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server import withdrawals as wd
-from server.config import WithdrawalsConfig
-from server.errors import ApiError
-from server.money import tokens_to_musdt
+from meterchat.core.config import WithdrawalsConfig
+from meterchat.core.errors import ApiError
+from meterchat.core.units import tokens_to_musdt
+from meterchat.withdrawals import store as wd
 
 CFG = WithdrawalsConfig()
 VALID = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"

@@ -16,16 +16,16 @@ import uuid
 import pytest
 from tronpy.keys import PrivateKey
 
-from chain.address import to_base58
-from chain.client import ClientSettings, TronClient
-from chain.gateway import SignedTransfer
-from server import ledger
-from server import withdrawals as wd
-from server.app import create_app
-from server.appkeys import CONFIG, DB
-from server.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
-from server.db import now_ms
-from server.withdrawal_sender import NO_KEY_REASON, SENDER, WithdrawalSender, sender_from_app
+from meterchat.app import create_app
+from meterchat.appkeys import CONFIG, DB
+from meterchat.chain.address import to_base58
+from meterchat.chain.client import ClientSettings, TronClient
+from meterchat.chain.gateway import SignedTransfer
+from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
+from meterchat.core.db import now_ms
+from meterchat.money import ledger
+from meterchat.withdrawals import store as wd
+from meterchat.withdrawals.sender import NO_KEY_REASON, SENDER, WithdrawalSender, sender_from_app
 from tests.conftest import (
     actor,
     admin_actor,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from server import ledger
-from server.app import create_app
-from server.appkeys import DB
-from server.chain_ctx import CHAIN_INFO
+from meterchat.app import create_app
+from meterchat.appkeys import DB
+from meterchat.chain_ctx import CHAIN_INFO
+from meterchat.money import ledger
 from tests.conftest import (
     actor,
     admin_actor,
@@ -198,7 +198,7 @@ async def test_large_and_past_daily_limit_wait_for_review_then_approve_or_reject
 
 
 def cli(config_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args, "--config",
+    return subprocess.run([sys.executable, "-m", "meterchat.cli", *args, "--config",
                            str(config_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 

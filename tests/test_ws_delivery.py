@@ -17,9 +17,10 @@ import aiohttp
 import pytest
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
-from server.app import create_app
-from server.calls import HUB
-from server.signalling import CLOSE_LOGGED_OUT, Hub
+from meterchat.app import create_app
+from meterchat.calls.manager import HUB
+from meterchat.calls.signalling import CLOSE_LOGGED_OUT, Hub
+from meterchat.tools.peer import Client, SyntheticMedia
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import (
     Actor,
@@ -33,7 +34,6 @@ from tests.conftest import (
     register,
     seller_online,
 )
-from tools.peer import Client, SyntheticMedia
 
 SIGNAL_BYTES = 60_000  # below ws_max_message_bytes
 # Output a WebSocketResponse writes before it awaits a drain (aiohttp's writer_limit).

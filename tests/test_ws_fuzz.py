@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.app import create_app
+from meterchat.app import create_app
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import actor, audit_ok, fast_calls_config
 

@@ -1,0 +1,1 @@
+"""Calls: live time, the call manager, signalling over /ws, ICE servers."""

@@ -1,0 +1,113 @@
+"""Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; GET /api/ice.
+Also opens and closes the call manager and the socket hub with the app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from meterchat.accounts.auth import current_user, require_role
+from meterchat.appkeys import CONFIG, DB
+from meterchat.calls import ice
+from meterchat.calls import manager as calls
+from meterchat.calls.manager import CALLS, HUB, CallManager
+from meterchat.calls.signalling import Hub
+from meterchat.core import validate
+from meterchat.core.errors import Unprocessable
+from meterchat.core.units import AmountError, tokens_to_musdt
+from meterchat.web.metrics import METRICS
+
+
+def _call_id(request: web.Request) -> int:
+    return validate.path_id(request, "call", "no such call of yours")
+
+
+async def start_call(request: web.Request) -> web.Response:
+    user = await require_role(request, "buyer")
+    body = await validate.read_json(request)
+    seller_id = validate.body_id(body, "seller_id", "a seller's id")
+    rate = validate.integer(body, "rate", min=1)
+    cap_text = validate.decimal_string(body, "spend_cap", required=False)
+    cap_musdt = None
+    if cap_text is not None:
+        try:
+            cap_musdt = tokens_to_musdt(cap_text)
+        except AmountError as exc:
+            raise Unprocessable(f"spend_cap: {exc}", "invalid_value") from None
+        if cap_musdt <= 0:
+            raise Unprocessable("spend_cap must be above zero", "invalid_value")
+    call = await request.app[CALLS].start_call(user, seller_id, rate, cap_musdt)
+    return web.json_response({"call": call}, status=201)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    rows = await request.app[DB].read(calls.list_calls_of, user.id)
+    return web.json_response({"calls": [calls.call_json(r) for r in rows]})
+
+
+async def get_call(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].get_call(user, _call_id(request))})
+
+
+async def accept(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].accept(user, _call_id(request))})
+
+
+async def decline(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].decline(user, _call_id(request))})
+
+
+async def end(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response({"call": await request.app[CALLS].end(user, _call_id(request))})
+
+
+async def rate(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await validate.read_json(request)
+    stars = validate.integer(body, "stars", min=1, max=5)
+    comment = validate.string(body, "comment", required=False, max_len=2000)
+    row = await request.app[DB].tx(calls.rate_call, _call_id(request), user.id, stars, comment)
+    return web.json_response({"call": calls.call_json(row)})
+
+
+async def ice_servers(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    servers = ice.ice_servers(request.app[CONFIG].ice, user.id, int(time.time()))
+    return web.json_response({"ice_servers": servers})
+
+
+async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    hub = Hub.from_config(cfg.server)
+    manager = CallManager(app[DB], hub, cfg)
+    app[HUB] = hub
+    app[CALLS] = manager
+    m = app.get(METRICS)
+    if m is not None:
+        manager.metrics = m
+        m.ws_connections.set_function(lambda: hub.count)
+        m.live_calls.set_function(
+            lambda: sum(1 for rt in manager.active.values() if rt.state == "live"))
+    await manager.start()
+    yield
+    await manager.stop()
+    await hub.close()
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_calls_ctx)
+    app.router.add_post("/api/calls", start_call)
+    app.router.add_get("/api/calls", list_calls)
+    app.router.add_get("/api/calls/{id}", get_call)
+    app.router.add_post("/api/calls/{id}/accept", accept)
+    app.router.add_post("/api/calls/{id}/decline", decline)
+    app.router.add_post("/api/calls/{id}/end", end)
+    app.router.add_post("/api/calls/{id}/rating", rate)
+    app.router.add_get("/api/ice", ice_servers)

@@ -1,0 +1,120 @@
+"""GET /ws: the authenticated WebSocket (API.md "WebSocket"). Several tabs per user; aiohttp
+pings every ws_heartbeat_s and closes a socket that stops answering. Each socket has a size
+and a rate limit; a bad message is answered with an `error` message and the socket stays
+open. Past server.max_ws_connections new sockets are refused with a 503 JSON error, past
+server.max_ws_per_user sockets of one account with a 429. Every reply, like every message
+the server pushes, goes through the socket's outbound queue (server/signalling.py), so the
+handler never waits for a client to read and the order of messages holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from meterchat.accounts.auth import SESSION_COOKIE, bearer_token, session_of
+from meterchat.appkeys import CONFIG
+from meterchat.calls.manager import CALLS, HUB, WsError
+from meterchat.core import logs
+from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unavailable
+from meterchat.core.ratelimit import SlidingWindow
+from meterchat.web.metrics import METRICS
+
+log = logging.getLogger("meterchat.ws")
+
+
+def _origin_ok(request: web.Request) -> bool:
+    """Cookie-authenticated sockets must come from our own pages (no cross-site hijack)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    host = urlsplit(origin).netloc
+    public = request.app[CONFIG].server.public_url
+    return host == request.host or (bool(public) and host == urlsplit(public).netloc)
+
+
+async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+    session = await session_of(request, allow_query_token=True)
+    via_cookie = (bearer_token(request) is None and not request.query.get("token")
+                  and SESSION_COOKIE in request.cookies)
+    if via_cookie and not _origin_ok(request):
+        raise Forbidden("this page may not open a socket here", "bad_origin")
+    cfg = request.app[CONFIG].server
+    hub = request.app[HUB]
+    manager = request.app[CALLS]
+    if not hub.has_room():
+        logs.event(log, "ws_refused", reason="connection_cap", open=hub.count)
+        raise Unavailable("the server is at its connection limit; try again in a moment",
+                          "too_many_connections", headers={"Retry-After": "5"})
+    user_id = session.user.id
+    if not hub.has_room_for(user_id):
+        # One account cannot take every slot: its other tabs stay, others are not affected.
+        logs.event(log, "ws_refused", reason="user_cap", user_id=user_id)
+        raise TooManyRequests(
+            f"this account already has {hub.max_per_user} sockets open; close a tab first",
+            "too_many_sockets", headers={"Retry-After": "5"})
+    ws = web.WebSocketResponse(heartbeat=cfg.ws_heartbeat_s,
+                               max_msg_size=cfg.ws_max_message_bytes * 4)
+    # Counted before the handshake awaits, so concurrent opens cannot pass the caps.
+    box = hub.add(user_id, ws, session.id, request.transport)
+    gauge = request.app[METRICS].ws_connections
+    gauge.set(hub.count)
+
+    def reply(message: dict) -> None:
+        hub.send(user_id, message, only=ws)
+
+    def error(code: str, message: str) -> None:
+        reply({"type": "error", "code": code, "message": message})
+
+    try:
+        await ws.prepare(request)
+        hub.start(box)
+        limiter = SlidingWindow(cfg.ws_messages_per_10s, 10.0, max_keys=1)
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                error("invalid_message", "send JSON text messages")
+                continue
+            if len(msg.data) > cfg.ws_max_message_bytes:
+                error("message_too_large",
+                      f"messages are limited to {cfg.ws_max_message_bytes} bytes")
+                continue
+            if limiter.retry_after("s") > 0:
+                error("rate_limited", "too many messages; slow down")
+                continue
+            limiter.hit("s")
+            try:
+                data = json.loads(msg.data)
+            except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
+                error("invalid_json", "the message is not valid JSON")
+                continue
+            if not isinstance(data, dict):
+                error("invalid_message", "a message is a JSON object with a type")
+                continue
+            kind = data.get("type")
+            try:
+                if kind == "ping":
+                    reply({"type": "pong"})
+                elif kind == "signal":
+                    await manager.on_signal(user_id, ws, data)
+                elif kind == "media":
+                    await manager.on_media(user_id, ws, data)
+                else:
+                    error("unknown_type", "type must be signal, media or ping")
+            except (WsError, ApiError) as exc:
+                error(exc.code, exc.message)
+    finally:
+        hub.remove(user_id, ws)
+        gauge.set(hub.count)
+        manager.on_socket_closed(user_id, ws)
+    return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close()
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ws", ws_handler)
+    app.on_shutdown.append(_close_sockets)

@@ -1,0 +1,498 @@
+"""Configuration: every key declared once (default, type, help), read from one TOML file.
+
+Each section is a frozen dataclass; a field's metadata carries its help text and limits.
+`load_config(path)` validates the whole file and raises ConfigError naming the bad key.
+Money keys are read as Decimal (TOML floats are parsed with parse_float=Decimal) and exposed
+in integer µUSDT by properties, so no float ever touches money.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from meterchat.core.units import usdt_to_musdt
+
+NETWORKS = ("devnet", "nile", "shasta", "mainnet")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the key."""
+
+
+class Secret:
+    """A secret value that never prints: repr and str show only that it is set."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def key(default: Any, help: str, **limits: Any) -> Any:
+    """Declare a config key: its default, its help text and optional limits
+    (`choices`, `min`, `max`)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **limits})
+    return field(default=default, metadata={"help": help, **limits})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = key("127.0.0.1", "address to listen on")
+    port: int = key(8080, "TCP port to listen on", min=0, max=65535)
+    public_url: str = key(
+        "", "URL users open (https://... behind a TLS proxy); empty = http://host:port"
+    )
+    max_ws_connections: int = key(
+        4000,
+        "WebSocket connections accepted at once; keep well below the process file limit",
+        min=1,
+    )
+    ws_heartbeat_s: float = key(
+        20.0, "seconds between WebSocket pings; a socket that misses a pong is closed", min=0.5
+    )
+    ws_max_message_bytes: int = key(
+        65536, "largest WebSocket message accepted; bigger ones get an error", min=1024
+    )
+    ws_messages_per_10s: int = key(
+        200, "WebSocket messages one socket may send per 10 seconds", min=1
+    )
+    max_ws_per_user: int = key(
+        8, "WebSocket connections one account may have open at once (tabs); more get 429",
+        min=1,
+    )
+    ws_send_queue_messages: int = key(
+        256, "messages that may wait to be sent to one socket; one more closes that socket",
+        min=1,
+    )
+    ws_send_queue_bytes: int = key(
+        1048576, "bytes that may wait to be sent to one socket; more close that socket",
+        min=1024,
+    )
+    ws_send_timeout_s: float = key(
+        10.0, "seconds one message may take to go out to a socket before it is closed",
+        min=0.01,
+    )
+    presence_grace_s: float = key(
+        30.0, "seconds a seller's sockets may all be gone before the seller is set offline",
+        min=0,
+    )
+    log_level: str = key("info", "log level", choices=("debug", "info", "warning", "error"))
+    trusted_proxies: list[str] = key(
+        [], "addresses (IPs or CIDRs) of the reverse proxies in front of meterchat: only a "
+        "request from one of them has its X-Forwarded-For (the client address) and "
+        "X-Forwarded-Proto believed; [] = none, the peer is the client. Behind the shipped "
+        'Caddy (deploy/Caddyfile): ["127.0.0.1"]'
+    )
+    login_attempts_per_account: int = key(
+        10, "failed logins per account from one client address per 15 minutes before 429",
+        min=1,
+    )
+    login_attempts_per_ip: int = key(
+        30, "failed logins from one client address (IPv6: one /64), whatever the accounts, "
+        "per 15 minutes before 429", min=1
+    )
+    login_attempts_per_account_any_address: int = key(
+        100, "failed logins per account from all addresses together per 5 minutes before "
+        "429 (an address that logged in to the account before is not held by it)", min=1
+    )
+    registrations_per_ip_per_hour: int = key(
+        10, "sign-ups one client address (IPv6: one /64) may ask for per hour (each costs a "
+        "password hash)", min=1
+    )
+    session_days: int = key(30, "days a login session stays valid", min=1)
+    password_hash_time_cost: int = key(3, "argon2id passes per password hash", min=1)
+    password_hash_memory_kib: int = key(
+        65536, "argon2id memory per password hash, KiB (lower only on tiny test machines)",
+        min=1024,
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    path: Path = key(Path("data/meterchat.sqlite3"), "SQLite file; relative to the config file")
+    busy_timeout_ms: int = key(5000, "how long a writer waits for the database lock", min=0)
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    network: str = key("devnet", "TRON network", choices=NETWORKS)
+    endpoint: str = key("", "full node HTTP API; empty = the network's public default")
+    api_key_env: str = key("TRONGRID_API_KEY", "environment variable holding the TronGrid API key")
+    usdt_contract: str = key("", "USDT TRC20 contract; empty = the network's USDT")
+    deposit_address: str = key("", "platform deposit address; empty on devnet = a generated one")
+    hot_wallet_key_file: str = key(
+        "", "file holding the hot wallet's private key (hex); relative to the config file"
+    )
+    hot_wallet_key_env: str = key("", "environment variable holding the hot wallet's private key")
+    request_timeout_s: float = key(10.0, "timeout of one request to the node", min=0.1)
+
+
+@dataclass(frozen=True)
+class DevnetConfig:
+    host: str = key("127.0.0.1", "address the embedded devnet node listens on")
+    port: int = key(8090, "port of the embedded devnet node (0 = any free port)", min=0, max=65535)
+    block_time_s: float = key(3.0, "seconds between devnet blocks", min=0.05)
+    solidify_depth: int = key(19, "blocks on top before a block counts as solidified", min=0)
+    path: Path = key(Path("data/devnet.sqlite3"), "devnet state file; relative to the config file")
+
+
+@dataclass(frozen=True)
+class DepositsConfig:
+    min_usdt: Decimal = key(Decimal(3), "smallest top-up in USDT", min=Decimal("0.000001"))
+    intent_ttl_minutes: int = key(60, "minutes a deposit intent stays open", min=1)
+    watcher_interval_s: float = key(3.0, "seconds between deposit watcher passes", min=0.05)
+    max_open_intents_per_user: int = key(
+        5, "open (unexpired, unpaid) top-up intents one account may hold; more is 429 "
+        "too_many_intents", min=1
+    )
+    claims_per_user_per_hour: int = key(
+        60, "TXID claims one account may make per hour (each reads the node; the wallet page "
+        "asks every 3 s until its transfer is final)", min=1
+    )
+    claims_per_ip_per_hour: int = key(
+        180, "TXID claims from one client address (IPv6: one /64) per hour", min=1
+    )
+
+    @property
+    def min_musdt(self) -> int:
+        return usdt_to_musdt(self.min_usdt)
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    commission_percent: Decimal = key(
+        Decimal(25), "platform share of each charge, percent", min=Decimal(0), max=Decimal(100)
+    )
+    min_rate: int = key(1, "lowest rate a seller may set, tokens per minute, inclusive", min=1)
+    max_rate: int = key(10000, "highest rate a seller may set, tokens per minute", min=1)
+    min_prefund_minutes: int = key(1, "minutes a buyer must afford to start a call", min=0)
+    reconnect_grace_s: float = key(30.0, "seconds a paused call waits before it ends", min=0)
+    media_timeout_s: float = key(6.0, "a media report older than this pauses the call", min=0.5)
+    refund_below_live_s: float = key(
+        30.0, "calls lost with less live time than this may be refunded in full (when media "
+        "never went live, or the seller's side was gone; see auto_refunds_per_day)", min=0
+    )
+    auto_refunds_per_day: int = key(
+        3, "automatic refunds of lost calls per buyer in any 24 hours; later ones are charged "
+        "and can be disputed", min=0
+    )
+    max_pauses_per_call: int = key(
+        10, "pauses a call may have; the next one ends it (too_many_pauses)", min=0
+    )
+    max_paused_s_per_call: float = key(
+        60.0, "seconds a call may spend paused in all; past it the call ends (too_many_pauses)",
+        min=0,
+    )
+    ring_timeout_s: float = key(30.0, "seconds a call rings before it is missed", min=1)
+    tick_interval_s: float = key(1.0, "seconds between billing passes", min=0.05)
+    connect_timeout_s: float = key(
+        30.0, "seconds an accepted call may take to go live before it ends as failed", min=1
+    )
+
+
+@dataclass(frozen=True)
+class WithdrawalsConfig:
+    min_usdt: Decimal = key(Decimal(3), "smallest withdrawal in USDT", min=Decimal("0.000001"))
+    fee_usdt: Decimal = key(Decimal("0.5"), "platform fee per withdrawal, USDT", min=Decimal(0))
+    network_fee_usdt: Decimal = key(
+        Decimal("1.0"), "charged per withdrawal for the TRX burned for energy, USDT", min=Decimal(0)
+    )
+    fee_limit_trx: int = key(40, "fee_limit of a USDT transfer, TRX", min=1)
+    manual_review_above_usdt: Decimal = key(
+        Decimal(200), "withdrawals above this wait for an operator, USDT", min=Decimal(0)
+    )
+    daily_limit_usdt: Decimal = key(
+        Decimal(1000), "per user per day; past it withdrawals wait for an operator", min=Decimal(0)
+    )
+    buyer_withdrawals: bool = key(False, "let buyers withdraw too (never bonus tokens)")
+    sender_interval_s: float = key(5.0, "seconds between withdrawal sender passes", min=0.05)
+    expiry_margin_s: float = key(
+        30.0, "seconds past a transaction's expiration (by this server's clock) before its "
+        "absence from the solidified chain counts; covers clock skew", min=0)
+
+    @property
+    def min_musdt(self) -> int:
+        return usdt_to_musdt(self.min_usdt)
+
+    @property
+    def fee_musdt(self) -> int:
+        return usdt_to_musdt(self.fee_usdt)
+
+    @property
+    def network_fee_musdt(self) -> int:
+        return usdt_to_musdt(self.network_fee_usdt)
+
+    @property
+    def manual_review_above_musdt(self) -> int:
+        return usdt_to_musdt(self.manual_review_above_usdt)
+
+    @property
+    def daily_limit_musdt(self) -> int:
+        return usdt_to_musdt(self.daily_limit_usdt)
+
+
+def parse_bonus_tiers(tiers: list[str]) -> list[tuple[int, int]]:
+    """["50:5", "100:10"] -> [(50 USDT in µUSDT, 5 % in ppm), ...], sorted by threshold.
+    Raises ValueError naming the bad entry."""
+    out: dict[int, int] = {}
+    for text in tiers:
+        parts = text.split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            from_usdt, percent = Decimal(parts[0].strip()), Decimal(parts[1].strip())
+            if not (from_usdt.is_finite() and percent.is_finite()):
+                raise ValueError
+            from_musdt = usdt_to_musdt(from_usdt)
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{text!r} is not \"from_usdt:percent\" like \"100:10\"") from None
+        if from_musdt <= 0 or not Decimal(0) < percent <= Decimal(100):
+            raise ValueError(f"{text!r}: from_usdt must be above 0 and percent in (0, 100]")
+        ppm = percent * 10_000
+        if ppm != ppm.to_integral_value():
+            raise ValueError(f"{text!r}: percent has more than 4 decimals")
+        if from_musdt in out:
+            raise ValueError(f"{text!r}: two tiers start at the same amount")
+        out[from_musdt] = int(ppm)
+    return sorted(out.items())
+
+
+@dataclass(frozen=True)
+class EconomyConfig:
+    bonus_tiers: list[str] = key(
+        [], 'top-up bonus tiers "from_usdt:percent", e.g. ["50:5", "100:10"]: a top-up of at '
+        "least from_usdt gets percent extra tokens from promo:bonuses (the highest tier "
+        "reached applies; bonus tokens are spendable, never withdrawable)"
+    )
+    tip_commission_percent: Decimal = key(
+        Decimal(-1), "platform share of a tip, percent; -1 = as for call minutes (the "
+        "seller's own commission, else billing.commission_percent)",
+        min=Decimal(-1), max=Decimal(100),
+    )
+    tip_window_hours: float = key(24.0, "hours after a call ends in which it can be tipped",
+                                  min=0)
+    max_tip_tokens: int = key(100_000, "largest single tip, whole tokens", min=1)
+    limit_raise_delay_hours: float = key(
+        24.0, "hours before a buyer's raised (or removed) spending limit takes effect; "
+        "lowering takes effect at once", min=0,
+    )
+    max_self_exclusion_days: int = key(3650, "longest self-exclusion a buyer may choose",
+                                       min=1)
+
+    @property
+    def bonus_tiers_ppm(self) -> list[tuple[int, int]]:
+        return parse_bonus_tiers(self.bonus_tiers)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    dispute_window_days: int = key(
+        14, "days after a call ends during which its buyer may dispute it", min=0
+    )
+    earnings_hold_hours: float = key(
+        0.0, "hours a seller's earnings stay pending before they can be withdrawn (0 = none)",
+        min=0,
+    )
+    release_interval_s: float = key(
+        60.0, "seconds between passes that release held earnings", min=0.05
+    )
+    health_chain_timeout_s: float = key(
+        2.0, "how long /api/health waits for the chain node", min=0.05
+    )
+    health_chain_cache_s: float = key(
+        5.0, "seconds /api/health reuses its last reading of the chain node (however many "
+        "ask, the node is read at most once per this)", min=0
+    )
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    stun_urls: list[str] = key([], "STUN server URLs, e.g. stun:turn.example.com:3478")
+    turn_urls: list[str] = key([], "TURN server URLs, e.g. turn:turn.example.com:3478")
+    turn_secret_env: str = key(
+        "TURN_SECRET", "environment variable holding coturn's static-auth-secret"
+    )
+    turn_ttl_s: int = key(3600, "lifetime of TURN credentials, seconds", min=60)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    devnet: DevnetConfig = field(default_factory=DevnetConfig)
+    deposits: DepositsConfig = field(default_factory=DepositsConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
+    withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
+    ice: IceConfig = field(default_factory=IceConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    economy: EconomyConfig = field(default_factory=EconomyConfig)
+    # Directory relative paths were resolved against (the config file's, or the cwd).
+    base_dir: Path = field(default_factory=Path.cwd, compare=False)
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with some keys changed: replace(billing={"media_timeout_s": 2})."""
+        data = {name: _section_to_dict(getattr(self, name)) for name in section_names()}
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return config_from_dict(data, self.base_dir)
+
+
+def section_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config) if f.name != "base_dir"]
+
+
+def section_type(name: str) -> type:
+    hints = typing.get_type_hints(Config)
+    return hints[name]
+
+
+def _section_to_dict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def _convert(where: str, hint: Any, value: Any, meta: dict, base_dir: Path) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"config key {where}: expected {expected}, got {value!r}")
+
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        out: Any = value
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        out = value
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise bad("a number")
+        out = float(value)
+    elif hint is Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise bad("a number")
+        out = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        if not out.is_finite():
+            raise bad("a finite number")
+    elif hint is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        out = value
+    elif hint is Path:
+        if not isinstance(value, str | Path) or str(value) == "":
+            raise bad("a file path")
+        out = Path(value)
+        if not out.is_absolute():
+            out = base_dir / out
+    elif typing.get_origin(hint) is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        out = list(value)
+    else:  # pragma: no cover - a declaration error, caught by the tests
+        raise ConfigError(f"config key {where}: unsupported type {hint}")
+    choices = meta.get("choices")
+    if choices is not None and out not in choices:
+        raise ConfigError(
+            f"config key {where}: {value!r} is not one of {', '.join(map(str, choices))}"
+        )
+    if "min" in meta and out < meta["min"]:
+        raise ConfigError(f"config key {where}: {value!r} is below the minimum {meta['min']}")
+    if "max" in meta and out > meta["max"]:
+        raise ConfigError(f"config key {where}: {value!r} is above the maximum {meta['max']}")
+    return out
+
+
+def _build_section(name: str, values: Any, base_dir: Path) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config key {name}: expected a [{name}] table")
+    cls = section_type(name)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in values.items():
+        if k not in fields:
+            raise ConfigError(
+                f"unknown config key {name}.{k}; keys of [{name}]: {', '.join(fields)}"
+            )
+        kwargs[k] = _convert(f"{name}.{k}", hints[k], v, dict(fields[k].metadata), base_dir)
+    # Defaulted paths are relative to the config file too.
+    for fname, f in fields.items():
+        if fname not in kwargs and hints[fname] is Path:
+            kwargs[fname] = _convert(f"{name}.{fname}", Path, f.default, {}, base_dir)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: Path) -> Config:
+    """Build a validated Config from parsed TOML; unknown keys and bad values raise."""
+    known = section_names()
+    for name in data:
+        if name not in known:
+            raise ConfigError(
+                f"unknown config section [{name}]; known sections: {', '.join(known)}"
+            )
+    sections = {name: _build_section(name, data.get(name, {}), base_dir) for name in known}
+    cfg = Config(base_dir=base_dir, **sections)
+    _check_across_keys(cfg)
+    return cfg
+
+
+def _check_across_keys(cfg: Config) -> None:
+    if cfg.billing.min_rate > cfg.billing.max_rate:
+        raise ConfigError("config key billing.min_rate: must not exceed billing.max_rate")
+    try:
+        parse_bonus_tiers(cfg.economy.bonus_tiers)
+    except ValueError as exc:
+        raise ConfigError(f"config key economy.bonus_tiers: {exc}") from None
+    if -1 < cfg.economy.tip_commission_percent < 0:
+        raise ConfigError("config key economy.tip_commission_percent: -1 or 0..100")
+    for entry in cfg.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(f"config key server.trusted_proxies: {entry!r} is not an IP "
+                              "address or a CIDR like 10.0.0.0/8") from None
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate a TOML config file; None means every default (paths under ./)."""
+    if path is None:
+        return config_from_dict({}, Path.cwd())
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return config_from_dict(data, p.resolve().parent)
+
+
+def describe_keys() -> list[tuple[str, str, Any, str]]:
+    """(section, key, default, help) for every declared key, for docs and tests."""
+    out = []
+    for name in section_names():
+        for f in dataclasses.fields(section_type(name)):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append((name, f.name, default, f.metadata.get("help", "")))
+    return out

@@ -1,0 +1,1 @@
+"""Top-ups: intents, crediting transfers, the watcher, claims."""

@@ -1,0 +1,90 @@
+"""Wallet and operator endpoints of deposits: intents, TXID claims, the user's deposits and
+ledger, and the operator's view and assignment of unmatched transfers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from meterchat.accounts.auth import client_key, current_user, enforce, require_role
+from meterchat.appkeys import CONFIG, DB, LIMITS
+from meterchat.chain_ctx import CHAIN_INFO, GATEWAY
+from meterchat.core import validate
+from meterchat.core.db import now_ms
+from meterchat.core.errors import Unprocessable
+from meterchat.deposits import store as deposits
+from meterchat.economy import store as economy
+
+
+async def create_intent(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await validate.read_json(request)
+    cfg = request.app[CONFIG].deposits
+    info = request.app[CHAIN_INFO]
+    await request.app[DB].read(economy.check_not_excluded, user.id, now_ms())
+    base = deposits.requested_musdt(validate.decimal_string(body, "usdt"), cfg.min_musdt)
+    intent = await request.app[DB].tx(
+        deposits.create_intent_tx, user.id, base, info.deposit_address, info.usdt_contract,
+        cfg.intent_ttl_minutes * 60_000, now_ms(), max_open=cfg.max_open_intents_per_user,
+    )
+    view = deposits.intent_view(intent, now_ms())
+    view["qr"] = deposits.qr_svg_data_uri(intent.address)
+    view["network"] = info.network
+    return web.json_response({"intent": view}, status=201)
+
+
+async def claim(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    body = await validate.read_json(request)
+    info = request.app[CHAIN_INFO]
+    txid = deposits.parse_txid(body.get("txid"))
+    # A claim reads the node (the TronGrid quota the watcher needs): limited per user and per
+    # client address. Claims are optional, the watcher credits without them.
+    limits = request.app[LIMITS]
+    enforce("too many TXID claims; your top-up is still credited by itself once final",
+            (limits.claims_by_user, str(user.id)), (limits.claims_by_address, client_key(request)))
+    answer = await deposits.claim(
+        request.app[DB], request.app[GATEWAY], info.usdt_contract, info.deposit_address,
+        user.id, txid,
+    )
+    return web.json_response({"deposit": answer.deposit}, status=answer.status)
+
+
+async def list_deposits(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    return web.json_response(await request.app[DB].read(deposits.user_deposits, user.id,
+                                                        now_ms()))
+
+
+async def user_ledger(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    entries = await request.app[DB].read(deposits.ledger_view, user.id)
+    return web.json_response({"entries": entries})
+
+
+async def admin_list(request: web.Request) -> web.Response:
+    await require_role(request, "admin")
+    status = request.query.get("status") or None
+    if status not in (None, "unmatched", "credited"):
+        raise Unprocessable("status must be unmatched or credited", "invalid_status")
+    rows = await request.app[DB].read(deposits.admin_deposits, status)
+    return web.json_response({"deposits": rows})
+
+
+async def admin_assign(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    body = await validate.read_json(request)
+    txid = deposits.parse_txid(request.match_info["txid"])
+    user_id = validate.body_id(body, "user_id", "a user's id")
+    log_index = validate.integer(body, "log_index", required=False, min=0)
+    row = await request.app[DB].tx(deposits.assign_tx, txid, log_index, user_id, admin.id,
+                                   now_ms())
+    return web.json_response({"deposit": row})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/deposits/intents", create_intent)
+    app.router.add_post("/api/deposits/claim", claim)
+    app.router.add_get("/api/deposits", list_deposits)
+    app.router.add_get("/api/ledger", user_ledger)
+    app.router.add_get("/api/admin/deposits", admin_list)
+    app.router.add_post("/api/admin/deposits/{txid}/assign", admin_assign)

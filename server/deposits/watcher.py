@@ -1,0 +1,130 @@
+"""The deposit watcher: an apscheduler job that follows solidified blocks from a stored cursor,
+records every USDT Transfer to the deposit address (crediting the intent it matches, else
+`unmatched` for the operator), and moves the cursor in the same SQLite transaction as the
+block's records, so no block is skipped and none is credited twice across restarts.
+
+Node errors and timeouts never stop it: the pass logs why and backs off (doubling up to a
+minute), then resumes from the cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from meterchat.appkeys import CONFIG, DB
+from meterchat.chain.gateway import ChainGateway, ChainUnavailable
+from meterchat.chain_ctx import CHAIN_INFO, GATEWAY
+from meterchat.core.db import Database, now_ms
+from meterchat.core.jobs import interval_job
+from meterchat.core.logs import event
+from meterchat.deposits import store as deposits
+from meterchat.web.metrics import METRICS
+
+log = logging.getLogger("meterchat.deposits.watcher")
+# One line per pass and per node request would drown the log; our own events say what
+# happened (deposit_recorded, watcher_node_error).
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+MAX_BLOCKS_PER_PASS = 2_000
+MAX_BACKOFF_S = 60.0
+
+
+class DepositWatcher:
+    def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
+                 deposit_address: str, interval_s: float, metrics=None) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.usdt_contract = usdt_contract
+        self.deposit_address = deposit_address
+        self.interval_s = interval_s
+        self.metrics = metrics
+        self.failures = 0
+        self.backoff_until = 0.0
+        self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self.stopped = False
+
+    async def stop(self) -> None:
+        """No new passes; wait for the one under way to finish its block."""
+        self.stopped = True
+        async with self._lock:
+            pass
+
+    async def run_once(self) -> int:
+        """One pass: read every solidified block past the cursor (up to a limit). Returns
+        the number of blocks recorded. Never raises for node trouble."""
+        if self.stopped or time.monotonic() < self.backoff_until:
+            return 0
+        async with self._lock:
+            try:
+                done = await self._pass()
+            except ChainUnavailable as exc:
+                self._fail(str(exc))
+                return 0
+            except Exception as exc:  # keep watching whatever happened; say why
+                log.exception("deposit watcher pass failed")
+                self._fail(f"{type(exc).__name__}: {exc}")
+                return 0
+        if self.failures:
+            event(log, "watcher_recovered", after_failures=self.failures)
+        self.failures = 0
+        self.last_error = None
+        return done
+
+    def _fail(self, reason: str) -> None:
+        self.failures += 1
+        self.last_error = reason
+        delay = min(MAX_BACKOFF_S, self.interval_s * (2 ** min(self.failures, 10)))
+        self.backoff_until = time.monotonic() + delay
+        event(log, "watcher_node_error", logging.WARNING, reason=reason,
+              failures=self.failures, retry_in_s=round(delay, 2))
+
+    async def _pass(self) -> int:
+        solid = await self.gateway.solidified_block_number()
+        at = await self.db.read(deposits.cursor)
+        if at is None:
+            # First start: follow from the current solidified block on (history before
+            # meterchat existed holds no intents).
+            await self.db.tx(deposits.set_cursor_tx, solid, now_ms())
+            event(log, "watcher_cursor_initialised", block=solid)
+            at = solid
+        done = 0
+        while at < solid and done < MAX_BLOCKS_PER_PASS:
+            n = at + 1
+            bt = await self.gateway.block_transfers(n, self.usdt_contract)
+            ours = tuple(t for t in bt.transfers
+                         if t.to_address == self.deposit_address and t.amount > 0)
+            recorded = await self.db.tx(deposits.record_block_tx, n, bt.block_time_ms, ours,
+                                        now_ms())
+            for r in recorded:
+                if r.fresh:
+                    event(log, "deposit_recorded", txid=r.txid, log_index=r.log_index,
+                          status=r.status, amount_musdt=r.amount_musdt, block=n)
+            at = n
+            done += 1
+        if self.metrics is not None:
+            self.metrics.watcher_lag_blocks.set(max(0, solid - at))
+        return done
+
+
+WATCHER = web.AppKey("deposit_watcher", DepositWatcher)
+
+
+async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the watcher job, first pass at once, then every watcher_interval_s."""
+    config = app[CONFIG]
+    info = app[CHAIN_INFO]
+    watcher = DepositWatcher(
+        app[DB], app[GATEWAY], info.usdt_contract, info.deposit_address,
+        config.deposits.watcher_interval_s, app.get(METRICS),
+    )
+    app[WATCHER] = watcher
+    async with interval_job(watcher.run_once, config.deposits.watcher_interval_s,
+                            "deposit_watcher", watcher.stop):
+        yield

@@ -1,0 +1,1 @@
+"""Tips, bonuses, promotions, spending limits, seller stats."""

@@ -1,0 +1,1 @@
+"""Disputes, moderation, the audit log, reconciliation, held earnings, backups."""

@@ -1,0 +1,254 @@
+"""Disputes: a buyer disputes a call they paid for (within `dispute_window_days` of its end,
+one open dispute per call); the operator reads the call's whole record and resolves it with
+a refund of up to what is left of the charge.
+
+A refund is one new reversing ledger transaction (never an edit), keyed dispute:<id>:refund:
+the buyer gets it back in `available`; it is taken from the seller's earnings and the
+commission in the proportion the charge was split. The seller's part comes out of their
+`pending` first (earnings still held), then `available`; what the seller no longer holds
+(already withdrawn) is covered by the platform from revenue:commission, so no user balance
+ever goes negative. If even the commission account cannot cover it the resolution is
+refused and nothing moves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from meterchat.calls import manager as calls
+from meterchat.core.errors import Conflict, NotFound, Unprocessable
+from meterchat.core.units import musdt_to_tokens_str
+from meterchat.deposits.store import iso_ms
+from meterchat.money import ledger
+from meterchat.money.billing import FINAL_STATES
+from meterchat.money.ledger import REVENUE_COMMISSION
+from meterchat.operator import audit_log
+
+DAY_MS = 86_400_000
+MAX_REASON_CHARS = 2000
+KIND_REFUND = "dispute_refund"
+
+
+# ---- pure rules ---------------------------------------------------------------------
+
+def refund_split(refund_musdt: int, charged_musdt: int, seller_earned_musdt: int
+                 ) -> tuple[int, int]:
+    """(from seller, from commission) in the proportion of the original split. The seller's
+    part is rounded down, so rounding never takes more from the seller than they earned."""
+    if refund_musdt <= 0 or charged_musdt <= 0:
+        return 0, 0
+    seller = refund_musdt * seller_earned_musdt // charged_musdt
+    return seller, refund_musdt - seller
+
+
+def take_from_seller(amount_musdt: int, pending_musdt: int, available_musdt: int
+                     ) -> tuple[int, int, int]:
+    """(from pending, from available, shortfall the platform covers)."""
+    from_pending = min(amount_musdt, max(0, pending_musdt))
+    rest = amount_musdt - from_pending
+    from_available = min(rest, max(0, available_musdt))
+    return from_pending, from_available, rest - from_available
+
+
+def within_window(ended_at_ms: int | None, now_ms: int, window_days: int) -> bool:
+    return ended_at_ms is not None and now_ms <= ended_at_ms + window_days * DAY_MS
+
+
+# ---- database -----------------------------------------------------------------------
+
+_COLS = ("d.id, d.call_id, d.buyer_id, d.seller_id, d.reason, d.status, d.created_at_ms,"
+         " d.resolved_at_ms, d.resolved_by, d.note, d.refund_musdt, d.from_seller_musdt,"
+         " d.from_commission_musdt, d.platform_covered_musdt")
+
+
+@dataclass(frozen=True)
+class Dispute:
+    id: int
+    call_id: int
+    buyer_id: int
+    seller_id: int
+    reason: str
+    status: str
+    created_at_ms: int
+    resolved_at_ms: int | None
+    resolved_by: int | None
+    note: str | None
+    refund_musdt: int
+    from_seller_musdt: int
+    from_commission_musdt: int
+    platform_covered_musdt: int
+
+    def view(self) -> dict:
+        return {
+            "id": str(self.id),
+            "call_id": str(self.call_id),
+            "buyer_id": str(self.buyer_id),
+            "seller_id": str(self.seller_id),
+            "reason": self.reason,
+            "status": self.status,
+            "created_at": iso_ms(self.created_at_ms),
+            "resolved_at": iso_ms(self.resolved_at_ms),
+            "resolved_by": None if self.resolved_by is None else str(self.resolved_by),
+            "note": self.note,
+            "refund": musdt_to_tokens_str(self.refund_musdt),
+            "from_seller": musdt_to_tokens_str(self.from_seller_musdt),
+            "from_commission": musdt_to_tokens_str(self.from_commission_musdt),
+            "platform_covered": musdt_to_tokens_str(self.platform_covered_musdt),
+        }
+
+
+def get(conn: sqlite3.Connection, dispute_id: int) -> Dispute | None:
+    row = conn.execute(f"SELECT {_COLS} FROM disputes d WHERE d.id = ?",
+                       (dispute_id,)).fetchone()
+    return Dispute(*row) if row else None
+
+
+def _require(conn: sqlite3.Connection, dispute_id: int) -> Dispute:
+    d = get(conn, dispute_id)
+    if d is None:
+        raise NotFound("no such dispute", "dispute_not_found")
+    return d
+
+
+def refunded_musdt(conn: sqlite3.Connection, call_id: int) -> int:
+    return conn.execute("SELECT COALESCE(SUM(refund_musdt), 0) FROM disputes WHERE call_id = ?",
+                        (call_id,)).fetchone()[0]
+
+
+def open_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, reason: str,
+            window_days: int, at_ms: int) -> Dispute:
+    row = conn.execute(
+        "SELECT buyer_id, seller_id, state, ended_at_ms, charged_musdt FROM calls WHERE id = ?",
+        (call_id,)).fetchone()
+    if row is None or row[0] != buyer_id:
+        raise NotFound("no such call of yours", "call_not_found")
+    _, seller_id, state, ended_at_ms, charged = row
+    if state not in FINAL_STATES:
+        raise Conflict("a call can be disputed once it has ended", "call_not_ended")
+    if charged - refunded_musdt(conn, call_id) <= 0:
+        raise Conflict("nothing was charged for this call (or it was refunded already)",
+                       "nothing_to_dispute")
+    if not within_window(ended_at_ms, at_ms, window_days):
+        raise Conflict(f"calls can be disputed within {window_days} days of their end",
+                       "dispute_window_closed")
+    if conn.execute("SELECT 1 FROM disputes WHERE call_id = ? AND status = 'open'",
+                    (call_id,)).fetchone():
+        raise Conflict("this call already has an open dispute", "dispute_open")
+    cur = conn.execute(
+        "INSERT INTO disputes (call_id, buyer_id, seller_id, reason, status, created_at_ms)"
+        " VALUES (?, ?, ?, ?, 'open', ?)", (call_id, buyer_id, seller_id, reason, at_ms))
+    return _require(conn, cur.lastrowid)
+
+
+def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 500
+                   ) -> list[dict]:
+    where, args = ("d.status = ?", (status,)) if status else ("1", ())
+    rows = conn.execute(
+        f"SELECT {_COLS}, c.charged_musdt, c.rate_tokens_per_min, c.live_ms, c.end_reason"
+        f" FROM disputes d JOIN calls c ON c.id = d.call_id WHERE {where}"
+        " ORDER BY d.id DESC LIMIT ?", (*args, limit)).fetchall()
+    out = []
+    for r in rows:
+        view = Dispute(*r[:14]).view()
+        view["call"] = {"charged": musdt_to_tokens_str(r[14]), "rate": r[15],
+                        "live_seconds": r[16] // 1000, "end_reason": r[17]}
+        out.append(view)
+    return out
+
+
+def call_record(conn: sqlite3.Connection, call_id: int) -> dict:
+    """Everything kept about a call: its row, every state change, every segment, both
+    parties' media reports, its ledger transactions and its disputes."""
+    row = calls.get_call_row(conn, call_id)
+    if row is None:
+        raise NotFound("no such call", "call_not_found")
+    events = [{"at": iso_ms(a), "state": s, "detail": d} for a, s, d in conn.execute(
+        "SELECT at_ms, state, detail FROM call_events WHERE call_id = ? ORDER BY id",
+        (call_id,))]
+    segments = [{"tenth": t, "at": iso_ms(a)} for t, a in conn.execute(
+        "SELECT tenth, at_ms FROM call_segments WHERE call_id = ? ORDER BY tenth", (call_id,))]
+    media = []
+    for r in conn.execute(
+        "SELECT user_id, reports, good_reports, last_state, bytes_received, frames_decoded,"
+        " last_report_at_ms, socket_open, updated_at_ms FROM call_media WHERE call_id = ?",
+        (call_id,),
+    ):
+        media.append({
+            "user_id": str(r[0]), "party": "buyer" if r[0] == row[1] else "seller",
+            "reports": r[1], "good_reports": r[2], "last_state": r[3],
+            "bytes_received": r[4], "frames_decoded": r[5],
+            "last_report_at": iso_ms(r[6]), "socket_open": bool(r[7]),
+            "recorded_at": iso_ms(r[8]),
+        })
+    txs = []
+    for tx_id, kind, key, at, name, amount in conn.execute(
+        "SELECT t.id, t.kind, t.idem_key, t.created_at_ms, a.name, p.amount_musdt"
+        " FROM ledger_tx t JOIN postings p ON p.tx_id = t.id JOIN accounts a ON a.id ="
+        " p.account_id WHERE t.ref = ? ORDER BY t.id, p.id", (f"call:{call_id}",)):
+        if not txs or txs[-1]["id"] != str(tx_id):
+            txs.append({"id": str(tx_id), "kind": kind, "idem_key": key, "at": iso_ms(at),
+                        "postings": []})
+        txs[-1]["postings"].append({"account": name, "amount": musdt_to_tokens_str(amount)})
+    disputes = [Dispute(*r).view() for r in conn.execute(
+        f"SELECT {_COLS} FROM disputes d WHERE d.call_id = ? ORDER BY d.id", (call_id,))]
+    return {"call": calls.call_json(row), "events": events, "segments": segments,
+            "media": media, "ledger": txs, "disputes": disputes}
+
+
+def record_of_dispute(conn: sqlite3.Connection, dispute_id: int) -> dict:
+    d = _require(conn, dispute_id)
+    return {"dispute": d.view(), "record": call_record(conn, d.call_id)}
+
+
+def resolve_tx(conn: sqlite3.Connection, dispute_id: int, refund_musdt: int,
+               note: str | None, actor_id: int, at_ms: int) -> tuple[Dispute, bool]:
+    """Resolve with a refund (0 = no refund). Returns (dispute, replayed): resolving again
+    with the same refund returns the first resolution and moves nothing."""
+    d = _require(conn, dispute_id)
+    if d.status == "resolved":
+        if d.refund_musdt == refund_musdt:
+            return d, True
+        raise Conflict("this dispute is already resolved", "dispute_resolved")
+    charged, seller_earned, seller_acct = conn.execute(
+        "SELECT c.charged_musdt, c.seller_earned_musdt, a.name FROM calls c"
+        " JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?", (d.call_id,)).fetchone()
+    left = charged - refunded_musdt(conn, d.call_id)
+    if refund_musdt > left:
+        raise Unprocessable(
+            f"refund_tokens can be at most {musdt_to_tokens_str(left)}, what is left of the"
+            " charge", "refund_too_large")
+    from_seller, from_commission = refund_split(refund_musdt, charged, seller_earned)
+    pending_acct = ledger.user_account(d.seller_id, "pending")
+    avail_acct = ledger.user_account(d.seller_id)
+    # The call's own earning account first (pending while earnings are held).
+    first, second = (pending_acct, avail_acct) if seller_acct == pending_acct else (
+        avail_acct, pending_acct)
+    a, b, shortfall = take_from_seller(from_seller, ledger.balance(conn, first),
+                                       ledger.balance(conn, second))
+    tx_id = None
+    if refund_musdt:
+        try:
+            tx = ledger.post(conn, KIND_REFUND, [
+                (ledger.user_account(d.buyer_id), refund_musdt),
+                (first, -a), (second, -b),
+                (REVENUE_COMMISSION, -(from_commission + shortfall)),
+            ], idem_key=f"dispute:{d.id}:refund", ref=f"call:{d.call_id}", at_ms=at_ms)
+        except ledger.InsufficientFunds:
+            raise Conflict(
+                "the seller no longer holds their part and revenue:commission cannot cover"
+                " it; refund less", "platform_cannot_cover") from None
+        tx_id = tx.tx_id
+        conn.execute("UPDATE calls SET refunded_musdt = refunded_musdt + ? WHERE id = ?",
+                     (refund_musdt, d.call_id))
+    conn.execute(
+        "UPDATE disputes SET status = 'resolved', resolved_at_ms = ?, resolved_by = ?,"
+        " note = ?, refund_musdt = ?, from_seller_musdt = ?, from_commission_musdt = ?,"
+        " platform_covered_musdt = ?, ledger_tx_id = ? WHERE id = ? AND status = 'open'",
+        (at_ms, actor_id, note, refund_musdt, from_seller, from_commission, shortfall, tx_id,
+         d.id))
+    audit_log.record(conn, actor_id, "dispute.resolve", f"dispute:{d.id}", note, at_ms,
+                     call_id=d.call_id, refund_musdt=refund_musdt,
+                     from_seller_musdt=from_seller, from_commission_musdt=from_commission,
+                     platform_covered_musdt=shortfall)
+    return _require(conn, d.id), False

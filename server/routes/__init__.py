@@ -1,2 +1,0 @@
-"""HTTP and WebSocket handlers, one module per domain; each has setup(app). Handlers stay
-thin: read the request, call the domain, shape the answer."""

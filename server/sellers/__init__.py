@@ -1,0 +1,1 @@
+"""Seller profiles, presence, blocks and the sellers listing."""

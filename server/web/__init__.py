@@ -1,0 +1,1 @@
+"""The browser client's files, health, OpenAPI description."""

@@ -1,0 +1,1 @@
+"""Withdrawal requests and the exactly-once sender."""

@@ -1,0 +1,79 @@
+"""Withdrawal endpoints: a user's request (with its Idempotency-Key) and list, and the
+operator's list, approve and reject (API.md "Wallet", "Operator")."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from meterchat.accounts.auth import current_user, require_role
+from meterchat.appkeys import CONFIG, DB
+from meterchat.chain_ctx import CHAIN_INFO
+from meterchat.core import validate
+from meterchat.core.db import now_ms
+from meterchat.core.errors import Unprocessable
+from meterchat.withdrawals import store as wd
+
+
+def platform_addresses(app: web.Application) -> frozenset[str]:
+    info = app[CHAIN_INFO]
+    return frozenset(a for a in (info.deposit_address, info.hot_wallet_address,
+                                 info.usdt_contract) if a)
+
+
+async def request_withdrawal(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    cfg = request.app[CONFIG].withdrawals
+    wd.check_role(user.role, cfg)
+    idem_key = wd.check_idempotency_key(request.headers.get("Idempotency-Key"))
+    body = await validate.read_json(request)
+    address = wd.check_address(body.get("address"), platform_addresses(request.app))
+    if body.get("tokens") is None:
+        raise Unprocessable("tokens is required", "missing_field")
+    q = wd.quote(wd.parse_tokens(body.get("tokens")), cfg)
+    done = await request.app[DB].tx(wd.request_tx, user.id, idem_key, address, q, cfg,
+                                    now_ms())
+    headers = {"Idempotent-Replayed": "true"} if done.replayed else None
+    return web.json_response({"withdrawal": done.withdrawal.view()}, status=201,
+                             headers=headers)
+
+
+async def list_withdrawals(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    rows = await request.app[DB].read(wd.user_withdrawals, user.id)
+    return web.json_response({"withdrawals": rows})
+
+
+async def admin_list(request: web.Request) -> web.Response:
+    await require_role(request, "admin")
+    status = request.query.get("status") or None
+    if status is not None and status not in wd.STATUSES:
+        raise Unprocessable(f"status must be one of {', '.join(wd.STATUSES)}", "invalid_status")
+    rows = await request.app[DB].read(wd.admin_withdrawals, status)
+    return web.json_response({"withdrawals": rows})
+
+
+def _withdrawal_id(request: web.Request) -> int:
+    return validate.path_id(request, "withdrawal")
+
+
+async def admin_approve(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    w = await request.app[DB].tx(wd.approve_tx, _withdrawal_id(request), admin.id, now_ms())
+    return web.json_response({"withdrawal": w.view(admin=True)})
+
+
+async def admin_reject(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    body = await validate.read_json(request)
+    reason = validate.string(body, "reason", required=False, max_len=500)
+    w = await request.app[DB].tx(wd.reject_tx, _withdrawal_id(request), admin.id, now_ms(),
+                                 reason)
+    return web.json_response({"withdrawal": w.view(admin=True)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/withdrawals", request_withdrawal)
+    app.router.add_get("/api/withdrawals", list_withdrawals)
+    app.router.add_get("/api/admin/withdrawals", admin_list)
+    app.router.add_post("/api/admin/withdrawals/{id}/approve", admin_approve)
+    app.router.add_post("/api/admin/withdrawals/{id}/reject", admin_reject)
