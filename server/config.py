@@ -224,7 +224,9 @@ class EconomyConfig:
     bonus_tiers: list[str] = key(
         [], 'top-up bonus tiers "from_usdt:percent", e.g. ["50:5", "100:10"]: a top-up of at '
         "least from_usdt gets percent extra tokens from promo:bonuses (the highest tier "
-        "reached applies; bonus tokens are spendable, never withdrawable)"
+        "reached applies; bonus tokens pay for minutes, are never withdrawable or tippable; "
+        "the highest tier plus any promotion must stay below the bound the lowest commission "
+        "sets, 33.1557 % at 25 %)"
     )
     tip_commission_percent: Decimal = key(
         Decimal(-1), "platform share of a tip, percent; -1 = as for call minutes (the "
@@ -397,11 +399,31 @@ def _check_across_keys(cfg: Config) -> None:
     if cfg.billing.min_rate > cfg.billing.max_rate:
         raise ConfigError("config key billing.min_rate: must not exceed billing.max_rate")
     try:
-        parse_bonus_tiers(cfg.economy.bonus_tiers)
+        tiers = parse_bonus_tiers(cfg.economy.bonus_tiers)
     except ValueError as exc:
         raise ConfigError(f"config key economy.bonus_tiers: {exc}") from None
     if -1 < cfg.economy.tip_commission_percent < 0:
         raise ConfigError("config key economy.tip_commission_percent: -1 or 0..100")
+    _check_bonus_bound(cfg, tiers)
+
+
+def _check_bonus_bound(cfg: Config, tiers: list[tuple[int, int]]) -> None:
+    """A tier so high that spending a whole top-up and its bonus on a colluding seller pays
+    more than the top-up cost is refused (economy.max_bonus_ppm has the rule)."""
+    from server import economy  # the rule lives with the economy; imported late, no cycle
+
+    floor = economy.commission_floor_ppm(cfg.billing.commission_percent,
+                                         cfg.economy.tip_commission_percent)
+    allowed = economy.max_bonus_ppm(floor)
+    top = max((p for _, p in tiers), default=0)
+    if top > allowed:
+        raise ConfigError(
+            f"config key economy.bonus_tiers: a {Decimal(top) / 10_000} % tier with a"
+            f" {Decimal(floor) / 10_000} % commission (the lower of billing.commission_percent"
+            " and economy.tip_commission_percent) would let a buyer who spends a top-up and"
+            " its bonus on a colluding seller take out more than the top-up cost; with this"
+            f" commission a tier (plus any promotion) may be at most"
+            f" {Decimal(allowed) / 10_000} %")
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

@@ -13,6 +13,14 @@ Rules written down here (the README repeats them):
   and a buyer may withdraw only `withdrawable_musdt(available, held, bonus)` = available
   minus the unspent bonus (never below zero). A seller's earnings are the seller's own,
   whatever the buyer paid with: the platform bears the bonus (promo:bonuses goes negative).
+- Bonus cannot be laundered through a colluding seller. Tips are paid from bought tokens
+  only (the same figure a buyer may withdraw; beyond it 402 `bonus_not_tippable`). Minutes
+  may be paid with bonus, so the bonus is kept below what would make spending a whole
+  top-up on one's own seller pay: tier + promotion <= `max_bonus_ppm(lowest commission in
+  force)`, i.e. (1 + bonus)(1 - commission + 0.1 %) <= 1, the 0.1 % covering the seller's
+  side of the per-charge rounding. The config (tiers against billing and tip commission),
+  every new promotion and every start (sellers' own commissions, promotions not ended)
+  are checked against it.
 - Spending = what left a buyer for sellers and the platform: call minutes settled, tips,
   minus call and dispute refunds (ledger kinds in SPEND_KINDS). Days and months are UTC.
 - Limits: lowering (or setting a first one) takes effect at once and cancels a waiting
@@ -22,10 +30,10 @@ Rules written down here (the README repeats them):
   like a spending cap (`spend_cap`). What is left counts tokens held for a call as spent.
 - Self-exclusion: for the chosen days no calls, no tips, no new top-up intents (transfers
   that arrive are still credited); it can be extended, never shortened.
-- Tips: whole tokens, by the call's buyer, while the call is accepted or up to
-  tip_window_hours after it ended; commission as for the call's minutes unless
-  economy.tip_commission_percent >= 0; the seller's part goes where the call's earnings go
-  (`pending` during an earnings hold). One Idempotency-Key, one tip.
+- Tips: whole tokens, by the call's buyer, of a call that went live, while it is under way
+  or up to tip_window_hours after it ended, from bought tokens only; commission as for the
+  call's minutes unless economy.tip_commission_percent >= 0; the seller's part goes where
+  the call's earnings go (`pending` during an earnings hold). One Idempotency-Key, one tip.
 """
 
 from __future__ import annotations
@@ -64,7 +72,20 @@ class LimitReached(Forbidden):
     code = "daily_limit_reached"
 
 
+class BonusNotTippable(PaymentRequired):
+    code = "bonus_not_tippable"
+
+
+# Per-charge rounding gives the seller's side at most 1 µUSDT of a charge of at least one
+# segment at the lowest rate (1,000 µUSDT): 0.1 %, counted against the bonus bound.
+BONUS_ROUNDING_PPM = 1_000
+
+
 # ---- pure rules -------------------------------------------------------------------------
+
+def _percent(ppm: int) -> str:
+    return format((Decimal(ppm) / 10_000).normalize(), "f")
+
 
 def iso(ms: int | None) -> str | None:
     if ms is None:
@@ -196,12 +217,31 @@ def effective_cap(spend_cap_musdt: int | None, *lefts: int | None) -> int | None
     return min(values) if values else None
 
 
-def tip_open(state: str, ended_at_ms: int | None, now_ms: int, window_ms: int) -> str | None:
-    """Why a call cannot be tipped now (an error code), or None."""
+def max_bonus_ppm(commission_ppm: int) -> int:
+    """The largest bonus (tier + promotion, ppm of a top-up) with which a buyer who spends a
+    whole top-up and its bonus on a colluding seller at this commission leaves the seller
+    less than the top-up: (1 + b)(1 - c + rounding) <= 1. 0 when no bonus is safe."""
+    return max(0, PPM * PPM // (PPM - commission_ppm + BONUS_ROUNDING_PPM) - PPM)
+
+
+def commission_floor_ppm(commission_percent: Decimal, tip_commission_percent: Decimal) -> int:
+    """The lowest commission the config puts in force: minutes, and tips where set apart."""
+    floor = billing.commission_ppm_from_percent(commission_percent)
+    if tip_commission_percent >= 0:
+        floor = min(floor, billing.commission_ppm_from_percent(tip_commission_percent))
+    return floor
+
+
+def tip_open(state: str, ended_at_ms: int | None, now_ms: int, window_ms: int,
+             went_live: bool) -> str | None:
+    """Why a call cannot be tipped now (an error code), or None. Only a call that went
+    live can be tipped."""
     if state == "ringing":
         return "call_not_started"
-    if state not in ACCEPTED_OR_ENDED:
+    if state not in ACCEPTED_OR_ENDED or (state == "ended" and not went_live):
         return "call_not_taken_place"
+    if not went_live:
+        return "call_not_live"
     if state == "ended" and ended_at_ms is not None and now_ms - ended_at_ms > window_ms:
         return "tip_window_closed"
     return None
@@ -395,11 +435,56 @@ def _audit_promotion(conn: sqlite3.Connection, admin_id: int, action: str,
         (at_ms, admin_id, action, f"promotion:{promotion_id}", detail))
 
 
+def lowest_commission(conn: sqlite3.Connection, config_floor_ppm: int) -> tuple[int, str]:
+    """(ppm, where it comes from): the lowest commission a buyer's spending can meet, the
+    config's (minutes, tips) or a seller's own."""
+    row = conn.execute("SELECT MIN(commission_ppm) FROM sellers").fetchone()
+    if row[0] is not None and row[0] < config_floor_ppm:
+        return row[0], "a seller's own commission"
+    return config_floor_ppm, "billing.commission_percent / economy.tip_commission_percent"
+
+
+def _max_tier_ppm(conn: sqlite3.Connection) -> int:
+    return max((p for _, p in _stored_tiers(conn)), default=0)
+
+
+def bonus_bound_problem(conn: sqlite3.Connection, config_floor_ppm: int,
+                        now_ms: int) -> str | None:
+    """Checked at every start: why the bonus in force (highest tier + best promotion not
+    yet ended) would let a buyer and a seller who work together take out more than a
+    top-up cost, or None."""
+    lowest, source = lowest_commission(conn, config_floor_ppm)
+    tier = _max_tier_ppm(conn)
+    promo = conn.execute("SELECT COALESCE(MAX(percent_ppm), 0) FROM promotions"
+                         " WHERE ends_at_ms > ?", (now_ms,)).fetchone()[0]
+    allowed = max_bonus_ppm(lowest)
+    if tier + promo <= allowed:
+        return None
+    return (f"top-up bonus too high for the commission: the highest tier ({_percent(tier)} %)"
+            f" plus the best promotion not yet ended ({_percent(promo)} %) give"
+            f" {_percent(tier + promo)} %, but with the lowest commission in force"
+            f" ({_percent(lowest)} %, {source}) a buyer who spends a top-up and its bonus on"
+            f" a colluding seller would let that seller withdraw more than the top-up cost;"
+            f" tier plus promotion may be at most {_percent(allowed)} %. Lower"
+            " economy.bonus_tiers, end the promotion or raise the commission.")
+
+
 def create_promotion_tx(conn: sqlite3.Connection, name: str, percent_ppm: int,
                         from_musdt: int, starts_ms: int, ends_ms: int, admin_id: int,
-                        at_ms: int) -> dict:
+                        at_ms: int, config_floor_ppm: int) -> dict:
     if ends_ms <= starts_ms:
         raise Unprocessable("ends_at must be after starts_at", "invalid_period")
+    lowest, _ = lowest_commission(conn, config_floor_ppm)
+    tier = _max_tier_ppm(conn)
+    allowed = max_bonus_ppm(lowest) - tier
+    if percent_ppm > allowed:
+        most = (f"a promotion may be at most {_percent(allowed)} % now" if allowed > 0
+                else "no promotion is possible now")
+        raise Unprocessable(
+            f"a {_percent(percent_ppm)} % promotion on top of the highest tier"
+            f" ({_percent(tier)} %) with the lowest commission in force ({_percent(lowest)} %)"
+            f" would let a buyer and a seller who work together take out more than the"
+            f" top-up cost; {most}", "bonus_too_high")
     cur = conn.execute(
         "INSERT INTO promotions (name, percent_ppm, from_musdt, starts_at_ms, ends_at_ms,"
         " created_by, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -431,10 +516,6 @@ def end_promotion_tx(conn: sqlite3.Connection, promotion_id: int, admin_id: int,
                      at_ms)
     return next(p for p in promotions_view(conn, at_ms)["promotions"]
                 if p["id"] == str(promotion_id))
-
-
-def _percent(ppm: int) -> str:
-    return format((Decimal(ppm) / 10_000).normalize(), "f")
 
 
 def promotions_view(conn: sqlite3.Connection, now_ms: int) -> dict:
@@ -685,23 +766,26 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
         return tip_json(seen), True
     # The seller's part goes where the call's earnings go (`pending` during an earnings hold).
     call = conn.execute(
-        "SELECT c.buyer_id, c.seller_id, c.state, c.ended_at_ms, c.commission_ppm, a.name"
-        " FROM calls c JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?",
+        "SELECT c.buyer_id, c.seller_id, c.state, c.ended_at_ms, c.commission_ppm, a.name,"
+        " c.live_at_ms FROM calls c JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?",
         (call_id,)).fetchone()
     if call is None or buyer_id not in (call[0], call[1]):
         raise NotFound("no such call of yours", "call_not_found")
     if call[0] != buyer_id:
         raise Forbidden("only the buyer of a call tips", "not_buyer")
-    why = tip_open(call[2], call[3], now_ms, window_ms)
+    why = tip_open(call[2], call[3], now_ms, window_ms, call[6] is not None)
     if why is not None:
         raise Conflict({
             "call_not_started": "the call has not been accepted yet",
-            "call_not_taken_place": "this call did not take place",
+            "call_not_live": "the call has not gone live yet: tips are for a call that took"
+                             " place",
+            "call_not_taken_place": "this call did not take place (it never went live)",
             "tip_window_closed": f"tips are possible up to {window_ms // HOUR_MS} hours after"
                                  " a call",
         }[why], why)
     check_not_excluded(conn, buyer_id, now_ms)
     _refuse_over_limit(limits_state(conn, buyer_id, now_ms), amount, "this tip")
+    _refuse_bonus_tip(conn, buyer_id, amount)
     ppm = call[4] if tip_commission_ppm is None else tip_commission_ppm
     seller_part, commission = billing.commission_split(amount, ppm)
     result = ledger.post(conn, "tip", [
@@ -716,6 +800,24 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
          now_ms))
     row = conn.execute(f"SELECT {_TIP_COLS} FROM tips WHERE id = ?", (cur.lastrowid,)).fetchone()
     return tip_json(row), False
+
+
+def _refuse_bonus_tip(conn: sqlite3.Connection, buyer_id: int, amount_musdt: int) -> None:
+    """A tip is paid from bought tokens only: what the buyer could withdraw (available minus
+    the unspent bonus). Bonus tokens pay for call minutes, never become a seller's earnings
+    through a tip."""
+    bal = ledger.user_balances(conn, buyer_id)
+    if amount_musdt > bal["available"]:
+        raise ledger.InsufficientFunds(
+            f"not enough tokens: {musdt_to_tokens_str(bal['available'])} available")
+    paid = withdrawable_musdt(bal["available"], bal["held"], bonus_figure(conn, buyer_id))
+    if amount_musdt > paid:
+        bonus = unspent_bonus_musdt(bonus_figure(conn, buyer_id), bal["available"],
+                                    bal["held"])
+        raise BonusNotTippable(
+            f"tips are paid from tokens you bought; {musdt_to_tokens_str(bonus)} of your tokens"
+            " are bonus tokens, which pay for call minutes but cannot be tipped; you can tip"
+            f" up to {musdt_to_tokens_str(floor_whole_tokens(paid))} tokens now")
 
 
 def tips_of_call(conn: sqlite3.Connection, call_id: int) -> list[dict]:

@@ -14,6 +14,7 @@ from server.appkeys import CONFIG, DB
 from server.auth import current_user, require_role
 from server.billing import commission_ppm_from_percent
 from server.calls import CALLS, HUB
+from server.config import ConfigError
 from server.db import now_ms
 from server.errors import Unprocessable
 from server.money import AmountError, tokens_to_musdt, usdt_to_musdt
@@ -21,9 +22,20 @@ from server.money import AmountError, tokens_to_musdt, usdt_to_musdt
 log = logging.getLogger("meterchat.economy")
 
 
+def _commission_floor(app: web.Application) -> int:
+    cfg = app[CONFIG]
+    return economy.commission_floor_ppm(cfg.billing.commission_percent,
+                                        cfg.economy.tip_commission_percent)
+
+
 async def bonus_tiers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The configured tiers into the database before anything can credit a deposit."""
+    """The configured tiers into the database before anything can credit a deposit, and
+    no start while the bonus in force (tiers, promotions not ended) could be laundered at
+    the lowest commission in force (sellers' own commissions live in the database)."""
     await app[DB].tx(economy.sync_tiers_tx, app[CONFIG].economy.bonus_tiers_ppm)
+    problem = await app[DB].read(economy.bonus_bound_problem, _commission_floor(app), now_ms())
+    if problem is not None:
+        raise ConfigError(problem)
     yield
 
 
@@ -172,7 +184,8 @@ async def admin_create_promotion(request: web.Request) -> web.Response:
     starts = economy.parse_iso_ms(body.get("starts_at"), "starts_at")
     ends = economy.parse_iso_ms(body.get("ends_at"), "ends_at")
     promo = await request.app[DB].tx(economy.create_promotion_tx, name, ppm,
-                                     from_musdt, starts, ends, admin.id, now_ms())
+                                     from_musdt, starts, ends, admin.id, now_ms(),
+                                     _commission_floor(request.app))
     return web.json_response({"promotion": promo}, status=201)
 
 
