@@ -27,7 +27,11 @@ Rules written down here (the README repeats them):
   raise; raising or removing waits limit_raise_delay_hours. A call's effective spending cap
   is min(the buyer's cap, what is left today, what is left this month), computed when the
   call starts (a call that runs past midnight keeps that cap); a call stopped by it ends
-  like a spending cap (`spend_cap`). What is left counts tokens held for a call as spent.
+  like a spending cap (`spend_cap`). What is left counts what the buyer's calls under way
+  may still charge (each call up to its effective cap: what it holds and what it can still
+  hold) as spent, for calls and tips alike, so spending never passes a limit whatever the
+  order. A limit lowered (or set) during a call lowers that call's cap at once (never below
+  what it has charged and holds: the minute already held may still be used).
 - Self-exclusion: for the chosen days no calls, no tips, no new top-up intents (transfers
   that arrive are still credited); it can be extended, never shortened.
 - Tips: whole tokens, by the call's buyer, of a call that went live, while it is under way
@@ -592,13 +596,35 @@ def spent_since(conn: sqlite3.Connection, user_id: int, since_ms: int) -> int:
     return sum(e[3] for e in spend_entries(conn, user_id, since_ms))
 
 
+def may_still_take(cap_musdt: int | None, charged_musdt: int, held_musdt: int,
+                   available_musdt: int) -> int:
+    """What one call under way may still charge: up to its effective cap (never less than
+    it holds); a call without a cap what it holds and all the buyer has available."""
+    if cap_musdt is None:
+        return held_musdt + available_musdt
+    return max(held_musdt, cap_musdt - charged_musdt)
+
+
+def _active_calls(conn: sqlite3.Connection, buyer_id: int) -> list[tuple]:
+    """(id, cap, charged, held) of the buyer's calls under way."""
+    marks = ",".join("?" * len(billing.ACTIVE_STATES))
+    return conn.execute(
+        f"SELECT id, spend_cap_musdt, charged_musdt, held_musdt FROM calls"
+        f" WHERE buyer_id = ? AND state IN ({marks}) ORDER BY id",
+        (buyer_id, *billing.ACTIVE_STATES)).fetchall()
+
+
 def limits_state(conn: sqlite3.Connection, user_id: int, now_ms: int) -> dict:
-    """Effective limits, what is committed (spent + held) today and this month, what is
-    left, and the self-exclusion, in µUSDT (None = no limit)."""
+    """Effective limits, what is committed today and this month (spent, plus what the
+    buyer's calls under way may still take), what is left, and the self-exclusion, in
+    µUSDT (None = no limit). The one limit check of calls and tips reads it."""
     c = _controls(conn, user_id)
     daily = effective_limit(c[0], c[2], c[3], now_ms)
     monthly = effective_limit(c[1], c[4], c[5], now_ms)
     held = ledger.balance(conn, ledger.user_account(user_id, "held"))
+    available = ledger.balance(conn, ledger.user_account(user_id))
+    reserved = sum(may_still_take(cap, charged, h, available)
+                   for _, cap, charged, h in _active_calls(conn, user_id))
     month_spent = spent_since(conn, user_id, month_start_ms(now_ms))
     day_spent = spent_since(conn, user_id, day_start_ms(now_ms))
     return {
@@ -606,8 +632,9 @@ def limits_state(conn: sqlite3.Connection, user_id: int, now_ms: int) -> dict:
         "daily_pending": (c[2], c[3]) if c[3] is not None and now_ms < c[3] else None,
         "monthly_pending": (c[4], c[5]) if c[5] is not None and now_ms < c[5] else None,
         "spent_today": day_spent, "spent_this_month": month_spent, "held": held,
-        "daily_left": left_of(daily, day_spent + held),
-        "monthly_left": left_of(monthly, month_spent + held),
+        "reserved": reserved,
+        "daily_left": left_of(daily, day_spent + reserved),
+        "monthly_left": left_of(monthly, month_spent + reserved),
         "excluded_until": c[6] if c[6] is not None and c[6] > now_ms else None,
         "show_on_leaderboard": bool(c[7]),
     }
@@ -625,10 +652,45 @@ def check_not_excluded(conn: sqlite3.Connection, user_id: int, now_ms: int) -> N
 def _refuse_over_limit(state: dict, amount_musdt: int, what: str) -> None:
     for period, left in (("daily", state["daily_left"]), ("monthly", state["monthly_left"])):
         if left is not None and amount_musdt > left:
+            call = ""
+            if state["reserved"]:
+                call = (f"; your call under way may still take up to"
+                        f" {musdt_to_tokens_str(state['reserved'])} tokens of it (its spending"
+                        " cap), so tip after it ends")
             raise LimitReached(
                 f"{what} would pass your {period} spending limit ({musdt_to_tokens_str(left)}"
-                " tokens left); you can lower limits at once, raising takes 24 hours",
+                f" tokens left{call}); you can lower limits at once, raising takes 24 hours",
                 f"{period}_limit_reached")
+
+
+def fit_calls_to_limits(conn: sqlite3.Connection, buyer_id: int, now_ms: int) -> None:
+    """After a limit is lowered or set: lower the caps of the buyer's calls under way so
+    that what they may still take fits in what is left (never below what a call has
+    charged and holds)."""
+    calls = _active_calls(conn, buyer_id)
+    if not calls:
+        return
+    state = limits_state(conn, buyer_id, now_ms)
+    held_all = sum(h for *_, h in calls)
+    caps = {cid: cap for cid, cap, _, _ in calls}
+    for limit, spent in ((state["daily"], state["spent_today"]),
+                         (state["monthly"], state["spent_this_month"])):
+        if limit is None:
+            continue
+        pool = max(0, limit - spent - held_all)  # beyond what is held already
+        for cid, _, charged, held in calls:
+            cap = caps[cid]
+            room = None if cap is None else max(0, cap - charged - held)
+            extra = pool if room is None else min(room, pool)
+            pool -= extra
+            fitted = charged + held + extra
+            caps[cid] = fitted if cap is None else min(cap, fitted)
+    for cid, cap, _, _ in calls:
+        if caps[cid] != cap:
+            # A cap is positive (the schema's CHECK); one below a segment ends the call at
+            # its next minute boundary like any spending cap.
+            conn.execute("UPDATE calls SET spend_cap_musdt = ? WHERE id = ?",
+                         (max(1, caps[cid]), cid))
 
 
 def call_cap(conn: sqlite3.Connection, buyer_id: int, spend_cap_musdt: int | None,
@@ -653,6 +715,7 @@ def set_limits_tx(conn: sqlite3.Connection, user_id: int, changes: dict[str, int
             f"UPDATE buyer_controls SET {name}_limit_musdt = ?, pending_{name}_musdt = ?,"
             f" pending_{name}_from_ms = ?, updated_at_ms = ? WHERE user_id = ?",
             (lim, pend, pfrom, now_ms, user_id))
+    fit_calls_to_limits(conn, user_id, now_ms)
     return limits_json(limits_state(conn, user_id, now_ms))
 
 

@@ -1,6 +1,7 @@
 """The economy tried as an attacker: bonus tokens laundered through a colluding seller (a
-tip from bonus, a call that never went live, minutes paid with bonus). Real server, real
-sockets, devnet top-ups."""
+tip from bonus, a call that never went live, minutes paid with bonus), and a tip during a
+call that would take the buyer past the daily limit. Real server, real sockets, devnet
+top-ups; the billing order is also driven pass by pass on a real database."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from decimal import Decimal
 import pytest
 from aiohttp import web
 
-from server import economy
+from server import accounts, billing, calls, economy, ledger
 from server.app import create_app
 from server.appkeys import DB
 from server.config import ConfigError, config_from_dict
+from server.db import connect_sync, migrate_sync, run_read, run_tx
+from server.money import MUSDT_PER_TOKEN
 from tests.calls_helpers import ws_client
 from tests.conftest import (
     FAST_CALLS,
@@ -21,6 +24,7 @@ from tests.conftest import (
     audit_ok,
     chain_config,
     fast_calls_config,
+    fund,
 )
 from tests.conftest import seller_online as new_seller
 from tests.test_economy_api import (  # noqa: F401 (the fixture closes the sockets)
@@ -30,6 +34,8 @@ from tests.test_economy_api import (  # noqa: F401 (the fixture closes the socke
     stop_media,
 )
 from tests.test_economy_bar import pay_and_claim, top_up
+
+T = MUSDT_PER_TOKEN
 
 
 async def tip(buyer, call_id: str, tokens, key: str):
@@ -179,3 +185,127 @@ async def test_a_promotion_that_would_make_laundering_pay_is_refused(aiohttp_cli
             await runner.setup()  # the start-up, as `meterchat serve` runs it
     finally:
         await runner.cleanup()
+
+
+# ---- item: a tip cannot take the buyer past the daily limit ---------------------------
+
+async def test_a_tip_during_a_call_capped_by_the_daily_limit_never_passes_the_limit(
+        aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(fast_calls_config(
+        tmp_path, billing={"min_prefund_minutes": 0})))
+    seller = await new_seller(client, 300)  # 30 tokens per 6-s segment
+    buyer = await actor(client)
+    await fund(client, buyer.id, 59)  # the first hold is one segment
+    resp = await buyer.put("/api/me/limits", {"daily": "70"})
+    assert resp.status == 200
+    call = await live_call(client, buyer, seller, 300, media=True)
+    try:
+        got = (await (await buyer.get(f"/api/calls/{call.call_id}")).json())["call"]
+        assert got["spend_cap"] == "70"
+        # 30 held, 29 available: the call may still take 70, so no tip fits under the limit.
+        body = await assert_error(await tip(buyer, call.call_id, 29, "mid"), 403,
+                                  "daily_limit_reached")
+        assert "call" in body["error"]["message"]
+        limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
+        assert limits["left_today"] == "0"
+        await fund(client, buyer.id, 100)  # a top-up mid-call lets it run to its cap
+        ended = (await call.bc.next("call.ended", call.call_id, within=25))["call"]
+    finally:
+        await stop_media(call)
+    assert (ended["end_reason"], ended["charged"]) == ("spend_cap", "60")
+    limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
+    assert (limits["spent_today"], limits["left_today"]) == ("60", "10")
+    await assert_error(await tip(buyer, call.call_id, 11, "after-11"), 403,
+                       "daily_limit_reached")
+    assert (await tip(buyer, call.call_id, 10, "after-10")).status == 201
+    limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
+    assert (limits["spent_today"], limits["left_today"]) == ("70", "0")
+    await audit_ok(client)
+
+
+def _db(path):
+    conn = connect_sync(path)
+    migrate_sync(conn)
+    return conn
+
+
+def _people(conn, rate: int, funds_tokens: int) -> tuple[int, int]:
+    buyer = run_tx(conn, accounts.insert_user, "b@example.com", "x", "buyer", "b").id
+    seller = run_tx(conn, accounts.insert_user, "s@example.com", "x", "seller", "s").id
+    run_tx(conn, lambda c: c.execute(
+        "INSERT INTO sellers (user_id, rate_tokens_per_min, online, updated_at_ms)"
+        " VALUES (?, ?, 1, 0)", (seller, rate)))
+    run_tx(conn, ledger.transfer, ledger.CHAIN_DEPOSITS, ledger.user_account(buyer),
+           funds_tokens * T, "deposit")
+    return buyer, seller
+
+
+NOW = 1_750_000_000_000  # a fixed clock, mid-day UTC
+
+
+def _drive(conn, buyer: int, seller: int, tips: dict[int, int], limit_tokens: int,
+           lower_to: tuple[int, int] | None = None) -> dict:
+    """One call at 60 tokens/min (6 per segment) billed pass by pass on a fixed clock;
+    tips[t] = tokens tipped before segment t is billed (0 = right when it goes live).
+    lower_to = (t, tokens): the daily limit set to that before segment t."""
+    run_tx(conn, economy.set_limits_tx, buyer, {"daily": limit_tokens * T}, 0, NOW)
+    row = run_tx(conn, calls.create_call, buyer, seller, 60, None, 0, 250_000, NOW)
+    call_id = row[0]
+    run_tx(conn, calls.accept_call, call_id, NOW)
+    run_tx(conn, calls.record_state, call_id, "live", NOW)
+    refused = []
+    t = 0
+    while True:
+        if lower_to is not None and lower_to[0] == t:
+            run_tx(conn, economy.set_limits_tx, buyer, {"daily": lower_to[1] * T}, 0, NOW)
+        if t in tips:
+            try:
+                run_tx(conn, economy.tip_tx, buyer, call_id, tips[t], f"k{t}", 3_600_000,
+                       None, NOW)
+            except economy.LimitReached:
+                refused.append(t)
+        t += 1
+        out = run_tx(conn, billing.run_pass, [(call_id, t)], NOW)
+        if not out or out[0].end_reason is not None or t > 40:
+            break
+    run_tx(conn, billing.finish_call, call_id, "ended", "hangup", None, NOW, 0)
+    state = run_read(conn, economy.limits_state, buyer, NOW)
+    call = conn.execute("SELECT charged_musdt, end_reason FROM calls WHERE id = ?",
+                        (call_id,)).fetchone()
+    return {"spent": state["spent_today"], "refused": refused, "charged": call[0],
+            "left": state["daily_left"], "call_id": call_id, "end_reason": call[1]}
+
+
+@pytest.mark.parametrize("when", [0, 1, 5, 9, 10, 11, 12])
+@pytest.mark.parametrize("tokens", [1, 4, 10, 40])
+def test_spent_never_passes_the_daily_limit_whatever_the_order(tmp_path, when, tokens):
+    conn = _db(tmp_path / "m.sqlite3")
+    try:
+        buyer, seller = _people(conn, 60, 500)
+        got = _drive(conn, buyer, seller, {when: tokens}, 70)
+        assert got["spent"] <= 70 * T, got
+        # After the call, what is left can be tipped, exactly up to the limit.
+        if got["left"]:
+            left_tokens = got["left"] // T
+            with pytest.raises(economy.LimitReached):
+                run_tx(conn, economy.tip_tx, buyer, got["call_id"], left_tokens + 1, "x",
+                       3_600_000, None, NOW)
+            if left_tokens:
+                run_tx(conn, economy.tip_tx, buyer, got["call_id"], left_tokens, "y",
+                       3_600_000, None, NOW)
+        assert run_read(conn, economy.limits_state, buyer, NOW)["spent_today"] <= 70 * T
+        assert run_read(conn, ledger.audit).ok
+    finally:
+        conn.close()
+
+
+def test_a_limit_set_during_a_call_caps_the_call_at_once(tmp_path):
+    conn = _db(tmp_path / "m.sqlite3")
+    try:
+        buyer, seller = _people(conn, 60, 500)
+        # No limit when the call starts (a huge one), 70 from its 3rd segment on.
+        got = _drive(conn, buyer, seller, {}, 100_000, lower_to=(3, 70))
+        assert got["end_reason"] == "spend_cap"
+        assert got["spent"] <= 70 * T and got["charged"] == 66 * T
+    finally:
+        conn.close()

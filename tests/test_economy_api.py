@@ -214,16 +214,20 @@ async def test_limits_lower_at_once_raise_after_a_day_and_stop_calls(app_client)
     limits = (await resp.json())["limits"]
     assert (limits["daily"], limits["monthly"], limits["daily_pending"]) == ("100", "5000", None)
 
-    # A call's effective cap is what is left today, and tips count against it too.
+    # A call's effective cap is what is left today, and tips count against it too: what
+    # the call may still take (up to its cap) is not left for a tip.
     call = await live_call(app_client, buyer, seller, 60)
     got = (await (await buyer.get(f"/api/calls/{call.call_id}")).json())["call"]
     assert got["spend_cap"] == "100"
-    # 60 tokens are held for the call's first minute: only 40 are left to tip.
-    await assert_error(await tip(buyer, call.call_id, 41), 403, "daily_limit_reached")
-    assert (await tip(buyer, call.call_id, 40)).status == 201
+    await assert_error(await tip(buyer, call.call_id, 1), 403, "daily_limit_reached")
     await call.end()
-    await assert_error(await tip(buyer, call.call_id, 61, "k2"), 403, "daily_limit_reached")
-    assert (await tip(buyer, call.call_id, 60, "k3")).status == 201
+    # A call with a spending cap of its own below the limit leaves the rest to tip.
+    call = await live_call(app_client, buyer, seller, 60, spend_cap="30")
+    await assert_error(await tip(buyer, call.call_id, 71, "k2"), 403, "daily_limit_reached")
+    assert (await tip(buyer, call.call_id, 70, "k3")).status == 201
+    await call.end()
+    await assert_error(await tip(buyer, call.call_id, 31, "k4"), 403, "daily_limit_reached")
+    assert (await tip(buyer, call.call_id, 30, "k5")).status == 201
 
     # At the daily limit: no call.
     await assert_error(await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 60}),

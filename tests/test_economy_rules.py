@@ -144,6 +144,12 @@ def test_tip_window_and_only_calls_that_went_live():
     assert e.tip_open("ended", 0, window + 1, window, True) == "tip_window_closed"
 
 
+def test_what_a_call_under_way_may_still_take():
+    assert e.may_still_take(700_000, 300_000, 300_000, 5_000_000) == 400_000
+    assert e.may_still_take(700_000, 600_000, 300_000, 0) == 300_000  # never below its hold
+    assert e.may_still_take(None, 0, 600_000, 1_000_000) == 1_600_000  # no cap: everything
+
+
 def test_days_and_months_are_utc():
     t = e.parse_iso_ms("2025-03-31T23:59:59Z", "t")
     assert e.day_key(t) == "2025-03-31" and e.month_key(t) == "2025-03"
