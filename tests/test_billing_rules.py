@@ -4,10 +4,12 @@ pass and the end of a call do to one call's money."""
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meterchat.core import units
 from meterchat.money import billing
 from meterchat.money.billing import CallMoney, plan_finish, plan_pass
 
@@ -28,7 +30,7 @@ def test_commission_is_floored_for_the_platform():
     assert billing.commission_split(120 * T, 250_000) == (90 * T, 30 * T)
     assert billing.commission_split(1_000, 333_333) == (667, 333)
     assert billing.commission_split(7, 500_000) == (4, 3)
-    assert billing.commission_ppm_from_percent(billing.Decimal("12.5")) == 125_000
+    assert units.commission_ppm_from_percent(Decimal("12.5")) == 125_000
 
 
 def test_nearest_six_seconds():

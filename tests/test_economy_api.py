@@ -12,7 +12,8 @@ from meterchat.app import create_app
 from meterchat.appkeys import DB, PASSWORDS
 from meterchat.core.db import now_ms
 from meterchat.economy import store as economy
-from tests.calls_helpers import ws_client
+from meterchat.tools.peer import Client, SyntheticMedia
+from tests.calls_helpers import MEDIA_INTERVAL_S, LiveCall, ws_client
 from tests.conftest import (
     Actor,
     actor,
@@ -40,6 +41,62 @@ async def accepted_call(client, seller: Actor, buyer: Actor, rate: int = 60,
     return call_id
 
 
+# One WebSocket per user for the whole test (a seller whose last socket closes goes offline
+# after the presence grace), closed after it.
+_SOCKETS: dict[tuple[int, str], Client] = {}
+
+
+@pytest.fixture(autouse=True)
+async def sockets_closed_after_each_test():
+    yield
+    while _SOCKETS:
+        await _SOCKETS.popitem()[1].close()
+
+
+async def socket_of(client, who: Actor) -> Client:
+    key = (id(client), who.id)
+    if key not in _SOCKETS:
+        _SOCKETS[key] = await ws_client(client, who)
+    return _SOCKETS[key]
+
+
+async def live_call(client, buyer: Actor, seller: Actor, rate: int = 60, bc=None, sc=None,
+                    spend_cap: str | None = None, media: bool = False) -> LiveCall:
+    """A call from buyer to seller that goes live on scripted media heartbeats (only a call
+    that went live can be tipped). Unless `media`, the heartbeats stop once it is live: the
+    call pauses a moment later and bills nothing unless it runs on. The sockets are the
+    users' own for the test (`socket_of`) unless given."""
+    bc = bc or await socket_of(client, buyer)
+    sc = sc or await socket_of(client, seller)
+    body = {"seller_id": seller.id, "rate": rate}
+    if spend_cap is not None:
+        body["spend_cap"] = spend_cap
+    resp = await buyer.post("/api/calls", body)
+    assert resp.status == 201, await resp.text()
+    call_id = (await resp.json())["call"]["id"]
+    resp = await seller.post(f"/api/calls/{call_id}/accept")
+    assert resp.status == 200, await resp.text()
+    bm = SyntheticMedia(bc, call_id, MEDIA_INTERVAL_S)
+    sm = SyntheticMedia(sc, call_id, MEDIA_INTERVAL_S)
+    bm.start()
+    sm.start()
+    call = LiveCall(call_id, buyer, seller, bc, sc, bm, sm)
+    await call.wait_state("live")
+    if not media:
+        await stop_media(call)
+    return call
+
+
+async def stop_media(call: LiveCall) -> None:
+    for m in (call.bm, call.sm):
+        await m.stop()
+
+
+async def tipped_call(client, seller: Actor, buyer: Actor, rate: int = 60) -> str:
+    """A call that went live (it goes on, paused, billing nothing)."""
+    return (await live_call(client, buyer, seller, rate)).call_id
+
+
 async def tip(buyer: Actor, call_id: str, tokens, key: str | None = "k1"):
     headers = {"Idempotency-Key": key} if key is not None else {}
     return await buyer.post(f"/api/calls/{call_id}/tip", {"tokens": tokens}, headers=headers)
@@ -55,7 +112,7 @@ async def test_a_replayed_tip_moves_once_and_both_parties_are_told(app_client):
     await fund(app_client, buyer.id, 500)
     bc, sc = await ws_client(app_client, buyer), await ws_client(app_client, seller)
     try:
-        call_id = await accepted_call(app_client, seller, buyer)
+        call_id = (await live_call(app_client, buyer, seller, 60, bc, sc)).call_id
         first = await tip(buyer, call_id, 50, "tip-abc")
         assert first.status == 201, await first.text()
         body = await first.json()
@@ -92,7 +149,7 @@ async def test_tip_refusals_move_nothing(app_client):
     seller = await seller_online(app_client, 60)
     buyer, stranger = await actor(app_client), await actor(app_client)
     await fund(app_client, buyer.id, 100)
-    call_id = await accepted_call(app_client, seller, buyer)
+    call_id = await tipped_call(app_client, seller, buyer)
     await assert_error(await tip(buyer, call_id, 5, None), 400, "idempotency_key_required")
     await assert_error(await tip(buyer, call_id, "5.5"), 422, "whole_tokens_only")
     await assert_error(await tip(buyer, call_id, 0), 422, "invalid_value")
@@ -116,8 +173,13 @@ async def test_tips_only_for_calls_that_took_place_and_within_the_window(app_cli
     await assert_error(await tip(buyer, ringing, 5), 409, "call_not_started")
     await seller.post(f"/api/calls/{ringing}/decline")
     await assert_error(await tip(buyer, ringing, 5, "k2"), 409, "call_not_taken_place")
+    # Accepted but not live yet, then ended without going live: no tip either way.
+    never = await accepted_call(app_client, seller, buyer)
+    await assert_error(await tip(buyer, never, 5, "k3"), 409, "call_not_live")
+    await buyer.post(f"/api/calls/{never}/end")
+    await assert_error(await tip(buyer, never, 5, "k4"), 409, "call_not_taken_place")
 
-    call_id = await accepted_call(app_client, seller, buyer)
+    call_id = await tipped_call(app_client, seller, buyer)
     await buyer.post(f"/api/calls/{call_id}/end")
     resp = await tip(buyer, call_id, 5, "after")  # after the call: fine
     assert resp.status == 201, await resp.text()
@@ -135,7 +197,7 @@ async def test_tip_commission_can_be_set_apart_from_minutes(aiohttp_client, tmp_
     seller = await seller_online(client, 60)
     buyer = await actor(client)
     await fund(client, buyer.id, 200)
-    call_id = await accepted_call(client, seller, buyer)
+    call_id = await tipped_call(client, seller, buyer)
     body = await (await tip(buyer, call_id, 50)).json()
     assert (body["tip"]["seller_receives"], body["tip"]["commission"]) == ("45", "5")
     await buyer.post(f"/api/calls/{call_id}/end")
@@ -153,17 +215,20 @@ async def test_limits_lower_at_once_raise_after_a_day_and_stop_calls(app_client)
     limits = (await resp.json())["limits"]
     assert (limits["daily"], limits["monthly"], limits["daily_pending"]) == ("100", "5000", None)
 
-    # A call's effective cap is what is left today, and tips count against it too.
-    resp = await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 60})
-    call = (await resp.json())["call"]
-    assert call["spend_cap"] == "100"
-    await seller.post(f"/api/calls/{call['id']}/accept")
-    # 60 tokens are held for the call's first minute: only 40 are left to tip.
-    await assert_error(await tip(buyer, call["id"], 41), 403, "daily_limit_reached")
-    assert (await tip(buyer, call["id"], 40)).status == 201
-    await buyer.post(f"/api/calls/{call['id']}/end")
-    await assert_error(await tip(buyer, call["id"], 61, "k2"), 403, "daily_limit_reached")
-    assert (await tip(buyer, call["id"], 60, "k3")).status == 201
+    # A call's effective cap is what is left today, and tips count against it too: what
+    # the call may still take (up to its cap) is not left for a tip.
+    call = await live_call(app_client, buyer, seller, 60)
+    got = (await (await buyer.get(f"/api/calls/{call.call_id}")).json())["call"]
+    assert got["spend_cap"] == "100"
+    await assert_error(await tip(buyer, call.call_id, 1), 403, "daily_limit_reached")
+    await call.end()
+    # A call with a spending cap of its own below the limit leaves the rest to tip.
+    call = await live_call(app_client, buyer, seller, 60, spend_cap="30")
+    await assert_error(await tip(buyer, call.call_id, 71, "k2"), 403, "daily_limit_reached")
+    assert (await tip(buyer, call.call_id, 70, "k3")).status == 201
+    await call.end()
+    await assert_error(await tip(buyer, call.call_id, 31, "k4"), 403, "daily_limit_reached")
+    assert (await tip(buyer, call.call_id, 30, "k5")).status == 201
 
     # At the daily limit: no call.
     await assert_error(await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 60}),
@@ -203,7 +268,7 @@ async def test_self_excluded_buyer_is_refused_calls_tips_and_top_ups(app_client)
     seller = await seller_online(app_client, 60)
     buyer = await actor(app_client)
     await fund(app_client, buyer.id, 500)
-    done = await accepted_call(app_client, seller, buyer)
+    done = await tipped_call(app_client, seller, buyer)
     await buyer.post(f"/api/calls/{done}/end")
     live = await accepted_call(app_client, seller, buyer)
 
@@ -234,7 +299,7 @@ async def test_spending_history_per_day_and_per_seller(app_client):
     buyer = await actor(app_client)
     await fund(app_client, buyer.id, 1000)
     for seller, amounts in ((s1, (10, 20)), (s2, (5,))):
-        call_id = await accepted_call(app_client, seller, buyer)
+        call_id = await tipped_call(app_client, seller, buyer)
         for i, amount in enumerate(amounts):
             assert (await tip(buyer, call_id, amount, f"{seller.id}-{i}")).status == 201
         await buyer.post(f"/api/calls/{call_id}/end")
@@ -256,7 +321,7 @@ async def test_supporters_board_is_opt_in_and_shows_display_names_only(app_clien
     shy = await actor(app_client, display_name="Shy One")
     for i, (buyer, amount) in enumerate(((fan, 10), (shy, 30))):
         await fund(app_client, buyer.id, 200)
-        call_id = await accepted_call(app_client, seller, buyer)
+        call_id = await tipped_call(app_client, seller, buyer)
         await tip(buyer, call_id, amount, f"k{i}")
         await buyer.post(f"/api/calls/{call_id}/end")
     board = await (await app_client.get(f"/api/sellers/{seller.id}/supporters")).json()
@@ -277,7 +342,7 @@ async def test_seller_stats_and_chart_show_tips(app_client):
     seller = await seller_online(app_client, 60)
     buyer = await actor(app_client, display_name="Tipper")
     await fund(app_client, buyer.id, 200)
-    call_id = await accepted_call(app_client, seller, buyer)
+    call_id = await tipped_call(app_client, seller, buyer)
     await tip(buyer, call_id, 40)
     await buyer.post(f"/api/calls/{call_id}/end")
     stats = (await (await seller.get("/api/seller/stats")).json())["stats"]
@@ -286,7 +351,7 @@ async def test_seller_stats_and_chart_show_tips(app_client):
     assert stats["per_week"][-1]["earned"] == "30"
     assert stats["top_supporters"] == [{"buyer_id": buyer.id, "display_name": "Tipper",
                                         "spent": "40"}]
-    assert (stats["calls"], stats["minutes_billed"]) == (0, "0.0")  # no live time yet
+    assert (stats["calls"], stats["minutes_billed"]) == (1, "0.0")  # live a moment, unbilled
     assert len(stats["busiest_hours"]) == 24
     resp = await seller.get("/api/seller/stats/chart.svg")
     assert resp.status == 200 and resp.content_type == "image/svg+xml"
@@ -374,7 +439,7 @@ async def test_a_tip_during_an_earnings_hold_waits_in_pending_like_minutes(aioht
     seller = await seller_online(client, 60)
     buyer = await actor(client)
     await fund(client, buyer.id, 200)
-    call_id = await accepted_call(client, seller, buyer)
+    call_id = await tipped_call(client, seller, buyer)
     assert (await tip(buyer, call_id, 50)).status == 201
     assert (await balance(seller)) == {"available": "0", "held": "0", "pending": "37.5"}
     stats = (await (await seller.get("/api/seller/stats")).json())["stats"]

@@ -131,15 +131,23 @@ def test_effective_cap_is_the_smallest_of_cap_and_what_is_left():
     assert e.left_of(100, 130) == 0 and e.left_of(None, 5) is None
 
 
-def test_tip_window():
+def test_tip_window_and_only_calls_that_went_live():
     window = 24 * e.HOUR_MS
-    assert e.tip_open("ringing", None, 0, window) == "call_not_started"
+    assert e.tip_open("ringing", None, 0, window, False) == "call_not_started"
     for state in ("declined", "missed", "cancelled"):
-        assert e.tip_open(state, 1, 2, window) == "call_not_taken_place"
+        assert e.tip_open(state, 1, 2, window, False) == "call_not_taken_place"
     for state in ("connecting", "live", "paused"):
-        assert e.tip_open(state, None, 10 ** 12, window) is None
-    assert e.tip_open("ended", 0, window, window) is None
-    assert e.tip_open("ended", 0, window + 1, window) == "tip_window_closed"
+        assert e.tip_open(state, None, 10 ** 12, window, True) is None
+    assert e.tip_open("connecting", None, 0, window, False) == "call_not_live"
+    assert e.tip_open("ended", 0, window, window, True) is None
+    assert e.tip_open("ended", 0, window, window, False) == "call_not_taken_place"
+    assert e.tip_open("ended", 0, window + 1, window, True) == "tip_window_closed"
+
+
+def test_what_a_call_under_way_may_still_take():
+    assert e.may_still_take(700_000, 300_000, 300_000, 5_000_000) == 400_000
+    assert e.may_still_take(700_000, 600_000, 300_000, 0) == 300_000  # never below its hold
+    assert e.may_still_take(None, 0, 600_000, 1_000_000) == 1_600_000  # no cap: everything
 
 
 def test_days_and_months_are_utc():

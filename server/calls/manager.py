@@ -40,7 +40,7 @@ from meterchat.core.errors import (
     Unavailable,
     Unprocessable,
 )
-from meterchat.core.units import MUSDT_PER_TOKEN, musdt_to_tokens_str
+from meterchat.core.units import MUSDT_PER_TOKEN, commission_ppm_from_percent, musdt_to_tokens_str
 from meterchat.economy import store as economy
 from meterchat.money import billing, ledger
 from meterchat.money.billing import ACCEPTED_STATES, FINAL_STATES
@@ -484,7 +484,7 @@ class CallManager:
         self.db = db
         self.hub = hub
         self.cfg = config.billing
-        self.default_ppm = billing.commission_ppm_from_percent(config.billing.commission_percent)
+        self.default_ppm = commission_ppm_from_percent(config.billing.commission_percent)
         # Earnings land in `pending` while the operator holds them (server/earnings.py).
         self.seller_bucket = "pending" if config.operator.earnings_hold_hours > 0 else "available"
         self.active: dict[int, Runtime] = {}

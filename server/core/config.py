@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from meterchat.core import bonus_bound
 from meterchat.core.units import usdt_to_musdt
 
 NETWORKS = ("devnet", "nile", "shasta", "mainnet")
@@ -282,7 +283,9 @@ class EconomyConfig:
     bonus_tiers: list[str] = key(
         [], 'top-up bonus tiers "from_usdt:percent", e.g. ["50:5", "100:10"]: a top-up of at '
         "least from_usdt gets percent extra tokens from promo:bonuses (the highest tier "
-        "reached applies; bonus tokens are spendable, never withdrawable)"
+        "reached applies; bonus tokens pay for minutes, are never withdrawable or tippable; "
+        "the highest tier plus any promotion must stay below the bound the lowest commission "
+        "sets, 33.1557 % at 25 %)"
     )
     tip_commission_percent: Decimal = key(
         Decimal(-1), "platform share of a tip, percent; -1 = as for call minutes (the "
@@ -459,7 +462,7 @@ def _check_across_keys(cfg: Config) -> None:
     if cfg.billing.min_rate > cfg.billing.max_rate:
         raise ConfigError("config key billing.min_rate: must not exceed billing.max_rate")
     try:
-        parse_bonus_tiers(cfg.economy.bonus_tiers)
+        tiers = parse_bonus_tiers(cfg.economy.bonus_tiers)
     except ValueError as exc:
         raise ConfigError(f"config key economy.bonus_tiers: {exc}") from None
     if -1 < cfg.economy.tip_commission_percent < 0:
@@ -470,6 +473,24 @@ def _check_across_keys(cfg: Config) -> None:
         except ValueError:
             raise ConfigError(f"config key server.trusted_proxies: {entry!r} is not an IP "
                               "address or a CIDR like 10.0.0.0/8") from None
+    _check_bonus_bound(cfg, tiers)
+
+
+def _check_bonus_bound(cfg: Config, tiers: list[tuple[int, int]]) -> None:
+    """A tier so high that spending a whole top-up and its bonus on a colluding seller pays
+    more than the top-up cost is refused (core/bonus_bound.py has the rule)."""
+    floor = bonus_bound.commission_floor_ppm(cfg.billing.commission_percent,
+                                         cfg.economy.tip_commission_percent)
+    allowed = bonus_bound.max_bonus_ppm(floor)
+    top = max((p for _, p in tiers), default=0)
+    if top > allowed:
+        raise ConfigError(
+            f"config key economy.bonus_tiers: a {Decimal(top) / 10_000} % tier with a"
+            f" {Decimal(floor) / 10_000} % commission (the lower of billing.commission_percent"
+            " and economy.tip_commission_percent) would let a buyer who spends a top-up and"
+            " its bonus on a colluding seller take out more than the top-up cost; with this"
+            f" commission a tier (plus any promotion) may be at most"
+            f" {Decimal(allowed) / 10_000} %")
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

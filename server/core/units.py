@@ -1,13 +1,34 @@
-"""Money units and their text forms. The ledger unit is 1 µUSDT (USDT has 6 decimals);
-1 token = 0.01 USDT = 10,000 µUSDT. Everything here is integer or Decimal, never float."""
+"""Units of money and time, and their text forms: the one place for each constant and for
+the one timestamp format of the API. The ledger unit is 1 µUSDT (USDT has 6 decimals);
+1 token = 0.01 USDT = 10,000 µUSDT. Everything here is integer or Decimal, never float.
+Times are integer milliseconds since the epoch (`*_ms`)."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 
 MUSDT_PER_USDT = 1_000_000
 MUSDT_PER_TOKEN = 10_000
 TOKENS_PER_USDT = 100
+PPM = 1_000_000  # parts per million: commissions and bonuses
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+def commission_ppm_from_percent(percent: Decimal) -> int:
+    """A percent from the config (Decimal, e.g. 12.5) as parts per million (125,000)."""
+    return int(Decimal(percent) * 10_000)
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """The API's timestamp: ISO 8601 UTC with milliseconds, e.g. 2026-12-01T21:49:27.123Z."""
+    if ms is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
 class AmountError(ValueError):

@@ -13,18 +13,35 @@ from meterchat.accounts.auth import current_user, require_role
 from meterchat.appkeys import CONFIG, DB
 from meterchat.calls.manager import CALLS, HUB
 from meterchat.core import logs, validate
+from meterchat.core.bonus_bound import commission_floor_ppm
+from meterchat.core.config import ConfigError
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Unprocessable
-from meterchat.core.units import AmountError, tokens_to_musdt, usdt_to_musdt
+from meterchat.core.units import (
+    AmountError,
+    commission_ppm_from_percent,
+    tokens_to_musdt,
+    usdt_to_musdt,
+)
 from meterchat.economy import store as economy
-from meterchat.money.billing import commission_ppm_from_percent
 
 log = logging.getLogger("meterchat.economy")
 
 
+def _commission_floor(app: web.Application) -> int:
+    cfg = app[CONFIG]
+    return commission_floor_ppm(cfg.billing.commission_percent,
+                                        cfg.economy.tip_commission_percent)
+
+
 async def bonus_tiers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The configured tiers into the database before anything can credit a deposit."""
+    """The configured tiers into the database before anything can credit a deposit, and
+    no start while the bonus in force (tiers, promotions not ended) could be laundered at
+    the lowest commission in force (sellers' own commissions live in the database)."""
     await app[DB].tx(economy.sync_tiers_tx, app[CONFIG].economy.bonus_tiers_ppm)
+    problem = await app[DB].read(economy.bonus_bound_problem, _commission_floor(app), now_ms())
+    if problem is not None:
+        raise ConfigError(problem)
     yield
 
 
@@ -168,7 +185,8 @@ async def admin_create_promotion(request: web.Request) -> web.Response:
     starts = economy.parse_iso_ms(body.get("starts_at"), "starts_at")
     ends = economy.parse_iso_ms(body.get("ends_at"), "ends_at")
     promo = await request.app[DB].tx(economy.create_promotion_tx, name, ppm,
-                                     from_musdt, starts, ends, admin.id, now_ms())
+                                     from_musdt, starts, ends, admin.id, now_ms(),
+                                     _commission_floor(request.app))
     return web.json_response({"promotion": promo}, status=201)
 
 

@@ -13,19 +13,31 @@ Rules written down here (the README repeats them):
   and a buyer may withdraw only `withdrawable_musdt(available, held, bonus)` = available
   minus the unspent bonus (never below zero). A seller's earnings are the seller's own,
   whatever the buyer paid with: the platform bears the bonus (promo:bonuses goes negative).
+- Bonus cannot be laundered through a colluding seller. Tips are paid from bought tokens
+  only (the same figure a buyer may withdraw; beyond it 402 `bonus_not_tippable`). Minutes
+  may be paid with bonus, so the bonus is kept below what would make spending a whole
+  top-up on one's own seller pay: tier + promotion <= `max_bonus_ppm(lowest commission in
+  force)`, i.e. (1 + bonus)(1 - commission + 0.1 %) <= 1, the 0.1 % covering the seller's
+  side of the per-charge rounding. The config (tiers against billing and tip commission),
+  every new promotion and every start (sellers' own commissions, promotions not ended)
+  are checked against it.
 - Spending = what left a buyer for sellers and the platform: call minutes settled, tips,
   minus call and dispute refunds (ledger kinds in SPEND_KINDS). Days and months are UTC.
 - Limits: lowering (or setting a first one) takes effect at once and cancels a waiting
   raise; raising or removing waits limit_raise_delay_hours. A call's effective spending cap
   is min(the buyer's cap, what is left today, what is left this month), computed when the
   call starts (a call that runs past midnight keeps that cap); a call stopped by it ends
-  like a spending cap (`spend_cap`). What is left counts tokens held for a call as spent.
+  like a spending cap (`spend_cap`). What is left counts what the buyer's calls under way
+  may still charge (each call up to its effective cap: what it holds and what it can still
+  hold) as spent, for calls and tips alike, so spending never passes a limit whatever the
+  order. A limit lowered (or set) during a call lowers that call's cap at once (never below
+  what it has charged and holds: the minute already held may still be used).
 - Self-exclusion: for the chosen days no calls, no tips, no new top-up intents (transfers
   that arrive are still credited); it can be extended, never shortened.
-- Tips: whole tokens, by the call's buyer, while the call is accepted or up to
-  tip_window_hours after it ended; commission as for the call's minutes unless
-  economy.tip_commission_percent >= 0; the seller's part goes where the call's earnings go
-  (`pending` during an earnings hold). One Idempotency-Key, one tip.
+- Tips: whole tokens, by the call's buyer, of a call that went live, while it is under way
+  or up to tip_window_hours after it ended, from bought tokens only; commission as for the
+  call's minutes unless economy.tip_commission_percent >= 0; the seller's part goes where
+  the call's earnings go (`pending` during an earnings hold). One Idempotency-Key, one tip.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from collections import defaultdict
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
+from meterchat.core.bonus_bound import max_bonus_ppm
 from meterchat.core.errors import (
     BadRequest,
     Conflict,
@@ -64,7 +77,17 @@ class LimitReached(Forbidden):
     code = "daily_limit_reached"
 
 
+class BonusNotTippable(PaymentRequired):
+    code = "bonus_not_tippable"
+
+
+
+
 # ---- pure rules -------------------------------------------------------------------------
+
+def _percent(ppm: int) -> str:
+    return format((Decimal(ppm) / 10_000).normalize(), "f")
+
 
 def iso(ms: int | None) -> str | None:
     if ms is None:
@@ -196,12 +219,18 @@ def effective_cap(spend_cap_musdt: int | None, *lefts: int | None) -> int | None
     return min(values) if values else None
 
 
-def tip_open(state: str, ended_at_ms: int | None, now_ms: int, window_ms: int) -> str | None:
-    """Why a call cannot be tipped now (an error code), or None."""
+
+
+def tip_open(state: str, ended_at_ms: int | None, now_ms: int, window_ms: int,
+             went_live: bool) -> str | None:
+    """Why a call cannot be tipped now (an error code), or None. Only a call that went
+    live can be tipped."""
     if state == "ringing":
         return "call_not_started"
-    if state not in ACCEPTED_OR_ENDED:
+    if state not in ACCEPTED_OR_ENDED or (state == "ended" and not went_live):
         return "call_not_taken_place"
+    if not went_live:
+        return "call_not_live"
     if state == "ended" and ended_at_ms is not None and now_ms - ended_at_ms > window_ms:
         return "tip_window_closed"
     return None
@@ -395,11 +424,56 @@ def _audit_promotion(conn: sqlite3.Connection, admin_id: int, action: str,
         (at_ms, admin_id, action, f"promotion:{promotion_id}", detail))
 
 
+def lowest_commission(conn: sqlite3.Connection, config_floor_ppm: int) -> tuple[int, str]:
+    """(ppm, where it comes from): the lowest commission a buyer's spending can meet, the
+    config's (minutes, tips) or a seller's own."""
+    row = conn.execute("SELECT MIN(commission_ppm) FROM sellers").fetchone()
+    if row[0] is not None and row[0] < config_floor_ppm:
+        return row[0], "a seller's own commission"
+    return config_floor_ppm, "billing.commission_percent / economy.tip_commission_percent"
+
+
+def _max_tier_ppm(conn: sqlite3.Connection) -> int:
+    return max((p for _, p in _stored_tiers(conn)), default=0)
+
+
+def bonus_bound_problem(conn: sqlite3.Connection, config_floor_ppm: int,
+                        now_ms: int) -> str | None:
+    """Checked at every start: why the bonus in force (highest tier + best promotion not
+    yet ended) would let a buyer and a seller who work together take out more than a
+    top-up cost, or None."""
+    lowest, source = lowest_commission(conn, config_floor_ppm)
+    tier = _max_tier_ppm(conn)
+    promo = conn.execute("SELECT COALESCE(MAX(percent_ppm), 0) FROM promotions"
+                         " WHERE ends_at_ms > ?", (now_ms,)).fetchone()[0]
+    allowed = max_bonus_ppm(lowest)
+    if tier + promo <= allowed:
+        return None
+    return (f"top-up bonus too high for the commission: the highest tier ({_percent(tier)} %)"
+            f" plus the best promotion not yet ended ({_percent(promo)} %) give"
+            f" {_percent(tier + promo)} %, but with the lowest commission in force"
+            f" ({_percent(lowest)} %, {source}) a buyer who spends a top-up and its bonus on"
+            f" a colluding seller would let that seller withdraw more than the top-up cost;"
+            f" tier plus promotion may be at most {_percent(allowed)} %. Lower"
+            " economy.bonus_tiers, end the promotion or raise the commission.")
+
+
 def create_promotion_tx(conn: sqlite3.Connection, name: str, percent_ppm: int,
                         from_musdt: int, starts_ms: int, ends_ms: int, admin_id: int,
-                        at_ms: int) -> dict:
+                        at_ms: int, config_floor_ppm: int) -> dict:
     if ends_ms <= starts_ms:
         raise Unprocessable("ends_at must be after starts_at", "invalid_period")
+    lowest, _ = lowest_commission(conn, config_floor_ppm)
+    tier = _max_tier_ppm(conn)
+    allowed = max_bonus_ppm(lowest) - tier
+    if percent_ppm > allowed:
+        most = (f"a promotion may be at most {_percent(allowed)} % now" if allowed > 0
+                else "no promotion is possible now")
+        raise Unprocessable(
+            f"a {_percent(percent_ppm)} % promotion on top of the highest tier"
+            f" ({_percent(tier)} %) with the lowest commission in force ({_percent(lowest)} %)"
+            f" would let a buyer and a seller who work together take out more than the"
+            f" top-up cost; {most}", "bonus_too_high")
     cur = conn.execute(
         "INSERT INTO promotions (name, percent_ppm, from_musdt, starts_at_ms, ends_at_ms,"
         " created_by, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -431,10 +505,6 @@ def end_promotion_tx(conn: sqlite3.Connection, promotion_id: int, admin_id: int,
                      at_ms)
     return next(p for p in promotions_view(conn, at_ms)["promotions"]
                 if p["id"] == str(promotion_id))
-
-
-def _percent(ppm: int) -> str:
-    return format((Decimal(ppm) / 10_000).normalize(), "f")
 
 
 def promotions_view(conn: sqlite3.Connection, now_ms: int) -> dict:
@@ -511,13 +581,35 @@ def spent_since(conn: sqlite3.Connection, user_id: int, since_ms: int) -> int:
     return sum(e[3] for e in spend_entries(conn, user_id, since_ms))
 
 
+def may_still_take(cap_musdt: int | None, charged_musdt: int, held_musdt: int,
+                   available_musdt: int) -> int:
+    """What one call under way may still charge: up to its effective cap (never less than
+    it holds); a call without a cap what it holds and all the buyer has available."""
+    if cap_musdt is None:
+        return held_musdt + available_musdt
+    return max(held_musdt, cap_musdt - charged_musdt)
+
+
+def _active_calls(conn: sqlite3.Connection, buyer_id: int) -> list[tuple]:
+    """(id, cap, charged, held) of the buyer's calls under way."""
+    marks = ",".join("?" * len(billing.ACTIVE_STATES))
+    return conn.execute(
+        f"SELECT id, spend_cap_musdt, charged_musdt, held_musdt FROM calls"
+        f" WHERE buyer_id = ? AND state IN ({marks}) ORDER BY id",
+        (buyer_id, *billing.ACTIVE_STATES)).fetchall()
+
+
 def limits_state(conn: sqlite3.Connection, user_id: int, now_ms: int) -> dict:
-    """Effective limits, what is committed (spent + held) today and this month, what is
-    left, and the self-exclusion, in µUSDT (None = no limit)."""
+    """Effective limits, what is committed today and this month (spent, plus what the
+    buyer's calls under way may still take), what is left, and the self-exclusion, in
+    µUSDT (None = no limit). The one limit check of calls and tips reads it."""
     c = _controls(conn, user_id)
     daily = effective_limit(c[0], c[2], c[3], now_ms)
     monthly = effective_limit(c[1], c[4], c[5], now_ms)
     held = ledger.balance(conn, ledger.user_account(user_id, "held"))
+    available = ledger.balance(conn, ledger.user_account(user_id))
+    reserved = sum(may_still_take(cap, charged, h, available)
+                   for _, cap, charged, h in _active_calls(conn, user_id))
     month_spent = spent_since(conn, user_id, month_start_ms(now_ms))
     day_spent = spent_since(conn, user_id, day_start_ms(now_ms))
     return {
@@ -525,8 +617,9 @@ def limits_state(conn: sqlite3.Connection, user_id: int, now_ms: int) -> dict:
         "daily_pending": (c[2], c[3]) if c[3] is not None and now_ms < c[3] else None,
         "monthly_pending": (c[4], c[5]) if c[5] is not None and now_ms < c[5] else None,
         "spent_today": day_spent, "spent_this_month": month_spent, "held": held,
-        "daily_left": left_of(daily, day_spent + held),
-        "monthly_left": left_of(monthly, month_spent + held),
+        "reserved": reserved,
+        "daily_left": left_of(daily, day_spent + reserved),
+        "monthly_left": left_of(monthly, month_spent + reserved),
         "excluded_until": c[6] if c[6] is not None and c[6] > now_ms else None,
         "show_on_leaderboard": bool(c[7]),
     }
@@ -544,10 +637,45 @@ def check_not_excluded(conn: sqlite3.Connection, user_id: int, now_ms: int) -> N
 def _refuse_over_limit(state: dict, amount_musdt: int, what: str) -> None:
     for period, left in (("daily", state["daily_left"]), ("monthly", state["monthly_left"])):
         if left is not None and amount_musdt > left:
+            call = ""
+            if state["reserved"]:
+                call = (f"; your call under way may still take up to"
+                        f" {musdt_to_tokens_str(state['reserved'])} tokens of it (its spending"
+                        " cap), so tip after it ends")
             raise LimitReached(
                 f"{what} would pass your {period} spending limit ({musdt_to_tokens_str(left)}"
-                " tokens left); you can lower limits at once, raising takes 24 hours",
+                f" tokens left{call}); you can lower limits at once, raising takes 24 hours",
                 f"{period}_limit_reached")
+
+
+def fit_calls_to_limits(conn: sqlite3.Connection, buyer_id: int, now_ms: int) -> None:
+    """After a limit is lowered or set: lower the caps of the buyer's calls under way so
+    that what they may still take fits in what is left (never below what a call has
+    charged and holds)."""
+    calls = _active_calls(conn, buyer_id)
+    if not calls:
+        return
+    state = limits_state(conn, buyer_id, now_ms)
+    held_all = sum(h for *_, h in calls)
+    caps = {cid: cap for cid, cap, _, _ in calls}
+    for limit, spent in ((state["daily"], state["spent_today"]),
+                         (state["monthly"], state["spent_this_month"])):
+        if limit is None:
+            continue
+        pool = max(0, limit - spent - held_all)  # beyond what is held already
+        for cid, _, charged, held in calls:
+            cap = caps[cid]
+            room = None if cap is None else max(0, cap - charged - held)
+            extra = pool if room is None else min(room, pool)
+            pool -= extra
+            fitted = charged + held + extra
+            caps[cid] = fitted if cap is None else min(cap, fitted)
+    for cid, cap, _, _ in calls:
+        if caps[cid] != cap:
+            # A cap is positive (the schema's CHECK); one below a segment ends the call at
+            # its next minute boundary like any spending cap.
+            conn.execute("UPDATE calls SET spend_cap_musdt = ? WHERE id = ?",
+                         (max(1, caps[cid]), cid))
 
 
 def call_cap(conn: sqlite3.Connection, buyer_id: int, spend_cap_musdt: int | None,
@@ -572,6 +700,7 @@ def set_limits_tx(conn: sqlite3.Connection, user_id: int, changes: dict[str, int
             f"UPDATE buyer_controls SET {name}_limit_musdt = ?, pending_{name}_musdt = ?,"
             f" pending_{name}_from_ms = ?, updated_at_ms = ? WHERE user_id = ?",
             (lim, pend, pfrom, now_ms, user_id))
+    fit_calls_to_limits(conn, user_id, now_ms)
     return limits_json(limits_state(conn, user_id, now_ms))
 
 
@@ -685,23 +814,26 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
         return tip_json(seen), True
     # The seller's part goes where the call's earnings go (`pending` during an earnings hold).
     call = conn.execute(
-        "SELECT c.buyer_id, c.seller_id, c.state, c.ended_at_ms, c.commission_ppm, a.name"
-        " FROM calls c JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?",
+        "SELECT c.buyer_id, c.seller_id, c.state, c.ended_at_ms, c.commission_ppm, a.name,"
+        " c.live_at_ms FROM calls c JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?",
         (call_id,)).fetchone()
     if call is None or buyer_id not in (call[0], call[1]):
         raise NotFound("no such call of yours", "call_not_found")
     if call[0] != buyer_id:
         raise Forbidden("only the buyer of a call tips", "not_buyer")
-    why = tip_open(call[2], call[3], now_ms, window_ms)
+    why = tip_open(call[2], call[3], now_ms, window_ms, call[6] is not None)
     if why is not None:
         raise Conflict({
             "call_not_started": "the call has not been accepted yet",
-            "call_not_taken_place": "this call did not take place",
+            "call_not_live": "the call has not gone live yet: tips are for a call that took"
+                             " place",
+            "call_not_taken_place": "this call did not take place (it never went live)",
             "tip_window_closed": f"tips are possible up to {window_ms // HOUR_MS} hours after"
                                  " a call",
         }[why], why)
     check_not_excluded(conn, buyer_id, now_ms)
     _refuse_over_limit(limits_state(conn, buyer_id, now_ms), amount, "this tip")
+    _refuse_bonus_tip(conn, buyer_id, amount)
     ppm = call[4] if tip_commission_ppm is None else tip_commission_ppm
     seller_part, commission = billing.commission_split(amount, ppm)
     result = ledger.post(conn, "tip", [
@@ -716,6 +848,24 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
          now_ms))
     row = conn.execute(f"SELECT {_TIP_COLS} FROM tips WHERE id = ?", (cur.lastrowid,)).fetchone()
     return tip_json(row), False
+
+
+def _refuse_bonus_tip(conn: sqlite3.Connection, buyer_id: int, amount_musdt: int) -> None:
+    """A tip is paid from bought tokens only: what the buyer could withdraw (available minus
+    the unspent bonus). Bonus tokens pay for call minutes, never become a seller's earnings
+    through a tip."""
+    bal = ledger.user_balances(conn, buyer_id)
+    if amount_musdt > bal["available"]:
+        raise ledger.InsufficientFunds(
+            f"not enough tokens: {musdt_to_tokens_str(bal['available'])} available")
+    paid = withdrawable_musdt(bal["available"], bal["held"], bonus_figure(conn, buyer_id))
+    if amount_musdt > paid:
+        bonus = unspent_bonus_musdt(bonus_figure(conn, buyer_id), bal["available"],
+                                    bal["held"])
+        raise BonusNotTippable(
+            f"tips are paid from tokens you bought; {musdt_to_tokens_str(bonus)} of your tokens"
+            " are bonus tokens, which pay for call minutes but cannot be tipped; you can tip"
+            f" up to {musdt_to_tokens_str(floor_whole_tokens(paid))} tokens now")
 
 
 def tips_of_call(conn: sqlite3.Connection, call_id: int) -> list[dict]:

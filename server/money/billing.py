@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import NamedTuple
 
 from meterchat.money import ledger
@@ -49,10 +48,6 @@ def commission_split(price_musdt: int, commission_ppm: int) -> tuple[int, int]:
     """(seller, platform): the platform gets floor(price x commission), the seller the rest."""
     commission = price_musdt * commission_ppm // PPM
     return price_musdt - commission, commission
-
-
-def commission_ppm_from_percent(percent: Decimal) -> int:
-    return int(Decimal(percent) * 10_000)
 
 
 def completed_tenths(live_ms: int) -> int:

@@ -154,7 +154,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         " deposits (admin)", None, 200, "operator"),
     # Economy (server/routes/economy.py)
     ("post", "/api/calls/{id}/tip"): (
-        "the buyer tips the seller whole tokens during or up to 24 h after a call; needs an "
+        "the buyer tips the seller whole tokens of a call that went live, during it or up to "
+        "24 h after it, from bought tokens only (402 bonus_not_tippable); needs an "
         "Idempotency-Key header (a replay returns the first tip, 200)",
         obj(["tokens"], tokens=integer(1)), 201, "economy"),
     ("get", "/api/calls/{id}/tips"): ("the tips of one call of mine", None, 200, "economy"),
@@ -188,7 +189,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         "bonus tiers, promotions and what they have cost (admin)", None, 200, "operator"),
     ("post", "/api/admin/promotions"): (
         "start a time-limited top-up promotion: extra percent on top-ups credited between "
-        "starts_at and ends_at (admin)",
+        "starts_at and ends_at; with the highest tier it must stay below the laundering bound "
+        "of the lowest commission (422 bonus_too_high) (admin)",
         obj(["name", "percent", "starts_at", "ends_at"], name=STR,
             percent={"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "example": "5"},
             from_usdt=USDT, starts_at={"type": "string", "format": "date-time"},
