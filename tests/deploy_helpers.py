@@ -28,6 +28,7 @@ PACKAGE_OF = {
     "openssl": "openssl",
     "unshare": "util-linux",
     "runuser": "util-linux",
+    "setpriv": "util-linux",
     "useradd": "passwd",
 }
 
