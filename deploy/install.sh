@@ -23,7 +23,7 @@
 #     by the old version (backups/pre-upgrade-...sqlite3) before the switch; a failed
 #     backup stops the upgrade. Migrations run when the new version starts.
 #  8. systemd units: meterchat.service (LimitNOFILE = 2 x server.max_ws_connections + 1024
-#     from the config), the hourly meterchat-backup.timer, the daily meterchat-turn-cert.timer,
+#     from the config), the hourly meterchat-backup.timer and meterchat-turn-cert.timer,
 #     and a drop-in that keeps coturn from starting without its certificate.
 #  9. /etc/caddy/Caddyfile and /etc/turnserver.conf for --domain (the files they replace are
 #     kept as *.before-meterchat; files that are already meterchat's are left alone).
@@ -307,13 +307,16 @@ if [ -n "$domain" ]; then
         if "$opt/bin/meterchat-turn-cert" >/dev/null 2>&1; then break; fi
         sleep 5
     done
+    systemctl enable --quiet coturn
     if "$opt/bin/meterchat-turn-cert"; then
-        systemctl enable --quiet coturn
         systemctl restart coturn
         say "coturn runs with the certificate for $domain"
     else
+        # Not with Debian's default config either: it starts again, with ours, once the
+        # hourly meterchat-turn-cert.timer finds Caddy's certificate.
+        systemctl stop coturn || true
         echo "install.sh: coturn waits for Caddy's certificate; once https://$domain works," \
-             "run: meterchat-turn-cert && systemctl restart coturn" >&2
+             "run: meterchat-turn-cert (or wait an hour)" >&2
     fi
 fi
 say "done: https://${domain:-your-host}/ (journalctl -u meterchat for the logs)"
