@@ -227,6 +227,14 @@ def test_the_readme_deployment_on_a_fresh_host(deployment, tmp_path):
                  "meterchat-turn-cert.service", "meterchat-turn-cert.timer"):
         verify(d.root / "etc/systemd/system" / name)
     assert exposure(d.unit) <= MAX_EXPOSURE
+    # Debian's coturn unit with the installed drop-in (sections of the same name merge).
+    tool("turnserver")
+    coturn = tmp_path / "coturn.service"
+    coturn.write_text(Path("/lib/systemd/system/coturn.service").read_text() + "\n"
+                      + (d.root / "etc/systemd/system/coturn.service.d/meterchat.conf")
+                      .read_text())
+    verify(coturn)
+    assert f"ExecStartPre={d.opt}/bin/meterchat-turn-cert check" in coturn.read_text()
     assert f"LimitNOFILE={2 * 4000 + 1024}" in d.unit.read_text()
 
     # The operator edits the config (here: ports free on this machine).
