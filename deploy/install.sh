@@ -153,7 +153,6 @@ config=$config
 secrets=$secrets
 user=$user
 umask 077
-cd $state
 has_config=no
 for arg in "\$@"; do
     case "\$arg" in --config|--config=*) has_config=yes ;; esac
@@ -166,10 +165,12 @@ if [ "\$(id -u)" = 0 ]; then
             case "\$line" in ''|'#'*) continue ;; *=*) export "\$line" ;; esac
         done <"\$secrets"
     fi
+    cd $state
     exec setpriv --reuid="\$user" --regid="\$user" --init-groups --no-new-privs \\
         env HOME=$state "\$program" "\$@"
 fi
 if [ "\$(id -un)" = "\$user" ]; then
+    cd $state
     exec "\$program" "\$@"
 fi
 echo "meterchat: run this as root (sudo meterchat ...) or as \$user" >&2
