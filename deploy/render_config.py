@@ -48,6 +48,9 @@ def render(example: Path, state_dir: Path, domain: str | None) -> str:
         }
     # The hot wallet key comes from the root-only secrets file, through the environment.
     set_values[("chain", "hot_wallet_key_env")] = '"HOT_WALLET_KEY"'
+    # Every request arrives from the local Caddy: its X-Forwarded-For names the client (login
+    # and sign-up limits, logs) and its X-Forwarded-Proto makes the cookies Secure.
+    set_values[("server", "trusted_proxies")] = '["127.0.0.1", "::1"]'
     out, section, done = [], None, set()
     for line in example.read_text().splitlines():
         header = re.match(r"^\[(\w+)\]", line)
