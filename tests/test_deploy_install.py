@@ -215,6 +215,8 @@ def test_the_readme_deployment_on_a_fresh_host(deployment, tmp_path):
     config_text = d.config.read_text()
     assert f'"turns:{DOMAIN}:5349?transport=tcp"' in config_text
     assert f'public_url = "https://{DOMAIN}"' in config_text
+    # Behind the local Caddy the client address comes from its X-Forwarded-For.
+    assert 'trusted_proxies = ["127.0.0.1", "::1"]' in config_text
     assert f"{DOMAIN} {{" in (d.root / "etc/caddy/Caddyfile").read_text()
     # Every path of the config is in the state directory.
     check = subprocess.run([str(d.opt / "current/bin/python"), str(DEPLOY / "render_config.py"),
