@@ -331,7 +331,10 @@ class OperatorConfig:
 @dataclass(frozen=True)
 class IceConfig:
     stun_urls: list[str] = key([], "STUN server URLs, e.g. stun:turn.example.com:3478")
-    turn_urls: list[str] = key([], "TURN server URLs, e.g. turn:turn.example.com:3478")
+    turn_urls: list[str] = key(
+        [], "TURN server URLs, e.g. turn:chat.example.com:3478?transport=udp, "
+        "turn:chat.example.com:3478?transport=tcp, turns:chat.example.com:5349?transport=tcp"
+    )
     turn_secret_env: str = key(
         "TURN_SECRET", "environment variable holding coturn's static-auth-secret"
     )

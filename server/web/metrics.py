@@ -1,10 +1,12 @@
 """Prometheus metrics: one registry per app (so several apps in one process never share
 figures), the HTTP latency middleware, and GET /metrics. Figures that live in the database
 (calls by state, deposits and withdrawals by status) are read at scrape time, so no domain
-has to keep a counter in step with its tables."""
+has to keep a counter in step with its tables. The hot wallet's balances are read from the
+chain at scrape time too, at most once a minute."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 
@@ -18,7 +20,13 @@ from prometheus_client import (
     generate_latest,
 )
 
-from meterchat.appkeys import DB
+from meterchat.appkeys import CONFIG, DB
+from meterchat.chain.gateway import ChainError
+from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
+
+# The hot wallet's balances are read from the node at most this often (a scrape every 15 s
+# would otherwise cost TronGrid requests the operator pays for).
+HOT_WALLET_EVERY_S = 60.0
 
 
 class Metrics:
@@ -50,6 +58,15 @@ class Metrics:
         self.deposits = Gauge("meterchat_deposits", "deposits by status", ["status"], registry=r)
         self.withdrawals = Gauge(
             "meterchat_withdrawals", "withdrawals by status", ["status"], registry=r)
+        self.http_responses = Counter(
+            "meterchat_http_responses", "HTTP responses by status code", ["code"], registry=r)
+        self.hot_wallet_usdt = Gauge(
+            "meterchat_hot_wallet_usdt", "USDT the hot wallet holds on chain (read at most "
+            "once a minute; absent without a hot wallet)", registry=r)
+        self.hot_wallet_trx = Gauge(
+            "meterchat_hot_wallet_trx", "TRX the hot wallet holds for energy (read at most "
+            "once a minute; absent without a hot wallet)", registry=r)
+        self.hot_wallet_read_at = float("-inf")
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -72,8 +89,33 @@ def _db_figures(conn: sqlite3.Connection) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+async def _read_hot_wallet(app: web.Application, m: Metrics) -> None:
+    now = time.monotonic()
+    if now - m.hot_wallet_read_at < HOT_WALLET_EVERY_S:
+        return
+    m.hot_wallet_read_at = now
+    info, gateway = app.get(CHAIN_INFO), app.get(GATEWAY)
+    if info is None or gateway is None:
+        return
+    address = info.hot_wallet_address
+    if address is None and app.get(DEVNET) is not None:
+        address = app[DEVNET].hot_wallet_address
+    if not address:
+        return
+    try:
+        async with asyncio.timeout(app[CONFIG].operator.health_chain_timeout_s):
+            musdt = await gateway.usdt_balance(address)
+            sun = await gateway.trx_balance_sun(address)
+    except (TimeoutError, ChainError):
+        return  # the last figures stay; the watcher's lag shows a node that is gone
+    # A reading for alerts, not money: Prometheus values are floats anyway.
+    m.hot_wallet_usdt.set(musdt / 1_000_000)
+    m.hot_wallet_trx.set(sun / 1_000_000)
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     m = request.app[METRICS]
+    await _read_hot_wallet(request.app, m)
     figures = await request.app[DB].read(_db_figures)
     for attr, rows in figures.items():
         gauge = getattr(m, attr)
@@ -87,13 +129,24 @@ async def metrics_handler(request: web.Request) -> web.Response:
 @web.middleware
 async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
+    status: int | None = 500  # what an exception becomes (error_middleware answers within)
     try:
-        return await handler(request)
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = None  # the client went away: no answer was sent
+        raise
     finally:
+        m = request.app[METRICS]
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
-        request.app[METRICS].http_seconds.labels(request.method, route).observe(
-            time.perf_counter() - started)
+        m.http_seconds.labels(request.method, route).observe(time.perf_counter() - started)
+        if status is not None:
+            m.http_responses.labels(str(status)).inc()
 
 
 def setup(app: web.Application) -> None:

@@ -1,5 +1,7 @@
-"""The browser client: index.html at `/`, static/ under `/static/`, and the few public
-settings the pages need (network, explorer, limits) at GET /api/client-config."""
+"""The browser client: index.html at `/`, static/ under `/static/`, the few public
+settings the pages need (network, explorer, limits) at GET /api/client-config, and the
+security headers of every response: this module is their one owner (the TLS proxy in front,
+deploy/Caddyfile, adds none of them)."""
 
 from __future__ import annotations
 
@@ -29,18 +31,29 @@ CSP = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
-_HEADERS = {
-    "Content-Security-Policy": CSP,
+# On every response the app makes (pages, files, API answers, errors).
+_EVERY_RESPONSE = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    # The page uses the camera and microphone of this origin only.
+}
+
+# On the page: the policy above, and the camera and microphone of this origin only.
+_PAGE = {
+    "Content-Security-Policy": CSP,
     "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
     "Cache-Control": "no-cache",
 }
 
+# Behind TLS (public_url https://...), browsers are told to use nothing else for a year.
+HSTS = "max-age=31536000"
+
+# The product's name without a version: aiohttp's default ("Python/3.11 aiohttp/3.x")
+# tells an attacker which versions to look up.
+SERVER_HEADER = "meterchat"
+
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers=_HEADERS)
+    return web.FileResponse(STATIC_DIR / "index.html", headers=_PAGE)
 
 
 # Routes some pages use only when this server has them (the operator's tools may come later
@@ -81,15 +94,20 @@ async def client_config(request: web.Request) -> web.Response:
     })
 
 
-async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers["Server"] = SERVER_HEADER
+    for name, value in _EVERY_RESPONSE.items():
+        headers[name] = value
+    if request.app[CONFIG].server.public_url.startswith("https://"):
+        headers["Strict-Transport-Security"] = HSTS
     if request.path.startswith("/static/"):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # Revalidate on each load: a deploy must never leave an old module beside a new one.
-        response.headers.setdefault("Cache-Control", "no-cache")
+        headers.setdefault("Cache-Control", "no-cache")
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/api/client-config", client_config)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
-    app.on_response_prepare.append(_static_headers)
+    app.on_response_prepare.append(_security_headers)
