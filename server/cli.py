@@ -8,13 +8,23 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import signal
+import socket
 import sys
+import threading
 
 from server import accounts, ledger
 from server.backup import BackupError
 from server.config import Config, ConfigError, load_config
-from server.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
+from server.db import (
+    DatabaseError,
+    MigrationError,
+    connect_sync,
+    migrate_sync,
+    run_read,
+    run_tx,
+)
 from server.errors import ApiError
 from server.logs import setup_logging
 
@@ -25,23 +35,77 @@ def _open_db(config: Config):
     return conn
 
 
+class StartupError(Exception):
+    """The server cannot start; the message is the one line printed."""
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.server.log_level)
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except (ConfigError, MigrationError, DatabaseError, StartupError):
+        raise  # main prints their one line
+    except Exception as exc:
+        # Anything else that stops start-up: one line on stderr and a non-zero status,
+        # so a supervisor (systemd) sees the failure and restarts or reports it.
+        text = " ".join(str(exc).split()) or "no details"
+        print(f"meterchat: cannot start: {type(exc).__name__}: {text}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bind the listening sockets before anything else starts (database, chain, jobs), so a
+    port in use stops start-up at once and before any job has run. Like asyncio's
+    create_server: every address the host resolves to, SO_REUSEADDR, IPv6 sockets v6-only."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, addr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one port for every address
+                addr = (addr[0], sockets[0].getsockname()[1], *addr[2:])
+            sock.bind(addr)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sockets
+
+
 async def _serve(config: Config) -> None:
+    """Start the app and serve until SIGINT/SIGTERM. An error while starting undoes what was
+    started (the database, the devnet node, jobs) and is raised again, so the process exits
+    instead of hanging on a thread left running."""
     from aiohttp import web
 
     from server.app import create_app
 
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    sockets = _listen(config.server.host, config.server.port)
+    runner: web.AppRunner | None = None
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
+        app = create_app(config)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+    except BaseException:
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()  # the cleanup contexts that did start, in reverse
+        for sock in sockets:
+            sock.close()
+        raise
+    try:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
         tune_gc()
         host, port = runner.addresses[0][:2]
         url = config.server.public_url or f"http://{host}:{port}"
@@ -50,6 +114,8 @@ async def _serve(config: Config) -> None:
         await _until_stopped()
     finally:
         await runner.cleanup()
+        for sock in sockets:
+            sock.close()
 
 
 async def _until_stopped() -> None:
@@ -346,18 +412,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    code = _run(args)
+    if argv is None and code != 0:
+        _exit_if_threads_linger(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         return args.fn(args, config)
     except ConfigError as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
-    except (MigrationError, BackupError) as exc:
+    except (MigrationError, BackupError, DatabaseError, StartupError) as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
     except ApiError as exc:
         print(f"meterchat: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _exit_if_threads_linger(code: int) -> None:
+    """The command failed: exit now even if a library left a non-daemon thread running
+    (the interpreter would wait for it forever, and a supervisor would see a live process).
+    Only for the `meterchat` process itself, never when main() is called with arguments."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
