@@ -298,11 +298,17 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
 def cmd_restore(args: argparse.Namespace, config: Config) -> int:
     from server.backup import restore
 
-    restore(args.backup_file, config.database.path)
+    held = restore(args.backup_file, config.database.path)
     conn = _open_db(config)
     report = run_read(conn, ledger.audit)
     print(f"restored {args.backup_file} into {config.database.path}; audit "
           + ("ok" if report.ok else "FAILED"))
+    if held:
+        print(f"{len(held)} withdrawal(s) not final in the backup now wait in review "
+              f"(restored_from_backup): {', '.join(map(str, held))}. They may have been paid "
+              "since the backup: start the server, let the watcher catch up, run `meterchat "
+              "reconcile`, then confirm each one paid on chain (`meterchat withdrawals confirm "
+              "ID --txid TXID`) and approve or reject the others.")
     return 0 if report.ok else 1
 
 
@@ -323,6 +329,12 @@ def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
         return 2
     if args.withdrawals_command == "approve":
         w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
+    elif args.withdrawals_command == "confirm":
+        from server.deposits import parse_txid
+
+        margin_ms = int(config.withdrawals.expiry_margin_s * 1000)
+        w = run_tx(conn, wd.confirm_paid_by_tx, withdrawal_id, parse_txid(args.txid), None,
+                   now_ms(), margin_ms)
     else:
         w = run_tx(conn, wd.reject_tx, withdrawal_id, None, now_ms(), args.reason)
     print(json.dumps({"withdrawal": w.view(admin=True)}, indent=2))
@@ -385,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "retry a failed one)")
     p.add_argument("--config", metavar="PATH", help="TOML config file")
     p.add_argument("id", help="withdrawal id")
+    p.set_defaults(fn=cmd_withdrawals)
+    p = wds_sub.add_parser("confirm", help="record that a transfer found on chain paid a "
+                           "withdrawal in review (e.g. one restored from a backup)",
+                           description="record that a USDT transfer out of the hot wallet, "
+                           "listed by `meterchat reconcile`, paid a withdrawal in review (one "
+                           "restored from a backup that was paid after the backup)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("id", help="withdrawal id")
+    p.add_argument("--txid", required=True, help="the transfer's TXID")
     p.set_defaults(fn=cmd_withdrawals)
     p = wds_sub.add_parser("reject", help="reject a withdrawal and return its tokens",
                            description="reject a withdrawal (review, queued or failed) and "
