@@ -41,15 +41,17 @@ class StartupError(Exception):
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.server.log_level)
+    state = {"serving": False}
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, state))
     except (ConfigError, MigrationError, DatabaseError, StartupError):
         raise  # main prints their one line
     except Exception as exc:
-        # Anything else that stops start-up: one line on stderr and a non-zero status,
-        # so a supervisor (systemd) sees the failure and restarts or reports it.
+        # Anything else: one line on stderr and a non-zero status, so a supervisor
+        # (systemd) sees the failure and restarts or reports it.
         text = " ".join(str(exc).split()) or "no details"
-        print(f"meterchat: cannot start: {type(exc).__name__}: {text}", file=sys.stderr)
+        what = "stopped" if state["serving"] else "cannot start"
+        print(f"meterchat: {what}: {type(exc).__name__}: {text}", file=sys.stderr)
         return 1
     return 0
 
@@ -82,7 +84,7 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, state: dict | None = None) -> None:
     """Start the app and serve until SIGINT/SIGTERM. An error while starting undoes what was
     started (the database, the devnet node, jobs) and is raised again, so the process exits
     instead of hanging on a thread left running."""
@@ -110,6 +112,8 @@ async def _serve(config: Config) -> None:
         host, port = runner.addresses[0][:2]
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
+        if state is not None:
+            state["serving"] = True
         _announce_devnet(app)
         await _until_stopped()
     finally:
@@ -451,6 +455,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     except ApiError as exc:
         print(f"meterchat: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file or port the command needs (devnet serve, backup...)
+        print(f"meterchat: {exc}", file=sys.stderr)
         return 1
 
 

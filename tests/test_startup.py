@@ -94,6 +94,18 @@ def test_a_port_already_taken_exits(tmp_path):
     assert str(port) in line
 
 
+
+def test_a_devnet_port_already_taken_exits(tmp_path):
+    """Found while starting, after the database is open: it is closed again."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = config(tmp_path)
+        cfg.write_text(cfg.read_text().replace("[devnet]\nport = 0", f"[devnet]\nport = {port}"))
+        line = one_line_reason(serve(cfg))
+    assert "cannot start" in line and str(port) in line
+
 # -- in-process: the cause itself (the process-level guard in cli.main would hide it)
 
 
