@@ -8,12 +8,22 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import signal
+import socket
 import sys
+import threading
 
 from meterchat.accounts import users as accounts
 from meterchat.core.config import Config, ConfigError, load_config
-from meterchat.core.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
+from meterchat.core.db import (
+    DatabaseError,
+    MigrationError,
+    connect_sync,
+    migrate_sync,
+    run_read,
+    run_tx,
+)
 from meterchat.core.errors import ApiError
 from meterchat.core.logs import setup_logging
 from meterchat.money import ledger
@@ -26,31 +36,91 @@ def _open_db(config: Config):
     return conn
 
 
+class StartupError(Exception):
+    """The server cannot start; the message is the one line printed."""
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.server.log_level)
-    asyncio.run(_serve(config))
+    state = {"serving": False}
+    try:
+        asyncio.run(_serve(config, state))
+    except (ConfigError, MigrationError, DatabaseError, StartupError):
+        raise  # main prints their one line
+    except Exception as exc:
+        # Anything else: one line on stderr and a non-zero status, so a supervisor
+        # (systemd) sees the failure and restarts or reports it.
+        text = " ".join(str(exc).split()) or "no details"
+        what = "stopped" if state["serving"] else "cannot start"
+        print(f"meterchat: {what}: {type(exc).__name__}: {text}", file=sys.stderr)
+        return 1
     return 0
 
 
-async def _serve(config: Config) -> None:
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bind the listening sockets before anything else starts (database, chain, jobs), so a
+    port in use stops start-up at once and before any job has run. Like asyncio's
+    create_server: every address the host resolves to, SO_REUSEADDR, IPv6 sockets v6-only."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, addr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one port for every address
+                addr = (addr[0], sockets[0].getsockname()[1], *addr[2:])
+            sock.bind(addr)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sockets
+
+
+async def _serve(config: Config, state: dict | None = None) -> None:
+    """Start the app and serve until SIGINT/SIGTERM. An error while starting undoes what was
+    started (the database, the devnet node, jobs) and is raised again, so the process exits
+    instead of hanging on a thread left running."""
     from aiohttp import web
 
     from meterchat.app import create_app
 
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    sockets = _listen(config.server.host, config.server.port)
+    runner: web.AppRunner | None = None
     try:
-        site = web.TCPSite(runner, config.server.host, config.server.port)
-        await site.start()
+        app = create_app(config)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+    except BaseException:
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()  # the cleanup contexts that did start, in reverse
+        for sock in sockets:
+            sock.close()
+        raise
+    try:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
         tune_gc()
         host, port = runner.addresses[0][:2]
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
+        if state is not None:
+            state["serving"] = True
         _announce_devnet(app)
         await _until_stopped()
     finally:
         await runner.cleanup()
+        for sock in sockets:
+            sock.close()
 
 
 async def _until_stopped() -> None:
@@ -233,11 +303,17 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
 def cmd_restore(args: argparse.Namespace, config: Config) -> int:
     from meterchat.operator.backup import restore
 
-    restore(args.backup_file, config.database.path)
+    held = restore(args.backup_file, config.database.path)
     conn = _open_db(config)
     report = run_read(conn, ledger.audit)
     print(f"restored {args.backup_file} into {config.database.path}; audit "
           + ("ok" if report.ok else "FAILED"))
+    if held:
+        print(f"{len(held)} withdrawal(s) not final in the backup now wait in review "
+              f"(restored_from_backup): {', '.join(map(str, held))}. They may have been paid "
+              "since the backup: start the server, let the watcher catch up, run `meterchat "
+              "reconcile`, then confirm each one paid on chain (`meterchat withdrawals confirm "
+              "ID --txid TXID`) and approve or reject the others.")
     return 0 if report.ok else 1
 
 
@@ -258,6 +334,12 @@ def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
         return 2
     if args.withdrawals_command == "approve":
         w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
+    elif args.withdrawals_command == "confirm":
+        from meterchat.deposits.store import parse_txid
+
+        margin_ms = int(config.withdrawals.expiry_margin_s * 1000)
+        w = run_tx(conn, wd.confirm_paid_by_tx, withdrawal_id, parse_txid(args.txid), None,
+                   now_ms(), margin_ms)
     else:
         w = run_tx(conn, wd.reject_tx, withdrawal_id, None, now_ms(), args.reason)
     print(json.dumps({"withdrawal": w.view(admin=True)}, indent=2))
@@ -321,6 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="PATH", help="TOML config file")
     p.add_argument("id", help="withdrawal id")
     p.set_defaults(fn=cmd_withdrawals)
+    p = wds_sub.add_parser("confirm", help="record that a transfer found on chain paid a "
+                           "withdrawal in review (e.g. one restored from a backup)",
+                           description="record that a USDT transfer out of the hot wallet, "
+                           "listed by `meterchat reconcile`, paid a withdrawal in review (one "
+                           "restored from a backup that was paid after the backup)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("id", help="withdrawal id")
+    p.add_argument("--txid", required=True, help="the transfer's TXID")
+    p.set_defaults(fn=cmd_withdrawals)
     p = wds_sub.add_parser("reject", help="reject a withdrawal and return its tokens",
                            description="reject a withdrawal (review, queued or failed) and "
                            "return its tokens to the user")
@@ -347,18 +438,40 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    code = _run(args)
+    if argv is None and code != 0:
+        _exit_if_threads_linger(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         return args.fn(args, config)
     except ConfigError as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
-    except (MigrationError, BackupError) as exc:
+    except (MigrationError, BackupError, DatabaseError, StartupError) as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2
     except ApiError as exc:
         print(f"meterchat: {exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file or port the command needs (devnet serve, backup...)
+        print(f"meterchat: {exc}", file=sys.stderr)
+        return 1
+
+
+def _exit_if_threads_linger(code: int) -> None:
+    """The command failed: exit now even if a library left a non-daemon thread running
+    (the interpreter would wait for it forever, and a supervisor would see a live process).
+    Only for the `meterchat` process itself, never when main() is called with arguments."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -138,8 +138,11 @@ class Client:
             if left <= 0:
                 raise TimeoutError(f"no {type_} message within {within} s: {self.messages}")
             self._new.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that comes as the event is set, and a reader cancelled then never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._new.wait()
 
     def seen(self, type_: str) -> list[dict]:
         return [m for m in self.messages if m.get("type") == type_]
@@ -210,14 +213,43 @@ def _synthetic_track(width: int = 160, height: int = 120):
     return Bars()
 
 
+def ice_candidate(data: dict):
+    """An aiortc RTCIceCandidate from a browser's trickled `candidate` signal
+    (RTCIceCandidate.toJSON(): `candidate: "candidate:..."`, `sdpMid`, `sdpMLineIndex`), or
+    None for an end-of-candidates marker or anything that is not one."""
+    from aiortc.sdp import candidate_from_sdp
+
+    if not isinstance(data, dict):
+        return None
+    text = data.get("candidate")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = text.strip()
+    candidate = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:")
+                                   else text)
+    candidate.sdpMid = data.get("sdpMid")
+    index = data.get("sdpMLineIndex")
+    candidate.sdpMLineIndex = index if isinstance(index, int) else None
+    if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+        candidate.sdpMLineIndex = 0
+    return candidate
+
+
 class WebRTCPeer:
-    """One side of a call over aiortc. The buyer offers, the seller answers (aiortc puts
-    every ICE candidate in the SDP, so one offer and one answer are the whole exchange)."""
+    """One side of a call over aiortc, speaking the pages' signalling (static/js/rtc.js): the
+    buyer offers and the seller answers. aiortc gathers every ICE candidate before it sets
+    its local description, so its own offer or answer carries them all and it never
+    trickles; a browser trickles `{type: "candidate"}` signals, some before its offer or
+    answer: they are applied once the remote description is set (or with it, when it is
+    already there). A browser answerer asks for an offer with `{type: "ready"}` (the offer
+    is sent again; `fresh` after its page reloaded: a new peer connection and a new offer);
+    an offer marked `fresh` from a browser buyer that reloaded gets a new connection here
+    too. Every signal is read by one task, one at a time, in order."""
 
     def __init__(self, client: Client, call_id: str, *, offer: bool,
                  media_interval_s: float = MEDIA_INTERVAL_S, loopback: bool = False,
                  ice_servers: list[dict] | None = None) -> None:
-        from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+        from aiortc import RTCConfiguration, RTCIceServer
 
         if loopback:
             use_loopback_only()
@@ -229,42 +261,118 @@ class WebRTCPeer:
         self.call_id = call_id
         self.offer = offer
         self.media_interval_s = media_interval_s
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._configuration = RTCConfiguration(iceServers=servers)
         self.frames_decoded = 0
         self._tasks: list[asyncio.Task] = []
-        self.pc.addTrack(_synthetic_track())
-        self.pc.on("track", self._on_track)
+        self._pending: list = []
+        self._negotiated = asyncio.Event()
+        self.pc = self._new_pc()
 
-    def _on_track(self, track) -> None:
+    def _new_pc(self):
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection(self._configuration)
+        pc.addTrack(_synthetic_track())
+        pc.on("track", lambda track: self._on_track(pc, track))
+        self._pending = []
+        self._offered = False
+        return pc
+
+    async def _replace_pc(self) -> None:
+        old, self.pc = self.pc, self._new_pc()
+        with contextlib.suppress(Exception):
+            await old.close()
+
+    def _on_track(self, pc, track) -> None:
         async def consume() -> None:
             from aiortc.mediastreams import MediaStreamError
 
             with contextlib.suppress(MediaStreamError):
                 while True:
                     await track.recv()
-                    self.frames_decoded += 1
+                    if pc is self.pc:
+                        self.frames_decoded += 1
 
         self._tasks.append(asyncio.get_running_loop().create_task(consume()))
 
     async def connect(self, within: float = 20.0) -> None:
+        """Negotiate: returns once the offer and the answer are both applied here."""
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._signals()))
+        if self.offer:
+            await self._send_offer()
+        await asyncio.wait_for(self._negotiated.wait(), within)
+        self._tasks.append(loop.create_task(self._heartbeats()))
+
+    async def _send(self, data: dict) -> None:
+        await self.client.send({"type": "signal", "call_id": self.call_id, "data": data})
+
+    async def _send_offer(self) -> None:
+        """Our offer (made once per peer connection, sent again when asked)."""
+        pc = self.pc
+        if pc.localDescription is None or pc.signalingState == "stable":
+            await pc.setLocalDescription(await pc.createOffer())
+        fresh = not self._offered
+        self._offered = True
+        await self._send({"type": "offer", "sdp": pc.localDescription.sdp, "fresh": fresh})
+
+    async def _signals(self) -> None:
+        while True:
+            msg = await self.client.next("signal", self.call_id, within=24 * 3600)
+            data = msg.get("data")
+            try:
+                await self._on_signal(data if isinstance(data, dict) else {})
+            except Exception as exc:  # one bad signal never ends the call
+                print(f"peer: signal {str(data)[:200]} not applied: {type(exc).__name__}: "
+                      f"{exc}", file=sys.stderr, flush=True)
+
+    async def _on_signal(self, data: dict) -> None:
         from aiortc import RTCSessionDescription
 
-        c = self.client
-        if self.offer:
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-            await c.send({"type": "signal", "call_id": self.call_id,
-                          "data": {"type": "offer", "sdp": self.pc.localDescription.sdp}})
-            answer = await c.next("signal", self.call_id, within)
+        kind = data.get("type")
+        if kind == "candidate":
+            candidate = ice_candidate(data.get("candidate"))
+            if candidate is None:
+                return
+            if self.pc.remoteDescription is None:
+                self._pending.append(candidate)
+            else:
+                await self._add_candidate(candidate)
+        elif kind == "offer" and not self.offer and isinstance(data.get("sdp"), str):
+            if data.get("fresh") and self.pc.remoteDescription is not None:
+                await self._replace_pc()  # the buyer's page reloaded: a new connection
+            pc = self.pc
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type="offer"))
+            await self._flush_candidates()
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self._send({"type": "answer", "sdp": pc.localDescription.sdp})
+            self._negotiated.set()
+        elif kind == "answer" and self.offer and isinstance(data.get("sdp"), str):
+            if self.pc.signalingState != "have-local-offer":
+                return  # an answer to an offer we no longer wait for
             await self.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=answer["data"]["sdp"], type="answer"))
-        else:
-            offer = await c.next("signal", self.call_id, within)
-            await self.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=offer["data"]["sdp"], type="offer"))
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-            await c.send({"type": "signal", "call_id": self.call_id,
-                          "data": {"type": "answer", "sdp": self.pc.localDescription.sdp}})
-        self._tasks.append(asyncio.get_running_loop().create_task(self._heartbeats()))
+                RTCSessionDescription(sdp=data["sdp"], type="answer"))
+            await self._flush_candidates()
+            self._negotiated.set()
+        elif kind == "ready" and self.offer:
+            if data.get("fresh") and self.pc.remoteDescription is not None:
+                await self._replace_pc()  # the seller's page reloaded: start afresh
+                await self._send_offer()
+            elif self.pc.signalingState == "have-local-offer":
+                await self._send_offer()  # our offer was lost or came too early
+            # Connected, or negotiated and still connecting: aiortc has no ICE restart;
+            # the path comes back by itself or the call's media timeout ends it.
+
+    async def _add_candidate(self, candidate) -> None:
+        try:
+            await self.pc.addIceCandidate(candidate)
+        except ValueError:
+            pass  # after the remote side's end-of-candidates, or for a media line we lack
+
+    async def _flush_candidates(self) -> None:
+        pending, self._pending = self._pending, []
+        for candidate in pending:
+            await self._add_candidate(candidate)
 
     async def bytes_received(self) -> int:
         report = await self.pc.getStats()

@@ -35,6 +35,22 @@ class MigrationError(Exception):
     """The database cannot be brought to the code's schema (e.g. it is newer than the code)."""
 
 
+class DatabaseError(Exception):
+    """The database file cannot be opened or used (a directory, not SQLite, no permission)."""
+
+
+def open_error(path: Path | str, exc: BaseException) -> DatabaseError:
+    """One line that names the file and what is wrong with it."""
+    p = Path(path)
+    if p.is_dir():
+        why = "it is a directory, not a database file"
+    elif isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+        why = "file is not a database (not an SQLite file, or encrypted or damaged)"
+    else:
+        why = str(exc) or type(exc).__name__
+    return DatabaseError(f"cannot open the database {p}: {why}")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -49,9 +65,16 @@ def configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
 
 def connect_sync(path: Path | str, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
     """A plain sqlite3 connection configured like the server's (for the CLI and tests)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    configure(conn, busy_timeout_ms)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise open_error(path, exc) from exc
+    try:
+        configure(conn, busy_timeout_ms)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise open_error(path, exc) from exc
     return conn
 
 
@@ -139,11 +162,25 @@ class Database:
         self._conn: aiosqlite.Connection | None = None
 
     async def open(self, migrate: bool = True) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await aiosqlite.connect(str(self.path), isolation_level=None)
-        await self.call(configure, self.busy_timeout_ms)
-        if migrate:
-            await self.call(migrate_sync)
+        """Connect, configure and migrate. On any failure the connection (and aiosqlite's
+        thread, which is not a daemon and would keep the process alive) is closed again
+        before the error is raised: a DatabaseError or MigrationError naming the file."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = await aiosqlite.connect(str(self.path), isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            self._conn = None
+            raise open_error(self.path, exc) from exc
+        try:
+            try:
+                await self.call(configure, self.busy_timeout_ms)
+                if migrate:
+                    await self.call(migrate_sync)
+            except sqlite3.Error as exc:
+                raise open_error(self.path, exc) from exc
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -1,6 +1,7 @@
 """The deposit watcher: an apscheduler job that follows solidified blocks from a stored cursor,
 records every USDT Transfer to the deposit address (crediting the intent it matches, else
-`unmatched` for the operator), and moves the cursor in the same SQLite transaction as the
+`unmatched` for the operator) and every USDT Transfer out of the hot wallet (for reconcile),
+and moves the cursor in the same SQLite transaction as the
 block's records, so no block is skipped and none is credited twice across restarts.
 
 Node errors and timeouts never stop it: the pass logs why and backs off (doubling up to a
@@ -18,11 +19,12 @@ from aiohttp import web
 
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain.gateway import ChainGateway, ChainUnavailable
-from meterchat.chain_ctx import CHAIN_INFO, GATEWAY
+from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
 from meterchat.deposits import store as deposits
+from meterchat.operator import reconcile
 from meterchat.web.metrics import METRICS
 
 log = logging.getLogger("meterchat.deposits.watcher")
@@ -37,8 +39,10 @@ MAX_BACKOFF_S = 60.0
 
 class DepositWatcher:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
-                 deposit_address: str, interval_s: float, metrics=None) -> None:
+                 deposit_address: str, interval_s: float, metrics=None,
+                 hot_wallet_address: str | None = None) -> None:
         self.db = db
+        self.hot_wallet_address = hot_wallet_address
         self.gateway = gateway
         self.usdt_contract = usdt_contract
         self.deposit_address = deposit_address
@@ -100,7 +104,9 @@ class DepositWatcher:
             bt = await self.gateway.block_transfers(n, self.usdt_contract)
             ours = tuple(t for t in bt.transfers
                          if t.to_address == self.deposit_address and t.amount > 0)
-            recorded = await self.db.tx(deposits.record_block_tx, n, bt.block_time_ms, ours,
+            out = tuple(t for t in bt.transfers
+                        if self.hot_wallet_address and t.from_address == self.hot_wallet_address)
+            recorded = await self.db.tx(record_block_tx, n, bt.block_time_ms, ours, out,
                                         now_ms())
             for r in recorded:
                 if r.fresh:
@@ -113,6 +119,15 @@ class DepositWatcher:
         return done
 
 
+def record_block_tx(conn, block_number: int, block_time_ms: int | None, ours, out,
+                    at_ms: int) -> list[deposits.Recorded]:
+    """One block in one transaction: its deposits, its transfers out of the hot wallet, the
+    cursor."""
+    recorded = deposits.record_block_tx(conn, block_number, block_time_ms, ours, at_ms)
+    reconcile.record_outgoing_tx(conn, block_number, block_time_ms, out, at_ms)
+    return recorded
+
+
 WATCHER = web.AppKey("deposit_watcher", DepositWatcher)
 
 
@@ -120,9 +135,11 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the watcher job, first pass at once, then every watcher_interval_s."""
     config = app[CONFIG]
     info = app[CHAIN_INFO]
+    devnet = app.get(DEVNET)
     watcher = DepositWatcher(
         app[DB], app[GATEWAY], info.usdt_contract, info.deposit_address,
         config.deposits.watcher_interval_s, app.get(METRICS),
+        info.hot_wallet_address or (devnet.hot_wallet_address if devnet else None),
     )
     app[WATCHER] = watcher
     async with interval_job(watcher.run_once, config.deposits.watcher_interval_s,

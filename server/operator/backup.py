@@ -1,12 +1,20 @@
 """Online backups of the SQLite database (SQLite's backup API: consistent while the server
-runs) and restore into a new file."""
+runs) and restore into a new file.
+
+A backup is older than the chain. Deposits made since are found again by the watcher (it
+re-reads the blocks after its stored cursor), but a withdrawal that was queued, signed or
+sent in the backup may have been paid since: so a restore puts every withdrawal that was
+not final in the backup in `review` (reason `restored_from_backup`) for the operator, and
+the copy carries a marker so that a backup put back by hand (cp) is held the same way when
+the server first opens it (server/withdrawals.py, hold_restored_tx / hold_if_restored_tx).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from meterchat.core.db import connect_sync
+from meterchat.core.db import connect_sync, migrate_sync, now_ms, run_tx
 
 
 class BackupError(Exception):
@@ -23,6 +31,7 @@ def backup(db_path: Path, out_path: Path) -> int:
     dst = sqlite3.connect(str(out_path))
     try:
         src.backup(dst, pages=1024)
+        _mark_as_backup(dst)
         pages = dst.execute("PRAGMA page_count").fetchone()[0]
         check = dst.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
@@ -35,9 +44,22 @@ def backup(db_path: Path, out_path: Path) -> int:
         src.close()
 
 
-def restore(backup_path: Path, db_path: Path) -> None:
+def _mark_as_backup(dst: sqlite3.Connection) -> None:
+    """The copy (never the live database) says it is a backup, and since when."""
+    has_table = dst.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                            " AND name = 'backup_marker'").fetchone()
+    if has_table:
+        dst.execute("INSERT OR REPLACE INTO backup_marker (id, taken_at_ms) VALUES (1, ?)",
+                    (now_ms(),))
+        dst.commit()
+
+
+def restore(backup_path: Path, db_path: Path) -> list[int]:
     """Restore a backup into db_path, which must not exist (stop the server, move the old
-    file away, then restore)."""
+    file away, then restore). Brings it to the code's schema and holds every withdrawal
+    that was not final in the backup for the operator; returns their ids."""
+    from meterchat.withdrawals import store as withdrawals
+
     backup_path, db_path = Path(backup_path), Path(db_path)
     if not backup_path.exists():
         raise BackupError(f"no backup at {backup_path}")
@@ -45,12 +67,18 @@ def restore(backup_path: Path, db_path: Path) -> None:
         raise BackupError(f"{db_path} exists; move it away first (with its -wal and -shm files)")
     src = sqlite3.connect(str(backup_path))
     try:
-        check = src.execute("PRAGMA integrity_check").fetchone()[0]
+        try:
+            check = src.execute("PRAGMA integrity_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise BackupError(f"{backup_path} is not a readable SQLite backup: {exc}") from exc
         if check != "ok":
             raise BackupError(f"the backup failed its integrity check: {check}")
         dst = connect_sync(db_path)
         try:
             src.backup(dst)
+            migrate_sync(dst)
+            return run_tx(dst, withdrawals.hold_restored_tx, now_ms(),
+                          f"the backup {backup_path.name}")
         finally:
             dst.close()
     finally:

@@ -1,11 +1,19 @@
 """Reconciliation of the ledger with the chain: what the platform owes its users (every user
 balance, available + held + pending, plus the tokens of withdrawals in flight in
 clearing:withdrawals) against the USDT the hot wallet holds on chain (read through the
-gateway, i.e. tronpy), the TRX it holds for energy, and the transfers that reached the
-deposit address but match no user (unmatched deposits, for the operator to assign).
+gateway, i.e. tronpy), the TRX it holds for energy, the transfers that reached the
+deposit address but match no user (unmatched deposits, for the operator to assign), and the
+USDT transfers out of the hot wallet that match no confirmed withdrawal (the deposit watcher
+records every Transfer log out of the hot wallet from the solidified blocks it reads, in the
+same transaction that moves its cursor; a restored backup re-reads them).
 
-`ok` is False when the hot wallet cannot cover what users hold (or the chain cannot be
-read). A low TRX balance is a warning: withdrawals wait, nobody's money is missing.
+A transfer out of the hot wallet that no withdrawal knows (not even as a stored transaction)
+is a problem: money left that the ledger does not account for, e.g. a withdrawal paid after
+the backup a restored database came from. It lists the not-final withdrawals it may pay
+(same address and net); `meterchat withdrawals confirm ID --txid TXID` records it.
+
+`ok` is False when the hot wallet cannot cover what users hold, when the chain cannot be
+read, or when USDT left the hot wallet that no withdrawal accounts for. A low TRX balance is a warning: withdrawals wait, nobody's money is missing.
 Used by `meterchat reconcile` and GET /api/admin/reconcile.
 """
 
@@ -14,10 +22,13 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import asdict, dataclass, field
 
-from meterchat.chain.gateway import ChainGateway, ChainUnavailable
+from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
 from meterchat.core.units import musdt_to_usdt_str
 from meterchat.deposits import store as deposits
 from meterchat.money import ledger
+
+MAX_LISTED_TRANSFERS = 200
+MAX_SQLITE_INT = 2**63 - 1
 
 SUN_PER_TRX = 1_000_000
 
@@ -28,6 +39,9 @@ class Liabilities:
     clearing_withdrawals_musdt: int
     unmatched_deposits: list[dict]
     unmatched_musdt: int
+    unmatched_transfers: list[dict] = field(default_factory=list)
+    unmatched_transfers_musdt: int = 0
+    transfers_read_to_block: int | None = None
 
     @property
     def total_musdt(self) -> int:
@@ -42,8 +56,66 @@ def liabilities(conn: sqlite3.Connection) -> Liabilities:
     unmatched_musdt = conn.execute(
         "SELECT COALESCE(SUM(amount_musdt), 0) FROM deposits WHERE status = 'unmatched'"
     ).fetchone()[0]
+    transfers, transfers_musdt = unmatched_transfers(conn)
     return Liabilities(users, ledger.balance(conn, ledger.CLEARING_WITHDRAWALS), unmatched,
-                       unmatched_musdt)
+                       unmatched_musdt, transfers, transfers_musdt, deposits.cursor(conn))
+
+
+# -- transfers out of the hot wallet
+
+
+def record_outgoing_tx(conn: sqlite3.Connection, block_number: int,
+                       block_time_ms: int | None, transfers: tuple[TransferLog, ...],
+                       at_ms: int) -> int:
+    """Record the USDT Transfer logs out of the hot wallet of one solidified block (called
+    by the deposit watcher inside the transaction that records the block). Idempotent per
+    (txid, log_index). Returns how many were new."""
+    new = 0
+    for t in transfers:
+        if not 0 < t.amount <= MAX_SQLITE_INT:
+            continue  # no real USDT amount; never stops the watcher
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO hot_wallet_transfers (txid, log_index, block_number,"
+            " block_time_ms, from_address, to_address, amount_musdt, recorded_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (t.txid, t.log_index, block_number, block_time_ms, t.from_address, t.to_address,
+             t.amount, at_ms))
+        new += cur.rowcount
+    return new
+
+
+def unmatched_transfers(conn: sqlite3.Connection,
+                        limit: int = MAX_LISTED_TRANSFERS) -> tuple[list[dict], int]:
+    """Recorded transfers out of the hot wallet that no confirmed withdrawal accounts for
+    (same TXID, address and net), oldest first, with the withdrawal whose stored transaction
+    it is (if any) and the not-final withdrawals it may pay. Returns (up to `limit` of them,
+    the µUSDT of all of them)."""
+    unmatched = (
+        " FROM hot_wallet_transfers h WHERE NOT EXISTS (SELECT 1 FROM withdrawals w"
+        " WHERE w.txid = h.txid AND w.status = 'confirmed' AND w.address = h.to_address"
+        " AND w.net_musdt = h.amount_musdt)")
+    total = conn.execute("SELECT COALESCE(SUM(h.amount_musdt), 0)" + unmatched).fetchone()[0]
+    rows = conn.execute(
+        "SELECT h.txid, h.log_index, h.block_number, h.block_time_ms, h.from_address,"
+        " h.to_address, h.amount_musdt,"
+        " (SELECT t.withdrawal_id FROM withdrawal_txs t WHERE t.txid = h.txid),"
+        " (SELECT w.status FROM withdrawal_txs t JOIN withdrawals w ON w.id = t.withdrawal_id"
+        "  WHERE t.txid = h.txid)"
+        + unmatched + " ORDER BY h.block_number, h.txid, h.log_index LIMIT ?", (limit,),
+    ).fetchall()
+    out = []
+    for txid, index, block, block_ms, sender, to, amount, wid, status in rows:
+        candidates = [str(r[0]) for r in conn.execute(
+            "SELECT id FROM withdrawals WHERE address = ? AND net_musdt = ?"
+            " AND status NOT IN ('confirmed', 'rejected') ORDER BY id", (to, amount))]
+        out.append({
+            "txid": txid, "log_index": index, "block_number": block,
+            "block_time": deposits.iso_ms(block_ms), "from_address": sender,
+            "to_address": to, "amount_musdt": amount, "usdt": musdt_to_usdt_str(amount),
+            "withdrawal_id": str(wid) if wid is not None else None,
+            "withdrawal_status": status, "candidates": candidates,
+        })
+    return out, total
 
 
 @dataclass
@@ -61,6 +133,11 @@ class Report:
     surplus_musdt: int | None = None  # negative: the wallet is short by that much
     unmatched_deposits: list[dict] = field(default_factory=list)
     unmatched_musdt: int = 0
+    # Transfers out of the hot wallet that match no confirmed withdrawal (see above), and
+    # the last solidified block the watcher has read them up to.
+    unmatched_transfers: list[dict] = field(default_factory=list)
+    unmatched_transfers_musdt: int = 0
+    transfers_read_to_block: int | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -97,6 +174,24 @@ def judge(report: Report, fee_limit_sun: int) -> Report:
         report.warnings.append(
             f"{len(report.unmatched_deposits)} unmatched deposit(s) of"
             f" {musdt_to_usdt_str(report.unmatched_musdt)} USDT wait for the operator")
+    for t in report.unmatched_transfers:
+        what = (f"the transfer {t['txid']} of {t['usdt']} USDT from the hot wallet to"
+                f" {t['to_address']} (block {t['block_number']})")
+        if t["withdrawal_id"] is None:
+            hint = ""
+            if t["candidates"]:
+                ids = ", ".join(t["candidates"])
+                hint = (f"; it may pay withdrawal {ids} (same address and net): if so, record"
+                        f" it with `meterchat withdrawals confirm ID --txid {t['txid']}`")
+            report.problems.append(f"{what} matches no withdrawal{hint}")
+        elif t["withdrawal_status"] == "review":
+            report.warnings.append(
+                f"{what} is the stored transaction of withdrawal {t['withdrawal_id']}, in"
+                " review: approve it and the sender confirms it")
+        else:
+            report.warnings.append(
+                f"{what} is the stored transaction of withdrawal {t['withdrawal_id']}"
+                f" ({t['withdrawal_status']}), not confirmed yet")
     report.ok = not report.problems
     return report
 
@@ -109,7 +204,10 @@ async def reconcile(owed: Liabilities, gateway: ChainGateway, network: str,
                     clearing_withdrawals_musdt=owed.clearing_withdrawals_musdt,
                     deposit_address=deposit_address,
                     unmatched_deposits=owed.unmatched_deposits,
-                    unmatched_musdt=owed.unmatched_musdt)
+                    unmatched_musdt=owed.unmatched_musdt,
+                    unmatched_transfers=owed.unmatched_transfers,
+                    unmatched_transfers_musdt=owed.unmatched_transfers_musdt,
+                    transfers_read_to_block=owed.transfers_read_to_block)
     if not wallet_address:
         report.problems.append("no hot wallet is configured (chain.hot_wallet_key_file or"
                                " chain.hot_wallet_key_env)")

@@ -118,6 +118,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("post", "/api/admin/withdrawals/{id}/reject"): (
         "reject a withdrawal under review, queued or failed; its tokens are returned (admin)",
         obj(reason=STR), 200, "operator"),
+    ("post", "/api/admin/withdrawals/{id}/confirm"): (
+        "record that a USDT transfer out of the hot wallet seen on chain (listed by "
+        "reconcile) paid a withdrawal in review, e.g. one restored from a backup (admin)",
+        obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200,
+        "operator"),
     # Operator: disputes, moderation, audit log, reconciliation (server/routes/operator.py)
     ("post", "/api/calls/{id}/dispute"): (
         "the buyer disputes an ended call within the dispute window",

@@ -1,5 +1,5 @@
 """Withdrawal endpoints: a user's request (with its Idempotency-Key) and list, and the
-operator's list, approve and reject (API.md "Wallet", "Operator")."""
+operator's list, approve, reject and confirm-by-transfer (API.md "Wallet", "Operator")."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from meterchat.chain_ctx import CHAIN_INFO
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Unprocessable
+from meterchat.deposits.store import parse_txid
 from meterchat.withdrawals import store as wd
 
 
@@ -71,9 +72,20 @@ async def admin_reject(request: web.Request) -> web.Response:
     return web.json_response({"withdrawal": w.view(admin=True)})
 
 
+async def admin_confirm(request: web.Request) -> web.Response:
+    admin = await require_role(request, "admin")
+    body = await validate.read_json(request)
+    txid = parse_txid(body.get("txid"))
+    margin_ms = int(request.app[CONFIG].withdrawals.expiry_margin_s * 1000)
+    w = await request.app[DB].tx(wd.confirm_paid_by_tx, _withdrawal_id(request), txid,
+                                 admin.id, now_ms(), margin_ms)
+    return web.json_response({"withdrawal": w.view(admin=True)})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/withdrawals", request_withdrawal)
     app.router.add_get("/api/withdrawals", list_withdrawals)
     app.router.add_get("/api/admin/withdrawals", admin_list)
     app.router.add_post("/api/admin/withdrawals/{id}/approve", admin_approve)
     app.router.add_post("/api/admin/withdrawals/{id}/reject", admin_reject)
+    app.router.add_post("/api/admin/withdrawals/{id}/confirm", admin_confirm)

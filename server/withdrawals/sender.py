@@ -237,7 +237,12 @@ def sender_from_app(app: web.Application,
 
 
 async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the sender job, every sender_interval_s, never two passes at once."""
+    """cleanup_ctx: the sender job, every sender_interval_s, never two passes at once. First,
+    a database that is a backup put back by hand holds its not-final withdrawals for the
+    operator (as `meterchat restore` does), before the sender can see them."""
+    for wid in await app[DB].tx(wd.hold_if_restored_tx, now_ms()):
+        event(log, "withdrawal_held_after_restore", logging.WARNING, withdrawal_id=wid,
+              reason=wd.REVIEW_RESTORED)
     sender = sender_from_app(app)
     app[SENDER] = sender
     async with interval_job(sender.run_once, app[CONFIG].withdrawals.sender_interval_s,

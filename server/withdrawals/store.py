@@ -47,6 +47,10 @@ KIND_SENT = "withdrawal_sent"
 REVIEW_ABOVE_THRESHOLD = "above_review_threshold"
 REVIEW_DAILY_LIMIT = "daily_limit"
 REVIEW_ACCOUNT_BANNED = "account_banned"  # set by a ban (server/moderation.py)
+# Set by a restore from backup (server/backup.py) on every withdrawal that was not final in
+# the backup: it may have been paid on chain since, so only the operator moves it on.
+REVIEW_RESTORED = "restored_from_backup"
+NOT_FINAL = ("queued", "review", "signed", "sent", "failed")
 
 
 # -- pure rules
@@ -176,6 +180,9 @@ class Withdrawal:
                 return "the account was banned: withdrawals wait for the operator's review"
             if self.review_reason == REVIEW_DAILY_LIMIT:
                 return "past the daily limit: an operator reviews it"
+            if self.review_reason == REVIEW_RESTORED:
+                return ("the server was restored from a backup taken before this withdrawal "
+                        "was final: an operator checks the chain before it moves on")
             return "a large withdrawal: an operator reviews it"
         if self.status == "failed":
             return self.failure_reason
@@ -325,6 +332,21 @@ def approve_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | Non
         raise Conflict(f"a withdrawal that is {w.status} cannot be approved",
                        "withdrawal_not_approvable")
     _check_not_blocked(conn, w.user_id)
+    stored = pending_tx(conn, w.id)
+    if stored is not None:
+        # Restored from a backup while signed or sent: its stored transaction may be on
+        # chain or still land. Approval follows that transaction (confirmed when it lands;
+        # a new one only once it is proven dead), never builds a second one beside it.
+        conn.execute(
+            "UPDATE withdrawals SET status = ?, txid = ?, wait_reason = NULL, reviewed_by = ?,"
+            " reviewed_at_ms = ?, updated_at_ms = ? WHERE id = ? AND status = ?",
+            ("sent" if stored.broadcasts else "signed", stored.txid, actor_id, at_ms, at_ms,
+             w.id, w.status),
+        )
+        _audit(conn, actor_id, "withdrawal.approve", w.id,
+               f"{w.net_musdt} µUSDT to {w.address}; follows its stored transaction "
+               f"{stored.txid}", at_ms)
+        return _require(conn, w.id)
     conn.execute(
         "UPDATE withdrawals SET status = 'queued', wait_reason = NULL, reviewed_by = ?,"
         " reviewed_at_ms = ?, updated_at_ms = ? WHERE id = ? AND status = ?",
@@ -346,6 +368,12 @@ def reject_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | None
     if w.status not in ("review", "queued", "failed"):
         raise Conflict(f"a withdrawal that is {w.status} cannot be rejected: its transaction "
                        "may still reach the chain", "withdrawal_not_rejectable")
+    stored = pending_tx(conn, w.id)
+    if stored is not None:
+        raise Conflict(f"its stored transaction {stored.txid} may be on chain or still land "
+                       "(it was restored from a backup): approve it to follow that "
+                       "transaction to its end, or confirm it with the transfer that paid it",
+                       "withdrawal_not_rejectable")
     text = reason or ("returned by the operator after the transfer failed on chain"
                       if w.status == "failed" else None)
     conn.execute(
@@ -357,6 +385,112 @@ def reject_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | None
                     w.amount_musdt, KIND_RETURN, idem_key=f"withdrawal:{w.id}:return",
                     ref=f"withdrawal:{w.id}")
     _audit(conn, actor_id, "withdrawal.reject", w.id, f"{w.amount_musdt} µUSDT returned", at_ms)
+    return _require(conn, w.id)
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    txid: str
+    expiration_ms: int
+    broadcasts: int
+
+
+def pending_tx(conn: sqlite3.Connection, withdrawal_id: int) -> StoredTx | None:
+    """The withdrawal's stored transaction that is not known to be finished, if any (at most
+    one: withdrawal_txs_one_pending)."""
+    row = conn.execute(
+        "SELECT txid, expiration_ms, broadcasts FROM withdrawal_txs"
+        " WHERE withdrawal_id = ? AND outcome = 'pending'", (withdrawal_id,)).fetchone()
+    return StoredTx(*row) if row else None
+
+
+# -- a restored backup
+
+
+def hold_restored_tx(conn: sqlite3.Connection, at_ms: int, source: str) -> list[int]:
+    """After a restore: every withdrawal that was not final in the backup (queued, review,
+    signed, sent, failed) goes to `review` with reason `restored_from_backup`, because the
+    chain may have paid it since the backup was taken. A signed or sent one keeps its txid
+    and stored transaction (approval follows it; nothing is built beside it). Clears the
+    backup marker. Returns the ids held."""
+    rows = conn.execute(
+        "SELECT id, status, txid FROM withdrawals WHERE status IN"
+        f" ({', '.join('?' * len(NOT_FINAL))}) ORDER BY id", NOT_FINAL).fetchall()
+    for wid, status, txid in rows:
+        conn.execute(
+            "UPDATE withdrawals SET status = 'review', review_reason = ?, wait_reason = NULL,"
+            " updated_at_ms = ? WHERE id = ?", (REVIEW_RESTORED, at_ms, wid))
+        _audit(conn, None, "withdrawal.hold", wid,
+               f"restored from {source}; it was {status}"
+               + (f" with transaction {txid}" if txid else ""), at_ms)
+    conn.execute("DELETE FROM backup_marker")
+    return [r[0] for r in rows]
+
+
+def hold_if_restored_tx(conn: sqlite3.Connection, at_ms: int) -> list[int]:
+    """On start-up: a database that carries the marker `meterchat backup` writes into its
+    copies is a restored backup (put back with cp, not `meterchat restore`): hold as above."""
+    row = conn.execute("SELECT taken_at_ms FROM backup_marker WHERE id = 1").fetchone()
+    if row is None:
+        return []
+    return hold_restored_tx(conn, at_ms, f"a backup taken {iso_ms(row[0])}")
+
+
+def confirm_paid_by_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str,
+                       actor_id: int | None, at_ms: int, expiry_margin_ms: int) -> Withdrawal:
+    """The operator found the on-chain transfer that paid a withdrawal in review (one paid
+    after the backup a restored database came from): record it as confirmed by that
+    transfer. Only a USDT transfer out of the hot wallet the watcher recorded from a
+    solidified block, paying exactly the net to the address, and used by no other
+    withdrawal. A stored transaction of this withdrawal that is not that transfer must be
+    past its expiration (it can then never land) and is marked expired."""
+    w = _require(conn, withdrawal_id)
+    if w.status == "confirmed" and w.txid == txid:
+        return w
+    if w.status != "review":
+        raise Conflict(f"a withdrawal that is {w.status} cannot be confirmed by hand; only one "
+                       "in review (e.g. restored from a backup)", "withdrawal_not_confirmable")
+    row = conn.execute(
+        "SELECT block_number FROM hot_wallet_transfers WHERE txid = ? AND to_address = ?"
+        " AND amount_musdt = ? ORDER BY log_index LIMIT 1",
+        (txid, w.address, w.net_musdt)).fetchone()
+    if row is None:
+        raise Unprocessable(
+            f"no USDT transfer {txid} from the hot wallet paying {musdt_to_usdt_str(w.net_musdt)}"
+            f" USDT to {w.address} was seen in a solidified block (the deposit watcher records"
+            " them; `meterchat reconcile` lists those no withdrawal accounts for)",
+            "transfer_not_found")
+    other = conn.execute(
+        "SELECT id FROM withdrawals WHERE txid = ? AND id <> ? AND status = 'confirmed'"
+        " UNION SELECT withdrawal_id FROM withdrawal_txs WHERE txid = ? AND withdrawal_id <> ?",
+        (txid, w.id, txid, w.id)).fetchone()
+    if other is not None:
+        raise Conflict(f"transaction {txid} belongs to withdrawal {other[0]}",
+                       "transfer_already_matched")
+    stored = pending_tx(conn, w.id)
+    if stored is not None and stored.txid != txid:
+        if at_ms < stored.expiration_ms + expiry_margin_ms:
+            raise Conflict(f"its stored transaction {stored.txid} may still reach the chain "
+                           f"until {iso_ms(stored.expiration_ms + expiry_margin_ms)}",
+                           "transaction_may_land")
+        conn.execute("UPDATE withdrawal_txs SET outcome = 'expired', finished_at_ms = ?"
+                     " WHERE txid = ?", (at_ms, stored.txid))
+    conn.execute(
+        "UPDATE withdrawal_txs SET outcome = 'confirmed', result = 'SUCCESS',"
+        " finished_at_ms = ? WHERE txid = ? AND withdrawal_id = ?", (at_ms, txid, w.id))
+    conn.execute(
+        "UPDATE withdrawals SET status = 'confirmed', txid = ?, wait_reason = NULL,"
+        " block_number = ?, confirmed_at_ms = ?, reviewed_by = ?, reviewed_at_ms = ?,"
+        " updated_at_ms = ? WHERE id = ? AND status = 'review'",
+        (txid, row[0], at_ms, actor_id, at_ms, at_ms, w.id))
+    ledger.post(conn, KIND_SENT, [
+        (ledger.CLEARING_WITHDRAWALS, -w.amount_musdt),
+        (ledger.CHAIN_WITHDRAWALS, w.net_musdt),
+        (ledger.REVENUE_WITHDRAWAL_FEES, w.fee_musdt),
+    ], idem_key=f"withdrawal:{w.id}:sent:{txid}", ref=f"withdrawal:{w.id}")
+    _audit(conn, actor_id, "withdrawal.confirm", w.id,
+           f"paid on chain by {txid} (block {row[0]}): {w.net_musdt} µUSDT to {w.address}",
+           at_ms)
     return _require(conn, w.id)
 
 

@@ -291,7 +291,7 @@ export async function render(main, _route, app) {
       const r = await get("/api/admin/reconcile");
       const usdt = (v) => (v == null ? "—" : `${money.usdt(v)} USDT`);
       clear(walletBox,
-        h("div.row", r.ok ? h("span.badge.ok", "Wallet covers what users hold") : h("span.badge.danger", "Wallet short: see the problems below")),
+        h("div.row", r.ok ? h("span.badge.ok", "Wallet covers what users hold") : h("span.badge.danger", "Does not reconcile: see the problems below")),
         h("div.stats",
           h("div.stat", h("div.label", "Hot wallet USDT"), h("div.value.small-value", { "data-testid": "hot-wallet-usdt" }, usdt(r.wallet_usdt))),
           h("div.stat", h("div.label", "Hot wallet TRX"), h("div.value.small-value", r.wallet_trx == null ? "—" : `${r.wallet_trx} TRX`)),
