@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import signal
 import sys
 
@@ -15,7 +16,7 @@ from meterchat.accounts import users as accounts
 from meterchat.core.config import Config, ConfigError, load_config
 from meterchat.core.db import MigrationError, connect_sync, migrate_sync, run_read, run_tx
 from meterchat.core.errors import ApiError
-from meterchat.core.logs import setup_logging
+from meterchat.core.logs import event, setup_logging
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
@@ -47,6 +48,8 @@ async def _serve(config: Config) -> None:
         host, port = runner.addresses[0][:2]
         url = config.server.public_url or f"http://{host}:{port}"
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
+        event(logging.getLogger("meterchat.http"), "serving", url=url,
+              network=config.chain.network)
         _announce_devnet(app)
         await _until_stopped()
     finally:

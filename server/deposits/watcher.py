@@ -125,6 +125,6 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         config.deposits.watcher_interval_s, app.get(METRICS),
     )
     app[WATCHER] = watcher
-    async with interval_job(watcher.run_once, config.deposits.watcher_interval_s,
+    async with interval_job(app, watcher.run_once, config.deposits.watcher_interval_s,
                             "deposit_watcher", watcher.stop):
         yield

@@ -240,6 +240,6 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the sender job, every sender_interval_s, never two passes at once."""
     sender = sender_from_app(app)
     app[SENDER] = sender
-    async with interval_job(sender.run_once, app[CONFIG].withdrawals.sender_interval_s,
+    async with interval_job(app, sender.run_once, app[CONFIG].withdrawals.sender_interval_s,
                             "withdrawal_sender", sender.stop):
         yield
