@@ -64,4 +64,4 @@ def to_raw20(address: str) -> bytes:
 
 def address_of_key(private_key_hex: str) -> str:
     """The base58 address of a hex private key."""
-    return PrivateKey(bytes.fromhex(private_key_hex)).public_key.to_base58check_address()
+    return str(PrivateKey(bytes.fromhex(private_key_hex)).public_key.to_base58check_address())

@@ -73,13 +73,13 @@ class TronClient:
         self._usdt: AsyncContract | None = None
         self._usdt_lock = asyncio.Lock()
 
-    async def _request(self, path: str, params: dict | None = None) -> Any:
+    async def _request(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
             return await self._provider.make_request(path, params or {})
         except (httpx.HTTPError, ValueError) as exc:
             raise ChainUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
 
-    async def _node_info(self) -> dict:
+    async def _node_info(self) -> dict[str, Any]:
         info = await self._request("wallet/getnodeinfo")
         if not isinstance(info, dict):
             raise ChainUnavailable("wallet/getnodeinfo answered no object")

@@ -19,6 +19,9 @@ from meterchat.chain.gateway import (
     TransferLog,
 )
 
+# A node's JSON answer (an object).
+Json = dict[str, Any]
+
 
 class ParseError(ValueError):
     """A node answer that does not have the shape of a TRON answer."""
@@ -37,7 +40,7 @@ def _strip0x(text: str) -> str:
     return text[2:] if text.startswith("0x") else text
 
 
-def transfer_logs(txid: str, info: dict) -> tuple[TransferLog, ...]:
+def transfer_logs(txid: str, info: Json) -> tuple[TransferLog, ...]:
     """Every well-formed TRC20 Transfer log of a receipt, with its index in the receipt."""
     out = []
     for index, log in enumerate(info.get("log") or []):
@@ -64,7 +67,7 @@ def transfer_logs(txid: str, info: dict) -> tuple[TransferLog, ...]:
     return tuple(out)
 
 
-def receipt_result(tx: dict, info: dict) -> str | None:
+def receipt_result(tx: Json, info: Json) -> str | None:
     """SUCCESS / REVERT / OUT_OF_ENERGY / ... of a transaction in a block; None before.
 
     Smart-contract calls carry it in the receipt; plain TRX transfers only in `ret`.
@@ -82,7 +85,7 @@ def receipt_result(tx: dict, info: dict) -> str | None:
     return RESULT_SUCCESS
 
 
-def parse_transaction(tx: dict, info: dict, solidified_head: int | None) -> ChainTx | None:
+def parse_transaction(tx: Json, info: Json, solidified_head: int | None) -> ChainTx | None:
     """A `gettransactionbyid` + `gettransactioninfobyid` pair -> ChainTx; None when the node
     knows neither (both answer `{}`)."""
     if not tx and not info:
@@ -119,8 +122,9 @@ def parse_transaction(tx: dict, info: dict, solidified_head: int | None) -> Chai
         block_number=block_number,
         block_time_ms=int(info["blockTimeStamp"]) if in_block and "blockTimeStamp" in info
         else None,
-        solidified=bool(
-            in_block and solidified_head is not None and block_number <= solidified_head
+        solidified=(
+            block_number is not None and solidified_head is not None
+            and block_number <= solidified_head
         ),
         fee_sun=int(info.get("fee") or 0),
         energy_used=int(receipt.get("energy_usage_total") or 0),
@@ -128,7 +132,7 @@ def parse_transaction(tx: dict, info: dict, solidified_head: int | None) -> Chai
     )
 
 
-def parse_block_transfers(block_number: int, infos: list[dict], contract: str) -> BlockTransfers:
+def parse_block_transfers(block_number: int, infos: list[Json], contract: str) -> BlockTransfers:
     """A `gettransactioninfobyblocknum` answer -> the successful Transfer logs of
     `contract` in that block."""
     if not isinstance(infos, list):
@@ -146,7 +150,7 @@ def parse_block_transfers(block_number: int, infos: list[dict], contract: str) -
     return BlockTransfers(block_number, block_time, tuple(found))
 
 
-def parse_block_number(node_info: dict, key: str) -> int:
+def parse_block_number(node_info: Json, key: str) -> int:
     """`"Num:123,ID:..."` of getnodeinfo's `block` / `solidityBlock` -> 123."""
     text = str(node_info.get(key) or "")
     if not text.startswith("Num:"):
@@ -154,7 +158,7 @@ def parse_block_number(node_info: dict, key: str) -> int:
     return int(text.split(",", 1)[0][4:])
 
 
-def parse_broadcast(payload: dict) -> BroadcastResult:
+def parse_broadcast(payload: Json) -> BroadcastResult:
     if payload.get("result") is True:
         return BroadcastResult(True, "SUCCESS", "")
     if payload.get("code"):

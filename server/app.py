@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -15,8 +15,9 @@ from meterchat.accounts.users import Passwords
 from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.core import logs
 from meterchat.core.config import Config
-from meterchat.core.db import Database
+from meterchat.core.db import Database, migrate_sync
 from meterchat.core.errors import ApiError
+from meterchat.core.jobs import jobs_ctx
 from meterchat.core.ratelimit import Limits
 from meterchat.web import metrics, openapi
 
@@ -81,10 +82,15 @@ async def log_middleware(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
-def _database_ctx(config: Config):
+def _database_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         db = Database(config.database.path, config.database.busy_timeout_ms)
-        await db.open(migrate=True)
+        await db.open(migrate=False)
+        applied = await db.call(migrate_sync)
+        row = await db.fetchone("SELECT MAX(version) AS version FROM schema_migrations")
+        logs.event(logging.getLogger("meterchat.db"), "database_opened",
+                   path=str(config.database.path), schema_version=row["version"] if row else None,
+                   migrations_applied=applied)
         app[DB] = db
         yield
         await db.close()
@@ -103,6 +109,9 @@ def create_app(config: Config) -> web.Application:
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
     app[LIMITS] = Limits.from_config(config)
+    # The one scheduler first: every job's cleanup_ctx registers on it, and leaves it
+    # before its own resources (and the database) close.
+    app.cleanup_ctx.append(jobs_ctx)
     app.cleanup_ctx.append(_database_ctx(config))
     from meterchat.economy import routes as economy_routes
 

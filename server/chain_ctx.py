@@ -5,10 +5,12 @@ typed AppKeys and closed again in the same cleanup_ctx."""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiohttp import web
@@ -19,6 +21,9 @@ from meterchat.chain.devnet import DevnetNode, DevnetSettings
 from meterchat.chain.gateway import ChainGateway
 from meterchat.chain.networks import network
 from meterchat.core.config import Config, ConfigError, Secret
+from meterchat.core.logs import event
+
+log = logging.getLogger("meterchat.chain")
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,14 @@ def _checked_key(text: str, where: str) -> Secret:
     return Secret(text)
 
 
-async def _devnet_status(endpoint: str, timeout_s: float) -> dict:
+async def _devnet_status(endpoint: str, timeout_s: float) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
         resp = await http.get(endpoint.rstrip("/") + "/devnet/status")
         resp.raise_for_status()
-        return resp.json()
+        status = resp.json()
+    if not isinstance(status, dict):
+        raise ValueError("/devnet/status answered no object")
+    return status
 
 
 async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
@@ -112,7 +120,7 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
     )
 
 
-def chain_ctx(config: Config):
+def chain_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         devnet = None
         if config.chain.network == "devnet" and not config.chain.endpoint:
@@ -122,6 +130,10 @@ def chain_ctx(config: Config):
         try:
             info = await resolve(config, devnet)
             app[CHAIN_INFO] = info
+            event(log, "chain_ready", network=info.network, endpoint=info.endpoint,
+                  node="embedded devnet" if devnet is not None else "remote",
+                  usdt_contract=info.usdt_contract, deposit_address=info.deposit_address,
+                  hot_wallet_address=info.hot_wallet_address)
             gateway = TronClient(ClientSettings(
                 endpoint=info.endpoint,
                 usdt_contract=info.usdt_contract,

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ from meterchat.core.db import (
     run_tx,
 )
 from meterchat.core.errors import ApiError
-from meterchat.core.logs import setup_logging
+from meterchat.core.logs import event, setup_logging
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
@@ -115,6 +116,8 @@ async def _serve(config: Config, state: dict | None = None) -> None:
         print(f"meterchat is serving on {url} (network: {config.chain.network})", flush=True)
         if state is not None:
             state["serving"] = True
+        event(logging.getLogger("meterchat.http"), "serving", url=url,
+              network=config.chain.network)
         _announce_devnet(app)
         await _until_stopped()
     finally:

@@ -100,6 +100,52 @@ def test_serve_with_no_config_runs_on_defaults_in_data_dir(tmp_path):
         assert proc.returncode == 0, err
 
 
+def test_serve_logs_one_start_up_line_per_component_and_none_of_apschedulers(tmp_path):
+    """The start-up log says what runs (the database, the chain, each job, the URL), each
+    once, and none of apscheduler's internals ("Adding job tentatively", "Scheduler
+    started", "Scheduler has been shut down")."""
+    import os
+    import signal
+    import urllib.request
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[server]\nport = 0\n[devnet]\nport = 0\nblock_time_s = 0.1\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving on" in line, proc.stderr.read()
+        url = line.split("serving on ")[1].split()[0]
+        with urllib.request.urlopen(url + "/api/health", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    records = [json.loads(text) for text in err.splitlines() if text.startswith("{")]
+    chatter = [r for r in records if r["logger"].startswith("apscheduler")]
+    assert chatter == [], chatter
+
+    def named(event: str) -> list[dict]:
+        return [r for r in records if r["event"] == event]
+
+    (db,) = named("database_opened")
+    assert db["path"].endswith("meterchat.sqlite3") and db["migrations_applied"]
+    (chain,) = named("chain_ready")
+    assert chain["network"] == "devnet" and chain["node"] == "embedded devnet"
+    assert chain["endpoint"].startswith("http://127.0.0.1:")
+    jobs = sorted(r["job"] for r in named("job_started"))
+    assert jobs == ["deposit_watcher", "earnings_release", "withdrawal_sender"]
+    (serving,) = named("serving")
+    assert serving["url"] == url and serving["network"] == "devnet"
+    order = [r["event"] for r in records]
+    assert order.index("database_opened") < order.index("chain_ready") \
+        < order.index("job_started") < order.index("serving")
+
+
 def test_backup_then_restore_into_new_file_passes_audit(tmp_path):
     from meterchat.core.db import connect_sync, run_tx
     from meterchat.money import ledger

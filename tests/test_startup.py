@@ -4,7 +4,6 @@ restarted). Each case runs the real command as a subprocess with a deadline."""
 
 from __future__ import annotations
 
-import os
 import socket
 import sqlite3
 import subprocess
@@ -21,7 +20,6 @@ def serve(cfg: Path) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "meterchat.cli", "serve", "--config", str(cfg)],
             capture_output=True, text=True, cwd=cfg.parent, timeout=DEADLINE_S,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"serve did not exit within {DEADLINE_S} s; stderr so far: "
@@ -37,7 +35,10 @@ def config(tmp_path: Path, extra: str = "", database: str = "m.sqlite3") -> Path
 
 def one_line_reason(r: subprocess.CompletedProcess) -> str:
     assert r.returncode != 0, (r.stdout, r.stderr)
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    # The structured log (one JSON object a line, e.g. the database opened before the failure)
+    # goes to stderr too; the reason is the one plain line beside it.
+    lines = [line for line in r.stderr.splitlines()
+             if line.strip() and not line.startswith('{"ts": ')]
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("meterchat: "), lines
     assert "Traceback" not in r.stderr and "serving on" not in r.stdout

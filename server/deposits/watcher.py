@@ -142,6 +142,6 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         info.hot_wallet_address or (devnet.hot_wallet_address if devnet else None),
     )
     app[WATCHER] = watcher
-    async with interval_job(watcher.run_once, config.deposits.watcher_interval_s,
+    async with interval_job(app, watcher.run_once, config.deposits.watcher_interval_s,
                             "deposit_watcher", watcher.stop):
         yield

@@ -97,5 +97,5 @@ async def release_ctx(app: web.Application) -> AsyncIterator[None]:
         async with lock:  # a pass under way finishes before the database closes
             pass
 
-    async with interval_job(job, cfg.release_interval_s, "earnings_release", stop):
+    async with interval_job(app, job, cfg.release_interval_s, "earnings_release", stop):
         yield

@@ -245,6 +245,6 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
               reason=wd.REVIEW_RESTORED)
     sender = sender_from_app(app)
     app[SENDER] = sender
-    async with interval_job(sender.run_once, app[CONFIG].withdrawals.sender_interval_s,
+    async with interval_job(app, sender.run_once, app[CONFIG].withdrawals.sender_interval_s,
                             "withdrawal_sender", sender.stop):
         yield
