@@ -151,6 +151,10 @@ async def test_tip_refusals_move_nothing(app_client):
     await fund(app_client, buyer.id, 100)
     call_id = await tipped_call(app_client, seller, buyer)
     await assert_error(await tip(buyer, call_id, 5, None), 400, "idempotency_key_required")
+    # The one Idempotency-Key rule (core/validate.py): 1 to 200 printable ASCII characters.
+    await assert_error(await tip(buyer, call_id, 5, "x" * 201), 400, "invalid_idempotency_key")
+    await assert_error(await tip(buyer, call_id, 5, "tab\there"), 400,
+                       "invalid_idempotency_key")
     await assert_error(await tip(buyer, call_id, "5.5"), 422, "whole_tokens_only")
     await assert_error(await tip(buyer, call_id, 0), 422, "invalid_value")
     await assert_error(await tip(buyer, call_id, 10 ** 9), 422, "tip_too_large")

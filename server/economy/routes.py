@@ -53,7 +53,8 @@ async def tip(request: web.Request) -> web.Response:
     user = await require_role(request, "buyer")
     call_id = _id(request, "call")
     await request.app[CALLS].get_call(user, call_id)  # strangers learn nothing (404)
-    key = economy.idempotency_key(request.headers.get("Idempotency-Key"))
+    key = validate.idempotency_key(request.headers.get("Idempotency-Key"),
+                                   "a new random value per tip")
     body = await validate.read_json(request)
     cfg = request.app[CONFIG].economy
     tokens = economy.whole_tokens(body.get("tokens"))

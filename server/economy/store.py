@@ -50,7 +50,6 @@ from xml.sax.saxutils import escape
 
 from meterchat.core.bonus_bound import max_bonus_ppm
 from meterchat.core.errors import (
-    BadRequest,
     Conflict,
     Forbidden,
     NotFound,
@@ -949,13 +948,3 @@ def supporters_board(conn: sqlite3.Connection, seller_id: int, limit: int = 10) 
         "SELECT user_id FROM buyer_controls WHERE show_on_leaderboard = 1")}
     board = [name for b, name, _ in supporter_totals(conn, seller_id) if b in shown][:limit]
     return [{"rank": i + 1, "display_name": n} for i, n in enumerate(board)]
-
-
-def idempotency_key(value: str | None) -> str:
-    if not value or not value.strip():
-        raise BadRequest("send an Idempotency-Key header (a new random value per tip)",
-                         "idempotency_key_required")
-    if len(value) > 200 or not value.isprintable():
-        raise BadRequest("Idempotency-Key must be at most 200 printable characters",
-                         "invalid_idempotency_key")
-    return value.strip()

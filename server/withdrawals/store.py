@@ -22,7 +22,7 @@ from typing import Any
 from meterchat.chain.address import is_valid_address
 from meterchat.chain.gateway import SignedTransfer
 from meterchat.core.config import WithdrawalsConfig
-from meterchat.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from meterchat.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from meterchat.core.units import (
     AmountError,
     musdt_to_tokens_str,
@@ -36,7 +36,6 @@ from meterchat.money import ledger
 STATUSES = ("queued", "review", "signed", "sent", "confirmed", "failed", "rejected")
 IN_FLIGHT = ("signed", "sent")
 DAY_MS = 86_400_000
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 # Far below SQLite's integer range and any real balance; keeps sums of amounts exact.
 MAX_WITHDRAWAL_MUSDT = 10**15
 
@@ -50,17 +49,6 @@ REVIEW_ACCOUNT_BANNED = "account_banned"  # set by a ban (server/moderation.py)
 
 
 # -- pure rules
-
-
-def check_idempotency_key(value: str | None) -> str:
-    if value is None or not value.strip():
-        raise BadRequest("send an Idempotency-Key header (any unique string per withdrawal; "
-                         "repeat it to retry safely)", "idempotency_key_required")
-    key = value.strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable() or not key.isascii():
-        raise BadRequest(f"Idempotency-Key must be up to {MAX_IDEMPOTENCY_KEY_CHARS} printable "
-                         "ASCII characters", "invalid_idempotency_key")
-    return key
 
 
 def check_address(value: Any, platform_addresses: frozenset[str] | set[str]) -> str:
