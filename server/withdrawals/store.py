@@ -30,7 +30,7 @@ from meterchat.core.units import (
     tokens_to_musdt,
 )
 from meterchat.deposits.store import iso_ms
-from meterchat.economy import store as economy
+from meterchat.economy import bonuses
 from meterchat.money import ledger
 
 STATUSES = ("queued", "review", "signed", "sent", "confirmed", "failed", "rejected")
@@ -273,7 +273,7 @@ def request_tx(conn: sqlite3.Connection, user_id: int, idem_key: str, address: s
          "review" if reason else "queued", reason, at_ms, at_ms),
     )
     wid = cur.lastrowid
-    economy.check_withdrawable(conn, user_id, q.amount_musdt)
+    bonuses.check_withdrawable(conn, user_id, q.amount_musdt)
     # Raises InsufficientFunds (402) when available is short; the insert rolls back with it.
     ledger.transfer(conn, ledger.user_account(user_id), ledger.CLEARING_WITHDRAWALS,
                     q.amount_musdt, KIND_REQUEST, idem_key=f"withdrawal:{wid}:request",
