@@ -114,8 +114,10 @@ def test_imports_run_one_way():
     ("meterchat.calls.manager", "meterchat.money.ledger", True),
     ("meterchat.money.ledger", "meterchat.calls.manager", False),
     ("meterchat.chain.client", "meterchat.core.config", False),
-    ("meterchat.economy.store", "meterchat.calls.manager", False),
-    ("meterchat.calls.manager", "meterchat.economy.store", True),
+    ("meterchat.economy.limits", "meterchat.calls.manager", False),
+    ("meterchat.calls.manager", "meterchat.economy.limits", True),
+    ("meterchat.economy.promotions", "meterchat.operator.audit_log", False),
+    ("meterchat.economy.promotions", "meterchat.core.audit", True),
     ("meterchat.core.db", "meterchat.web.static", False),
     ("meterchat.calls.routes", "meterchat.calls.manager", True),
 ])

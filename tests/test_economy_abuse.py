@@ -18,7 +18,8 @@ from meterchat.core import bonus_bound
 from meterchat.core.config import ConfigError, config_from_dict
 from meterchat.core.db import connect_sync, migrate_sync, run_read, run_tx
 from meterchat.core.units import MUSDT_PER_TOKEN
-from meterchat.economy import store as economy
+from meterchat.economy import bonuses, limits
+from meterchat.economy import tips as economy_tips
 from meterchat.money import billing, ledger
 from tests.calls_helpers import ws_client
 from tests.conftest import (
@@ -68,8 +69,10 @@ async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
     # 10 USDT plus the intent's suffix (at most 0.099999 USDT) = 1000 to 1010 tokens bought.
     paid = Decimal(deposit["tokens"])
     assert 1000 <= paid < 1010
+    # 30 % of it, rounded down to whole tokens: 300 to 302 (the suffix is random).
+    bonus = int(paid * 3 / 10)
     me = await buyer.me()
-    assert me["bonus"] == {"unspent": "300", "withdrawable": deposit["tokens"]}
+    assert me["bonus"] == {"unspent": str(bonus), "withdrawable": deposit["tokens"]}
     bc, sc = await ws_client(client, buyer), await ws_client(client, seller)
     try:
         # A call that never went live cannot be tipped, during it or after it.
@@ -88,7 +91,7 @@ async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
         resp = await tip(buyer, call.call_id, 1300, "all")
         body = await assert_error(resp, 402, "bonus_not_tippable")
         assert "bonus" in body["error"]["message"]
-        assert (await buyer.me())["balance"]["available"] == str(paid + 300)
+        assert (await buyer.me())["balance"]["available"] == str(paid + bonus)
         # What the buyer bought can be tipped (whole tokens): the seller gets it minus the
         # commission.
         whole = int(paid)
@@ -182,7 +185,7 @@ async def test_a_promotion_that_would_make_laundering_pay_is_refused(aiohttp_cli
     await assert_error(await admin.post("/api/admin/promotions", {**promo, "percent": "1"}),
                        422, "bonus_too_high")
     # ... and the check a restart makes names the problem.
-    problem = await client.app[DB].read(economy.bonus_bound_problem, 250_000, 0)
+    problem = await client.app[DB].read(bonuses.bonus_bound_problem, 250_000, 0)
     assert problem is not None and "30 %" in problem and "20 %" in problem
     await client.close()
     runner = web.AppRunner(create_app(fast_calls_config(
@@ -255,7 +258,7 @@ def _drive(conn, buyer: int, seller: int, tips: dict[int, int], limit_tokens: in
     """One call at 60 tokens/min (6 per segment) billed pass by pass on a fixed clock;
     tips[t] = tokens tipped before segment t is billed (0 = right when it goes live).
     lower_to = (t, tokens): the daily limit set to that before segment t."""
-    run_tx(conn, economy.set_limits_tx, buyer, {"daily": limit_tokens * T}, 0, NOW)
+    run_tx(conn, limits.set_limits_tx, buyer, {"daily": limit_tokens * T}, 0, NOW)
     row = run_tx(conn, calls.create_call, buyer, seller, 60, None, 0, 250_000, NOW)
     call_id = row[0]
     run_tx(conn, calls.accept_call, call_id, NOW)
@@ -264,19 +267,19 @@ def _drive(conn, buyer: int, seller: int, tips: dict[int, int], limit_tokens: in
     t = 0
     while True:
         if lower_to is not None and lower_to[0] == t:
-            run_tx(conn, economy.set_limits_tx, buyer, {"daily": lower_to[1] * T}, 0, NOW)
+            run_tx(conn, limits.set_limits_tx, buyer, {"daily": lower_to[1] * T}, 0, NOW)
         if t in tips:
             try:
-                run_tx(conn, economy.tip_tx, buyer, call_id, tips[t], f"k{t}", 3_600_000,
+                run_tx(conn, economy_tips.tip_tx, buyer, call_id, tips[t], f"k{t}", 3_600_000,
                        None, NOW)
-            except economy.LimitReached:
+            except limits.LimitReached:
                 refused.append(t)
         t += 1
         out = run_tx(conn, billing.run_pass, [(call_id, t)], NOW)
         if not out or out[0].end_reason is not None or t > 40:
             break
     run_tx(conn, billing.finish_call, call_id, "ended", "hangup", None, NOW, 0)
-    state = run_read(conn, economy.limits_state, buyer, NOW)
+    state = run_read(conn, limits.limits_state, buyer, NOW)
     call = conn.execute("SELECT charged_musdt, end_reason FROM calls WHERE id = ?",
                         (call_id,)).fetchone()
     return {"spent": state["spent_today"], "refused": refused, "charged": call[0],
@@ -294,13 +297,13 @@ def test_spent_never_passes_the_daily_limit_whatever_the_order(tmp_path, when, t
         # After the call, what is left can be tipped, exactly up to the limit.
         if got["left"]:
             left_tokens = got["left"] // T
-            with pytest.raises(economy.LimitReached):
-                run_tx(conn, economy.tip_tx, buyer, got["call_id"], left_tokens + 1, "x",
+            with pytest.raises(limits.LimitReached):
+                run_tx(conn, economy_tips.tip_tx, buyer, got["call_id"], left_tokens + 1, "x",
                        3_600_000, None, NOW)
             if left_tokens:
-                run_tx(conn, economy.tip_tx, buyer, got["call_id"], left_tokens, "y",
+                run_tx(conn, economy_tips.tip_tx, buyer, got["call_id"], left_tokens, "y",
                        3_600_000, None, NOW)
-        assert run_read(conn, economy.limits_state, buyer, NOW)["spent_today"] <= 70 * T
+        assert run_read(conn, limits.limits_state, buyer, NOW)["spent_today"] <= 70 * T
         assert run_read(conn, ledger.audit).ok
     finally:
         conn.close()

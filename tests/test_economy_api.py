@@ -11,7 +11,7 @@ from meterchat.accounts import users as accounts
 from meterchat.app import create_app
 from meterchat.appkeys import DB, PASSWORDS
 from meterchat.core.db import now_ms
-from meterchat.economy import store as economy
+from meterchat.economy import bonuses, consents
 from meterchat.tools.peer import Client, SyntheticMedia
 from tests.calls_helpers import MEDIA_INTERVAL_S, LiveCall, ws_client
 from tests.conftest import (
@@ -151,6 +151,10 @@ async def test_tip_refusals_move_nothing(app_client):
     await fund(app_client, buyer.id, 100)
     call_id = await tipped_call(app_client, seller, buyer)
     await assert_error(await tip(buyer, call_id, 5, None), 400, "idempotency_key_required")
+    # The one Idempotency-Key rule (core/validate.py): 1 to 200 printable ASCII characters.
+    await assert_error(await tip(buyer, call_id, 5, "x" * 201), 400, "invalid_idempotency_key")
+    await assert_error(await tip(buyer, call_id, 5, "tab\there"), 400,
+                       "invalid_idempotency_key")
     await assert_error(await tip(buyer, call_id, "5.5"), 422, "whole_tokens_only")
     await assert_error(await tip(buyer, call_id, 0), 422, "invalid_value")
     await assert_error(await tip(buyer, call_id, 10 ** 9), 422, "tip_too_large")
@@ -404,7 +408,7 @@ async def test_operator_ends_a_promotion_early_and_later_top_ups_get_no_bonus(ap
     db = app_client.app[DB]
     buyer_id = int(buyer.id)
     await fund_tokens(app_client.app, buyer_id, "100")
-    assert await db.tx(economy.grant_deposit_bonus_tx, buyer_id, 1_000_000, "test:1",
+    assert await db.tx(bonuses.grant_deposit_bonus_tx, buyer_id, 1_000_000, "test:1",
                        now_ms()) == 100_000  # 10% of 1 USDT while it runs
 
     resp = await admin.post(f"/api/admin/promotions/{promo['id']}/end", {})
@@ -415,7 +419,7 @@ async def test_operator_ends_a_promotion_early_and_later_top_ups_get_no_bonus(ap
     withdrawn = (await (await admin.post(f"/api/admin/promotions/{later['id']}/end", {})
                         ).json())["promotion"]
     assert not withdrawn["active"] and withdrawn["ends_at"] < later["starts_at"]
-    assert await db.tx(economy.grant_deposit_bonus_tx, buyer_id, 1_000_000, "test:2",
+    assert await db.tx(bonuses.grant_deposit_bonus_tx, buyer_id, 1_000_000, "test:2",
                        now_ms()) == 0
     await assert_error(await admin.post(f"/api/admin/promotions/{promo['id']}/end", {}),
                        409, "promotion_over")
@@ -428,7 +432,7 @@ async def test_operator_ends_a_promotion_early_and_later_top_ups_get_no_bonus(ap
 
 async def test_consents_are_stored_at_sign_up(app_client):
     buyer = await actor(app_client)
-    consent = await app_client.app[DB].read(economy.consent_of, int(buyer.id))
+    consent = await app_client.app[DB].read(consents.consent_of, int(buyer.id))
     assert consent["adult_confirmed_at"].endswith("Z") and consent["terms_confirmed_at"]
 
 

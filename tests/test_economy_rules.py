@@ -1,6 +1,8 @@
-"""The economy's pure rules, without a server: whole-token tips, bonus tiers and their
-rounding, bonus spent last and never withdrawable, limits (lowering at once, raising later),
-the call's effective cap, the tip window, per-period sums and the SVG chart."""
+"""The economy's pure rules (economy/rules.py), without a server or a database: bonus tiers
+and their rounding, bonus spent last and never withdrawable, limits (lowering at once,
+raising later), the call's effective cap and the caps fitted to a lowered limit, the tip
+window, UTC periods; the pure views of stats.py (per-period sums, the SVG chart); and the
+reading of tip tokens, percents and times in routes.py."""
 
 from __future__ import annotations
 
@@ -12,16 +14,18 @@ from hypothesis import strategies as st
 
 from meterchat.core.config import ConfigError, config_from_dict, parse_bonus_tiers
 from meterchat.core.errors import ApiError
-from meterchat.economy import store as e
+from meterchat.core.units import DAY_MS, HOUR_MS
+from meterchat.economy import routes, stats
+from meterchat.economy import rules as e
 
 TOKEN = 10_000
 USDT = 1_000_000
-DAY = e.DAY_MS
+DAY = DAY_MS
 
 
 @pytest.mark.parametrize("value,expected", [(50, 50), ("50", 50), ("50.0", 50), (1, 1)])
 def test_whole_tokens_accepts_whole_numbers(value, expected):
-    assert e.whole_tokens(value) == expected
+    assert routes.whole_tokens(value) == expected
 
 
 @pytest.mark.parametrize("value,code", [
@@ -31,7 +35,7 @@ def test_whole_tokens_accepts_whole_numbers(value, expected):
 ])
 def test_whole_tokens_refuses_the_rest_with_a_code(value, code):
     with pytest.raises(ApiError) as err:
-        e.whole_tokens(value)
+        routes.whole_tokens(value)
     assert err.value.code == code and err.value.status == 422
 
 
@@ -66,10 +70,10 @@ def test_tip_commission_is_minus_one_or_a_percent(tmp_path):
 
 
 def test_percent_ppm():
-    assert e.percent_ppm("12.5") == 125_000 and e.percent_ppm("100") == 1_000_000
+    assert routes.percent_ppm("12.5") == 125_000 and routes.percent_ppm("100") == 1_000_000
     for bad in ("0", "100.01", "-1", "1.00001", "x", None):
         with pytest.raises(ApiError):
-            e.percent_ppm(bad)
+            routes.percent_ppm(bad)
 
 
 def test_bonus_is_spent_last_and_never_withdrawable():
@@ -132,7 +136,7 @@ def test_effective_cap_is_the_smallest_of_cap_and_what_is_left():
 
 
 def test_tip_window_and_only_calls_that_went_live():
-    window = 24 * e.HOUR_MS
+    window = 24 * HOUR_MS
     assert e.tip_open("ringing", None, 0, window, False) == "call_not_started"
     for state in ("declined", "missed", "cancelled"):
         assert e.tip_open(state, 1, 2, window, False) == "call_not_taken_place"
@@ -144,6 +148,27 @@ def test_tip_window_and_only_calls_that_went_live():
     assert e.tip_open("ended", 0, window + 1, window, True) == "tip_window_closed"
 
 
+def test_caps_fitted_to_a_lowered_limit_share_what_is_left_in_call_order():
+    call = e.CallUnderWay
+    # No limit: nothing changes, a call without a cap keeps none.
+    calls = [call(1, None, 100, 50), call(2, 700, 0, 0)]
+    assert e.fitted_caps(calls, [(None, 0)]) == {1: None, 2: 700}
+    # 1,000 allowed, 200 spent, 50 held already: 750 to share, the first call first.
+    assert e.fitted_caps(calls, [(1_000, 200)]) == {1: 900, 2: 0}
+    # A cap is never raised, and what is left goes on to the next call.
+    calls = [call(1, 300, 100, 50), call(2, None, 0, 0)]
+    assert e.fitted_caps(calls, [(1_000, 200)]) == {1: 300, 2: 600}
+    # Nothing left: each call keeps what it charged and holds, no less.
+    assert e.fitted_caps(calls, [(100, 200)]) == {1: 150, 2: 0}
+    # Two limits: the tighter one wins.
+    assert e.fitted_caps(calls, [(1_000, 200), (500, 200)]) == {1: 300, 2: 100}
+
+
+def test_percent_text():
+    assert e.percent_text(125_000) == "12.5" and e.percent_text(1_000_000) == "100"
+    assert e.percent_text(331_557) == "33.1557" and e.percent_text(0) == "0"
+
+
 def test_what_a_call_under_way_may_still_take():
     assert e.may_still_take(700_000, 300_000, 300_000, 5_000_000) == 400_000
     assert e.may_still_take(700_000, 600_000, 300_000, 0) == 300_000  # never below its hold
@@ -151,22 +176,22 @@ def test_what_a_call_under_way_may_still_take():
 
 
 def test_days_and_months_are_utc():
-    t = e.parse_iso_ms("2025-03-31T23:59:59Z", "t")
+    t = routes.parse_iso_ms("2025-03-31T23:59:59Z", "t")
     assert e.day_key(t) == "2025-03-31" and e.month_key(t) == "2025-03"
-    assert e.day_start_ms(t) == e.parse_iso_ms("2025-03-31T00:00:00", "t")
-    assert e.month_start_ms(t) == e.parse_iso_ms("2025-03-01T00:00:00+00:00", "t")
+    assert e.day_start_ms(t) == routes.parse_iso_ms("2025-03-31T00:00:00", "t")
+    assert e.month_start_ms(t) == routes.parse_iso_ms("2025-03-01T00:00:00+00:00", "t")
     assert e.week_key(t) == "2025-03-31"  # a Monday
-    assert e.parse_iso_ms("2025-04-01T01:00:00+02:00", "t") == t + 1000 - 3600_000  # 23:00 UTC
+    assert routes.parse_iso_ms("2025-04-01T01:00:00+02:00", "t") == t + 1000 - 3600_000  # 23:00 UTC
     for bad in ("yesterday", 5, None):
         with pytest.raises(ApiError):
-            e.parse_iso_ms(bad, "t")
+            routes.parse_iso_ms(bad, "t")
 
 
 def test_buckets_sum_per_day_week_and_month_with_zeros():
-    now = e.parse_iso_ms("2025-03-31T12:00:00Z", "t")
+    now = routes.parse_iso_ms("2025-03-31T12:00:00Z", "t")
     entries = [(now, 450_000), (now - 3600_000, 50_000), (now - 2 * DAY, 100_000),
                (now - 40 * DAY, 70_000)]
-    b = e.buckets(entries, now)
+    b = stats.buckets(entries, now)
     assert len(b["per_day"]) == 30 and len(b["per_week"]) == 12 and len(b["per_month"]) == 12
     assert b["per_day"][-1] == {"day": "2025-03-31", "earned": "50"}
     assert b["per_day"][-3] == {"day": "2025-03-29", "earned": "10"}
@@ -177,7 +202,7 @@ def test_buckets_sum_per_day_week_and_month_with_zeros():
 
 
 def test_chart_is_a_standalone_svg_with_a_bar_per_day():
-    svg = e.chart_svg("Earnings <per> day", [("03-01", 0), ("03-02", 450_000), ("03-03", 5)])
+    svg = stats.chart_svg("Earnings <per> day", [("03-01", 0), ("03-02", 450_000), ("03-03", 5)])
     root = ET.fromstring(svg)
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     bars = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.find(

@@ -1,5 +1,6 @@
 """The pure rules of a withdrawal: address checks, fees and net, minimum, review and the
-daily limit, who may withdraw, the Idempotency-Key. No server, no database."""
+daily limit, who may withdraw. No server, no database. (The Idempotency-Key rule, shared
+with tips, is tested in tests/test_core_validate.py.)"""
 
 from __future__ import annotations
 
@@ -79,13 +80,3 @@ def test_sellers_withdraw_buyers_only_when_allowed_admins_never():
     assert code_of(wd.check_role, "buyer", CFG) == "withdrawals_not_allowed"
     assert code_of(wd.check_role, "admin", CFG) == "withdrawals_not_allowed"
     wd.check_role("buyer", WithdrawalsConfig(buyer_withdrawals=True))
-
-
-@pytest.mark.parametrize("key,code", [
-    (None, "idempotency_key_required"), ("  ", "idempotency_key_required"),
-    ("x" * 201, "invalid_idempotency_key"), ("tab\there", "invalid_idempotency_key"),
-    ("clé", "invalid_idempotency_key"),
-])
-def test_idempotency_key_is_required_and_sane(key, code):
-    assert code_of(wd.check_idempotency_key, key) == code
-    assert wd.check_idempotency_key(" 7f0c-1 ") == "7f0c-1"

@@ -23,7 +23,7 @@ from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from meterchat.core.units import musdt_to_tokens_str
-from meterchat.economy import store as economy
+from meterchat.economy import bonuses, consents
 from meterchat.money import ledger
 
 
@@ -65,7 +65,7 @@ async def register(request: web.Request) -> web.Response:
 def _insert_with_consent(conn, email: str, password_hash: str, role: str,
                          display_name: str) -> accounts.User:
     user = accounts.insert_user(conn, email, password_hash, role, display_name)
-    economy.record_consent(conn, user.id, now_ms())
+    consents.record_consent_tx(conn, user.id, now_ms())
     return user
 
 
@@ -124,7 +124,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 def _me_money(conn, user_id: int) -> tuple[dict, dict]:
-    return ledger.user_balances(conn, user_id), economy.bonus_view(conn, user_id)
+    return ledger.user_balances(conn, user_id), bonuses.bonus_view(conn, user_id)
 
 
 def setup(app: web.Application) -> None:

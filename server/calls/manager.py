@@ -41,7 +41,7 @@ from meterchat.core.errors import (
     Unprocessable,
 )
 from meterchat.core.units import MUSDT_PER_TOKEN, commission_ppm_from_percent, musdt_to_tokens_str
-from meterchat.economy import store as economy
+from meterchat.economy import limits as economy_limits
 from meterchat.money import billing, ledger
 from meterchat.money.billing import ACCEPTED_STATES, FINAL_STATES
 from meterchat.sellers import store as sellers
@@ -305,7 +305,7 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
                 spend_cap_musdt: int | None, min_prefund_minutes: int,
                 default_commission_ppm: int, now: int, seller_bucket: str = "available"):
     """Start a call (ringing) and hold its first minute, or refuse with the reason."""
-    economy.check_not_excluded(conn, buyer_id, now)
+    economy_limits.check_not_excluded(conn, buyer_id, now)
     s = conn.execute(
         "SELECT s.rate_tokens_per_min, s.online, s.commission_ppm FROM sellers s"
         " JOIN users u ON u.id = s.user_id WHERE s.user_id = ? AND u.banned_at_ms IS NULL",
@@ -338,7 +338,7 @@ def create_call(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate: i
             f"spend_cap must cover at least one 6-second segment ({musdt_to_tokens_str(price)}"
             " tokens)", "spend_cap_too_low")
     # The buyer's daily and monthly limits cap the call like a spending cap.
-    spend_cap_musdt = economy.call_cap(conn, buyer_id, spend_cap_musdt, price, now)
+    spend_cap_musdt = economy_limits.call_cap(conn, buyer_id, spend_cap_musdt, price, now)
     available = ledger.balance(conn, ledger.user_account(buyer_id))
     need = min_prefund_minutes * rate * MUSDT_PER_TOKEN
     if available < max(need, price):

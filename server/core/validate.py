@@ -4,7 +4,12 @@ message naming the field. Pure helpers over a parsed dict or a request's path an
 Every number a client sends goes through one of these: ids (`path_id`, `body_id`) are 1-18
 ASCII digits or a JSON integer in that range, never a float or a bool; integers in a body
 (`integer`) and in a query (`query_int`) are bounded, at the most by what SQLite holds. So no
-client number reaches the database as a wrong id or overflows it (a 500)."""
+client number reaches the database as a wrong id or overflows it (a 500).
+
+The one Idempotency-Key rule (`idempotency_key`), for tips and withdrawals alike: required;
+surrounding whitespace is dropped; what is left is 1 to 200 printable ASCII characters
+(space to tilde, U+0020..U+007E), so no control character, tab or non-ASCII letter reaches
+a stored key."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_ID = 10**18 - 1
 # What an integer column holds; the bound of any integer without a tighter one.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_IDEMPOTENCY_KEY_CHARS = 200
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -164,3 +170,17 @@ def query_int(request: web.Request, name: str, *, default: Any = None, min: int 
         raise Unprocessable(f"{name} must be a whole number from {min} to {max}",
                             "invalid_value")
     return int(text)
+
+
+def idempotency_key(value: str | None, purpose: str) -> str:
+    """The Idempotency-Key header, stripped: 1 to 200 printable ASCII characters. 400
+    `idempotency_key_required` when absent or blank (the message says `purpose`, e.g. "a new
+    random value per tip"), 400 `invalid_idempotency_key` for anything else."""
+    if value is None or not value.strip():
+        raise BadRequest(f"send an Idempotency-Key header ({purpose})",
+                         "idempotency_key_required")
+    key = value.strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not all(" " <= ch <= "~" for ch in key):
+        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable "
+                         "ASCII characters", "invalid_idempotency_key")
+    return key

@@ -12,7 +12,7 @@ from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Unprocessable
 from meterchat.deposits import store as deposits
-from meterchat.economy import store as economy
+from meterchat.economy import limits as economy_limits
 
 
 async def create_intent(request: web.Request) -> web.Response:
@@ -20,7 +20,7 @@ async def create_intent(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
     cfg = request.app[CONFIG].deposits
     info = request.app[CHAIN_INFO]
-    await request.app[DB].read(economy.check_not_excluded, user.id, now_ms())
+    await request.app[DB].read(economy_limits.check_not_excluded, user.id, now_ms())
     base = deposits.requested_musdt(validate.decimal_string(body, "usdt"), cfg.min_musdt)
     intent = await request.app[DB].tx(
         deposits.create_intent_tx, user.id, base, info.deposit_address, info.usdt_contract,

@@ -40,7 +40,7 @@ from meterchat.core.units import (
     musdt_to_usdt_str,
     usdt_to_musdt,
 )
-from meterchat.economy import store as economy
+from meterchat.economy import bonuses
 from meterchat.money import ledger
 
 TXID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -269,7 +269,7 @@ def _credit(conn: sqlite3.Connection, t: TransferLog, user_id: int) -> int:
         idem_key=f"deposit:{t.txid}:{t.log_index}", ref=f"{t.txid}:{t.log_index}",
     )
     # A top-up bonus (tiers, promotions) in the same database transaction as the credit.
-    economy.grant_deposit_bonus_tx(conn, user_id, t.amount, f"{t.txid}:{t.log_index}",
+    bonuses.grant_deposit_bonus_tx(conn, user_id, t.amount, f"{t.txid}:{t.log_index}",
                                    now_ms())
     return result.tx_id
 

@@ -1,22 +1,15 @@
 """The operator's audit log: every operator action (who, what, on what, when, why), written
-in the same transaction as the action itself, and the list the operator reads."""
+in the same transaction as the action itself by `record` (core/audit.py, the one writer,
+re-exported here), and the list the operator reads."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
+from meterchat.core.audit import record
 from meterchat.deposits.store import iso_ms
 
-
-def record(conn: sqlite3.Connection, actor_id: int | None, action: str, target: str,
-           reason: str | None, at_ms: int, **detail: object) -> None:
-    conn.execute(
-        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail, reason)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (at_ms, actor_id, action, target,
-         json.dumps(detail, sort_keys=True) if detail else None, reason),
-    )
+__all__ = ["entries", "record"]
 
 
 def entries(conn: sqlite3.Connection, *, target: str | None = None,

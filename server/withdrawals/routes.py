@@ -25,7 +25,9 @@ async def request_withdrawal(request: web.Request) -> web.Response:
     user = await current_user(request)
     cfg = request.app[CONFIG].withdrawals
     wd.check_role(user.role, cfg)
-    idem_key = wd.check_idempotency_key(request.headers.get("Idempotency-Key"))
+    idem_key = validate.idempotency_key(request.headers.get("Idempotency-Key"),
+                                        "any unique string per withdrawal; repeat it to retry"
+                                        " safely")
     body = await validate.read_json(request)
     address = wd.check_address(body.get("address"), platform_addresses(request.app))
     if body.get("tokens") is None:

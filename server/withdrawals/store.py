@@ -22,7 +22,7 @@ from typing import Any
 from meterchat.chain.address import is_valid_address
 from meterchat.chain.gateway import SignedTransfer
 from meterchat.core.config import WithdrawalsConfig
-from meterchat.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from meterchat.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from meterchat.core.units import (
     AmountError,
     musdt_to_tokens_str,
@@ -30,13 +30,12 @@ from meterchat.core.units import (
     tokens_to_musdt,
 )
 from meterchat.deposits.store import iso_ms
-from meterchat.economy import store as economy
+from meterchat.economy import bonuses
 from meterchat.money import ledger
 
 STATUSES = ("queued", "review", "signed", "sent", "confirmed", "failed", "rejected")
 IN_FLIGHT = ("signed", "sent")
 DAY_MS = 86_400_000
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 # Far below SQLite's integer range and any real balance; keeps sums of amounts exact.
 MAX_WITHDRAWAL_MUSDT = 10**15
 
@@ -54,17 +53,6 @@ NOT_FINAL = ("queued", "review", "signed", "sent", "failed")
 
 
 # -- pure rules
-
-
-def check_idempotency_key(value: str | None) -> str:
-    if value is None or not value.strip():
-        raise BadRequest("send an Idempotency-Key header (any unique string per withdrawal; "
-                         "repeat it to retry safely)", "idempotency_key_required")
-    key = value.strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable() or not key.isascii():
-        raise BadRequest(f"Idempotency-Key must be up to {MAX_IDEMPOTENCY_KEY_CHARS} printable "
-                         "ASCII characters", "invalid_idempotency_key")
-    return key
 
 
 def check_address(value: Any, platform_addresses: frozenset[str] | set[str]) -> str:
@@ -292,7 +280,7 @@ def request_tx(conn: sqlite3.Connection, user_id: int, idem_key: str, address: s
          "review" if reason else "queued", reason, at_ms, at_ms),
     )
     wid = cur.lastrowid
-    economy.check_withdrawable(conn, user_id, q.amount_musdt)
+    bonuses.check_withdrawable(conn, user_id, q.amount_musdt)
     # Raises InsufficientFunds (402) when available is short; the insert rolls back with it.
     ledger.transfer(conn, ledger.user_account(user_id), ledger.CLEARING_WITHDRAWALS,
                     q.amount_musdt, KIND_REQUEST, idem_key=f"withdrawal:{wid}:request",

@@ -1,0 +1,59 @@
+"""The one Idempotency-Key rule (core/validate.py), shared by tips and withdrawals: required,
+surrounding whitespace dropped, then 1 to 200 printable ASCII characters (U+0020..U+007E)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meterchat.core import validate
+from meterchat.core.errors import ApiError
+
+
+def code_of(value: str | None) -> str:
+    with pytest.raises(ApiError) as info:
+        validate.idempotency_key(value, "a new random value per try")
+    assert info.value.status == 400
+    return info.value.code
+
+
+@pytest.mark.parametrize("key,code", [
+    (None, "idempotency_key_required"), ("", "idempotency_key_required"),
+    ("  ", "idempotency_key_required"), ("\t\n", "idempotency_key_required"),
+    ("x" * 201, "invalid_idempotency_key"), ("tab\there", "invalid_idempotency_key"),
+    ("del\x7f", "invalid_idempotency_key"), ("nul\x00", "invalid_idempotency_key"),
+    ("clé", "invalid_idempotency_key"), ("日本", "invalid_idempotency_key"),
+    ("nbsp\u00a0in", "invalid_idempotency_key"),
+])
+def test_absent_blank_long_or_non_printable_ascii_keys_are_refused(key, code):
+    assert code_of(key) == code
+
+
+def test_a_key_is_stripped_and_may_be_1_to_200_printable_ascii_characters():
+    assert validate.idempotency_key(" 7f0c-1 ", "x") == "7f0c-1"
+    assert validate.idempotency_key("a", "x") == "a"
+    assert validate.idempotency_key("x" * 200, "x") == "x" * 200
+    # The length counts after stripping: spaces around a 200-character key do not count.
+    assert validate.idempotency_key("  " + "x" * 200 + "  ", "x") == "x" * 200
+    every = "".join(chr(c) for c in range(0x21, 0x7F))
+    assert validate.idempotency_key(every, "x") == every
+    assert validate.idempotency_key("a b", "x") == "a b"  # spaces inside are printable
+
+
+def test_the_message_says_what_the_key_is_for():
+    with pytest.raises(ApiError) as info:
+        validate.idempotency_key(None, "any unique string per withdrawal")
+    assert "any unique string per withdrawal" in info.value.message
+
+
+@given(st.text(max_size=300))
+def test_what_is_accepted_is_exactly_the_rule(text):
+    key = text.strip()
+    ok = 1 <= len(key) <= 200 and all(0x20 <= ord(ch) <= 0x7E for ch in key)
+    try:
+        got = validate.idempotency_key(text, "x")
+    except ApiError:
+        assert not ok
+    else:
+        assert ok and got == key
