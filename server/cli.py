@@ -12,8 +12,11 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from meterchat.accounts import users as accounts
 from meterchat.core.config import Config, ConfigError, load_config
@@ -30,8 +33,13 @@ from meterchat.core.logs import event, setup_logging
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
+if TYPE_CHECKING:  # the server's modules load only for the commands that use them
+    from aiohttp import web
 
-def _open_db(config: Config):
+    from meterchat.operator.reconcile import Liabilities, Report
+
+
+def _open_db(config: Config) -> sqlite3.Connection:
     conn = connect_sync(config.database.path, config.database.busy_timeout_ms)
     migrate_sync(conn)
     return conn
@@ -86,7 +94,7 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-async def _serve(config: Config, state: dict | None = None) -> None:
+async def _serve(config: Config, state: dict[str, bool] | None = None) -> None:
     """Start the app and serve until SIGINT/SIGTERM. An error while starting undoes what was
     started (the database, the devnet node, jobs) and is raised again, so the process exits
     instead of hanging on a thread left running."""
@@ -153,7 +161,7 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _announce_devnet(app) -> None:
+def _announce_devnet(app: web.Application) -> None:
     from meterchat.chain_ctx import DEVNET
 
     node = app.get(DEVNET)
@@ -256,7 +264,7 @@ def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
     return 0 if report.ok else 1
 
 
-async def _reconcile_with_chain(config: Config, owed):
+async def _reconcile_with_chain(config: Config, owed: Liabilities) -> Report:
     """On devnet without an endpoint: use the devnet node of a running server when one
     answers at [devnet] host:port, else start the node in this process for the check (the
     same way `serve` does, through chain_ctx)."""
@@ -355,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help: str, fn) -> argparse.ArgumentParser:
+    def add(name: str, help: str,
+            fn: Callable[[argparse.Namespace, Config], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--config", metavar="PATH", help="TOML config file (default: built-in defaults)")
         p.set_defaults(fn=fn)
@@ -450,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        return args.fn(args, config)
+        code: int = args.fn(args, config)
+        return code
     except ConfigError as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2

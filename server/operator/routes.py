@@ -21,7 +21,7 @@ def _id(request: web.Request, what: str) -> int:
     return validate.path_id(request, what)
 
 
-def _reason(body: dict, required: bool) -> str | None:
+def _reason(body: dict[str, object], required: bool) -> str | None:
     text = validate.string(body, "reason", required=required, max_len=2000)
     if text is not None:
         text = text.strip()
