@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from meterchat.accounts.auth import client_address
-from meterchat.accounts.users import Passwords
+from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.core import logs
 from meterchat.core.config import Config

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 
 from meterchat.accounts import users as accounts
+from meterchat.accounts.sessions import revoke_all_sessions_tx
 from meterchat.core.errors import Conflict, NotFound
 from meterchat.deposits.store import iso_ms
 from meterchat.operator import audit_log
@@ -52,7 +53,7 @@ def ban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str,
             " WHERE id = ?", (at_ms, reason, user_id))
     else:
         conn.execute("UPDATE users SET withdrawals_blocked = 1 WHERE id = ?", (user_id,))
-    accounts.revoke_all_sessions(conn, user_id)
+    revoke_all_sessions_tx(conn, user_id)
     conn.execute("UPDATE sellers SET online = 0, updated_at_ms = ? WHERE user_id = ?",
                  (at_ms, user_id))
     held = conn.execute(
