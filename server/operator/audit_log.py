@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms
 
 
 def record(conn: sqlite3.Connection, actor_id: int | None, action: str, target: str,
@@ -20,9 +21,10 @@ def record(conn: sqlite3.Connection, actor_id: int | None, action: str, target: 
 
 
 def entries(conn: sqlite3.Connection, *, target: str | None = None,
-            before_id: int | None = None, limit: int = 200) -> list[dict]:
+            before_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """Newest first; `before_id` pages back."""
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[Any] = []
     if target is not None:
         where.append("l.target = ?")
         args.append(target)
