@@ -13,6 +13,7 @@ MUSDT_PER_USDT = 1_000_000
 MUSDT_PER_TOKEN = 10_000
 TOKENS_PER_USDT = 100
 PPM = 1_000_000  # parts per million: commissions and bonuses
+SUN_PER_TRX = 1_000_000  # TRX, burned for energy, is counted in sun
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
