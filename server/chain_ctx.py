@@ -6,9 +6,10 @@ typed AppKeys and closed again in the same cleanup_ctx."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiohttp import web
@@ -70,11 +71,14 @@ def _checked_key(text: str, where: str) -> Secret:
     return Secret(text)
 
 
-async def _devnet_status(endpoint: str, timeout_s: float) -> dict:
+async def _devnet_status(endpoint: str, timeout_s: float) -> dict[str, Any]:
+    """What a devnet node run on its own says of itself (its USDT contract, its deposit
+    address)."""
     async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
         resp = await http.get(endpoint.rstrip("/") + "/devnet/status")
         resp.raise_for_status()
-        return resp.json()
+        status: dict[str, Any] = resp.json()
+        return status
 
 
 async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
@@ -112,7 +116,7 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
     )
 
 
-def chain_ctx(config: Config):
+def chain_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         devnet = None
         if config.chain.network == "devnet" and not config.chain.endpoint:
