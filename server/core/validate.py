@@ -20,6 +20,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_ID = 10**18 - 1
 # What an integer column holds; the bound of any integer without a tighter one.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_IDEMPOTENCY_KEY_CHARS = 200
 # A request body: a parsed JSON object.
 Body = dict[str, Any]
 
@@ -112,6 +113,20 @@ def decimal_string(body: Body, name: str, *, required: bool = True) -> Any:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Unprocessable(f'{name} must be a decimal string like "10.5"', "invalid_type")
     return str(value)
+
+
+def idempotency_key(value: str | None, per: str) -> str:
+    """The Idempotency-Key header of a write that must happen once (`per` one tip, one
+    withdrawal): 1-200 printable ASCII characters around the trimmed spaces. 400
+    `idempotency_key_required` without one, `invalid_idempotency_key` for anything else."""
+    if value is None or not value.strip():
+        raise BadRequest(f"send an Idempotency-Key header (a new unique value per {per}; "
+                         "repeat it to retry safely)", "idempotency_key_required")
+    key = value.strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable() or not key.isascii():
+        raise BadRequest(f"Idempotency-Key must be up to {MAX_IDEMPOTENCY_KEY_CHARS} printable "
+                         "ASCII characters", "invalid_idempotency_key")
+    return key
 
 
 def _digits(text: str, max_len: int) -> bool:
