@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from meterchat.accounts.users import Passwords
+from meterchat.accounts.passwords import Passwords
 from meterchat.core.config import Config
 from meterchat.core.db import Database
 from meterchat.core.ratelimit import Limits

@@ -236,7 +236,7 @@ async def admin_actor(client) -> Actor:
     from meterchat.appkeys import DB, PASSWORDS
 
     email = new_email("ops")
-    await client.app[DB].tx(accounts.insert_user, email,
+    await client.app[DB].tx(accounts.insert_user_tx, email,
                             client.app[PASSWORDS].hash("correct horse battery"), "admin", "ops")
     session = await login(client, email)
     return Actor(client, session["user"], session["token"])

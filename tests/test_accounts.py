@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from meterchat.accounts.users import Passwords
+from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import DB, PASSWORDS
 from tests.conftest import actor, assert_error, login, new_email, register
 
@@ -191,7 +191,7 @@ async def test_admin_sees_audit_figures(client):
     from meterchat.accounts import users as accounts_mod
 
     pw = client.app[PASSWORDS]
-    await client.app[DB].tx(accounts_mod.insert_user, "op@example.com",
+    await client.app[DB].tx(accounts_mod.insert_user_tx, "op@example.com",
                             pw.hash("operator password"), "admin", "Operator")
     session = await login(client, "op@example.com", "operator password")
     resp = await client.get("/api/admin/audit",

@@ -7,8 +7,6 @@ import asyncio
 import uuid
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from meterchat.app import create_app
@@ -16,7 +14,7 @@ from meterchat.appkeys import DB
 from meterchat.chain_ctx import DEVNET
 from meterchat.core.db import now_ms
 from meterchat.money import billing, ledger
-from meterchat.operator import disputes, earnings
+from meterchat.operator import earnings
 from tests.calls_helpers import start_live_call, ws_client
 from tests.conftest import (
     actor,
@@ -396,38 +394,6 @@ async def test_seller_socket_count_shows_in_metrics(app_client):
         assert m[("meterchat_ws_connections", ())] == 1
     finally:
         await c.close()
-
-
-# ---- pure rules of disputes --------------------------------------------------------
-
-@given(charged=st.integers(1, 10**12), share=st.integers(0, 10**6), data=st.data())
-def test_refund_split_sums_to_the_refund_and_follows_the_charge(charged, share, data):
-    seller_earned = charged - charged * share // 10**6
-    refund = data.draw(st.integers(0, charged))
-    from_seller, from_commission = disputes.refund_split(refund, charged, seller_earned)
-    assert from_seller + from_commission == refund
-    assert 0 <= from_seller <= seller_earned
-    assert 0 <= from_commission <= charged - seller_earned
-    if refund == charged:
-        assert from_seller == seller_earned
-
-
-@given(amount=st.integers(0, 10**9), pending=st.integers(0, 10**9),
-       available=st.integers(0, 10**9))
-def test_seller_part_comes_from_pending_then_available_then_the_platform(amount, pending,
-                                                                         available):
-    a, b, short = disputes.take_from_seller(amount, pending, available)
-    assert a + b + short == amount
-    assert 0 <= a <= pending and 0 <= b <= available and short >= 0
-    assert short == max(0, amount - pending - available)
-    assert b == 0 or a == pending
-
-
-def test_dispute_window_counts_whole_days_from_the_end():
-    day = disputes.DAY_MS
-    assert disputes.within_window(1_000, 1_000 + 14 * day, 14)
-    assert not disputes.within_window(1_000, 1_001 + 14 * day, 14)
-    assert not disputes.within_window(None, 0, 14)
 
 
 async def test_ids_in_other_scripts_digits_are_not_found_not_a_server_error(aiohttp_client,

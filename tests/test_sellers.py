@@ -10,15 +10,16 @@ from meterchat.calls import manager as calls
 from meterchat.core.db import MIGRATIONS_DIR, connect_sync, migrate_sync, now_ms, run_read, run_tx
 from meterchat.money import billing
 from meterchat.sellers import store as sellers
+from meterchat.sellers.routes import seller_json
 from tests.conftest import fund_sync
 
 
 def _people(conn, n_buyers: int):
     def make(c):
-        s = accounts.insert_user(c, "s@example.com", "x", "seller", "Sam")
-        sellers.save_profile(c, s.id, 600, None, None, None)
-        sellers.set_online(c, s.id, True)
-        buyers = [accounts.insert_user(c, f"b{i}@example.com", "x", "buyer", "B").id
+        s = accounts.insert_user_tx(c, "s@example.com", "x", "seller", "Sam")
+        sellers.save_profile_tx(c, s.id, 600, None, None, None)
+        sellers.set_online_tx(c, s.id, True)
+        buyers = [accounts.insert_user_tx(c, f"b{i}@example.com", "x", "buyer", "B").id
                   for i in range(n_buyers)]
         return s.id, buyers
 
@@ -50,8 +51,8 @@ def _recount(conn, seller_id: int) -> tuple[int, str | None]:
 
 
 def _listed(conn, seller_id: int) -> tuple[int, str | None]:
-    row = run_read(conn, sellers.get_seller, seller_id)
-    return row["calls"], row["rating"]
+    shown = seller_json(run_read(conn, sellers.get_seller, seller_id))
+    return shown["calls"], shown["rating"]
 
 
 def test_listing_counts_billed_calls_and_averages_ratings(tmp_path):
@@ -66,7 +67,7 @@ def test_listing_counts_billed_calls_and_averages_ratings(tmp_path):
     _call(conn, buyers[3], seller_id, 7_000, None)
     assert _listed(conn, seller_id) == _recount(conn, seller_id) == (3, "3.5")
     listed = run_read(conn, lambda c: sellers.list_sellers(c, online=True))
-    assert [(s["calls"], s["rating"]) for s in listed] == [(3, "3.5")]
+    assert [(s.calls, seller_json(s)["rating"]) for s in listed] == [(3, "3.5")]
 
 
 def test_a_call_ended_by_the_billing_pass_is_counted(tmp_path):
@@ -96,10 +97,10 @@ def test_the_migration_fills_in_calls_made_before_it(tmp_path):
 
     def people(c):
         # Straight SQL: the profile functions already read the new columns.
-        s = accounts.insert_user(c, "s@example.com", "x", "seller", "Sam")
+        s = accounts.insert_user_tx(c, "s@example.com", "x", "seller", "Sam")
         c.execute("INSERT INTO sellers (user_id, rate_tokens_per_min, online, updated_at_ms)"
                   " VALUES (?, 600, 1, 0)", (s.id,))
-        return s.id, [accounts.insert_user(c, f"b{i}@example.com", "x", "buyer", "B").id
+        return s.id, [accounts.insert_user_tx(c, f"b{i}@example.com", "x", "buyer", "B").id
                       for i in range(2)]
 
     seller_id, buyers = run_tx(conn, people)
@@ -124,7 +125,7 @@ def test_busy_follows_the_sellers_call(tmp_path):
     seller_id, buyers = _people(conn, 2)
 
     def busy() -> bool:
-        return run_read(conn, sellers.get_seller, seller_id)["busy"]
+        return run_read(conn, sellers.get_seller, seller_id).busy
 
     assert not busy()
     call_id = run_tx(conn, calls.create_call, buyers[0], seller_id, 600, None, 1, 250_000,

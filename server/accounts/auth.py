@@ -12,8 +12,8 @@ import math
 
 from aiohttp import web
 
-from meterchat.accounts import users as accounts
-from meterchat.accounts.users import Session, User
+from meterchat.accounts.sessions import Session, require_session
+from meterchat.accounts.users import User
 from meterchat.appkeys import CONFIG, DB
 from meterchat.core import logs
 from meterchat.core.errors import Forbidden, TooManyRequests, Unauthorized
@@ -39,9 +39,8 @@ def bearer_token(request: web.Request) -> str | None:
 async def session_of(request: web.Request, *, allow_query_token: bool = False) -> Session:
     """The request's session; raises 401 when there is none, 403 for a banned user or a
     cookie-authenticated write without the CSRF header."""
-    cached = request.get(SESSION)
-    if cached is not None:
-        return cached
+    if SESSION in request:
+        return request[SESSION]
     token = bearer_token(request)
     via_cookie = False
     if token is None and allow_query_token:
@@ -51,7 +50,7 @@ async def session_of(request: web.Request, *, allow_query_token: bool = False) -
         via_cookie = token is not None
     if not token:
         raise Unauthorized("log in first: send the session cookie or a bearer token")
-    session = await request.app[DB].read(accounts.require_session, token)
+    session = await request.app[DB].read(require_session, token)
     if session.user.banned:
         raise Forbidden("this account is banned", "banned")
     if via_cookie and request.method not in SAFE_METHODS:
@@ -80,6 +79,7 @@ async def require_role(request: web.Request, *roles: str) -> User:
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _warned_untrusted_proxy = False
 
 
@@ -88,7 +88,7 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries)
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip(text: str) -> Address | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:
         text = text[1:text.index("]")]  # [2001:db8::1]:443
@@ -103,7 +103,7 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
-def _trusted(ip, networks: tuple[Network, ...]) -> bool:
+def _trusted(ip: Address | None, networks: tuple[Network, ...]) -> bool:
     return ip is not None and any(ip in n for n in networks)
 
 
@@ -131,9 +131,8 @@ def forwarded_client(peer: str | None, forwarded_for: list[str],
 
 def client_address(request: web.Request) -> str:
     """The address of whoever sent this request (for limits and logs)."""
-    cached = request.get(CLIENT)
-    if cached is not None:
-        return cached
+    if CLIENT in request:
+        return request[CLIENT]
     entries = tuple(request.app[CONFIG].server.trusted_proxies)
     forwarded = request.headers.getall("X-Forwarded-For", [])
     address = forwarded_client(request.remote, forwarded, _networks(entries))

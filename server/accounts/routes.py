@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
+from typing import Any
 
 from aiohttp import web
 
-from meterchat.accounts import users as accounts
+from meterchat.accounts import rules, sessions
 from meterchat.accounts.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -17,12 +19,13 @@ from meterchat.accounts.auth import (
     is_secure,
     session_of,
 )
+from meterchat.accounts.users import User, insert_user_tx, password_hash_for
 from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.calls.manager import HUB
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
-from meterchat.core.units import musdt_to_tokens_str
+from meterchat.core.units import DAY_MS, SECOND_MS, musdt_to_tokens_str
 from meterchat.economy import bonuses, consents
 from meterchat.money import ledger
 
@@ -33,10 +36,10 @@ def balances_json(b: dict[str, int]) -> dict[str, str]:
 
 async def register(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
-    email = accounts.normalize_email(validate.string(body, "email", max_len=254))
-    password = validate.string(body, "password", max_len=accounts.MAX_PASSWORD_CHARS)
+    email = rules.normalize_email(validate.string(body, "email", max_len=rules.MAX_EMAIL_CHARS))
+    password = validate.string(body, "password", max_len=rules.MAX_PASSWORD_CHARS)
     role = validate.string(body, "role", max_len=20)
-    display_name = accounts.check_display_name(
+    display_name = rules.check_display_name(
         validate.string(body, "display_name", max_len=200)
     )
     if role == "admin":
@@ -44,9 +47,9 @@ async def register(request: web.Request) -> web.Response:
             "admin accounts are created by the operator with `meterchat user create`",
             "role_not_allowed",
         )
-    if role not in accounts.SELF_REGISTER_ROLES:
+    if role not in rules.SELF_REGISTER_ROLES:
         raise Unprocessable("role must be buyer or seller", "invalid_role")
-    accounts.check_password_rules(password)
+    rules.check_password_rules(password)
     # Everyone who signs up confirms being 18 or older and accepting the terms.
     if validate.boolean(body, "adult", required=False, default=False) is not True:
         raise Unprocessable("confirm that you are 18 or older (adult: true)",
@@ -57,22 +60,23 @@ async def register(request: web.Request) -> web.Response:
     enforce("too many sign-ups from this address; try again later",
             (request.app[LIMITS].registrations_by_address, client_key(request)))
     password_hash = await asyncio.to_thread(request.app[PASSWORDS].hash, password)
-    user = await request.app[DB].tx(_insert_with_consent, email, password_hash, role,
-                                    display_name)
+    user = await request.app[DB].tx(_register_tx, email, password_hash, role, display_name)
     return web.json_response({"user": user.public()}, status=201)
 
 
-def _insert_with_consent(conn, email: str, password_hash: str, role: str,
-                         display_name: str) -> accounts.User:
-    user = accounts.insert_user(conn, email, password_hash, role, display_name)
+def _register_tx(conn: sqlite3.Connection, email: str, password_hash: str, role: str,
+                 display_name: str) -> User:
+    """The user, their ledger accounts and the consent they gave, in one transaction (the
+    consent is the economy's record, which accounts may not import: joined here)."""
+    user = insert_user_tx(conn, email, password_hash, role, display_name)
     consents.record_consent_tx(conn, user.id, now_ms())
     return user
 
 
 async def login(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
-    email = validate.string(body, "email", max_len=254).strip().lower()
-    password = validate.string(body, "password", max_len=accounts.MAX_PASSWORD_CHARS)
+    email = validate.string(body, "email", max_len=rules.MAX_EMAIL_CHARS).strip().lower()
+    password = validate.string(body, "password", max_len=rules.MAX_PASSWORD_CHARS)
     guard = request.app[LIMITS].login
     address = client_address(request)
     wait_s = guard.retry_after(email, address)
@@ -82,7 +86,7 @@ async def login(request: web.Request) -> web.Response:
             headers={"Retry-After": str(math.ceil(wait_s))},
         )
     db = request.app[DB]
-    user, password_hash = await db.read(accounts.password_hash_for, email)
+    user, password_hash = await db.read(password_hash_for, email)
     ok = await asyncio.to_thread(request.app[PASSWORDS].verify, password_hash, password)
     if not ok or user is None:
         guard.failed(email, address)
@@ -92,11 +96,11 @@ async def login(request: web.Request) -> web.Response:
     guard.succeeded(email, address)
     config = request.app[CONFIG]
     token, csrf = await db.tx(
-        accounts.create_session, user.id, config.server.session_days * 86_400_000
+        sessions.create_session_tx, user.id, config.server.session_days * DAY_MS
     )
     resp = web.json_response({"user": user.public(), "token": token, "csrf_token": csrf})
     secure = is_secure(request)
-    max_age = config.server.session_days * 86_400
+    max_age = config.server.session_days * DAY_MS // SECOND_MS
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=secure,
                     max_age=max_age, path="/")
     resp.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="Lax", secure=secure,
@@ -106,7 +110,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     session = await session_of(request)
-    await request.app[DB].tx(accounts.revoke_session, session.id)
+    await request.app[DB].tx(sessions.revoke_session_tx, session.id)
     # The sockets opened with this session close too (other sessions' stay open).
     request.app[HUB].disconnect_session(session.id)
     resp = web.Response(status=204)
@@ -123,7 +127,8 @@ async def me(request: web.Request) -> web.Response:
                               "bonus": bonus})
 
 
-def _me_money(conn, user_id: int) -> tuple[dict, dict]:
+def _me_money(conn: sqlite3.Connection, user_id: int
+              ) -> tuple[dict[str, int], dict[str, Any]]:
     return ledger.user_balances(conn, user_id), bonuses.bonus_view(conn, user_id)
 
 

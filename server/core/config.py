@@ -369,15 +369,16 @@ def section_names() -> list[str]:
 
 
 def section_type(name: str) -> type:
-    hints = typing.get_type_hints(Config)
-    return hints[name]
+    hint: type = typing.get_type_hints(Config)[name]
+    return hint
 
 
 def _section_to_dict(section: Any) -> dict[str, Any]:
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
-def _convert(where: str, hint: Any, value: Any, meta: dict, base_dir: Path) -> Any:
+def _convert(where: str, hint: Any, value: Any, meta: dict[str, Any],
+             base_dir: Path) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"config key {where}: expected {expected}, got {value!r}")
 
@@ -496,7 +497,7 @@ def _check_bonus_bound(cfg: Config, tiers: list[tuple[int, int]]) -> None:
             f" {Decimal(allowed) / 10_000} %")
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a TOML config file; None means every default (paths under ./)."""
     if path is None:
         return config_from_dict({}, Path.cwd())
@@ -517,6 +518,7 @@ def describe_keys() -> list[tuple[str, str, Any, str]]:
     out = []
     for name in section_names():
         for f in dataclasses.fields(section_type(name)):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            # Every key has a default or (lists) a default factory.
+            default = f.default_factory() if callable(f.default_factory) else f.default
             out.append((name, f.name, default, f.metadata.get("help", "")))
     return out

@@ -13,7 +13,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -192,8 +192,9 @@ class Database:
         of ours (for reads and pragmas)."""
         if self._conn is None:
             raise RuntimeError("database is not open")
-        # aiosqlite's own mechanism for running work on its connection thread.
-        return await self._conn._execute(fn, self._conn._conn, *args, **kwargs)
+        # aiosqlite's own mechanism for running work on its connection thread (untyped there).
+        execute: Callable[..., Awaitable[T]] = self._conn._execute
+        return await execute(fn, self._conn._conn, *args, **kwargs)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, *args) on the database thread with one consistent snapshot."""
@@ -203,8 +204,8 @@ class Database:
         """Run fn(conn, *args) in one BEGIN IMMEDIATE ... COMMIT on the database thread."""
         return await self.call(run_tx, fn, *args, **kwargs)
 
-    async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return await self.call(lambda c: c.execute(sql, params).fetchall())
 
-    async def fetchone(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
         return await self.call(lambda c: c.execute(sql, params).fetchone())

@@ -10,6 +10,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from meterchat.core.config import Config
+
 
 class SlidingWindow:
     """At most `limit` events per `window_s` per key."""
@@ -132,7 +134,7 @@ class Limits:
     claims_by_address: SlidingWindow
 
     @classmethod
-    def from_config(cls, config, clock: Callable[[], float] = time.monotonic) -> Limits:
+    def from_config(cls, config: Config, clock: Callable[[], float] = time.monotonic) -> Limits:
         s, d = config.server, config.deposits
         return cls(
             login=LoginGuard(s.login_attempts_per_account, s.login_attempts_per_ip,

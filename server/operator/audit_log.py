@@ -5,17 +5,19 @@ re-exported here), and the list the operator reads."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from meterchat.core.audit import record
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms
 
 __all__ = ["entries", "record"]
 
 
 def entries(conn: sqlite3.Connection, *, target: str | None = None,
-            before_id: int | None = None, limit: int = 200) -> list[dict]:
+            before_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """Newest first; `before_id` pages back."""
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[Any] = []
     if target is not None:
         where.append("l.target = ?")
         args.append(target)
