@@ -335,7 +335,7 @@ def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     if args.withdrawals_command == "approve":
         w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
     elif args.withdrawals_command == "confirm":
-        from meterchat.deposits.store import parse_txid
+        from meterchat.deposits.routes import parse_txid
 
         margin_ms = int(config.withdrawals.expiry_margin_s * 1000)
         w = run_tx(conn, wd.confirm_paid_by_tx, withdrawal_id, parse_txid(args.txid), None,

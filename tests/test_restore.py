@@ -82,10 +82,10 @@ async def start(aiohttp_client, cfg_path: Path):
 
 
 async def watcher_past(app, block: int) -> None:
-    from meterchat.deposits import store as deposits
+    from meterchat.deposits import credits
 
     async def past():
-        return ((await app[DB].read(deposits.cursor)) or 0) >= block
+        return ((await app[DB].read(credits.cursor)) or 0) >= block
 
     await eventually(past, timeout_s=20)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms
 
 
 def record(conn: sqlite3.Connection, actor_id: int | None, action: str, target: str,

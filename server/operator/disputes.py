@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 from meterchat.calls import manager as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
-from meterchat.core.units import musdt_to_tokens_str
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms, musdt_to_tokens_str
 from meterchat.money import ledger
 from meterchat.money.billing import FINAL_STATES
 from meterchat.money.ledger import REVENUE_COMMISSION

@@ -16,7 +16,7 @@ import sqlite3
 
 from meterchat.accounts import users as accounts
 from meterchat.core.errors import Conflict, NotFound
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms
 from meterchat.operator import audit_log
 
 REVIEW_ACCOUNT_BANNED = "account_banned"

@@ -23,8 +23,8 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 
 from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
-from meterchat.core.units import musdt_to_usdt_str
-from meterchat.deposits import store as deposits
+from meterchat.core.units import iso_ms, musdt_to_usdt_str
+from meterchat.deposits import credits, views
 from meterchat.money import ledger
 
 MAX_LISTED_TRANSFERS = 200
@@ -52,13 +52,13 @@ def liabilities(conn: sqlite3.Connection) -> Liabilities:
     users = conn.execute(
         "SELECT COALESCE(SUM(balance_musdt), 0) FROM accounts WHERE name LIKE 'user:%'"
     ).fetchone()[0]
-    unmatched = deposits.admin_deposits(conn, "unmatched")
+    unmatched = views.admin_deposits(conn, "unmatched")
     unmatched_musdt = conn.execute(
         "SELECT COALESCE(SUM(amount_musdt), 0) FROM deposits WHERE status = 'unmatched'"
     ).fetchone()[0]
     transfers, transfers_musdt = unmatched_transfers(conn)
     return Liabilities(users, ledger.balance(conn, ledger.CLEARING_WITHDRAWALS), unmatched,
-                       unmatched_musdt, transfers, transfers_musdt, deposits.cursor(conn))
+                       unmatched_musdt, transfers, transfers_musdt, credits.cursor(conn))
 
 
 # -- transfers out of the hot wallet
@@ -110,7 +110,7 @@ def unmatched_transfers(conn: sqlite3.Connection,
             " AND status NOT IN ('confirmed', 'rejected') ORDER BY id", (to, amount))]
         out.append({
             "txid": txid, "log_index": index, "block_number": block,
-            "block_time": deposits.iso_ms(block_ms), "from_address": sender,
+            "block_time": iso_ms(block_ms), "from_address": sender,
             "to_address": to, "amount_musdt": amount, "usdt": musdt_to_usdt_str(amount),
             "withdrawal_id": str(wid) if wid is not None else None,
             "withdrawal_status": status, "candidates": candidates,

@@ -11,7 +11,7 @@ from meterchat.chain_ctx import CHAIN_INFO
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Unprocessable
-from meterchat.deposits.store import parse_txid
+from meterchat.deposits.routes import parse_txid
 from meterchat.withdrawals import store as wd
 
 

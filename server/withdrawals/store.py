@@ -25,11 +25,11 @@ from meterchat.core.config import WithdrawalsConfig
 from meterchat.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from meterchat.core.units import (
     AmountError,
+    iso_ms,
     musdt_to_tokens_str,
     musdt_to_usdt_str,
     tokens_to_musdt,
 )
-from meterchat.deposits.store import iso_ms
 from meterchat.economy import store as economy
 from meterchat.money import ledger
 
