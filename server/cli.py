@@ -319,7 +319,7 @@ def cmd_restore(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     from meterchat.core.db import now_ms
-    from meterchat.withdrawals import store as wd
+    from meterchat.withdrawals import requests as wd
 
     conn = _open_db(config)
     if args.withdrawals_command == "list":
@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
     p.set_defaults(fn=cmd_devnet_transfer)
 
-    from meterchat.withdrawals.store import STATUSES
+    from meterchat.withdrawals.rules import STATUSES
 
     wds = sub.add_parser("withdrawals", help="list, approve or reject withdrawals",
                          description="list, approve or reject withdrawals")

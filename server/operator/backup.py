@@ -6,7 +6,7 @@ re-reads the blocks after its stored cursor), but a withdrawal that was queued, 
 sent in the backup may have been paid since: so a restore puts every withdrawal that was
 not final in the backup in `review` (reason `restored_from_backup`) for the operator, and
 the copy carries a marker so that a backup put back by hand (cp) is held the same way when
-the server first opens it (server/withdrawals.py, hold_restored_tx / hold_if_restored_tx).
+the server first opens it (withdrawals/requests.py, hold_restored_tx / hold_if_restored_tx).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def restore(backup_path: Path, db_path: Path) -> list[int]:
     """Restore a backup into db_path, which must not exist (stop the server, move the old
     file away, then restore). Brings it to the code's schema and holds every withdrawal
     that was not final in the backup for the operator; returns their ids."""
-    from meterchat.withdrawals import store as withdrawals
+    from meterchat.withdrawals import requests as withdrawals
 
     backup_path, db_path = Path(backup_path), Path(db_path)
     if not backup_path.exists():
