@@ -29,11 +29,12 @@ def backup(db_path: Path, out_path: Path) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     src = connect_sync(db_path)
     dst = sqlite3.connect(str(out_path))
+    dst.row_factory = sqlite3.Row
     try:
         src.backup(dst, pages=1024)
         _mark_as_backup(dst)
-        pages = dst.execute("PRAGMA page_count").fetchone()[0]
-        check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        pages: int = dst.execute("PRAGMA page_count").fetchone()["page_count"]
+        check = dst.execute("PRAGMA integrity_check").fetchone()["integrity_check"]
         if check != "ok":
             raise BackupError(f"the backup failed its integrity check: {check}")
         # A single self-contained file, not WAL, so it can be copied anywhere.
@@ -66,9 +67,10 @@ def restore(backup_path: Path, db_path: Path) -> list[int]:
     if db_path.exists():
         raise BackupError(f"{db_path} exists; move it away first (with its -wal and -shm files)")
     src = sqlite3.connect(str(backup_path))
+    src.row_factory = sqlite3.Row
     try:
         try:
-            check = src.execute("PRAGMA integrity_check").fetchone()[0]
+            check = src.execute("PRAGMA integrity_check").fetchone()["integrity_check"]
         except sqlite3.DatabaseError as exc:
             raise BackupError(f"{backup_path} is not a readable SQLite backup: {exc}") from exc
         if check != "ok":
