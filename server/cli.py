@@ -330,7 +330,7 @@ def cmd_restore(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     from meterchat.core.db import now_ms
-    from meterchat.withdrawals import store as wd
+    from meterchat.withdrawals import requests as wd
 
     conn = _open_db(config)
     if args.withdrawals_command == "list":
@@ -346,7 +346,7 @@ def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     if args.withdrawals_command == "approve":
         w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
     elif args.withdrawals_command == "confirm":
-        from meterchat.deposits.store import parse_txid
+        from meterchat.deposits.routes import parse_txid
 
         margin_ms = int(config.withdrawals.expiry_margin_s * 1000)
         w = run_tx(conn, wd.confirm_paid_by_tx, withdrawal_id, parse_txid(args.txid), None,
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
     p.set_defaults(fn=cmd_devnet_transfer)
 
-    from meterchat.withdrawals.store import STATUSES
+    from meterchat.withdrawals.rules import STATUSES
 
     wds = sub.add_parser("withdrawals", help="list, approve or reject withdrawals",
                          description="list, approve or reject withdrawals")

@@ -25,21 +25,21 @@ def entries(conn: sqlite3.Connection, *, target: str | None = None,
         where.append("l.id < ?")
         args.append(before_id)
     rows = conn.execute(
-        "SELECT l.id, l.at_ms, l.actor_user_id, u.email, l.action, l.target, l.detail,"
-        " l.reason FROM audit_log l LEFT JOIN users u ON u.id = l.actor_user_id"
+        "SELECT l.id, l.at_ms, l.actor_user_id, u.email AS actor_email, l.action, l.target,"
+        " l.detail, l.reason FROM audit_log l LEFT JOIN users u ON u.id = l.actor_user_id"
         f" WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT ?",
         (*args, limit),
     ).fetchall()
     return [
         {
-            "id": str(r[0]),
-            "at": iso_ms(r[1]),
-            "actor_id": None if r[2] is None else str(r[2]),
-            "actor_email": r[3],
-            "action": r[4],
-            "target": r[5],
-            "detail": r[6],
-            "reason": r[7],
+            "id": str(r["id"]),
+            "at": iso_ms(r["at_ms"]),
+            "actor_id": None if r["actor_user_id"] is None else str(r["actor_user_id"]),
+            "actor_email": r["actor_email"],
+            "action": r["action"],
+            "target": r["target"],
+            "detail": r["detail"],
+            "reason": r["reason"],
         }
         for r in rows
     ]
