@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from meterchat.chain.gateway import TransferLog
+from meterchat.core import audit
 from meterchat.core.db import now_ms
 from meterchat.core.errors import NotFound, Unprocessable
 from meterchat.deposits import intents
@@ -154,11 +155,8 @@ def assign_tx(conn: sqlite3.Connection, txid: str, log_index: int | None, user_i
         " credited_at_ms = ?, source = 'operator' WHERE id = ?",
         (user_id, tx_id, at_ms, d.id),
     )
-    conn.execute(
-        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail)"
-        " VALUES (?, ?, 'deposit.assign', ?, ?)",
-        (at_ms, admin_id, f"{txid}:{d.log_index}", f"user {user_id}, {d.amount_musdt} µUSDT"),
-    )
+    audit.record(conn, admin_id, "deposit.assign", f"{txid}:{d.log_index}", None, at_ms,
+                 user_id=user_id, amount_musdt=d.amount_musdt)
     credited = deposits.deposit(conn, d.id)
     assert credited is not None  # updated above, in this transaction
     return credited

@@ -4,6 +4,7 @@ re-exported here), and the list the operator reads."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -38,7 +39,9 @@ def entries(conn: sqlite3.Connection, *, target: str | None = None,
             "actor_email": r["actor_email"],
             "action": r["action"],
             "target": r["target"],
-            "detail": r["detail"],
+            # A JSON object (core/audit.py writes every line so; older text lines were
+            # migrated to {"text": ...}), or null.
+            "detail": None if r["detail"] is None else json.loads(r["detail"]),
             "reason": r["reason"],
         }
         for r in rows

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from meterchat.core import audit
 from meterchat.core.config import WithdrawalsConfig
 from meterchat.core.errors import Conflict, Unprocessable
 from meterchat.core.units import DAY_MS, iso_ms, musdt_to_usdt_str
@@ -102,12 +103,8 @@ def _check_not_blocked(conn: sqlite3.Connection, user_id: int) -> None:
 
 
 def _audit_tx(conn: sqlite3.Connection, actor_id: int | None, action: str, wid: int,
-              detail: str, at_ms: int) -> None:
-    conn.execute(
-        "INSERT INTO audit_log (at_ms, actor_user_id, action, target, detail)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (at_ms, actor_id, action, f"withdrawal:{wid}", detail),
-    )
+              at_ms: int, **detail: object) -> None:
+    audit.record(conn, actor_id, action, f"withdrawal:{wid}", None, at_ms, **detail)
 
 
 def approve_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | None,
@@ -132,9 +129,8 @@ def approve_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | Non
             ("sent" if stored.broadcasts else "signed", stored.txid, actor_id, at_ms, at_ms,
              w.id, w.status),
         )
-        _audit_tx(conn, actor_id, "withdrawal.approve", w.id,
-                  f"{w.net_musdt} µUSDT to {w.address}; follows its stored transaction "
-                  f"{stored.txid}", at_ms)
+        _audit_tx(conn, actor_id, "withdrawal.approve", w.id, at_ms, net_musdt=w.net_musdt,
+                  address=w.address, follows_txid=stored.txid)
         return wd.require(conn, w.id)
     conn.execute(
         "UPDATE withdrawals SET status = 'queued', wait_reason = NULL, reviewed_by = ?,"
@@ -143,7 +139,7 @@ def approve_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | Non
     )
     _audit_tx(conn, actor_id,
               "withdrawal.retry" if w.status == "failed" else "withdrawal.approve",
-              w.id, f"{w.net_musdt} µUSDT to {w.address}", at_ms)
+              w.id, at_ms, net_musdt=w.net_musdt, address=w.address)
     return wd.require(conn, w.id)
 
 
@@ -174,8 +170,8 @@ def reject_tx(conn: sqlite3.Connection, withdrawal_id: int, actor_id: int | None
     ledger.transfer(conn, ledger.CLEARING_WITHDRAWALS, ledger.user_account(w.user_id),
                     w.amount_musdt, KIND_RETURN, idem_key=f"withdrawal:{w.id}:return",
                     ref=f"withdrawal:{w.id}")
-    _audit_tx(conn, actor_id, "withdrawal.reject", w.id, f"{w.amount_musdt} µUSDT returned",
-              at_ms)
+    _audit_tx(conn, actor_id, "withdrawal.reject", w.id, at_ms,
+              returned_musdt=w.amount_musdt)
     return wd.require(conn, w.id)
 
 
@@ -229,9 +225,8 @@ def confirm_paid_by_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str,
         " updated_at_ms = ? WHERE id = ? AND status = 'review'",
         (txid, block_number, at_ms, actor_id, at_ms, at_ms, w.id))
     sending.post_sent_tx(conn, w, txid)
-    _audit_tx(conn, actor_id, "withdrawal.confirm", w.id,
-              f"paid on chain by {txid} (block {block_number}): {w.net_musdt} µUSDT to "
-              f"{w.address}", at_ms)
+    _audit_tx(conn, actor_id, "withdrawal.confirm", w.id, at_ms, txid=txid,
+              block_number=block_number, net_musdt=w.net_musdt, address=w.address)
     return wd.require(conn, w.id)
 
 
@@ -251,9 +246,8 @@ def hold_restored_tx(conn: sqlite3.Connection, at_ms: int, source: str) -> list[
         conn.execute(
             "UPDATE withdrawals SET status = 'review', review_reason = ?, wait_reason = NULL,"
             " updated_at_ms = ? WHERE id = ?", (REVIEW_RESTORED, at_ms, r["id"]))
-        _audit_tx(conn, None, "withdrawal.hold", r["id"],
-                  f"restored from {source}; it was {r['status']}"
-                  + (f" with transaction {r['txid']}" if r["txid"] else ""), at_ms)
+        _audit_tx(conn, None, "withdrawal.hold", r["id"], at_ms, restored_from=source,
+                  was=r["status"], txid=r["txid"])
     conn.execute("DELETE FROM backup_marker")
     return [r["id"] for r in rows]
 
