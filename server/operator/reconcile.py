@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
-from meterchat.core.units import iso_ms, musdt_to_usdt_str
+from meterchat.core.units import SUN_PER_TRX, iso_ms, musdt_to_usdt_str
 from meterchat.deposits import credits, views
 from meterchat.deposits import store as deposits
 from meterchat.money import ledger
@@ -33,7 +33,6 @@ from meterchat.money import ledger
 MAX_LISTED_TRANSFERS = 200
 MAX_SQLITE_INT = 2**63 - 1
 
-SUN_PER_TRX = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from meterchat.core.config import Secret, WithdrawalsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
-from meterchat.core.units import musdt_to_usdt_str
+from meterchat.core.units import SUN_PER_TRX, musdt_to_usdt_str
 from meterchat.withdrawals import requests
 from meterchat.withdrawals import sending as wd
 from meterchat.withdrawals.rules import REVIEW_RESTORED
@@ -48,7 +48,6 @@ from meterchat.withdrawals.store import Withdrawal
 
 log = logging.getLogger("meterchat.withdrawals.sender")
 
-SUN_PER_TRX = 1_000_000
 MAX_BACKOFF_S = 60.0
 NO_KEY_REASON = ("no hot wallet key is configured (chain.hot_wallet_key_file or "
                  "chain.hot_wallet_key_env): waiting for the operator")
