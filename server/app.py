@@ -12,8 +12,9 @@ from aiohttp import web
 
 from meterchat.accounts.auth import client_address
 from meterchat.accounts.users import Passwords
-from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
+from meterchat.appkeys import CLOCK, CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.core import logs
+from meterchat.core.clock import SYSTEM_CLOCK, Clock
 from meterchat.core.config import Config
 from meterchat.core.db import Database
 from meterchat.core.errors import ApiError
@@ -92,7 +93,8 @@ def _database_ctx(config: Config):
     return ctx
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+    """The app; `clock` is the one its calls measure time with (tests pass a FakeClock)."""
     # Handlers that raise are logged by error_middleware; the access log would repeat every
     # request with its query string, so log_middleware replaces it.
     app = web.Application(
@@ -100,6 +102,7 @@ def create_app(config: Config) -> web.Application:
         client_max_size=1 << 20,
     )
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
     app[LIMITS] = Limits.from_config(config)

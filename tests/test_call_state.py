@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meterchat.calls.manager import Runtime
+from meterchat.calls.live import Runtime
 from meterchat.money import billing
 
 B, S = 1, 2

@@ -13,7 +13,7 @@ from aiohttp import web
 from meterchat.accounts import users as accounts
 from meterchat.app import create_app
 from meterchat.appkeys import DB
-from meterchat.calls import manager as calls
+from meterchat.calls import store as calls
 from meterchat.core import bonus_bound
 from meterchat.core.config import ConfigError, config_from_dict
 from meterchat.core.db import connect_sync, migrate_sync, run_read, run_tx
@@ -256,10 +256,10 @@ def _drive(conn, buyer: int, seller: int, tips: dict[int, int], limit_tokens: in
     tips[t] = tokens tipped before segment t is billed (0 = right when it goes live).
     lower_to = (t, tokens): the daily limit set to that before segment t."""
     run_tx(conn, economy.set_limits_tx, buyer, {"daily": limit_tokens * T}, 0, NOW)
-    row = run_tx(conn, calls.create_call, buyer, seller, 60, None, 0, 250_000, NOW)
-    call_id = row[0]
-    run_tx(conn, calls.accept_call, call_id, NOW)
-    run_tx(conn, calls.record_state, call_id, "live", NOW)
+    row = run_tx(conn, calls.create_call_tx, buyer, seller, 60, None, 0, 250_000, NOW)
+    call_id = row.id
+    run_tx(conn, calls.accept_call_tx, call_id, NOW)
+    run_tx(conn, calls.record_state_tx, call_id, "live", NOW)
     refused = []
     t = 0
     while True:

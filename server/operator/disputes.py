@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from meterchat.calls import manager as calls
+from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
 from meterchat.core.units import musdt_to_tokens_str
 from meterchat.deposits.store import iso_ms
@@ -160,7 +160,7 @@ def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 50
 def call_record(conn: sqlite3.Connection, call_id: int) -> dict:
     """Everything kept about a call: its row, every state change, every segment, both
     parties' media reports, its ledger transactions and its disputes."""
-    row = calls.get_call_row(conn, call_id)
+    row = calls.get_call(conn, call_id)
     if row is None:
         raise NotFound("no such call", "call_not_found")
     events = [{"at": iso_ms(a), "state": s, "detail": d} for a, s, d in conn.execute(
@@ -175,7 +175,7 @@ def call_record(conn: sqlite3.Connection, call_id: int) -> dict:
         (call_id,),
     ):
         media.append({
-            "user_id": str(r[0]), "party": "buyer" if r[0] == row[1] else "seller",
+            "user_id": str(r[0]), "party": "buyer" if r[0] == row.buyer_id else "seller",
             "reports": r[1], "good_reports": r[2], "last_state": r[3],
             "bytes_received": r[4], "frames_decoded": r[5],
             "last_report_at": iso_ms(r[6]), "socket_open": bool(r[7]),
