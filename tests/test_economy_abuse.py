@@ -20,7 +20,7 @@ from meterchat.core.db import connect_sync, migrate_sync, run_read, run_tx
 from meterchat.core.units import MUSDT_PER_TOKEN
 from meterchat.economy import store as economy
 from meterchat.money import billing, ledger
-from tests.calls_helpers import ws_client
+from tests.calls_helpers import clocked_app, ws_client
 from tests.conftest import (
     FAST_CALLS,
     actor,
@@ -56,7 +56,7 @@ async def laundering_client(aiohttp_client, tmp_path):
                        economy={"bonus_tiers": ["10:30"]},
                        billing={**FAST_CALLS["billing"], "min_prefund_minutes": 0},
                        server=FAST_CALLS["server"])
-    return await aiohttp_client(create_app(cfg))
+    return (await clocked_app(aiohttp_client, cfg)).client
 
 
 async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
@@ -100,12 +100,10 @@ async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
 
         # The bonus spent on minutes at the seller's own rate: one 6-s segment of 300.
         call = await live_call(client, buyer, seller, 3000, bc, sc, media=True)
-        try:
-            ended = (await bc.next("call.ended", call.call_id, within=20))["call"]
-        finally:
-            await stop_media(call)
+        ended = await call.run_until_ended()
         assert (ended["end_reason"], ended["charged"], ended["seller_earned"]) == (
             "insufficient_funds", "300", "225")
+        assert ended["live_seconds"] == 6
     finally:
         for c in (bc, sc):
             await c.close()
@@ -198,8 +196,8 @@ async def test_a_promotion_that_would_make_laundering_pay_is_refused(aiohttp_cli
 
 async def test_a_tip_during_a_call_capped_by_the_daily_limit_never_passes_the_limit(
         aiohttp_client, tmp_path):
-    client = await aiohttp_client(create_app(fast_calls_config(
-        tmp_path, billing={"min_prefund_minutes": 0})))
+    client = (await clocked_app(aiohttp_client, fast_calls_config(
+        tmp_path, billing={"min_prefund_minutes": 0}))).client
     seller = await new_seller(client, 300)  # 30 tokens per 6-s segment
     buyer = await actor(client)
     await fund(client, buyer.id, 59)  # the first hold is one segment
@@ -216,10 +214,11 @@ async def test_a_tip_during_a_call_capped_by_the_daily_limit_never_passes_the_li
         limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
         assert limits["left_today"] == "0"
         await fund(client, buyer.id, 100)  # a top-up mid-call lets it run to its cap
-        ended = (await call.bc.next("call.ended", call.call_id, within=25))["call"]
+        ended = await call.run_until_ended()
     finally:
         await stop_media(call)
     assert (ended["end_reason"], ended["charged"]) == ("spend_cap", "60")
+    assert ended["live_seconds"] == 12  # two segments: a third would pass the cap of 70
     limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
     assert (limits["spent_today"], limits["left_today"]) == ("60", "10")
     await assert_error(await tip(buyer, call.call_id, 11, "after-11"), 403,
