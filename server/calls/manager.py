@@ -65,17 +65,16 @@ class CallManager:
         hub.on_user_gone = self.on_user_gone
 
     # -- lifecycle
-    async def start(self, ticker: bool = True) -> None:
+    async def start(self) -> None:
         """Recover from a crash, watch the presence of online sellers, and tick every
-        tick_interval_s (unless `ticker` is False: then whoever runs it calls `tick`)."""
+        tick_interval_s (until `stop_ticker`: a test on a FakeClock then calls `tick`)."""
         done = await self.db.tx(billing.recover_after_crash, self.clock.now_ms())
         for f in done:
             logs.event(log, "call_recovered", call_id=f.call_id, state=f.state,
                        billed_tenths=f.billed_tenths)
         for seller_id in await self.db.read(sellers.online_seller_ids):
             self.hub.watch_presence(seller_id)
-        if ticker:
-            self._task = asyncio.get_running_loop().create_task(self._ticker())
+        self._task = asyncio.get_running_loop().create_task(self._ticker())
 
     async def stop_ticker(self) -> None:
         if self._task is not None:
