@@ -18,11 +18,12 @@ from aiohttp.typedefs import Handler
 from meterchat.accounts import routes as accounts_routes
 from meterchat.accounts.auth import client_address
 from meterchat.accounts.passwords import Passwords
-from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
+from meterchat.appkeys import CLOCK, CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.calls import routes as calls_routes
 from meterchat.calls import ws as calls_ws
 from meterchat.chain_ctx import chain_ctx
 from meterchat.core import logs
+from meterchat.core.clock import SYSTEM_CLOCK, Clock
 from meterchat.core.config import Config
 from meterchat.core.db import Database, migrate_sync
 from meterchat.core.errors import ApiError
@@ -144,7 +145,8 @@ def _database_ctx(config: Config) -> CleanupCtx:
     return ctx
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+    """The app; `clock` is the one its calls measure time with (tests pass a FakeClock)."""
     # Handlers that raise are logged by error_middleware; the access log would repeat every
     # request with its query string, so log_middleware replaces it.
     app = web.Application(
@@ -152,6 +154,7 @@ def create_app(config: Config) -> web.Application:
         client_max_size=1 << 20,
     )
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
     app[LIMITS] = Limits.from_config(config)

@@ -15,7 +15,7 @@ from meterchat.chain_ctx import DEVNET
 from meterchat.core.db import now_ms
 from meterchat.money import billing, ledger
 from meterchat.operator import earnings
-from tests.calls_helpers import start_live_call, ws_client
+from tests.calls_helpers import clocked_app, start_live_call, ws_client
 from tests.conftest import (
     actor,
     admin_actor,
@@ -42,6 +42,12 @@ def config_for(tmp_path, **sections):
 @pytest.fixture
 async def app_client(aiohttp_client, tmp_path):
     return await aiohttp_client(create_app(config_for(tmp_path)))
+
+
+@pytest.fixture
+async def clocked(aiohttp_client, tmp_path):
+    """The app with live time on a controlled clock (tests/calls_helpers.py)."""
+    return await clocked_app(aiohttp_client, config_for(tmp_path))
 
 
 async def balances(client, user_id) -> dict[str, int]:
@@ -81,9 +87,10 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
 
 # ---- disputes -----------------------------------------------------------------------
 
-async def test_disputed_live_call_refunded_by_operator_leaves_every_balance_right(app_client):
+async def test_disputed_live_call_refunded_by_operator_leaves_every_balance_right(clocked):
     """The bar: a real live call (with /metrics during it), disputed by its buyer, refunded
     in part by the operator from the seller and the commission in proportion."""
+    app_client = clocked.client
     admin = await admin_actor(app_client)
     call = await start_live_call(app_client, 600, funds=1000)
     try:
@@ -94,7 +101,8 @@ async def test_disputed_live_call_refunded_by_operator_leaves_every_balance_righ
         assert m[("meterchat_ws_connections", ())] == 2
         await assert_error(await call.buyer.post(f"/api/calls/{call.call_id}/dispute",
                                                  {"reason": "too early"}), 409, "call_not_ended")
-        meter = await call.bc.next("meter", call.call_id, within=9)
+        await call.run(6)
+        meter = await call.bc.next("meter", call.call_id)
         assert meter["billed_tenths"] == 1
         m = samples(await (await app_client.get("/metrics")).text())
         assert m[("meterchat_segments_billed_total", ())] >= 1
@@ -103,6 +111,7 @@ async def test_disputed_live_call_refunded_by_operator_leaves_every_balance_righ
         ended = await call.end()
     finally:
         await call.close()
+    assert (ended["live_seconds"], ended["billed_tenths"]) == (6, 1)
     charged = billing.segment_price_musdt(600) * ended["billed_tenths"]
     assert ended["charged"] == str(charged // 10_000)
     buyer, seller = call.buyer, call.seller
@@ -274,11 +283,12 @@ def test_due_is_pending_minus_young_credits():
 
 # ---- moderation --------------------------------------------------------------------
 
-async def test_banned_buyers_live_call_ends_and_their_token_stops_working(app_client):
+async def test_banned_buyers_live_call_ends_and_their_token_stops_working(clocked):
+    app_client = clocked.client
     admin = await admin_actor(app_client)
     call = await start_live_call(app_client, 600, funds=1000)
     try:
-        await asyncio.sleep(3.5)
+        await call.run(3.5)
         buyer = call.buyer
         await assert_error(await buyer.post(f"/api/admin/users/{buyer.id}/ban",
                                             {"reason": "x"}), 403, "wrong_role")
@@ -296,10 +306,11 @@ async def test_banned_buyers_live_call_ends_and_their_token_stops_working(app_cl
         await eventually(_closed(call.bc), timeout_s=5)
     finally:
         await call.close()
-    # Billed up to the moment of the ban: the last partial segment rounded to nearest.
+    # Billed up to the moment of the ban: 3.5 s, the last partial segment rounded to nearest.
     live_ms = (await app_client.app[DB].fetchone(
         "SELECT live_ms FROM calls WHERE id = ?", (int(call.call_id),)))[0]
-    assert ended["billed_tenths"] == billing.nearest_tenths(live_ms) >= 1
+    assert live_ms == 3_500
+    assert ended["billed_tenths"] == billing.nearest_tenths(live_ms) == 1
     assert ended["charged"] == str(60 * ended["billed_tenths"])
     await audit_ok(app_client)
     log = (await (await admin.get(f"/api/admin/audit-log?target=user:{buyer.id}")).json())

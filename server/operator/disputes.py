@@ -19,7 +19,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from meterchat.calls import manager as calls
+from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
 from meterchat.core.units import iso_ms, musdt_to_tokens_str
 from meterchat.money import ledger
@@ -143,7 +143,7 @@ def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 50
 def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
     """Everything kept about a call: its row, every state change, every segment, both
     parties' media reports, its ledger transactions and its disputes."""
-    call = calls.get_call_row(conn, call_id)
+    call = calls.get_call(conn, call_id)
     if call is None:
         raise NotFound("no such call", "call_not_found")
     events = [{"at": iso_ms(r["at_ms"]), "state": r["state"], "detail": r["detail"]}
@@ -154,7 +154,7 @@ def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
         "SELECT tenth, at_ms FROM call_segments WHERE call_id = ? ORDER BY tenth", (call_id,))]
     media = [{
         "user_id": str(r["user_id"]),
-        "party": "buyer" if r["user_id"] == call["buyer_id"] else "seller",
+        "party": "buyer" if r["user_id"] == call.buyer_id else "seller",
         "reports": r["reports"], "good_reports": r["good_reports"],
         "last_state": r["last_state"], "bytes_received": r["bytes_received"],
         "frames_decoded": r["frames_decoded"],
