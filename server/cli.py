@@ -30,6 +30,7 @@ from meterchat.core.db import (
 )
 from meterchat.core.errors import ApiError
 from meterchat.core.logs import event, setup_logging
+from meterchat.core.units import SUN_PER_TRX
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
@@ -296,7 +297,7 @@ async def _reconcile_with_chain(config: Config, owed: Liabilities) -> Report:
             wallet = status.get("hot_wallet_address")
         return await reconcile.reconcile(
             owed, holder[GATEWAY], info.network, wallet, info.deposit_address,
-            cfg.withdrawals.fee_limit_trx * reconcile.SUN_PER_TRX)
+            cfg.withdrawals.fee_limit_trx * SUN_PER_TRX)
     finally:
         with contextlib.suppress(StopAsyncIteration):
             await ctx.__anext__()
