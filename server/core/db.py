@@ -167,6 +167,10 @@ class Database:
         before the error is raised: a DatabaseError or MigrationError naming the file."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Opened once in this thread first: a file SQLite cannot open at all (a directory,
+            # no permission) fails here, before aiosqlite's thread exists. A failed
+            # aiosqlite.connect leaves that thread behind, writing to a loop that is gone.
+            sqlite3.connect(str(self.path)).close()
             self._conn = await aiosqlite.connect(str(self.path), isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             self._conn = None
