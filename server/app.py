@@ -32,6 +32,7 @@ from meterchat.core.ratelimit import Limits
 from meterchat.deposits import routes as deposits_routes
 from meterchat.deposits.watcher import watcher_ctx
 from meterchat.economy import routes as economy_routes
+from meterchat.mail.sender import mail_ctx
 from meterchat.operator import admin_routes as operator_admin_routes
 from meterchat.operator import routes as operator_routes
 from meterchat.sellers import routes as sellers_routes
@@ -168,6 +169,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
         chain_ctx(config),  # the gateway (and the embedded devnet node)
         watcher_ctx,  # the deposit watcher job
         sender_ctx,  # the withdrawal sender job
+        mail_ctx,  # the mail sender job (with mail.smtp_host set)
     ]
     app.cleanup_ctx.extend(resources)
     for module in ROUTES:

@@ -30,7 +30,7 @@ from meterchat.core.db import (
 )
 from meterchat.core.errors import ApiError
 from meterchat.core.logs import event, setup_logging
-from meterchat.core.units import SUN_PER_TRX
+from meterchat.core.units import SUN_PER_TRX, iso_ms
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
@@ -238,6 +238,23 @@ def cmd_user_create(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_mail_list(args: argparse.Namespace, config: Config) -> int:
+    """The outbox, newest first, one JSON object a line (with no SMTP server this is where a
+    reset or verification link is read)."""
+    from meterchat.mail import outbox
+
+    conn = _open_db(config)
+    status = None if args.status == "all" else args.status
+    for m in run_read(conn, outbox.listing, status, args.limit):
+        print(json.dumps({
+            "id": str(m.id), "to": m.to_address, "kind": m.kind, "subject": m.subject,
+            "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
+            "created_at": iso_ms(m.created_at_ms), "sent_at": iso_ms(m.sent_at_ms),
+            "text": m.body_text,
+        }))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     conn = _open_db(config)
     report = run_read(conn, ledger.audit)
@@ -432,6 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="withdrawal id")
     p.add_argument("--reason", default=None, help="shown to the user")
     p.set_defaults(fn=cmd_withdrawals)
+
+    mail = sub.add_parser("mail", help="the mail outbox", description="the mail outbox")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True, metavar="ACTION")
+    p = mail_sub.add_parser("list", help="mails in the outbox, newest first (JSON lines)",
+                            description="mails in the outbox, newest first, one JSON object "
+                            "a line with the plain-text body (links included)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--status", default="all", choices=("all", "pending", "sent", "failed"))
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(fn=cmd_mail_list)
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
