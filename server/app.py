@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from meterchat.accounts import routes as accounts_routes
-from meterchat.accounts.auth import client_address
+from meterchat.accounts.auth import admin_2fa_middleware, client_address
 from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import CLOCK, CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.calls import routes as calls_routes
@@ -151,7 +151,8 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     # Handlers that raise are logged by error_middleware; the access log would repeat every
     # request with its query string, so log_middleware replaces it.
     app = web.Application(
-        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware],
+        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware,
+                     admin_2fa_middleware],
         client_max_size=1 << 20,
     )
     app[CONFIG] = config
