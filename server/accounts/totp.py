@@ -17,7 +17,7 @@ SKEW_STEPS = 1
 RECOVERY_CODES = 10
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes (0/o, 1/l/i)
 _RECOVERY_CHARS = 10
-_CODE = re.compile(r"^\d{6}$")
+_CODE = re.compile(r"^[0-9]{6}$")  # ASCII digits only: \d would take other scripts' digits
 
 
 def new_secret() -> str:
