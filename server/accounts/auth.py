@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 import ipaddress
 import logging
 import math
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -30,6 +33,7 @@ from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unauthor
 from meterchat.core.ratelimit import SlidingWindow, address_key
 
 log = logging.getLogger("meterchat.http")
+T = TypeVar("T")
 
 SESSION_COOKIE = "mc_session"
 CSRF_COOKIE = "mc_csrf"
@@ -105,6 +109,24 @@ async def check_otp(request: web.Request, user: User, otp: object) -> None:
                         "one", "otp_invalid")
     if SESSION in request:
         await db.tx(note_otp_tx, request[SESSION].id, now_ms())
+
+
+async def otp_counted(request: web.Request, user: User, step: Awaitable[T]) -> T:
+    """Await a step that checks a 2FA code (a withdrawal's transaction); a wrong code counts
+    against security.otp_attempts_per_account, and past it the step is not run (429)."""
+    failures = request.app[LIMITS].otp_failures
+    wait_s = failures.retry_after(str(user.id))
+    if wait_s > 0:
+        if inspect.iscoroutine(step):
+            step.close()
+        raise TooManyRequests("too many wrong codes; try again later",
+                              headers={"Retry-After": str(math.ceil(wait_s))})
+    try:
+        return await step
+    except ApiError as exc:
+        if exc.code == "otp_invalid":
+            failures.hit(str(user.id))
+        raise
 
 
 @web.middleware

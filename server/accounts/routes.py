@@ -79,11 +79,6 @@ async def register(request: web.Request) -> web.Response:
     return web.json_response({"user": user.public()}, status=201)
 
 
-def mail_base_url(config: Config) -> str:
-    s = config.server
-    return messages.public_base_url(config.mail.public_url, s.public_url, s.host, s.port)
-
-
 def _register_tx(conn: sqlite3.Connection, email: str, password_hash: str, role: str,
                  display_name: str, config: Config) -> User:
     """The user, their ledger accounts, the consent they gave and the mail that verifies
@@ -101,7 +96,7 @@ def _verification_mail_tx(conn: sqlite3.Connection, user: User, config: Config,
     ttl_h = config.mail.verify_ttl_hours
     token = tokens.create_token_tx(conn, user.id, tokens.EMAIL_VERIFY, ttl_h * 3_600_000, at)
     outbox.enqueue_tx(conn, user.email, messages.verify_email(
-        mail_base_url(config), user.display_name, token, ttl_h), at, user.id)
+        messages.links_base(config), user.display_name, token, ttl_h), at, user.id)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -273,7 +268,7 @@ def _reset_request_tx(conn: sqlite3.Connection, user: User | None, config: Confi
     at = now_ms()
     ttl = config.mail.reset_ttl_minutes
     token = tokens.create_token_tx(conn, user.id, tokens.PASSWORD_RESET, ttl * 60_000, at)
-    outbox.enqueue_tx(conn, user.email, messages.password_reset(mail_base_url(config), token,
+    outbox.enqueue_tx(conn, user.email, messages.password_reset(messages.links_base(config), token,
                                                                 ttl), at, user.id)
 
 

@@ -7,6 +7,8 @@ import html
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from meterchat.core.config import Config
+
 
 @dataclass(frozen=True)
 class Message:
@@ -111,3 +113,9 @@ def public_base_url(mail_url: str, server_url: str, host: str, port: int) -> str
     """Where links in mails point: mail.public_url, else server.public_url, else the
     address the server listens on."""
     return (mail_url or server_url or f"http://{host}:{port}").rstrip("/")
+
+
+def links_base(config: Config) -> str:
+    """The base of every link in a mail, from the configuration."""
+    s = config.server
+    return public_base_url(config.mail.public_url, s.public_url, s.host, s.port)

@@ -149,9 +149,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "withdraw tokens as USDT to a TRON address; needs an Idempotency-Key header (the "
         "same key returns the same withdrawal and moves nothing)",
         obj(["tokens", "address"], tokens=TOKENS,
-            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}),
+            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"},
+            otp={"type": "string", "description": "with 2FA on: a fresh code (403 "
+                 "otp_required, otp_invalid)"}),
         201, "wallet"),
     ("get", "/api/withdrawals"): ("the user's withdrawals, newest first", None, 200, "wallet"),
+    ("post", "/api/withdrawals/{id}/cancel"): (
+        "cancel my withdrawal that has not gone out (queued, held or in review); the "
+        "tokens come back", None, 200, "wallet"),
     ("get", "/api/admin/withdrawals"): (
         "withdrawals, ?status=review|queued|signed|sent|confirmed|failed|rejected (admin)",
         None, 200, "operator"),
