@@ -199,7 +199,7 @@ def _me_money(conn: sqlite3.Connection, user_id: int
 
 
 def _new_password(body: validate.Body) -> str:
-    password = validate.string(body, "new_password", max_len=rules.MAX_PASSWORD_CHARS)
+    password: str = validate.string(body, "new_password", max_len=rules.MAX_PASSWORD_CHARS)
     rules.check_password_rules(password)
     return password
 
