@@ -101,12 +101,12 @@ def withdrawal_requested(tokens: str, net_usdt: str, address: str, status: str,
     if hold_until is not None:
         paragraphs.append(
             f"It is held until {hold_until} (the first withdrawal to a new address, or one "
-            "soon after a password reset or 2FA change, waits). You can cancel it on the "
-            "Wallet page before then; the tokens come back to your balance.")
+            "soon after a password reset or 2FA change, waits). You can cancel it on your "
+            "Dashboard before then; the tokens come back to your balance.")
     paragraphs.append("If this was not you, cancel it, change your password and contact "
                       "the operator.")
     return _mail("withdrawal_requested", "Withdrawal requested", paragraphs,
-                 ("Open my wallet", f"{base_url.rstrip('/')}/#/wallet"))
+                 ("Open my withdrawals", f"{base_url.rstrip('/')}/#/dashboard"))
 
 
 def public_base_url(mail_url: str, server_url: str, host: str, port: int) -> str:
