@@ -52,14 +52,35 @@ class Inbox:
                              f"{[m['Subject'] for m in self.to(address)]}")
 
 
+class Login:
+    """An aiosmtpd authenticator that takes one user and password (and notes each try)."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user.encode(), password.encode()
+        self.tries: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        self.tries.append((auth_data.login, auth_data.password))
+        ok = (auth_data.login, auth_data.password) == (self.user, self.password)
+        return AuthResult(success=ok, handled=False)
+
+
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, login: Login | None = None) -> None:
         self.port = port or free_port()
         self.inbox = Inbox()
+        self.login = login
         self.controller: Controller | None = None
 
     def start(self) -> SmtpServer:
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        extra = {}
+        if self.login is not None:
+            # Plain-text login on loopback only: the test has no certificate.
+            extra = {"authenticator": self.login, "auth_require_tls": False}
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port,
+                                     **extra)
         self.controller.start()
         return self
 

@@ -17,7 +17,7 @@ from meterchat.core.jobs import JOBS
 from meterchat.mail import messages, outbox
 from meterchat.mail.sender import MAIL_SENDER, MailSender
 from tests.conftest import make_config
-from tests.mail_helpers import SmtpServer, free_port, html_part, link_in, text_part
+from tests.mail_helpers import Login, SmtpServer, free_port, html_part, link_in, text_part
 
 
 @pytest.fixture
@@ -187,3 +187,27 @@ def test_link_helper_reads_the_token(smtp):
         s.send_message(e)
     [got] = smtp.inbox.to("z@example.com")
     assert link_in(got, "reset") == "a b"
+
+
+async def test_the_login_password_comes_from_the_named_environment_variable(tmp_path,
+                                                                            monkeypatch):
+    login = Login("mailer", "s3cret-from-env")
+    server = SmtpServer(login=login).start()
+    try:
+        conn = _db(tmp_path)
+        _enqueue(conn, "fay@example.com")
+        cfg = _mail_cfg(**server.mail_config, smtp_user="mailer",
+                        smtp_password_env="MC_TEST_SMTP_PASSWORD")
+        monkeypatch.setenv("MC_TEST_SMTP_PASSWORD", "wrong")
+        sender = MailSender(_SyncDb(conn), cfg)
+        assert await sender.run_once() == 0  # refused login: the mail waits
+        [row] = run_read(conn, outbox.listing)
+        assert row.status == "pending" and "535" in row.last_error
+        assert "wrong" not in row.last_error
+        monkeypatch.setenv("MC_TEST_SMTP_PASSWORD", "s3cret-from-env")
+        run_tx(conn, lambda c: c.execute("UPDATE mail_outbox SET next_attempt_at_ms = 0"))
+        assert await sender.run_once() == 1
+        assert login.tries[-1] == (b"mailer", b"s3cret-from-env")
+        assert len(server.inbox.to("fay@example.com")) == 1
+    finally:
+        server.stop()
