@@ -67,18 +67,43 @@ class Login:
         return AuthResult(success=ok, handled=False)
 
 
+def self_signed_cert(directory) -> tuple[str, str]:
+    """(cert, key) files of a certificate for 127.0.0.1, made with the openssl command."""
+    import subprocess
+
+    cert, key = str(directory / "smtp-cert.pem"), str(directory / "smtp-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
 class SmtpServer:
-    def __init__(self, port: int | None = None, login: Login | None = None) -> None:
+    def __init__(self, port: int | None = None, login: Login | None = None,
+                 tls: str = "none", cert: tuple[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.inbox = Inbox()
         self.login = login
+        self.tls = tls  # none | starttls (required) | tls (implicit)
+        self.cert = cert
         self.controller: Controller | None = None
 
     def start(self) -> SmtpServer:
-        extra = {}
+        extra: dict = {}
+        if self.tls != "none":
+            import ssl
+
+            assert self.cert is not None
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*self.cert)
+            if self.tls == "starttls":
+                extra.update(tls_context=ctx, require_starttls=True)
+            else:
+                extra.update(ssl_context=ctx)
         if self.login is not None:
             # Plain-text login on loopback only: the test has no certificate.
-            extra = {"authenticator": self.login, "auth_require_tls": False}
+            # aiosmtpd does not count implicit TLS as TLS for AUTH: required only on STARTTLS.
+            extra.update(authenticator=self.login, auth_require_tls=self.tls == "starttls")
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port,
                                      **extra)
         self.controller.start()

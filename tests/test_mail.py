@@ -17,7 +17,15 @@ from meterchat.core.jobs import JOBS
 from meterchat.mail import messages, outbox
 from meterchat.mail.sender import MAIL_SENDER, MailSender
 from tests.conftest import make_config
-from tests.mail_helpers import Login, SmtpServer, free_port, html_part, link_in, text_part
+from tests.mail_helpers import (
+    Login,
+    SmtpServer,
+    free_port,
+    html_part,
+    link_in,
+    self_signed_cert,
+    text_part,
+)
 
 
 @pytest.fixture
@@ -105,7 +113,7 @@ async def test_server_down_loses_nothing_and_delivers_when_it_is_back(tmp_path):
     assert await sender.run_once() == 0
     [row] = run_read(conn, outbox.listing)
     assert row.status == "pending" and row.attempts == 1
-    assert "cannot reach the SMTP server" in row.last_error
+    assert "SMTP connection or login failed" in row.last_error
     assert row.next_attempt_at_ms > now_ms() - 1000
     assert await sender.run_once() in (0,)  # still down (or not yet due): still pending
     server = SmtpServer(port).start()
@@ -209,5 +217,42 @@ async def test_the_login_password_comes_from_the_named_environment_variable(tmp_
         assert await sender.run_once() == 1
         assert login.tries[-1] == (b"mailer", b"s3cret-from-env")
         assert len(server.inbox.to("fay@example.com")) == 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+async def test_starttls_and_implicit_tls_with_a_verified_certificate(tmp_path, monkeypatch, tls):
+    cert = self_signed_cert(tmp_path)
+    # The client verifies the server's certificate: here the test's own is the one trusted.
+    monkeypatch.setenv("SSL_CERT_FILE", cert[0])
+    login = Login("mailer", "pw")
+    server = SmtpServer(login=login, tls=tls, cert=cert).start()
+    try:
+        conn = _db(tmp_path)
+        _enqueue(conn, "tls@example.com")
+        monkeypatch.setenv("MC_TEST_SMTP_PASSWORD", "pw")
+        cfg = _mail_cfg(**{**server.mail_config, "smtp_tls": tls}, smtp_user="mailer",
+                        smtp_password_env="MC_TEST_SMTP_PASSWORD")
+        assert await MailSender(_SyncDb(conn), cfg).run_once() == 1, \
+            run_read(conn, outbox.listing)[0].last_error
+        assert len(server.inbox.to("tls@example.com")) == 1
+        assert login.tries == [(b"mailer", b"pw")]
+    finally:
+        server.stop()
+
+
+async def test_a_certificate_that_does_not_verify_sends_nothing(tmp_path, monkeypatch):
+    cert = self_signed_cert(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+    server = SmtpServer(tls="starttls", cert=cert).start()
+    try:
+        conn = _db(tmp_path)
+        _enqueue(conn, "mitm@example.com")
+        cfg = _mail_cfg(**{**server.mail_config, "smtp_tls": "starttls"})
+        assert await MailSender(_SyncDb(conn), cfg).run_once() == 0
+        [row] = run_read(conn, outbox.listing)
+        assert row.status == "pending" and "CERTIFICATE_VERIFY_FAILED" in row.last_error
+        assert server.inbox.messages == []
     finally:
         server.stop()

@@ -79,7 +79,7 @@ def send_batch(cfg: MailConfig, password: str, mails: list[Mail]) -> list[Outcom
     try:
         smtp = _connect(cfg, password)
     except (OSError, smtplib.SMTPException) as exc:
-        why = f"cannot reach the SMTP server: {type(exc).__name__}: {exc}"
+        why = f"SMTP connection or login failed: {type(exc).__name__}: {exc}"
         return [Outcome(m.id, "retry", why) for m in mails]
     out: list[Outcome] = []
     try:
