@@ -101,7 +101,6 @@ class SmtpServer:
             else:
                 extra.update(ssl_context=ctx)
         if self.login is not None:
-            # Plain-text login on loopback only: the test has no certificate.
             # aiosmtpd does not count implicit TLS as TLS for AUTH: required only on STARTTLS.
             extra.update(authenticator=self.login, auth_require_tls=self.tls == "starttls")
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port,
