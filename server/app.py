@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from meterchat.accounts import routes as accounts_routes
-from meterchat.accounts.auth import client_address
+from meterchat.accounts.auth import admin_2fa_middleware, client_address
 from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import CLOCK, CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.calls import routes as calls_routes
@@ -32,6 +32,7 @@ from meterchat.core.ratelimit import Limits
 from meterchat.deposits import routes as deposits_routes
 from meterchat.deposits.watcher import watcher_ctx
 from meterchat.economy import routes as economy_routes
+from meterchat.mail.sender import mail_ctx
 from meterchat.operator import admin_routes as operator_admin_routes
 from meterchat.operator import routes as operator_routes
 from meterchat.sellers import routes as sellers_routes
@@ -150,7 +151,8 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     # Handlers that raise are logged by error_middleware; the access log would repeat every
     # request with its query string, so log_middleware replaces it.
     app = web.Application(
-        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware],
+        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware,
+                     admin_2fa_middleware],
         client_max_size=1 << 20,
     )
     app[CONFIG] = config
@@ -168,6 +170,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
         chain_ctx(config),  # the gateway (and the embedded devnet node)
         watcher_ctx,  # the deposit watcher job
         sender_ctx,  # the withdrawal sender job
+        mail_ctx,  # the mail sender job (with mail.smtp_host set)
     ]
     app.cleanup_ctx.extend(resources)
     for module in ROUTES:

@@ -25,12 +25,13 @@ from meterchat.core.db import (
     MigrationError,
     connect_sync,
     migrate_sync,
+    now_ms,
     run_read,
     run_tx,
 )
 from meterchat.core.errors import ApiError
 from meterchat.core.logs import event, setup_logging
-from meterchat.core.units import SUN_PER_TRX
+from meterchat.core.units import SUN_PER_TRX, iso_ms
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
@@ -238,6 +239,87 @@ def cmd_user_create(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _user_by_email(conn: sqlite3.Connection, email: str) -> accounts.User:
+    user = run_read(conn, accounts.get_user_by_email, accounts.normalize_email(email))
+    if user is None:
+        raise ApiError(f"no user with the email {email}", "user_not_found")
+    return user
+
+
+def cmd_user_reset_password(args: argparse.Namespace, config: Config) -> int:
+    """The operator sets a user's password (read from standard input): every session of
+    theirs is revoked, the user is mailed, the audit log records it."""
+    from meterchat.accounts.sessions import revoke_all_sessions_tx
+    from meterchat.core import audit
+    from meterchat.mail import messages, outbox
+
+    if not args.password_stdin:
+        print("give the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    accounts.check_password_rules(password)
+    pw = accounts.Passwords(config.server.password_hash_time_cost,
+                            config.server.password_hash_memory_kib)
+    conn = _open_db(config)
+    user = _user_by_email(conn, args.email)
+    password_hash = pw.hash(password)
+
+    def reset_tx(c: sqlite3.Connection) -> int:
+        at = now_ms()
+        accounts.set_password_tx(c, user.id, password_hash, at, reset=True)
+        revoked = revoke_all_sessions_tx(c, user.id)
+        outbox.enqueue_tx(c, user.email, messages.password_changed("reset by the operator"),
+                          at, user.id)
+        audit.record(c, None, "user.reset_password", f"user:{user.id}", None, at,
+                     sessions_revoked=len(revoked))
+        return len(revoked)
+
+    revoked = run_tx(conn, reset_tx)
+    print(json.dumps({"user": user.public(), "sessions_revoked": revoked}))
+    return 0
+
+
+def cmd_user_disable_2fa(args: argparse.Namespace, config: Config) -> int:
+    """Turn off a locked-out user's 2FA (audited; the user is mailed)."""
+    from meterchat.accounts import two_factor
+    from meterchat.core import audit
+    from meterchat.mail import messages, outbox
+
+    conn = _open_db(config)
+    user = _user_by_email(conn, args.email)
+
+    def disable_tx(c: sqlite3.Connection) -> bool:
+        if not two_factor.is_enabled(c, user.id):
+            return False
+        at = now_ms()
+        two_factor.disable_tx(c, user.id, at)
+        outbox.enqueue_tx(c, user.email, messages.two_factor_changed(False, by_operator=True),
+                          at, user.id)
+        audit.record(c, None, "user.disable_2fa", f"user:{user.id}", args.reason, at)
+        return True
+
+    changed = run_tx(conn, disable_tx)
+    print(json.dumps({"user": user.public(), "two_factor": False, "changed": changed}))
+    return 0
+
+
+def cmd_mail_list(args: argparse.Namespace, config: Config) -> int:
+    """The outbox, newest first, one JSON object a line (with no SMTP server this is where a
+    reset or verification link is read)."""
+    from meterchat.mail import outbox
+
+    conn = _open_db(config)
+    status = None if args.status == "all" else args.status
+    for m in run_read(conn, outbox.listing, status, args.limit):
+        print(json.dumps({
+            "id": str(m.id), "to": m.to_address, "kind": m.kind, "subject": m.subject,
+            "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
+            "created_at": iso_ms(m.created_at_ms), "sent_at": iso_ms(m.sent_at_ms),
+            "text": m.body_text,
+        }))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     conn = _open_db(config)
     report = run_read(conn, ledger.audit)
@@ -433,6 +515,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default=None, help="shown to the user")
     p.set_defaults(fn=cmd_withdrawals)
 
+    mail = sub.add_parser("mail", help="the mail outbox", description="the mail outbox")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True, metavar="ACTION")
+    p = mail_sub.add_parser("list", help="mails in the outbox, newest first (JSON lines)",
+                            description="mails in the outbox, newest first, one JSON object "
+                            "a line with the plain-text body (links included)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--status", default="all", choices=("all", "pending", "sent", "failed"))
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(fn=cmd_mail_list)
+
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     create = user_sub.add_parser("create", help="create a user (the only way to make an admin)",
@@ -444,6 +536,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input")
     create.set_defaults(fn=cmd_user_create)
+    p = user_sub.add_parser("reset-password", help="set a user's password (logs them out "
+                            "everywhere; audited)", description="set a user's password, read "
+                            "from standard input; every session of theirs is revoked, they "
+                            "are mailed, and the audit log records it")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the new password from standard input")
+    p.set_defaults(fn=cmd_user_reset_password)
+    p = user_sub.add_parser("disable-2fa", help="turn off a locked-out user's two-factor "
+                            "authentication (audited)", description="turn off a user's "
+                            "two-factor authentication (they lost their device and recovery "
+                            "codes); audited, and the user is mailed")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--email", required=True)
+    p.add_argument("--reason", default=None, help="kept in the audit log")
+    p.set_defaults(fn=cmd_user_disable_2fa)
 
     return parser
 

@@ -27,7 +27,9 @@ async def test_register_login_me_logout(client):
     token = session["token"]
     resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     body = await resp.json()
-    assert body == {"user": user, "balance": {"available": "0", "held": "0", "pending": "0"},
+    # /api/me adds the account's security state to the user.
+    me_user = {**user, "email_verified": False, "two_factor": False}
+    assert body == {"user": me_user, "balance": {"available": "0", "held": "0", "pending": "0"},
                     "bonus": {"unspent": "0", "withdrawable": "0"}}
 
     resp = await client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})

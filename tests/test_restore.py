@@ -54,7 +54,9 @@ def write_config(tmp_path: Path) -> Path:
         '[devnet]\nport = 0\npath = "data/devnet.sqlite3"\nblock_time_s = 0.1\n'
         'solidify_depth = 2\n'
         '[deposits]\nwatcher_interval_s = 0.1\n'
-        '[withdrawals]\nsender_interval_s = 3600\nexpiry_margin_s = 0.2\n')
+        '[withdrawals]\nsender_interval_s = 3600\nexpiry_margin_s = 0.2\n'
+        # The account-security rules are tested in tests/test_withdrawal_holds.py.
+        'new_address_hold_hours = 0\nrequire_verified_email = false\n')
     return p
 
 

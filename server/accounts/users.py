@@ -19,7 +19,8 @@ from meterchat.core.errors import Conflict
 from meterchat.money import ledger
 
 __all__ = [
-    "USER_COLUMNS", "User", "get_user", "insert_user", "insert_user_tx", "password_hash_for",
+    "USER_COLUMNS", "User", "get_user", "get_user_by_email", "insert_user", "insert_user_tx",
+    "mark_email_verified_tx", "password_hash_for", "password_hash_of", "set_password_tx",
     "user_from_row",
     # Homes in rules.py and passwords.py; also read through this module by the command line
     # (`meterchat user create`).
@@ -34,6 +35,8 @@ class User:
     role: str
     display_name: str
     banned: bool = False
+    email_verified: bool = False
+    two_factor: bool = False
 
     def public(self) -> dict[str, str]:
         """What the API shows of a user (ids are strings)."""
@@ -46,13 +49,16 @@ class User:
 
 
 # The columns user_from_row reads (a join may prefix them: "u." + name).
-USER_COLUMNS = ("id", "email", "role", "display_name", "banned_at_ms")
+USER_COLUMNS = ("id", "email", "role", "display_name", "banned_at_ms", "email_verified_at_ms",
+                "totp_enabled_at_ms")
 _SELECT_USER = f"SELECT {', '.join(USER_COLUMNS)} FROM users"
 
 
 def user_from_row(row: sqlite3.Row) -> User:
     return User(id=row["id"], email=row["email"], role=row["role"],
-                display_name=row["display_name"], banned=row["banned_at_ms"] is not None)
+                display_name=row["display_name"], banned=row["banned_at_ms"] is not None,
+                email_verified=row["email_verified_at_ms"] is not None,
+                two_factor=row["totp_enabled_at_ms"] is not None)
 
 
 def insert_user_tx(conn: sqlite3.Connection, email: str, password_hash: str, role: str,
@@ -90,3 +96,28 @@ def password_hash_for(conn: sqlite3.Connection, email: str) -> tuple[User | None
     if row is None:
         return None, None
     return user_from_row(row), row["password_hash"]
+
+
+def get_user_by_email(conn: sqlite3.Connection, email: str) -> User | None:
+    row = conn.execute(f"{_SELECT_USER} WHERE email = ?", (email,)).fetchone()
+    return user_from_row(row) if row else None
+
+
+def password_hash_of(conn: sqlite3.Connection, user_id: int) -> str | None:
+    row = conn.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
+    return row["password_hash"] if row else None
+
+
+def set_password_tx(conn: sqlite3.Connection, user_id: int, password_hash: str, at_ms: int,
+                    *, reset: bool) -> None:
+    """A new password hash. A reset (by mail or by the operator) also counts as a security
+    change: withdrawals may be held after it (withdrawals.hold_after_security_change)."""
+    conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+    if reset:
+        conn.execute("UPDATE users SET security_changed_at_ms = ? WHERE id = ?",
+                     (at_ms, user_id))
+
+
+def mark_email_verified_tx(conn: sqlite3.Connection, user_id: int, at_ms: int) -> None:
+    conn.execute("UPDATE users SET email_verified_at_ms = COALESCE(email_verified_at_ms, ?)"
+                 " WHERE id = ?", (at_ms, user_id))

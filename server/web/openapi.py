@@ -55,9 +55,47 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         201, "accounts"),
     ("post", "/api/auth/login"): (
         "log in; returns a bearer token and sets the session cookie",
-        obj(["email", "password"], email=STR, password=STR), 200, "accounts"),
+        obj(["email", "password"], email=STR, password=STR,
+            otp={"type": "string", "description": "with 2FA on: the current code or a "
+                 "recovery code (401 otp_required, otp_invalid)"}), 200, "accounts"),
     ("post", "/api/auth/logout"): ("revoke this session", None, 204, "accounts"),
-    ("get", "/api/me"): ("the user and their balances", None, 200, "accounts"),
+    ("post", "/api/auth/logout-everywhere"): (
+        "revoke every session of the user, this one too", None, 204, "accounts"),
+    ("get", "/api/me"): (
+        "the user (with email_verified and two_factor) and their balances", None, 200,
+        "accounts"),
+    ("post", "/api/auth/password"): (
+        "change the password (the current one required); every other session is revoked",
+        obj(["current_password", "new_password"], current_password=STR,
+            new_password={"type": "string", "minLength": 10}), 204, "accounts"),
+    ("post", "/api/auth/password-reset"): (
+        "mail a single-use reset link; 202 whether or not the email has an account",
+        obj(["email"], email=STR), 202, "accounts"),
+    ("post", "/api/auth/password-reset/confirm"): (
+        "set a new password with the mailed token; every session is revoked (400 "
+        "invalid_token for a used or expired one)",
+        obj(["token", "new_password"], token=STR,
+            new_password={"type": "string", "minLength": 10}), 204, "accounts"),
+    ("post", "/api/auth/email/verify"): (
+        "verify the email with the token mailed at sign-up", obj(["token"], token=STR), 204,
+        "accounts"),
+    ("post", "/api/auth/email/resend"): (
+        "mail a new verification link (the older one stops working)", None, 202,
+        "accounts"),
+    ("post", "/api/auth/2fa/setup"): (
+        "a new TOTP secret, its otpauth URI and QR code (2FA is on only after enable)",
+        None, 200, "accounts"),
+    ("post", "/api/auth/2fa/enable"): (
+        "turn 2FA on with a code of the set-up secret; returns ten recovery codes, shown "
+        "once", obj(["code"], code=STR), 200, "accounts"),
+    ("post", "/api/auth/2fa/disable"): (
+        "turn 2FA off with the password and a code (or a recovery code)",
+        obj(["password", "code"], password=STR, code=STR), 204, "accounts"),
+    ("get", "/api/me/sessions"): (
+        "my live sessions: created, last seen, client address, user agent", None, 200,
+        "accounts"),
+    ("delete", "/api/me/sessions/{id}"): ("revoke one of my sessions", None, 204,
+                                          "accounts"),
     ("get", "/api/admin/audit"): ("recompute the ledger (admin)", None, 200, "operator"),
     # Sellers and calls (sellers/routes.py, calls/routes.py)
     ("get", "/api/seller/profile"): (
@@ -111,9 +149,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "withdraw tokens as USDT to a TRON address; needs an Idempotency-Key header (the "
         "same key returns the same withdrawal and moves nothing)",
         obj(["tokens", "address"], tokens=TOKENS,
-            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}),
+            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"},
+            otp={"type": "string", "description": "with 2FA on: a fresh code (403 "
+                 "otp_required, otp_invalid)"}),
         201, "wallet"),
     ("get", "/api/withdrawals"): ("the user's withdrawals, newest first", None, 200, "wallet"),
+    ("post", "/api/withdrawals/{id}/cancel"): (
+        "cancel my withdrawal that has not gone out (queued, held or in review); the "
+        "tokens come back", None, 200, "wallet"),
     ("get", "/api/admin/withdrawals"): (
         "withdrawals, ?status=review|queued|signed|sent|confirmed|failed|rejected (admin)",
         None, 200, "operator"),

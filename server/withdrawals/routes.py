@@ -4,19 +4,21 @@ input they read (the Idempotency-Key, the tokens asked for) is parsed here."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
-from meterchat.accounts.auth import current_user, require_role
+from meterchat.accounts.auth import current_user, otp_counted, require_role
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain_ctx import CHAIN_INFO
 from meterchat.core import validate
 from meterchat.core.db import now_ms
-from meterchat.core.errors import Unprocessable
+from meterchat.core.errors import Forbidden, Unprocessable
 from meterchat.core.units import AmountError, tokens_to_musdt
 from meterchat.deposits.routes import parse_txid
-from meterchat.withdrawals import requests, rules
+from meterchat.mail.messages import links_base
+from meterchat.withdrawals import holds, requests, rules
 
 
 def parse_tokens(value: Any) -> int:
@@ -53,8 +55,13 @@ async def request_withdrawal(request: web.Request) -> web.Response:
     if body.get("tokens") is None:
         raise Unprocessable("tokens is required", "missing_field")
     q = rules.quote(parse_tokens(body.get("tokens")), cfg)
-    done = await request.app[DB].tx(requests.request_tx, user.id, idem_key, address, q, cfg,
-                                    now_ms())
+    if cfg.require_verified_email and not user.email_verified:
+        raise Forbidden("verify your email first (the link mailed at sign-up)",
+                        "email_not_verified")
+    # The 2FA code, the new-address hold and the mail, in the request's transaction.
+    done = await otp_counted(request, user, request.app[DB].tx(
+        holds.request_tx, user.id, idem_key, address, q, cfg, now_ms(), body.get("otp"),
+        time.time(), links_base(request.app[CONFIG])))
     headers = {"Idempotent-Replayed": "true"} if done.replayed else None
     return web.json_response({"withdrawal": done.withdrawal.view()}, status=201,
                              headers=headers)
@@ -105,7 +112,14 @@ async def admin_confirm(request: web.Request) -> web.Response:
     return web.json_response({"withdrawal": w.view(admin=True)})
 
 
+async def cancel_withdrawal(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    w = await request.app[DB].tx(holds.cancel_tx, user.id, _withdrawal_id(request), now_ms())
+    return web.json_response({"withdrawal": w.view()})
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_post("/api/withdrawals/{id}/cancel", cancel_withdrawal)
     app.router.add_post("/api/withdrawals", request_withdrawal)
     app.router.add_get("/api/withdrawals", list_withdrawals)
     app.router.add_get("/api/admin/withdrawals", admin_list)

@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from meterchat.chain.gateway import SignedTransfer
+from meterchat.core.db import now_ms
 from meterchat.money import ledger
 from meterchat.withdrawals import store as wd
 from meterchat.withdrawals.rules import IN_FLIGHT, KIND_SENT
@@ -44,9 +45,10 @@ def in_flight(conn: sqlite3.Connection) -> list[InFlight]:
 
 
 def queued(conn: sqlite3.Connection, limit: int = 100) -> list[Withdrawal]:
-    """What the sender may send now, oldest first (not of a blocked account)."""
-    rows = conn.execute(wd.select("w.status = 'queued' AND u.withdrawals_blocked = 0")
-                        + " ORDER BY w.id LIMIT ?", (limit,)).fetchall()
+    """What the sender may send now, oldest first (not of a blocked account, not held)."""
+    rows = conn.execute(wd.select("w.status = 'queued' AND u.withdrawals_blocked = 0"
+                                  " AND (w.hold_until_ms IS NULL OR w.hold_until_ms <= ?)")
+                        + " ORDER BY w.id LIMIT ?", (now_ms(), limit)).fetchall()
     return [wd.withdrawal_from_row(r) for r in rows]
 
 
