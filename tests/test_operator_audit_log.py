@@ -39,7 +39,7 @@ def test_old_text_details_are_migrated_to_json_keeping_their_words(tmp_path):
          (3, "user.ban", "user:5", '{"calls_ended": 1}'),
          (4, "promotion.end", "promotion:1", None),
          (5, "odd", "x", "[1, 2]")])
-    assert migrate_sync(conn) == ["0010_audit_detail_json"]
+    assert migrate_sync(conn)[0] == "0010_audit_detail_json"
     details = {e["action"]: e["detail"] for e in audit_log.entries(conn)}
     assert details == {
         "deposit.assign": {"text": "user 5, 10000317 µUSDT"},
