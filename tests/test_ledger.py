@@ -3,7 +3,9 @@ replays, holds; property tests over random sequences; concurrent debits never ov
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -404,3 +406,47 @@ def test_post_many_inside_a_larger_transaction_keeps_what_came_before(conn):
     run_tx(conn, both)
     assert run_read(conn, ledger.user_balances, b)["available"] == 100
     assert run_read(conn, ledger.audit).ok
+
+
+# ---- the ledger is the only writer of ledger_tx, postings and balances -----------------------
+
+LEDGER_TABLES = r"(ledger_tx|postings|accounts)"
+WRITES_LEDGER = re.compile(
+    rf"\b(?:insert|replace)\s+(?:or\s+\w+\s+)?into\s+(?:main\.|temp\.)?{LEDGER_TABLES}\b"
+    rf"|\bupdate\s+(?:or\s+\w+\s+)?(?:main\.)?{LEDGER_TABLES}\b"
+    rf"|\bdelete\s+from\s+(?:main\.)?{LEDGER_TABLES}\b",
+    re.IGNORECASE)
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+THE_LEDGER = SOURCE_ROOT / "server" / "money" / "ledger.py"
+
+
+def sql_writes_of_ledger_tables(source: str) -> list[str]:
+    """Every string constant of a module (f-string parts included) that writes the ledger's
+    tables, and any such SQL in the source text itself (strings split over lines)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [m.group(0) for m in WRITES_LEDGER.finditer(node.value)]
+    joined = re.sub(r"[\"']\s*[\"']", "", source)  # "INSERT INTO " "postings"
+    found += [m.group(0) for m in WRITES_LEDGER.finditer(joined)]
+    return found
+
+
+def test_the_checker_sees_writes_of_the_ledger_tables():
+    assert sql_writes_of_ledger_tables('x = "INSERT OR IGNORE INTO ledger_tx (id) VALUES (1)"')
+    assert sql_writes_of_ledger_tables('c.execute(f"update accounts SET b = {x}")')
+    assert sql_writes_of_ledger_tables('q = ("INSERT INTO "\n     "postings VALUES (?)")')
+    assert sql_writes_of_ledger_tables('q = "DELETE FROM postings"')
+    assert not sql_writes_of_ledger_tables('q = "SELECT * FROM postings JOIN accounts"')
+    assert not sql_writes_of_ledger_tables('q = "UPDATE calls SET held_musdt = 0"')
+
+
+def test_only_the_ledger_writes_ledger_tx_postings_and_balances():
+    writers = []
+    for folder in ("server", "chain", "tools"):
+        for path in sorted((SOURCE_ROOT / folder).rglob("*.py")):
+            if path == THE_LEDGER:
+                continue
+            for sql in sql_writes_of_ledger_tables(path.read_text()):
+                writers.append(f"{path.relative_to(SOURCE_ROOT)}: {sql}")
+    assert not writers, "move tokens through meterchat.money.ledger:\n" + "\n".join(writers)
