@@ -103,7 +103,8 @@ def _account_row(conn: sqlite3.Connection, name: str) -> tuple[int, int, int]:
 
 def account_id(conn: sqlite3.Connection, name: str) -> int:
     """The id of an account by name (a platform account is created on first use)."""
-    return _account_row(conn, name)[0]
+    acc_id, _, _ = _account_row(conn, name)
+    return acc_id
 
 
 def _rowid(cur: sqlite3.Cursor) -> int:
@@ -209,7 +210,8 @@ def post_many(conn: sqlite3.Connection, txs: Sequence[BulkTx], *,
     if not txs:
         return range(0)
     created = at_ms if at_ms is not None else now_ms()
-    first = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_tx").fetchone()[0])
+    (next_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ledger_tx").fetchone()
+    first = int(next_id)
     tx_rows: list[tuple[int, str | None, str, str | None, int]] = []
     postings: list[tuple[int, int, int]] = []
     running: dict[int, int] = {}  # account -> sum of its amounts so far
