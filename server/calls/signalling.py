@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from meterchat.core import logs
+from meterchat.core import jsoncodec, logs
 
 log = logging.getLogger("meterchat.signalling")
 
@@ -163,7 +162,7 @@ class Hub:
         if not boxes:
             return 0
         try:
-            text = json.dumps(message)
+            text = jsoncodec.dumps(message)
         except (TypeError, ValueError, RecursionError) as exc:
             logs.event(log, "ws_send_unencodable", user_id=user_id, error=type(exc).__name__)
             return 0

@@ -8,7 +8,6 @@ handler never waits for a client to read and the order of messages holds."""
 
 from __future__ import annotations
 
-import json
 import logging
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from aiohttp import WSMsgType, web
 from meterchat.accounts.auth import SESSION_COOKIE, bearer_token, session_of
 from meterchat.appkeys import CONFIG
 from meterchat.calls.manager import CALLS, HUB, WsError
-from meterchat.core import logs
+from meterchat.core import jsoncodec, logs
 from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unavailable
 from meterchat.core.ratelimit import SlidingWindow
 from meterchat.web.metrics import METRICS
@@ -85,7 +84,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                 continue
             limiter.hit("s")
             try:
-                data = json.loads(msg.data)
+                data = jsoncodec.loads(msg.data)
             except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
                 error("invalid_json", "the message is not valid JSON")
                 continue
