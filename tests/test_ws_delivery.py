@@ -374,3 +374,32 @@ async def test_logout_closes_the_sockets_of_that_session_only(aiohttp_client, tm
     finally:
         for t in [*tabs1, tab2]:
             await t.close()
+
+
+async def test_no_deflate_and_the_send_queues_in_metrics(aiohttp_client, tmp_path):
+    """Browsers offer permessage-deflate; /ws declines it (small JSON messages, and a
+    compressor per socket costs memory and CPU). /metrics shows how deep the send queues
+    got since the last scrape and how many slow consumers were closed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app_client = await aiohttp_client(create_app(fast_calls_config(tmp_path)))
+    who = await actor(app_client)
+    ws = await app_client.ws_connect("/ws", params={"token": who.token}, compress=15)
+    try:
+        assert ws.compress == 0
+        for _ in range(3):
+            await ws.send_str('{"type": "ping"}')
+        for _ in range(3):
+            assert json.loads((await ws.receive()).data) == {"type": "pong"}
+
+        async def figures() -> dict:
+            text = await (await app_client.get("/metrics")).text()
+            return {s.name: s.value for f in text_string_to_metric_families(text)
+                    for s in f.samples}
+
+        first = await figures()
+        assert first["meterchat_ws_send_queue_peak_messages"] >= 1
+        assert first["meterchat_ws_slow_consumers_closed_total"] == 0
+        assert (await figures())["meterchat_ws_send_queue_peak_messages"] == 0  # since then
+    finally:
+        await ws.close()

@@ -66,6 +66,7 @@ class Hub:
         self.sockets: dict[int, dict[Any, Outbox]] = {}
         self.count = 0
         self.slow_consumers_closed = 0
+        self.queue_peak = 0  # most messages waiting for one socket since take_queue_peak()
         self._gone_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
         self._writers: set[asyncio.Task] = set()
@@ -183,8 +184,16 @@ class Hub:
             return False
         box.queue.append(text)
         box.queued_bytes += size
+        if len(box.queue) > self.queue_peak:
+            self.queue_peak = len(box.queue)
         box.wake.set()
         return True
+
+    def take_queue_peak(self) -> int:
+        """The most messages that waited for one socket since the last call (for metrics:
+        how close the queues come to `queue_messages`)."""
+        peak, self.queue_peak = self.queue_peak, 0
+        return peak
 
     async def _write(self, box: Outbox) -> None:
         ws = box.ws

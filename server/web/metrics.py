@@ -23,8 +23,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from meterchat.appkeys import CONFIG, DB
+from meterchat.calls.manager import HUB
 from meterchat.chain.gateway import ChainError
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 
@@ -83,6 +85,25 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+class _SendQueues:
+    """The sockets' send queues (calls/signalling.py), read at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self):
+        hub = self.app.get(HUB)
+        if hub is None:
+            return
+        yield GaugeMetricFamily(
+            "meterchat_ws_send_queue_peak_messages", "most messages waiting to be sent to one "
+            "socket since the last scrape (one past server.ws_send_queue_messages closes it)",
+            value=hub.take_queue_peak())
+        yield CounterMetricFamily(
+            "meterchat_ws_slow_consumers_closed", "sockets closed because they did not read "
+            "(send queue full or a send timed out)", value=hub.slow_consumers_closed)
 
 # (gauge attribute, table, column) read at scrape time when the table exists.
 _DB_GAUGES = (
@@ -182,5 +203,6 @@ async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     app[METRICS] = Metrics()
+    app[METRICS].registry.register(_SendQueues(app))
     app.cleanup_ctx.append(_loop_lag_ctx)
     app.router.add_get("/metrics", metrics_handler)
