@@ -403,3 +403,28 @@ async def test_no_deflate_and_the_send_queues_in_metrics(aiohttp_client, tmp_pat
         assert (await figures())["meterchat_ws_send_queue_peak_messages"] == 0  # since then
     finally:
         await ws.close()
+
+
+async def test_a_send_that_hangs_is_aborted_after_the_send_timeout():
+    """One timer per hub watches the sends under way (none per message): a send stuck
+    longer than send_timeout_s aborts its socket, and the other sockets go on."""
+
+    class Hangs(StandInSocket):
+        async def send_str(self, text: str) -> None:
+            await asyncio.Event().wait()
+
+    hub = Hub(10, 30, send_timeout_s=0.2)
+    stuck, good = Hangs(None), StandInSocket(None)
+    stuck_t, good_t = StandInTransport(), StandInTransport()
+    hub.start(hub.add(1, stuck, 11, stuck_t))
+    hub.start(hub.add(2, good, 12, good_t))
+    started = asyncio.get_running_loop().time()
+    hub.send(1, {"type": "meter"})
+    for n in range(20):
+        hub.send(2, {"type": "meter", "n": n})
+        await asyncio.sleep(0.02)
+    await eventually(lambda: _true(stuck_t.aborted))
+    took = asyncio.get_running_loop().time() - started
+    assert 0.2 <= took < 1.0, took
+    assert hub.slow_consumers_closed == 1 and not good_t.aborted and len(good.sent) == 20
+    await hub.close()
