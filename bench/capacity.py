@@ -319,21 +319,28 @@ class Worker:
         if self.measuring:
             self.measure_errors[what] += 1
 
-    # -- the command pipe
-    def _on_command(self) -> None:
-        try:
-            self.commands.put_nowait(self.conn.recv())
-        except EOFError:
-            self.commands.put_nowait(("exit",))
+    # -- the command pipe, read by a thread of its own (the loop's add_reader would make
+    # the pipe non-blocking, and a large result would then not go out in one send)
+    def _read_commands(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                cmd = self.conn.recv()
+            except (EOFError, OSError):
+                cmd = ("exit",)
+            loop.call_soon_threadsafe(self.commands.put_nowait, cmd)
+            if cmd[0] == "exit":
+                return
 
     async def command(self) -> tuple:
         return await self.commands.get()
 
     async def run(self) -> None:
+        import threading
+
         import aiohttp
 
         loop = asyncio.get_running_loop()
-        loop.add_reader(self.conn.fileno(), self._on_command)
+        threading.Thread(target=self._read_commands, args=(loop,), daemon=True).start()
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         async with aiohttp.ClientSession(connector=connector) as http:
             self.http = http
@@ -372,7 +379,6 @@ class Worker:
                         if p.ws is not None:
                             with contextlib.suppress(Exception):
                                 await p.ws.close()
-        loop.remove_reader(self.conn.fileno())
 
     def result(self, cpu: float) -> dict:
         return {"hb_ms": self.hb_ms, "relay_ms": self.relay_ms, "meter_ms": self.meter_ms,
