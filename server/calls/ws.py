@@ -9,6 +9,8 @@ handler never waits for a client to read and the order of messages holds."""
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -18,10 +20,10 @@ from meterchat.appkeys import CONFIG
 from meterchat.calls.manager import CALLS, HUB, WsError
 from meterchat.core import jsoncodec, logs
 from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unavailable
-from meterchat.core.ratelimit import SlidingWindow
 from meterchat.web.metrics import METRICS
 
 log = logging.getLogger("meterchat.ws")
+RATE_WINDOW_S = 10.0  # server.ws_messages_per_10s counts the messages of this window
 
 
 def _origin_ok(request: web.Request) -> bool:
@@ -73,7 +75,11 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     try:
         await ws.prepare(request)
         hub.start(box)
-        limiter = SlidingWindow(cfg.ws_messages_per_10s, 10.0, max_keys=1)
+        # The socket's rate limit, a sliding window kept inline (one clock read a message):
+        # the times of the messages accepted in the last RATE_WINDOW_S.
+        limit = cfg.ws_messages_per_10s
+        recent: deque[float] = deque()
+        clock = time.monotonic
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 error("invalid_message", "send JSON text messages")
@@ -82,10 +88,13 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                 error("message_too_large",
                       f"messages are limited to {cfg.ws_max_message_bytes} bytes")
                 continue
-            if limiter.retry_after("s") > 0:
+            now = clock()
+            while recent and recent[0] <= now - RATE_WINDOW_S:
+                recent.popleft()
+            if len(recent) >= limit:
                 error("rate_limited", "too many messages; slow down")
                 continue
-            limiter.hit("s")
+            recent.append(now)
             try:
                 data = jsoncodec.loads(msg.data)
             except (ValueError, RecursionError):  # deep nesting exhausts the parser's stack
