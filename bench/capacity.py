@@ -84,6 +84,7 @@ RATE = 1  # tokens per minute; bench/load.py funds each buyer for 1,000 minutes
 MEDIA_INTERVAL_S = 2.0
 SEGMENT_S = 6.0
 CLIENT_LAG_PROBE_S = 0.025
+SLOW_MS = 100.0  # a probe or signal slower than this is listed with when it was sent
 FDS_PER_PROCESS = 200  # beyond the sockets: the database, the devnet, pipes, modules
 CANDIDATE = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host"
 
@@ -138,9 +139,7 @@ class ServerProcess:
 
     def cpu_s(self) -> float:
         assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_s(self.proc.pid)
 
     def rss_mib(self) -> float:
         assert self.proc is not None
@@ -161,7 +160,8 @@ class ServerProcess:
             self.proc.wait()
 
 
-def meterchat_server(workdir: Path, calls: int, tick_s: float, loop: str) -> ServerProcess:
+def meterchat_server(workdir: Path, calls: int, tick_s: float, loop: str,
+                     block_s: float) -> ServerProcess:
     cfg = workdir / "meterchat.toml"
     cfg.write_text(
         f'[server]\nport = 0\nmax_ws_connections = {2 * calls + 50}\nevent_loop = "{loop}"\n'
@@ -169,7 +169,7 @@ def meterchat_server(workdir: Path, calls: int, tick_s: float, loop: str) -> Ser
         "presence_grace_s = 600\n"
         "password_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n"
         '[database]\npath = "db.sqlite3"\n'
-        '[devnet]\nport = 0\npath = "devnet.sqlite3"\n'
+        f'[devnet]\nport = 0\npath = "devnet.sqlite3"\nblock_time_s = {block_s}\n'
         # Calls are set up over a minute or more at the largest N; none may time out then.
         f"[billing]\ntick_interval_s = {tick_s}\nconnect_timeout_s = 600\nring_timeout_s = 600\n")
     return ServerProcess([sys.executable, "-m", "meterchat.cli", "serve", "--config",
@@ -253,6 +253,14 @@ def histogram_quantile(before: dict, after: dict, name: str, q: float) -> tuple[
     return lower, int(total)
 
 
+def histogram_above(before: dict, after: dict, name: str, le: str) -> int:
+    """How many observations between two scrapes were above the bucket bound `le`."""
+    def delta(bound: str) -> float:
+        key = (name + "_bucket", (("le", bound),))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+    return int(delta("+Inf") - delta(le))
+
+
 def metric(scraped: dict, name: str) -> float:
     return scraped.get((name, ()), float("nan"))
 
@@ -308,6 +316,7 @@ class Worker:
         self.relay_ms: list[float] = []
         self.meter_ms: list[float] = []
         self.meter_at: list[float] = []
+        self.slow: list[tuple[float, float]] = []  # (sent at, ms): probes and signals > 100 ms
         self.lag_ms: list[float] = []
         self.http_ms: dict[str, list[float]] = {"/api/me": [], "/api/sellers": []}
         self.sent = Counter()
@@ -354,10 +363,12 @@ class Worker:
                         self.conn.send(("started", ok, dict(self.errors)))
                     elif cmd[0] == "live":
                         self.conn.send(("live", sum(c.live for c in self.calls)))
-                    elif cmd[0] == "measure":
+                    elif cmd[0] == "settle":
+                        # The collector stops this loop: before measuring, never in it.
                         gc.collect()
                         gc.freeze()
                         gc.disable()
+                    elif cmd[0] == "measure":
                         self.reset()
                         self.measuring = True
                         cpu0, t0 = time.process_time(), time.monotonic()
@@ -382,7 +393,7 @@ class Worker:
 
     def result(self, cpu: float) -> dict:
         return {"hb_ms": self.hb_ms, "relay_ms": self.relay_ms, "meter_ms": self.meter_ms,
-                "meter_after_pass_ms": self.after_pass(),
+                "meter_after_pass_ms": self.after_pass(), "slow": self.slow,
                 "lag_ms": self.lag_ms, "http_ms": self.http_ms, "sent": dict(self.sent),
                 "received": self.received, "cpu": cpu, "errors": dict(self.measure_errors),
                 "all_errors": dict(self.errors)}
@@ -565,7 +576,10 @@ class Worker:
             if ('"pong"' in head) or (echo and '"ping"' in head):
                 if p.probe_at is not None:
                     if self.measuring:
-                        self.hb_ms.append((now - p.probe_at) * 1000)
+                        took = (now - p.probe_at) * 1000
+                        self.hb_ms.append(took)
+                        if took > SLOW_MS:
+                            self.slow.append((p.probe_at, took))
                     p.probe_at = None
             elif '"meter"' in head:
                 if self.measuring and p.call is not None:
@@ -577,7 +591,10 @@ class Worker:
             elif '"signal"' in head:
                 if self.measuring:
                     sent_ns = json.loads(data)["data"]["t"]
-                    self.relay_ms.append((time.monotonic_ns() - sent_ns) / 1e6)
+                    took = (time.monotonic_ns() - sent_ns) / 1e6
+                    self.relay_ms.append(took)
+                    if took > SLOW_MS:
+                        self.slow.append((sent_ns / 1e9, took))
             elif '"call.state"' in head:
                 state = json.loads(data)["call"]["state"]
                 if state == "live" and p.call is not None:
@@ -649,7 +666,7 @@ def count_live(db_path: Path) -> int:
 
 
 def merge(results: list[dict]) -> dict:
-    out = {"hb_ms": [], "relay_ms": [], "meter_ms": [], "meter_after_pass_ms": [],
+    out = {"hb_ms": [], "relay_ms": [], "meter_ms": [], "meter_after_pass_ms": [], "slow": [],
            "http_me": [], "http_sellers": [],
            "sent": Counter(), "received": 0, "client_cpu": [], "client_lag_p99": [],
            "errors": Counter(), "all_errors": Counter()}
@@ -658,6 +675,7 @@ def merge(results: list[dict]) -> dict:
         out["relay_ms"] += r["relay_ms"]
         out["meter_ms"] += r["meter_ms"]
         out["meter_after_pass_ms"] += r["meter_after_pass_ms"]
+        out["slow"] += r["slow"]
         out["http_me"] += r["http_ms"]["/api/me"]
         out["http_sellers"] += r["http_ms"]["/api/sellers"]
         out["sent"].update(r["sent"])
@@ -687,7 +705,8 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
             server = echo_server(workdir, args.event_loop)
         else:
             pairs = seed_users(workdir / "db.sqlite3", calls)
-            server = meterchat_server(workdir, calls, args.tick, args.event_loop)
+            server = meterchat_server(workdir, calls, args.tick, args.event_loop,
+                                      args.devnet_block)
         timings["seed"] = time.monotonic() - t0
         server.start()
         workers = None
@@ -709,15 +728,30 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
                     if live >= started:
                         break
             timings["live"] = time.monotonic() - t0
-            # Past the last call's first segments and the clients' own set-up work.
+            # Past the last call's first segments and the clients' own set-up work and
+            # collection (its stall delays what the clients send and read meanwhile).
+            workers.send("settle")
             time.sleep(2 * MEDIA_INTERVAL_S)
             before = {} if echo else scrape(server.url)
             workers.send("measure")
-            cpu0, t_start = server.cpu_s(), time.monotonic()
-            time.sleep(seconds)
+            cpu0, t_start, machine0 = server.cpu_s(), time.monotonic(), machine_busy_s()
+            # Every half second: what the rest of the machine used meanwhile (all busy
+            # cores less the server, the clients and this process), to set beside stalls.
+            ours = [server.proc.pid, os.getpid(), *(w.pid for w in workers.procs)]
+            others = []
+            last_t, last_busy = t_start, machine0
+            last_ours = sum(process_cpu_s(pid) for pid in ours)
+            while time.monotonic() < t_start + seconds:
+                time.sleep(min(0.5, max(0.0, t_start + seconds - time.monotonic())))
+                now_t, busy = time.monotonic(), machine_busy_s()
+                now_ours = sum(process_cpu_s(pid) for pid in ours)
+                others.append((last_t - t_start, ((busy - last_busy) - (now_ours - last_ours))
+                               / max(1e-3, now_t - last_t)))
+                last_t, last_busy, last_ours = now_t, busy, now_ours
             workers.send("stop")
             wall = time.monotonic() - t_start
             cpu = server.cpu_s() - cpu0
+            machine = machine_busy_s() - machine0
             after = {} if echo else scrape(server.url)
             rss = server.rss_mib()
             results = merge([m[1] for m in workers.gather("result", 120)])
@@ -725,6 +759,11 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
             if workers is not None:
                 workers.close()
             server.stop()
+            if args.keep_logs:
+                keep = Path(args.keep_logs)
+                keep.mkdir(parents=True, exist_ok=True)
+                name = f"{'echo' if echo else 'server'}-{calls}.log"
+                (keep / name).write_bytes((workdir / "server.log").read_bytes())
     inbound = sum(results["sent"].values())
     r = {"calls": calls, "started": started, "tick": args.tick, "live": live, "seconds": wall,
          "timings": timings, "server_cpu": cpu / wall, "rss_mib": rss,
@@ -744,12 +783,18 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
          pct(results["http_sellers"], 0.99),
          "http_n": len(results["http_me"]) + len(results["http_sellers"]),
          "client_cpu_max": max(results["client_cpu"]),
+         # What the rest of the machine (other work, this bench's main process) used, in
+         # cores: on a shared machine, the latencies are only as good as this is small.
+         "others_cores": (machine - cpu) / wall - sum(results["client_cpu"]),
          "client_lag_p99_max": max(results["client_lag_p99"]),
+         "stalls": stalls(results["slow"], t_start, others),
          "errors": dict(results["errors"]), "setup_errors": dict(
              results["all_errors"] - results["errors"])}
     if not echo:
         r["loop_lag_p99"], r["loop_lag_n"] = histogram_quantile(
             before, after, "meterchat_event_loop_lag_seconds", 0.99)
+        r["loop_lag_over_100ms"] = histogram_above(
+            before, after, "meterchat_event_loop_lag_seconds", "0.1")
         r["pass_p99"], r["passes"] = histogram_quantile(
             before, after, "meterchat_billing_pass_seconds", 0.99)
         r["ws_connections"] = metric(after, "meterchat_ws_connections")
@@ -757,6 +802,26 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
                                - metric(before, "meterchat_ws_slow_consumers_closed_total"))
         r["queue_peak"] = metric(after, "meterchat_ws_send_queue_peak_messages")
     return r
+
+
+def stalls(slow: list[tuple[float, float]], t_start: float,
+           others: list[tuple[float, float]]) -> list[tuple[float, int, float, float]]:
+    """Probes and signals slower than SLOW_MS, grouped by when they were sent (a gap of a
+    second ends a group): (seconds into the window, how many, the slowest in ms, the most
+    cores the rest of the machine used within a second of it)."""
+    groups: list[list[float]] = []
+    last = float("-inf")
+    for at, took in sorted(slow):
+        if at - last > 1.0:
+            groups.append([at - t_start, 0, 0.0])
+        last = at
+        groups[-1][1] += 1
+        groups[-1][2] = max(groups[-1][2], took)
+    out = []
+    for at, n, worst in groups:
+        near = [cores for t, cores in others if at - 1.0 <= t <= at + 1.0]
+        out.append((at, int(n), worst, max(near, default=float("nan"))))
+    return out
 
 
 # ---- output -----------------------------------------------------------------------------
@@ -770,7 +835,8 @@ def print_echo(e: dict) -> None:
           f"CPU {e['server_cpu']:.0%} of a core, {e['cpu_us_per_msg']:.1f} us per message; "
           f"ping after heartbeat p99 {ms(e['hb_p99'])} ms; clients: loop lag p99 "
           f"{ms(e['client_lag_p99_max'])} ms (worst worker), CPU {e['client_cpu_max']:.0%} "
-          f"(busiest worker); errors: {e['errors'] or 'none'}", flush=True)
+          f"(busiest worker); the rest of the machine {e['others_cores']:.2f} cores; errors: "
+          f"{e['errors'] or 'none'}", flush=True)
 
 
 def print_run(r: dict, e: dict | None) -> None:
@@ -784,7 +850,8 @@ def print_run(r: dict, e: dict | None) -> None:
           f"{ms(r['meter_p50'])}, {r['meter_n']} meters; the wait for the next pass is up to the "
           f"{r['tick']:g}-s tick; after the first meter of its pass p99 "
           f"{ms(r['meter_after_pass_p99'])} ms)", flush=True)
-    print(f"  server: loop lag p99 {ms(r['loop_lag_p99'] * 1000)} ms ({r['loop_lag_n']} probes),"
+    print(f"  server: loop lag p99 {ms(r['loop_lag_p99'] * 1000)} ms ({r['loop_lag_n']} probes, "
+          f"{r['loop_lag_over_100ms']} over 100 ms),"
           f" billing pass p99 {ms(r['pass_p99'] * 1000)} ms ({r['passes']} passes); CPU "
           f"{r['server_cpu']:.0%} of a core for {r['inbound_per_s']:.0f} socket messages/s in "
           f"({r['cpu_us_per_msg']:.1f} us each, {ratio:.2f}x the bare echo's; "
@@ -794,10 +861,17 @@ def print_run(r: dict, e: dict | None) -> None:
           f"{r['queue_peak']:.0f} messages, {r['slow_consumers']:.0f} slow consumers closed",
           flush=True)
     print(f"  clients: loop lag p99 {ms(r['client_lag_p99_max'])} ms (worst worker), CPU "
-          f"{r['client_cpu_max']:.0%} (busiest worker); set-up: seeded {t['seed']:.1f} s, "
+          f"{r['client_cpu_max']:.0%} (busiest worker); the rest of the machine "
+          f"{r['others_cores']:.2f} cores; set-up: seeded {t['seed']:.1f} s, "
           f"connected {t['connect']:.1f} s, calls {t['calls']:.1f} s, live {t['live']:.1f} s; "
           f"errors in the window: {r['errors'] or 'none'}; before it: "
           f"{r['setup_errors'] or 'none'}", flush=True)
+    if r["stalls"]:
+        shown = ", ".join(f"{at:.1f} s ({n} x, up to {worst:.0f} ms; others {cores:.1f})"
+                          for at, n, worst, cores in r["stalls"][:12])
+        print(f"  probes or signals over {SLOW_MS:.0f} ms, by when they were sent (and the "
+              f"most cores the rest of the machine used then): {shown}"
+              + (" ..." if len(r["stalls"]) > 12 else ""), flush=True)
     if e is not None:
         print_echo(e)
 
@@ -816,6 +890,24 @@ def print_table(rows: list[tuple[dict, dict | None]]) -> None:
               f"{r['server_cpu']:.0%} | {r['cpu_us_per_msg']:.1f} ({ratio:.2f}x) | "
               f"{r['rss_mib']:.0f} MiB | {ms(r['client_lag_p99_max'])} ms | "
               f"{errors or 'none'} |", flush=True)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core of the machine has spent busy (/proc/stat), all processes."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile() -> int:
@@ -839,12 +931,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--browse-interval", type=float, default=0.5,
                    help="seconds between one browsing buyer's requests")
     p.add_argument("--tick", type=float, default=1.0, help="billing.tick_interval_s")
+    p.add_argument("--devnet-block", type=float, default=3.0, help="devnet.block_time_s")
     p.add_argument("--no-deflate", action="store_true",
                    help="clients do not offer permessage-deflate (browsers do)")
     p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="server.event_loop of the server (and the echo server)")
     p.add_argument("--no-echo", action="store_true", help="skip the bare echo server")
     p.add_argument("--echo-seconds", type=float, default=15.0)
+    p.add_argument("--keep-logs", metavar="DIR", help="copy each server's log into DIR")
     p.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.echo_server:
