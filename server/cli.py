@@ -54,8 +54,10 @@ class StartupError(Exception):
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.server.log_level)
     state = {"serving": False}
+    factory, _ = event_loop_factory(config.server.event_loop)
     try:
-        asyncio.run(_serve(config, state))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(config, state))
     except (ConfigError, MigrationError, DatabaseError, StartupError):
         raise  # main prints their one line
     except Exception as exc:
@@ -66,6 +68,23 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         print(f"meterchat: {what}: {type(exc).__name__}: {text}", file=sys.stderr)
         return 1
     return 0
+
+
+def event_loop_factory(
+        choice: str = "auto") -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
+    """The event loop `serve` runs on, as (factory for asyncio.Runner, name): uvloop when
+    it is installed (the `fast` extra) and server.event_loop does not ask for asyncio's own.
+    Measured with bench/capacity.py; uvloop is the same asyncio API on libuv."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError("config key server.event_loop: uvloop is not installed "
+                                  "(pip install 'meterchat[fast]')") from None
+        else:
+            return uvloop.new_event_loop, "uvloop"
+    return None, "asyncio"
 
 
 def _listen(host: str, port: int) -> list[socket.socket]:
@@ -127,7 +146,8 @@ async def _serve(config: Config, state: dict[str, bool] | None = None) -> None:
         if state is not None:
             state["serving"] = True
         event(logging.getLogger("meterchat.http"), "serving", url=url,
-              network=config.chain.network)
+              network=config.chain.network,
+              event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
         _announce_devnet(app)
         await _until_stopped()
     finally:

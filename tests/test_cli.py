@@ -141,6 +141,11 @@ def test_serve_logs_one_start_up_line_per_component_and_none_of_apschedulers(tmp
     assert jobs == ["deposit_watcher", "earnings_release", "withdrawal_sender"]
     (serving,) = named("serving")
     assert serving["url"] == url and serving["network"] == "devnet"
+    import importlib.util
+
+    # uvloop when the `fast` extra is installed (server.event_loop = "auto").
+    expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    assert serving["event_loop"] == expected
     order = [r["event"] for r in records]
     assert order.index("database_opened") < order.index("chain_ready") \
         < order.index("job_started") < order.index("serving")
@@ -174,3 +179,68 @@ def test_backup_then_restore_into_new_file_passes_audit(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["users_total_musdt"] == 1234
     r = meterchat("restore", "--config", str(cfg2), str(tmp_path / "b.sqlite3"))
     assert r.returncode == 2 and "exists" in r.stderr
+
+
+def test_event_loop_choice(monkeypatch):
+    import pytest
+
+    from meterchat.cli import event_loop_factory
+    from meterchat.core.config import ConfigError
+
+    assert event_loop_factory("asyncio") == (None, "asyncio")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    assert event_loop_factory("auto") == (None, "asyncio")
+    with pytest.raises(ConfigError, match="server.event_loop"):
+        event_loop_factory("uvloop")
+
+
+def test_serve_on_asyncio_loop_when_configured(tmp_path):
+    import signal
+    import urllib.request
+
+    cfg = config_file(tmp_path, '[devnet]\nport = 0\n').read_text().replace(
+        "[server]\n", '[server]\nport = 0\nevent_loop = "asyncio"\n')
+    (tmp_path / "m.toml").write_text(cfg)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meterchat.cli", "serve", "--config", str(tmp_path / "m.toml")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "serving on" in line, proc.stderr.read()
+        url = line.split("serving on ")[1].split()[0]
+        with urllib.request.urlopen(url + "/api/health", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    serving = [json.loads(t) for t in err.splitlines() if '"serving"' in t]
+    assert serving[0]["event_loop"] == "asyncio"
+
+
+def test_serving_imports_no_webrtc(tmp_path):
+    """The command line and the app as `serve` starts them (database, devnet, jobs) import
+    no part of the WebRTC stack, which only the smoke-test peer (meterchat.tools) uses."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[database]\npath = "m.sqlite3"\n[devnet]\nport = 0\n'
+                   '[server]\npassword_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n')
+    script = f"""
+import asyncio, sys
+from aiohttp import web
+import meterchat.cli
+from meterchat.app import create_app
+from meterchat.core.config import load_config
+async def main():
+    runner = web.AppRunner(create_app(load_config({str(cfg)!r})), handle_signals=False)
+    await runner.setup()
+    await runner.cleanup()
+asyncio.run(main())
+print(" ".join(sorted({{m.split(".")[0] for m in sys.modules}})))
+print(" ".join(sorted(m for m in sys.modules if m.startswith("meterchat."))))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    top, ours = (line.split() for line in r.stdout.splitlines()[-2:])
+    assert not {"aiortc", "av", "aioice", "playwright"} & set(top)
+    assert not [m for m in ours if m.startswith("meterchat.tools")]

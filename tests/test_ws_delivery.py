@@ -374,3 +374,57 @@ async def test_logout_closes_the_sockets_of_that_session_only(aiohttp_client, tm
     finally:
         for t in [*tabs1, tab2]:
             await t.close()
+
+
+async def test_no_deflate_and_the_send_queues_in_metrics(aiohttp_client, tmp_path):
+    """Browsers offer permessage-deflate; /ws declines it (small JSON messages, and a
+    compressor per socket costs memory and CPU). /metrics shows how deep the send queues
+    got since the last scrape and how many slow consumers were closed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    app_client = await aiohttp_client(create_app(fast_calls_config(tmp_path)))
+    who = await actor(app_client)
+    ws = await app_client.ws_connect("/ws", params={"token": who.token}, compress=15)
+    try:
+        assert ws.compress == 0
+        for _ in range(3):
+            await ws.send_str('{"type": "ping"}')
+        for _ in range(3):
+            assert json.loads((await ws.receive()).data) == {"type": "pong"}
+
+        async def figures() -> dict:
+            text = await (await app_client.get("/metrics")).text()
+            return {s.name: s.value for f in text_string_to_metric_families(text)
+                    for s in f.samples}
+
+        first = await figures()
+        assert first["meterchat_ws_send_queue_peak_messages"] >= 1
+        assert first["meterchat_ws_slow_consumers_closed_total"] == 0
+        assert (await figures())["meterchat_ws_send_queue_peak_messages"] == 0  # since then
+    finally:
+        await ws.close()
+
+
+async def test_a_send_that_hangs_is_aborted_after_the_send_timeout():
+    """One timer per hub watches the sends under way (none per message): a send stuck
+    longer than send_timeout_s aborts its socket, and the other sockets go on."""
+
+    class Hangs(StandInSocket):
+        async def send_str(self, text: str) -> None:
+            await asyncio.Event().wait()
+
+    hub = Hub(10, 30, send_timeout_s=0.2)
+    stuck, good = Hangs(None), StandInSocket(None)
+    stuck_t, good_t = StandInTransport(), StandInTransport()
+    hub.start(hub.add(1, stuck, 11, stuck_t))
+    hub.start(hub.add(2, good, 12, good_t))
+    started = asyncio.get_running_loop().time()
+    hub.send(1, {"type": "meter"})
+    for n in range(20):
+        hub.send(2, {"type": "meter", "n": n})
+        await asyncio.sleep(0.02)
+    await eventually(lambda: _true(stuck_t.aborted))
+    took = asyncio.get_running_loop().time() - started
+    assert 0.2 <= took < 1.0, took
+    assert hub.slow_consumers_closed == 1 and not good_t.aborted and len(good.sent) == 20
+    await hub.close()

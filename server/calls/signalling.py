@@ -10,19 +10,23 @@ than `queue_messages` messages or `queue_bytes` bytes waiting, or whose writer w
 than `send_timeout_s` for one message to go out, is a slow consumer: its connection is
 aborted (it does not read, so it would not read a close frame either) and its handler ends
 as for any dropped socket. No error of one socket reaches the caller of `send`.
+
+A message costs no timer and no event of its own (this is the hot path of every meter,
+pong and relayed signal): a writer with nothing to send waits on a future that the next
+message resolves, and one timer per hub, every quarter of `send_timeout_s`, aborts the
+sockets whose send has waited longer than that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from meterchat.core import logs
+from meterchat.core import jsoncodec, logs
 
 log = logging.getLogger("meterchat.signalling")
 
@@ -36,7 +40,7 @@ class Outbox:
     """One socket: its owner, the session it was opened with, its queue and its writer."""
 
     __slots__ = ("ws", "user_id", "session_id", "transport", "queue", "queued_bytes",
-                 "wake", "writer", "closing", "dead")
+                 "waiter", "writer", "closing", "dead")
 
     def __init__(self, ws: Any, user_id: int, session_id: int | None, transport: Any) -> None:
         self.ws = ws
@@ -46,7 +50,7 @@ class Outbox:
         # Items are message texts, or a (code, reason) tuple: close after what is queued.
         self.queue: deque[str | tuple[int, bytes]] = deque()
         self.queued_bytes = 0
-        self.wake = asyncio.Event()
+        self.waiter: asyncio.Future[None] | None = None  # the idle writer waits on it
         self.writer: asyncio.Task[None] | None = None
         self.closing = False  # a close is queued: nothing more is accepted
         self.dead = False  # aborted or finished: nothing more is sent
@@ -67,9 +71,12 @@ class Hub:
         self.sockets: dict[int, dict[Any, Outbox]] = {}
         self.count = 0
         self.slow_consumers_closed = 0
+        self.queue_peak = 0  # most messages waiting for one socket since take_queue_peak()
         self._gone_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.Task[None]] = set()
+        self._sending: dict[Outbox, float] = {}  # a send under way: since when (loop time)
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_config(cls, server_cfg: Any) -> Hub:
@@ -101,9 +108,12 @@ class Hub:
     def start(self, box: Outbox) -> None:
         """The handshake is done: the socket's writer starts draining its queue."""
         if box.writer is None and not box.dead:
-            box.writer = asyncio.get_running_loop().create_task(self._write(box))
+            loop = asyncio.get_running_loop()
+            box.writer = loop.create_task(self._write(box))
             self._writers.add(box.writer)
             box.writer.add_done_callback(self._writers.discard)
+            if self._watchdog is None:
+                self._watchdog = loop.call_later(self.send_timeout_s / 4, self._watch)
 
     def remove(self, user_id: int, ws: Any) -> None:
         socks = self.sockets.get(user_id)
@@ -163,7 +173,7 @@ class Hub:
         if not boxes:
             return 0
         try:
-            text = json.dumps(message)
+            text = jsoncodec.dumps(message)
         except (TypeError, ValueError, RecursionError) as exc:
             logs.event(log, "ws_send_unencodable", user_id=user_id, error=type(exc).__name__)
             return 0
@@ -184,32 +194,60 @@ class Hub:
             return False
         box.queue.append(text)
         box.queued_bytes += size
-        box.wake.set()
+        if len(box.queue) > self.queue_peak:
+            self.queue_peak = len(box.queue)
+        self._wake(box)
         return True
+
+    @staticmethod
+    def _wake(box: Outbox) -> None:
+        waiter = box.waiter
+        if waiter is not None:
+            box.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def take_queue_peak(self) -> int:
+        """The most messages that waited for one socket since the last call (for metrics:
+        how close the queues come to `queue_messages`)."""
+        peak, self.queue_peak = self.queue_peak, 0
+        return peak
 
     async def _write(self, box: Outbox) -> None:
         ws = box.ws
+        loop = asyncio.get_running_loop()
+        sending = self._sending
         while not box.dead:
             if not box.queue:
-                box.wake.clear()
-                await box.wake.wait()
+                box.waiter = loop.create_future()
+                await box.waiter
                 continue
             item = box.queue.popleft()
             if isinstance(item, tuple):
                 await self._close_politely(box, *item)
                 return
             box.queued_bytes -= len(item)
+            sending[box] = loop.time()
             try:
-                async with asyncio.timeout(self.send_timeout_s):
-                    await ws.send_str(item)
-            except TimeoutError:
-                self._abort(box, "send_timeout")
-                return
+                await ws.send_str(item)
             except Exception as exc:  # noqa: BLE001 - one socket's failure stays its own
                 logs.event(log, "ws_send_failed", user_id=box.user_id,
                            error=type(exc).__name__)
                 self._abort(box, None)
                 return
+            finally:
+                sending.pop(box, None)
+
+    def _watch(self) -> None:
+        """Abort the sockets whose send has waited longer than send_timeout_s (the writer
+        is cancelled in its send); again in a quarter of it while any writer runs."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for box, since in list(self._sending.items()):
+            if now - since >= self.send_timeout_s:
+                self._abort(box, "send_timeout")
+        self._watchdog = (loop.call_later(self.send_timeout_s / 4, self._watch)
+                          if self._writers else None)
 
     async def _close_politely(self, box: Outbox, code: int, reason: bytes) -> None:
         try:
@@ -227,7 +265,7 @@ class Hub:
         box.dead = True
         box.queue.clear()
         box.queued_bytes = 0
-        box.wake.set()
+        self._wake(box)
         if why is not None:
             self.slow_consumers_closed += 1
             logs.event(log, "ws_slow_consumer", user_id=box.user_id, reason=why)
@@ -248,7 +286,7 @@ class Hub:
             return
         box.closing = True
         box.queue.append((code, reason))
-        box.wake.set()
+        self._wake(box)
 
     def disconnect_user(self, user_id: int, code: int = CLOSE_ACCOUNT_CLOSED,
                         message: bytes = b"account closed") -> int:
@@ -280,6 +318,9 @@ class Hub:
             self._abort(box, None)
         for task in list(self._writers):
             task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -99,6 +99,9 @@ class ServerConfig:
         min=0,
     )
     log_level: str = key("info", "log level", choices=("debug", "info", "warning", "error"))
+    event_loop: str = key(
+        "auto", "event loop of `meterchat serve`: auto = uvloop when installed (pip install "
+        "'meterchat[fast]'), else asyncio's own", choices=("auto", "uvloop", "asyncio"))
     trusted_proxies: list[str] = key(
         [], "addresses (IPs or CIDRs) of the reverse proxies in front of meterchat: only a "
         "request from one of them has its X-Forwarded-For (the client address) and "

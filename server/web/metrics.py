@@ -2,13 +2,17 @@
 figures), the HTTP latency middleware, and GET /metrics. Figures that live in the database
 (calls by state, deposits and withdrawals by status) are read at scrape time, so no domain
 has to keep a counter in step with its tables. The hot wallet's balances are read from the
-chain at scrape time too, at most once a minute."""
+chain at scrape time too, at most once a minute. A probe measures how late the event loop
+runs a timer (`meterchat_event_loop_lag_seconds`): every socket, request and billing pass
+waits that long for its turn."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -20,8 +24,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from meterchat.appkeys import CONFIG, DB
+from meterchat.calls.manager import HUB
 from meterchat.chain.gateway import ChainError
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.units import MUSDT_PER_USDT, SUN_PER_TRX
@@ -29,6 +35,8 @@ from meterchat.core.units import MUSDT_PER_USDT, SUN_PER_TRX
 # The hot wallet's balances are read from the node at most this often (a scrape every 15 s
 # would otherwise cost TronGrid requests the operator pays for).
 HOT_WALLET_EVERY_S = 60.0
+# The event-loop lag probe sleeps this long and records how much later than that it woke.
+LOOP_LAG_PROBE_S = 0.025
 
 
 class Metrics:
@@ -51,6 +59,13 @@ class Metrics:
         self.tick_lag_seconds = Gauge(
             "meterchat_billing_tick_lag_seconds", "how late the last billing pass started",
             registry=r)
+        self.loop_lag_seconds = Histogram(
+            "meterchat_event_loop_lag_seconds",
+            f"how late the event loop ran a timer due every {LOOP_LAG_PROBE_S * 1000:g} ms",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+                     0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.watcher_lag_blocks = Gauge(
             "meterchat_deposit_watcher_lag_blocks",
             "solidified blocks the deposit watcher has not read yet", registry=r)
@@ -72,6 +87,25 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+class _SendQueues:
+    """The sockets' send queues (calls/signalling.py), read at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.app.get(HUB)
+        if hub is None:
+            return
+        yield GaugeMetricFamily(
+            "meterchat_ws_send_queue_peak_messages", "most messages waiting to be sent to one "
+            "socket since the last scrape (one past server.ws_send_queue_messages closes it)",
+            value=hub.take_queue_peak())
+        yield CounterMetricFamily(
+            "meterchat_ws_slow_consumers_closed", "sockets closed because they did not read "
+            "(send queue full or a send timed out)", value=hub.slow_consumers_closed)
 
 # (gauge attribute, table, column) read at scrape time when the table exists.
 _DB_GAUGES = (
@@ -153,6 +187,26 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
             m.http_responses.labels(str(status)).inc()
 
 
+async def probe_loop_lag(m: Metrics, every_s: float = LOOP_LAG_PROBE_S) -> None:
+    """Sleep `every_s` again and again; how much later than asked each wake-up comes is
+    the time the loop was busy with something else (a handler, a pass, a collection)."""
+    clock = time.monotonic
+    while True:
+        due = clock() + every_s
+        await asyncio.sleep(every_s)
+        m.loop_lag_seconds.observe(max(0.0, clock() - due))
+
+
+async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.get_running_loop().create_task(probe_loop_lag(app[METRICS]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def setup(app: web.Application) -> None:
     app[METRICS] = Metrics()
+    app[METRICS].registry.register(_SendQueues(app))
+    app.cleanup_ctx.append(_loop_lag_ctx)
     app.router.add_get("/metrics", metrics_handler)
