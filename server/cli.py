@@ -18,7 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from meterchat.accounts import rules as account_rules
 from meterchat.accounts import users as accounts
+from meterchat.accounts.passwords import Passwords
 from meterchat.core.config import Config, ConfigError, load_config
 from meterchat.core.db import (
     DatabaseError,
@@ -248,19 +250,19 @@ def cmd_user_create(args: argparse.Namespace, config: Config) -> int:
         print("give the password on standard input with --password-stdin", file=sys.stderr)
         return 2
     password = sys.stdin.readline().rstrip("\r\n")
-    email = accounts.normalize_email(args.email)
-    accounts.check_password_rules(password)
-    name = accounts.check_display_name(args.display_name or email.split("@")[0])
-    pw = accounts.Passwords(config.server.password_hash_time_cost,
+    email = account_rules.normalize_email(args.email)
+    account_rules.check_password_rules(password)
+    name = account_rules.check_display_name(args.display_name or email.split("@")[0])
+    pw = Passwords(config.server.password_hash_time_cost,
                             config.server.password_hash_memory_kib)
     conn = _open_db(config)
-    user = run_tx(conn, accounts.insert_user, email, pw.hash(password), args.role, name)
+    user = run_tx(conn, accounts.insert_user_tx, email, pw.hash(password), args.role, name)
     print(json.dumps({"user": user.public()}))
     return 0
 
 
 def _user_by_email(conn: sqlite3.Connection, email: str) -> accounts.User:
-    user = run_read(conn, accounts.get_user_by_email, accounts.normalize_email(email))
+    user = run_read(conn, accounts.get_user_by_email, account_rules.normalize_email(email))
     if user is None:
         raise ApiError(f"no user with the email {email}", "user_not_found")
     return user
@@ -277,8 +279,8 @@ def cmd_user_reset_password(args: argparse.Namespace, config: Config) -> int:
         print("give the password on standard input with --password-stdin", file=sys.stderr)
         return 2
     password = sys.stdin.readline().rstrip("\r\n")
-    accounts.check_password_rules(password)
-    pw = accounts.Passwords(config.server.password_hash_time_cost,
+    account_rules.check_password_rules(password)
+    pw = Passwords(config.server.password_hash_time_cost,
                             config.server.password_hash_memory_kib)
     conn = _open_db(config)
     user = _user_by_email(conn, args.email)
@@ -551,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="create a user (the only way to make an admin)")
     create.add_argument("--config", metavar="PATH", help="TOML config file")
     create.add_argument("--email", required=True)
-    create.add_argument("--role", required=True, choices=accounts.ROLES)
+    create.add_argument("--role", required=True, choices=account_rules.ROLES)
     create.add_argument("--display-name", default=None)
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input")

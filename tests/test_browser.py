@@ -520,7 +520,7 @@ async def operator_refunds_the_dispute(b: Browsers, app, buyer: Page) -> None:
 
     email = new_email("admin")
     # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
-    await app[DB].tx(accounts.insert_user, email, app[PASSWORDS].hash(PASSWORD), "admin",
+    await app[DB].tx(accounts.insert_user_tx, email, app[PASSWORDS].hash(PASSWORD), "admin",
                      "Olga Operator")
     page = await b.page("operator")
     page.on("dialog", lambda d: d.accept())
@@ -706,8 +706,8 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
     hashed = app[PASSWORDS].hash(PASSWORD)
     # Admins are made by the operator's CLI, never by sign-up: the same function it runs.
     admin_email, seller_email = new_email("admin"), new_email("seller")
-    await app[DB].tx(accounts.insert_user, admin_email, hashed, "admin", "Olga Operator")
-    seller = await app[DB].tx(accounts.insert_user, seller_email, hashed, "seller", "Sam Big")
+    await app[DB].tx(accounts.insert_user_tx, admin_email, hashed, "admin", "Olga Operator")
+    seller = await app[DB].tx(accounts.insert_user_tx, seller_email, hashed, "seller", "Sam Big")
     await fund_tokens(app, seller.id, "2000")
     async with ClientSession(base_url) as http:
         async with http.post("/api/auth/login",

@@ -49,7 +49,7 @@ async def served(aiohttp_server, tmp_path):
 
 async def new_user(app, role: str, name: str) -> tuple[str, str]:
     email = new_email(role)
-    user = await app[DB].tx(accounts.insert_user, email, app[PASSWORDS].hash(PASSWORD), role,
+    user = await app[DB].tx(accounts.insert_user_tx, email, app[PASSWORDS].hash(PASSWORD), role,
                             name)
     return str(user.id), email
 

@@ -126,10 +126,10 @@ async def test_server_killed_mid_call_restarts_with_the_call_ended_and_audit_cle
 def setup_call(conn, rate: int = 600, funds_tokens: int = 10_000, cap: int | None = None,
                tag: str = ""):
     def users(c):
-        s = accounts.insert_user(c, f"s{tag}@example.com", "x", "seller", "S")
-        b = accounts.insert_user(c, f"b{tag}@example.com", "x", "buyer", "B")
-        sellers.save_profile(c, s.id, rate, None, None, None)
-        sellers.set_online(c, s.id, True)
+        s = accounts.insert_user_tx(c, f"s{tag}@example.com", "x", "seller", "S")
+        b = accounts.insert_user_tx(c, f"b{tag}@example.com", "x", "buyer", "B")
+        sellers.save_profile_tx(c, s.id, rate, None, None, None)
+        sellers.set_online_tx(c, s.id, True)
         return s.id, b.id
 
     sid, bid = run_tx(conn, users)

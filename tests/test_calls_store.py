@@ -30,10 +30,10 @@ def conn(tmp_path):
 
 def people(conn, funds: int = 1000) -> tuple[int, int]:
     def make(c):
-        s = accounts.insert_user(c, "s@example.com", "x", "seller", "Sam")
-        sellers.save_profile(c, s.id, RATE, None, None, None)
-        sellers.set_online(c, s.id, True)
-        return s.id, accounts.insert_user(c, "b@example.com", "x", "buyer", "Bo").id
+        s = accounts.insert_user_tx(c, "s@example.com", "x", "seller", "Sam")
+        sellers.save_profile_tx(c, s.id, RATE, None, None, None)
+        sellers.set_online_tx(c, s.id, True)
+        return s.id, accounts.insert_user_tx(c, "b@example.com", "x", "buyer", "Bo").id
 
     seller, buyer = run_tx(conn, make)
     if funds:
@@ -84,7 +84,7 @@ def test_starting_a_call_checks_the_seller_the_rate_and_the_funds(conn):
     fund_sync(conn, buyer, 1)
     start(conn, buyer, seller)
     assert refusal(conn, store.create_call_tx, *args) == "seller_busy"
-    run_tx(conn, sellers.set_online, seller, False)
+    run_tx(conn, sellers.set_online_tx, seller, False)
     assert refusal(conn, store.create_call_tx, *args) == "seller_offline"
 
 

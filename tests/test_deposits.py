@@ -264,7 +264,7 @@ async def test_unmatched_transfer_is_recorded_and_the_operator_assigns_it(app_cl
 
     pw = client.app[PASSWORDS]
     admin_user = await client.app[DB].tx(
-        accounts.insert_user, "ops@example.com", pw.hash("correct horse battery"), "admin", "ops")
+        accounts.insert_user_tx, "ops@example.com", pw.hash("correct horse battery"), "admin", "ops")
     assert admin_user.role == "admin"
     session = await login(client, "ops@example.com")
     admin = Actor(client, session["user"], session["token"])

@@ -239,8 +239,8 @@ def _db(path):
 
 
 def _people(conn, rate: int, funds_tokens: int) -> tuple[int, int]:
-    buyer = run_tx(conn, accounts.insert_user, "b@example.com", "x", "buyer", "b").id
-    seller = run_tx(conn, accounts.insert_user, "s@example.com", "x", "seller", "s").id
+    buyer = run_tx(conn, accounts.insert_user_tx, "b@example.com", "x", "buyer", "b").id
+    seller = run_tx(conn, accounts.insert_user_tx, "s@example.com", "x", "seller", "s").id
     run_tx(conn, lambda c: c.execute(
         "INSERT INTO sellers (user_id, rate_tokens_per_min, online, updated_at_ms)"
         " VALUES (?, ?, 1, 0)", (seller, rate)))

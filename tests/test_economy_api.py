@@ -374,7 +374,7 @@ async def test_seller_stats_and_chart_show_tips(app_client):
 
 async def admin_actor(client) -> Actor:
     pw = client.app[PASSWORDS]
-    await client.app[DB].tx(accounts.insert_user, "ops@example.com",
+    await client.app[DB].tx(accounts.insert_user_tx, "ops@example.com",
                             pw.hash("correct horse battery"), "admin", "ops")
     session = await login(client, "ops@example.com")
     return Actor(client, session["user"], session["token"])

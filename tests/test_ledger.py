@@ -33,7 +33,7 @@ def new_db(path: Path) -> sqlite3.Connection:
 
 
 def make_user(conn, email: str) -> int:
-    return run_tx(conn, accounts.insert_user, email, "x", "buyer", "u").id
+    return run_tx(conn, accounts.insert_user_tx, email, "x", "buyer", "u").id
 
 
 def deposit(conn, user_id: int, amount: int, key: str | None = None):
@@ -156,7 +156,7 @@ async def test_concurrent_debits_never_overdraw(tmp_path):
     db = Database(tmp_path / "race.sqlite3")
     await db.open()
     try:
-        uid = await db.tx(accounts.insert_user, "r@example.com", "x", "buyer", "r")
+        uid = await db.tx(accounts.insert_user_tx, "r@example.com", "x", "buyer", "r")
         await db.tx(ledger.transfer, CHAIN_DEPOSITS, user_account(uid.id), 1_000, "deposit")
 
         async def debit(i: int) -> bool:

@@ -75,7 +75,7 @@ def test_cli_reconcile_reads_the_devnet_and_exits_nonzero_when_short(tmp_path):
     migrate_sync(conn)
     from meterchat.accounts import users as accounts
 
-    user = run_tx(conn, accounts.insert_user, "b@example.com", "x", "buyer", "b")
+    user = run_tx(conn, accounts.insert_user_tx, "b@example.com", "x", "buyer", "b")
     fund_sync(conn, user.id, 1_000)
 
     r = _meterchat("reconcile", "--config", str(cfg))

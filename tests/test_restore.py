@@ -236,7 +236,7 @@ async def test_a_restored_sent_withdrawal_keeps_its_transaction_and_approval_fol
 def _seller(conn, email: str, tokens_musdt: int) -> int:
     from meterchat.accounts import users as accounts
 
-    user = run_tx(conn, accounts.insert_user, email, "x", "seller", email.split("@")[0])
+    user = run_tx(conn, accounts.insert_user_tx, email, "x", "seller", email.split("@")[0])
     run_tx(conn, ledger.transfer, ledger.CHAIN_DEPOSITS, ledger.user_account(user.id),
            tokens_musdt, "deposit")
     return user.id

@@ -6,25 +6,17 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from meterchat.accounts.passwords import Passwords
 from meterchat.accounts.rules import (
-    ROLES,
-    check_display_name,
-    check_password_rules,
     check_role,
-    normalize_email,
 )
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Conflict
 from meterchat.money import ledger
 
 __all__ = [
-    "USER_COLUMNS", "User", "get_user", "get_user_by_email", "insert_user", "insert_user_tx",
+    "USER_COLUMNS", "User", "get_user", "get_user_by_email", "insert_user_tx",
     "mark_email_verified_tx", "password_hash_for", "password_hash_of", "set_password_tx",
     "user_from_row",
-    # Homes in rules.py and passwords.py; also read through this module by the command line
-    # (`meterchat user create`).
-    "ROLES", "Passwords", "check_display_name", "check_password_rules", "normalize_email",
 ]
 
 
@@ -77,10 +69,6 @@ def insert_user_tx(conn: sqlite3.Connection, email: str, password_hash: str, rol
     user_id: int = row["id"]
     ledger.create_user_accounts(conn, user_id)
     return User(user_id, email, role, display_name)
-
-
-# The former name, still used by the command line and by tests of other rooms.
-insert_user = insert_user_tx
 
 
 def get_user(conn: sqlite3.Connection, user_id: int) -> User | None:

@@ -180,7 +180,7 @@ class CallManager:
     async def on_user_gone(self, user_id: int) -> None:
         """Presence: every socket of the user has been gone for the grace."""
         try:
-            await self.db.tx(sellers.set_online, user_id, False)
+            await self.db.tx(sellers.set_online_tx, user_id, False)
         except Conflict:
             return  # not a seller
         logs.event(log, "seller_offline", user_id=user_id, why="presence")

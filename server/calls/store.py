@@ -17,7 +17,7 @@ from meterchat.core.units import MUSDT_PER_TOKEN, iso_ms, musdt_to_tokens_str
 from meterchat.economy import limits as economy_limits
 from meterchat.money import billing, ledger
 from meterchat.money.billing import ACTIVE_STATES, FINAL_STATES
-from meterchat.sellers import store as sellers
+from meterchat.sellers.blocks import is_blocked_between
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def create_call_tx(conn: sqlite3.Connection, buyer_id: int, seller_id: int, rate
     if seller is None or seller_id == buyer_id:
         raise NotFound("no such seller", "seller_not_found")
     current_rate, ppm = seller["rate_tokens_per_min"], seller["commission_ppm"]
-    if sellers.is_blocked_between(conn, buyer_id, seller_id):
+    if is_blocked_between(conn, buyer_id, seller_id):
         raise Forbidden("you cannot call this seller", "blocked")
     if not seller["online"]:
         raise Conflict("this seller is offline", "seller_offline")

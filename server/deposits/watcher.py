@@ -31,7 +31,6 @@ from meterchat.web.metrics import METRICS, Metrics
 log = logging.getLogger("meterchat.deposits.watcher")
 # One line per pass and per node request would drown the log; our own events say what
 # happened (deposit_recorded, watcher_node_error).
-logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_BLOCKS_PER_PASS = 2_000

@@ -12,14 +12,11 @@ from typing import Any
 
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Conflict, NotFound
-from meterchat.sellers.blocks import is_blocked_between
 from meterchat.sellers.rules import label
 
 __all__ = [
-    "Seller", "get_seller", "list_sellers", "online_seller_ids", "save_profile",
-    "save_profile_tx", "set_online", "set_online_tx",
-    # Home in blocks.py; also read through this module by the call manager.
-    "is_blocked_between",
+    "Seller", "get_seller", "list_sellers", "online_seller_ids", "save_profile_tx",
+    "set_online_tx",
 ]
 
 
@@ -106,11 +103,6 @@ def set_online_tx(conn: sqlite3.Connection, user_id: int, online: bool) -> Selle
     if cur.rowcount == 0:
         raise Conflict("set your rate with PUT /api/seller/profile first", "profile_missing")
     return get_seller(conn, user_id)
-
-
-# The former names, still used by the call manager, the load bench and tests of other rooms.
-save_profile = save_profile_tx
-set_online = set_online_tx
 
 
 def online_seller_ids(conn: sqlite3.Connection) -> list[int]:
