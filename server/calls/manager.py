@@ -809,7 +809,9 @@ class CallManager:
             if reason is not None:
                 self._background(self._end(rt, reason))
         due = []
-        for rt in self.active.values():
+        for i, rt in enumerate(list(self.active.values())):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # 4,900 calls in one go held the loop for ~15 ms
             if rt.state in ("live", "paused") and rt.ending is None:
                 tenths = billing.completed_tenths(rt.live_ms(now))
                 if tenths > rt.billed_tenths:
