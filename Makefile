@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/meterchat serve $(if $(CONFIG),--config $(CONFIG))
 
-test: $(STAMP)
+test: $(STAMP) typecheck
 	$(BIN)/ruff check server chain tests bench tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

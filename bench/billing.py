@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from meterchat.calls.manager import CallManager, Runtime
+from meterchat.calls.live import Runtime
+from meterchat.calls.manager import CallManager
 from meterchat.calls.signalling import Hub
 from meterchat.cli import tune_gc
 from meterchat.core.config import config_from_dict
@@ -70,14 +71,14 @@ def seed(path: Path, n: int) -> list[tuple[int, int, int]]:
                             1_000_000 * 10_000, "bench_deposit")
 
     run_tx(conn, people)
-    from meterchat.calls.manager import accept_call, create_call
+    from meterchat.calls.store import accept_call_tx, create_call_tx
 
     def calls(c):
         out = []
         for i in range(1, n + 1):
-            row = create_call(c, n + i, i, RATE, None, 1, 250_000, now_ms())
-            accept_call(c, row[0], now_ms())
-            out.append((row[0], n + i, i))
+            row = create_call_tx(c, n + i, i, RATE, None, 1, 250_000, now_ms())
+            accept_call_tx(c, row.id, now_ms())
+            out.append((row.id, n + i, i))
         return out
 
     made = run_tx(conn, calls)

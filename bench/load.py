@@ -38,7 +38,9 @@ from pathlib import Path
 
 import aiohttp
 
+from meterchat.accounts import sessions
 from meterchat.accounts import users as accounts
+from meterchat.accounts.passwords import Passwords
 from meterchat.core.db import connect_sync, migrate_sync, run_tx
 from meterchat.money import ledger
 from meterchat.sellers import store as sellers
@@ -66,19 +68,19 @@ def seed_users(db_path: Path, pairs: int) -> list[tuple[dict, dict]]:
     """Buyers and sellers with sessions, seller profiles online, buyers funded."""
     conn = connect_sync(db_path)
     migrate_sync(conn)
-    hashed = accounts.Passwords(1, 1024).hash("load test password")
+    hashed = Passwords(1, 1024).hash("load test password")
 
     def make(c):
         out = []
         for i in range(pairs):
-            s = accounts.insert_user(c, f"s{i}@load.example", hashed, "seller", f"s{i}")
-            b = accounts.insert_user(c, f"b{i}@load.example", hashed, "buyer", f"b{i}")
-            sellers.save_profile(c, s.id, RATE, None, None, None)
-            sellers.set_online(c, s.id, True)
+            s = accounts.insert_user_tx(c, f"s{i}@load.example", hashed, "seller", f"s{i}")
+            b = accounts.insert_user_tx(c, f"b{i}@load.example", hashed, "buyer", f"b{i}")
+            sellers.save_profile_tx(c, s.id, RATE, None, None, None)
+            sellers.set_online_tx(c, s.id, True)
             ledger.transfer(c, ledger.CHAIN_DEPOSITS, ledger.user_account(b.id),
                             1000 * 10_000, "deposit", ref="load test funding")
-            st, _ = accounts.create_session(c, s.id, 86_400_000)
-            bt, _ = accounts.create_session(c, b.id, 86_400_000)
+            st, _ = sessions.create_session_tx(c, s.id, 86_400_000)
+            bt, _ = sessions.create_session_tx(c, b.id, 86_400_000)
             out.append(({"id": str(b.id), "token": bt}, {"id": str(s.id), "token": st}))
         return out
 

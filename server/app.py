@@ -1,31 +1,78 @@
-"""The aiohttp application factory: middlewares (errors, request log), resources opened and
-closed in cleanup_ctx, and each domain's routes. `create_app(config)` is all a test or the
-CLI needs."""
+"""The aiohttp application factory: the middlewares (request log, metrics, errors), the
+resources opened at start-up and closed at shutdown (cleanup_ctx), and each room's routes.
+`create_app(config)` is all a test or the CLI needs.
+
+`error_middleware` below is the one place where a domain error (core/errors.py) or an
+aiohttp HTTP exception becomes the JSON error shape {"error": {"code", "message"}}."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from meterchat.accounts.auth import client_address
-from meterchat.accounts.users import Passwords
-from meterchat.appkeys import CONFIG, DB, LIMITS, PASSWORDS
+from meterchat.accounts import routes as accounts_routes
+from meterchat.accounts.auth import admin_2fa_middleware, client_address
+from meterchat.accounts.passwords import Passwords
+from meterchat.appkeys import CLOCK, CONFIG, DB, LIMITS, PASSWORDS
+from meterchat.calls import routes as calls_routes
+from meterchat.calls import ws as calls_ws
+from meterchat.chain_ctx import chain_ctx
 from meterchat.core import logs
+from meterchat.core.clock import SYSTEM_CLOCK, Clock
 from meterchat.core.config import Config
 from meterchat.core.db import Database, migrate_sync
 from meterchat.core.errors import ApiError
 from meterchat.core.jobs import jobs_ctx
 from meterchat.core.ratelimit import Limits
-from meterchat.web import metrics, openapi
+from meterchat.deposits import routes as deposits_routes
+from meterchat.deposits.watcher import watcher_ctx
+from meterchat.economy import routes as economy_routes
+from meterchat.mail.sender import mail_ctx
+from meterchat.operator import admin_routes as operator_admin_routes
+from meterchat.operator import routes as operator_routes
+from meterchat.sellers import routes as sellers_routes
+from meterchat.web import health, metrics, openapi, static
+from meterchat.withdrawals import routes as withdrawals_routes
+from meterchat.withdrawals.sender import sender_ctx
 
 log = logging.getLogger("meterchat.http")
 # log_middleware logs every request without its query string (which may carry a WebSocket
 # token); aiohttp's access log would repeat it with the query string, wherever a runner is
 # created with the default access log.
 logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+class Routes(Protocol):
+    """A room's HTTP module: its setup(app) adds its routes."""
+
+    def setup(self, app: web.Application) -> None: ...
+
+
+# Each room's HTTP face, one module per line: its setup(app) adds its routes, and what they
+# need that lives as long as the app (calls: the call manager and its tick; operator: the
+# earnings release job; their cleanup_ctx come after the ones create_app opens).
+ROUTES: tuple[Routes, ...] = (
+    metrics,  # GET /metrics, and the registry the middleware below counts into
+    openapi,  # GET /api/openapi.json
+    health,  # GET /api/health
+    accounts_routes,  # /api/auth/*, /api/me
+    sellers_routes,  # /api/seller/*, /api/sellers, /api/users/{id}/block|report
+    economy_routes,  # tips, limits, self-exclusion, privacy, seller stats, promotions
+    deposits_routes,  # /api/deposits/*, /api/ledger, /api/admin/deposits
+    withdrawals_routes,  # /api/withdrawals, /api/admin/withdrawals
+    calls_routes,  # /api/calls/*, /api/ice
+    calls_ws,  # /ws: signalling
+    operator_routes,  # disputes, moderation, audit log, reconciliation
+    operator_admin_routes,  # GET /api/admin/audit
+    static,  # the browser client at / and /static/, GET /api/client-config, headers
+)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -40,14 +87,15 @@ _HTTP_CODES = {
 }
 
 
-def error_json(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+def error_json(status: int, code: str, message: str,
+               headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
@@ -65,7 +113,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 
 @web.middleware
-async def log_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)
     # The path only: a query string may carry a WebSocket token. The client is the address
@@ -82,7 +130,7 @@ async def log_middleware(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
-def _database_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
+def _database_ctx(config: Config) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         db = Database(config.database.path, config.database.busy_timeout_ms)
         await db.open(migrate=False)
@@ -98,48 +146,33 @@ def _database_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[N
     return ctx
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+    """The app; `clock` is the one its calls measure time with (tests pass a FakeClock)."""
     # Handlers that raise are logged by error_middleware; the access log would repeat every
     # request with its query string, so log_middleware replaces it.
     app = web.Application(
-        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware],
+        middlewares=[log_middleware, metrics.metrics_middleware, error_middleware,
+                     admin_2fa_middleware],
         client_max_size=1 << 20,
     )
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
     app[LIMITS] = Limits.from_config(config)
-    # The one scheduler first: every job's cleanup_ctx registers on it, and leaves it
-    # before its own resources (and the database) close.
-    app.cleanup_ctx.append(jobs_ctx)
-    app.cleanup_ctx.append(_database_ctx(config))
-    from meterchat.economy import routes as economy_routes
-
-    app.cleanup_ctx.append(economy_routes.bonus_tiers_ctx)  # before the deposit watcher
-    from meterchat.chain_ctx import chain_ctx
-    from meterchat.deposits.watcher import watcher_ctx
-
-    app.cleanup_ctx.append(chain_ctx(config))
-    app.cleanup_ctx.append(watcher_ctx)
-    from meterchat.withdrawals.sender import sender_ctx
-
-    app.cleanup_ctx.append(sender_ctx)
-
-    from meterchat.accounts import routes as accounts
-    from meterchat.calls import routes as calls_routes
-    from meterchat.calls import ws as ws_routes
-    from meterchat.deposits import routes as deposits
-    from meterchat.operator import admin_routes as admin
-    from meterchat.operator import routes as operator_routes
-    from meterchat.sellers import routes as sellers_routes
-    from meterchat.web import health
-    from meterchat.withdrawals import routes as withdrawals
-
-    for module in (metrics, openapi, health, accounts, admin, deposits, calls_routes,
-                   sellers_routes, ws_routes, withdrawals, operator_routes,
-                   economy_routes):
+    # Opened in this order at start-up, closed in the reverse order at shutdown.
+    resources: list[CleanupCtx] = [
+        # The one scheduler first: every job's cleanup_ctx registers on it, and leaves it
+        # before its own resources (and the database) close.
+        jobs_ctx,
+        _database_ctx(config),
+        economy_routes.bonus_tiers_ctx,  # the bonus tiers, before the watcher credits any
+        chain_ctx(config),  # the gateway (and the embedded devnet node)
+        watcher_ctx,  # the deposit watcher job
+        sender_ctx,  # the withdrawal sender job
+        mail_ctx,  # the mail sender job (with mail.smtp_host set)
+    ]
+    app.cleanup_ctx.extend(resources)
+    for module in ROUTES:
         module.setup(app)
-    from meterchat.web import static as static_routes
-
-    static_routes.setup(app)  # the browser client at / and /static/
     return app

@@ -76,6 +76,8 @@ def _checked_key(text: str, where: str) -> Secret:
 
 
 async def _devnet_status(endpoint: str, timeout_s: float) -> dict[str, Any]:
+    """What a devnet node run on its own says of itself (its USDT contract, its deposit
+    address)."""
     async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
         resp = await http.get(endpoint.rstrip("/") + "/devnet/status")
         resp.raise_for_status()

@@ -12,8 +12,11 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from meterchat.accounts import users as accounts
 from meterchat.core.config import Config, ConfigError, load_config
@@ -22,16 +25,23 @@ from meterchat.core.db import (
     MigrationError,
     connect_sync,
     migrate_sync,
+    now_ms,
     run_read,
     run_tx,
 )
 from meterchat.core.errors import ApiError
 from meterchat.core.logs import event, setup_logging
+from meterchat.core.units import SUN_PER_TRX, iso_ms
 from meterchat.money import ledger
 from meterchat.operator.backup import BackupError
 
+if TYPE_CHECKING:  # the server's modules load only for the commands that use them
+    from aiohttp import web
 
-def _open_db(config: Config):
+    from meterchat.operator.reconcile import Liabilities, Report
+
+
+def _open_db(config: Config) -> sqlite3.Connection:
     conn = connect_sync(config.database.path, config.database.busy_timeout_ms)
     migrate_sync(conn)
     return conn
@@ -60,7 +70,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def event_loop_factory(choice: str = "auto"):
+def event_loop_factory(
+        choice: str = "auto") -> tuple[Callable[[], asyncio.AbstractEventLoop] | None, str]:
     """The event loop `serve` runs on, as (factory for asyncio.Runner, name): uvloop when
     it is installed (the `fast` extra) and server.event_loop does not ask for asyncio's own.
     Measured with bench/capacity.py; uvloop is the same asyncio API on libuv."""
@@ -104,7 +115,7 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-async def _serve(config: Config, state: dict | None = None) -> None:
+async def _serve(config: Config, state: dict[str, bool] | None = None) -> None:
     """Start the app and serve until SIGINT/SIGTERM. An error while starting undoes what was
     started (the database, the devnet node, jobs) and is raised again, so the process exits
     instead of hanging on a thread left running."""
@@ -188,7 +199,7 @@ def tune_threads() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
-def _announce_devnet(app) -> None:
+def _announce_devnet(app: web.Application) -> None:
     from meterchat.chain_ctx import DEVNET
 
     node = app.get(DEVNET)
@@ -264,6 +275,87 @@ def cmd_user_create(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _user_by_email(conn: sqlite3.Connection, email: str) -> accounts.User:
+    user = run_read(conn, accounts.get_user_by_email, accounts.normalize_email(email))
+    if user is None:
+        raise ApiError(f"no user with the email {email}", "user_not_found")
+    return user
+
+
+def cmd_user_reset_password(args: argparse.Namespace, config: Config) -> int:
+    """The operator sets a user's password (read from standard input): every session of
+    theirs is revoked, the user is mailed, the audit log records it."""
+    from meterchat.accounts.sessions import revoke_all_sessions_tx
+    from meterchat.core import audit
+    from meterchat.mail import messages, outbox
+
+    if not args.password_stdin:
+        print("give the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    accounts.check_password_rules(password)
+    pw = accounts.Passwords(config.server.password_hash_time_cost,
+                            config.server.password_hash_memory_kib)
+    conn = _open_db(config)
+    user = _user_by_email(conn, args.email)
+    password_hash = pw.hash(password)
+
+    def reset_tx(c: sqlite3.Connection) -> int:
+        at = now_ms()
+        accounts.set_password_tx(c, user.id, password_hash, at, reset=True)
+        revoked = revoke_all_sessions_tx(c, user.id)
+        outbox.enqueue_tx(c, user.email, messages.password_changed("reset by the operator"),
+                          at, user.id)
+        audit.record(c, None, "user.reset_password", f"user:{user.id}", None, at,
+                     sessions_revoked=len(revoked))
+        return len(revoked)
+
+    revoked = run_tx(conn, reset_tx)
+    print(json.dumps({"user": user.public(), "sessions_revoked": revoked}))
+    return 0
+
+
+def cmd_user_disable_2fa(args: argparse.Namespace, config: Config) -> int:
+    """Turn off a locked-out user's 2FA (audited; the user is mailed)."""
+    from meterchat.accounts import two_factor
+    from meterchat.core import audit
+    from meterchat.mail import messages, outbox
+
+    conn = _open_db(config)
+    user = _user_by_email(conn, args.email)
+
+    def disable_tx(c: sqlite3.Connection) -> bool:
+        if not two_factor.is_enabled(c, user.id):
+            return False
+        at = now_ms()
+        two_factor.disable_tx(c, user.id, at)
+        outbox.enqueue_tx(c, user.email, messages.two_factor_changed(False, by_operator=True),
+                          at, user.id)
+        audit.record(c, None, "user.disable_2fa", f"user:{user.id}", args.reason, at)
+        return True
+
+    changed = run_tx(conn, disable_tx)
+    print(json.dumps({"user": user.public(), "two_factor": False, "changed": changed}))
+    return 0
+
+
+def cmd_mail_list(args: argparse.Namespace, config: Config) -> int:
+    """The outbox, newest first, one JSON object a line (with no SMTP server this is where a
+    reset or verification link is read)."""
+    from meterchat.mail import outbox
+
+    conn = _open_db(config)
+    status = None if args.status == "all" else args.status
+    for m in run_read(conn, outbox.listing, status, args.limit):
+        print(json.dumps({
+            "id": str(m.id), "to": m.to_address, "kind": m.kind, "subject": m.subject,
+            "status": m.status, "attempts": m.attempts, "last_error": m.last_error,
+            "created_at": iso_ms(m.created_at_ms), "sent_at": iso_ms(m.sent_at_ms),
+            "text": m.body_text,
+        }))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     conn = _open_db(config)
     report = run_read(conn, ledger.audit)
@@ -291,7 +383,7 @@ def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
     return 0 if report.ok else 1
 
 
-async def _reconcile_with_chain(config: Config, owed):
+async def _reconcile_with_chain(config: Config, owed: Liabilities) -> Report:
     """On devnet without an endpoint: use the devnet node of a running server when one
     answers at [devnet] host:port, else start the node in this process for the check (the
     same way `serve` does, through chain_ctx)."""
@@ -323,7 +415,7 @@ async def _reconcile_with_chain(config: Config, owed):
             wallet = status.get("hot_wallet_address")
         return await reconcile.reconcile(
             owed, holder[GATEWAY], info.network, wallet, info.deposit_address,
-            cfg.withdrawals.fee_limit_trx * reconcile.SUN_PER_TRX)
+            cfg.withdrawals.fee_limit_trx * SUN_PER_TRX)
     finally:
         with contextlib.suppress(StopAsyncIteration):
             await ctx.__anext__()
@@ -357,7 +449,7 @@ def cmd_restore(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     from meterchat.core.db import now_ms
-    from meterchat.withdrawals import store as wd
+    from meterchat.withdrawals import requests as wd
 
     conn = _open_db(config)
     if args.withdrawals_command == "list":
@@ -373,7 +465,7 @@ def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     if args.withdrawals_command == "approve":
         w = run_tx(conn, wd.approve_tx, withdrawal_id, None, now_ms())
     elif args.withdrawals_command == "confirm":
-        from meterchat.deposits.store import parse_txid
+        from meterchat.deposits.routes import parse_txid
 
         margin_ms = int(config.withdrawals.expiry_margin_s * 1000)
         w = run_tx(conn, wd.confirm_paid_by_tx, withdrawal_id, parse_txid(args.txid), None,
@@ -390,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help: str, fn) -> argparse.ArgumentParser:
+    def add(name: str, help: str,
+            fn: Callable[[argparse.Namespace, Config], int]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--config", metavar="PATH", help="TOML config file (default: built-in defaults)")
         p.set_defaults(fn=fn)
@@ -425,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", help="devnet node URL (default: http://[devnet] host:port)")
     p.set_defaults(fn=cmd_devnet_transfer)
 
-    from meterchat.withdrawals.store import STATUSES
+    from meterchat.withdrawals.rules import STATUSES
 
     wds = sub.add_parser("withdrawals", help="list, approve or reject withdrawals",
                          description="list, approve or reject withdrawals")
@@ -458,6 +551,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default=None, help="shown to the user")
     p.set_defaults(fn=cmd_withdrawals)
 
+    mail = sub.add_parser("mail", help="the mail outbox", description="the mail outbox")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True, metavar="ACTION")
+    p = mail_sub.add_parser("list", help="mails in the outbox, newest first (JSON lines)",
+                            description="mails in the outbox, newest first, one JSON object "
+                            "a line with the plain-text body (links included)")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--status", default="all", choices=("all", "pending", "sent", "failed"))
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(fn=cmd_mail_list)
+
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     create = user_sub.add_parser("create", help="create a user (the only way to make an admin)",
@@ -469,6 +572,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input")
     create.set_defaults(fn=cmd_user_create)
+    p = user_sub.add_parser("reset-password", help="set a user's password (logs them out "
+                            "everywhere; audited)", description="set a user's password, read "
+                            "from standard input; every session of theirs is revoked, they "
+                            "are mailed, and the audit log records it")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--email", required=True)
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the new password from standard input")
+    p.set_defaults(fn=cmd_user_reset_password)
+    p = user_sub.add_parser("disable-2fa", help="turn off a locked-out user's two-factor "
+                            "authentication (audited)", description="turn off a user's "
+                            "two-factor authentication (they lost their device and recovery "
+                            "codes); audited, and the user is mailed")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--email", required=True)
+    p.add_argument("--reason", default=None, help="kept in the audit log")
+    p.set_defaults(fn=cmd_user_disable_2fa)
 
     return parser
 
@@ -485,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        return args.fn(args, config)
+        code: int = args.fn(args, config)
+        return code
     except ConfigError as exc:
         print(f"meterchat: {exc}", file=sys.stderr)
         return 2

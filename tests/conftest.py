@@ -33,6 +33,10 @@ def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
         "server": {**FAST_HASH, **MANY_SIGNUPS},
         "database": {"path": str(tmp_path / "meterchat.sqlite3")},
         "devnet": {"path": str(tmp_path / "devnet.sqlite3"), "port": 0},
+        # The account-security rules of withdrawals (a verified email, the new-address hold)
+        # are tested on their own (tests/test_withdrawal_holds.py); other tests withdraw at
+        # once.
+        "withdrawals": {"new_address_hold_hours": 0, "require_verified_email": False},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
@@ -236,7 +240,7 @@ async def admin_actor(client) -> Actor:
     from meterchat.appkeys import DB, PASSWORDS
 
     email = new_email("ops")
-    await client.app[DB].tx(accounts.insert_user, email,
+    await client.app[DB].tx(accounts.insert_user_tx, email,
                             client.app[PASSWORDS].hash("correct horse battery"), "admin", "ops")
     session = await login(client, email)
     return Actor(client, session["user"], session["token"])

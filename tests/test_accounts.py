@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from meterchat.accounts.users import Passwords
+from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import DB, PASSWORDS
 from tests.conftest import actor, assert_error, login, new_email, register
 
@@ -27,7 +27,9 @@ async def test_register_login_me_logout(client):
     token = session["token"]
     resp = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     body = await resp.json()
-    assert body == {"user": user, "balance": {"available": "0", "held": "0", "pending": "0"},
+    # /api/me adds the account's security state to the user.
+    me_user = {**user, "email_verified": False, "two_factor": False}
+    assert body == {"user": me_user, "balance": {"available": "0", "held": "0", "pending": "0"},
                     "bonus": {"unspent": "0", "withdrawable": "0"}}
 
     resp = await client.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
@@ -201,7 +203,7 @@ async def test_admin_sees_audit_figures(client):
     from meterchat.accounts import users as accounts_mod
 
     pw = client.app[PASSWORDS]
-    await client.app[DB].tx(accounts_mod.insert_user, "op@example.com",
+    await client.app[DB].tx(accounts_mod.insert_user_tx, "op@example.com",
                             pw.hash("operator password"), "admin", "Operator")
     session = await login(client, "op@example.com", "operator password")
     resp = await client.get("/api/admin/audit",

@@ -18,7 +18,7 @@ FOLDERS = {"server": "meterchat", "chain": "meterchat.chain", "tools": "metercha
 CHAIN, CORE, MONEY, DOMAIN, HTTP, ENTRY = range(6)
 LAYER_NAMES = ["chain", "core", "money", "domain", "http", "entry"]
 # Domain rooms in the order they may import each other: a room imports only rooms before it.
-DOMAIN_ORDER = ["accounts", "sellers", "economy", "deposits", "withdrawals", "calls",
+DOMAIN_ORDER = ["accounts", "mail", "sellers", "economy", "deposits", "withdrawals", "calls",
                 "operator"]
 # Modules of a domain room that face HTTP or wire jobs into the app (they read app keys).
 HTTP_MODULES = {"routes", "admin_routes", "ws", "auth", "watcher", "sender", "earnings"}
@@ -130,3 +130,13 @@ def test_the_map_names_every_room():
     rooms = {p.name for p in (ROOT / "server").iterdir() if (p / "__init__.py").exists()}
     missing = [room for room in sorted(rooms) if f"`{room}/`" not in text]
     assert not missing, f"ARCHITECTURE.md does not describe {missing}"
+
+
+def test_the_wheel_lists_every_package_of_the_checkout():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    found = {module_name(p) for p in sources() if p.name == "__init__.py"}
+    found |= {"meterchat.migrations", "meterchat.static"}
+    assert found <= listed, f"not in pyproject's packages: {sorted(found - listed)}"

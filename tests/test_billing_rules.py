@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meterchat.core import units
-from meterchat.money import billing
-from meterchat.money.billing import CallMoney, plan_finish, plan_pass
+from meterchat.money import billing_rules as billing
+from meterchat.money.billing_rules import CallMoney, plan_finish, plan_pass
 
 T = 10_000  # µUSDT per token
 
@@ -169,10 +169,11 @@ def test_billing_never_exceeds_cap_or_balance_and_always_adds_up(
     available_tokens=st.integers(0, 20_000),
     cap_tokens=st.one_of(st.none(), st.integers(0, 200_000)),
 )
-def test_the_fast_boundary_step_agrees_with_plan_pass(
+def test_the_fast_paths_agree_with_plan_pass(
         rate, ppm, minute, hold, billed_in_hold, ahead, available_tokens, cap_tokens):
-    """The pass's plain-integer shortcut for a minute boundary must be the general planner
-    exactly, whenever it takes the case; where it declines, plan_pass decides."""
+    """The pass's plain-integer shortcuts (segments inside the hold: `outcome`; one minute
+    boundary: `boundary_step`) must be the general planner exactly, whenever they take the
+    case; where they decline, plan_pass decides."""
     price = billing.segment_price_musdt(rate)
     settled = (minute - 1) * 10
     billed = settled + min(billed_in_hold, hold)
@@ -180,10 +181,16 @@ def test_the_fast_boundary_step_agrees_with_plan_pass(
     cap = None if cap_tokens is None else max(cap_tokens * T, charged + hold * price)
     m = CallMoney(7, rate, ppm, cap, billed, settled, hold, hold * price, minute, charged,
                   charged - charged * ppm // 1_000_000, charged * ppm // 1_000_000)
-    to = billed + ahead
+    to = billed + max(ahead, 1)
     avail = available_tokens * T
-    step = billing.boundary_step(rate, ppm, cap, settled, hold, charged, to, avail)
     plan = plan_pass(m, to, avail)
+    if to < settled + hold:
+        # Inside the hold: segments only, and the meter as the pass shows it.
+        assert plan.end_reason is None and not plan.settlements and not plan.holds
+        assert plan.after == replace(m, billed_tenths=to)
+        assert billing.outcome(7, price, cap, to, settled, hold, hold * price, charged,
+                               avail) == billing.plan_outcome(plan)
+    step = billing.boundary_step(7, rate, ppm, cap, settled, hold, charged, to, avail)
     if step is None:
         return
     a = plan.after
@@ -196,15 +203,22 @@ def test_the_fast_boundary_step_agrees_with_plan_pass(
             a.charged_musdt) == (to, settled + hold, step.new_hold_tenths, step.held_musdt,
                                  minute + 1, step.charged_musdt)
     assert step.available_after_musdt == plan.available_after_musdt
-    assert step.tenths_left == billing.tenths_left(a, plan.available_after_musdt)
+    assert step.outcome == billing.plan_outcome(plan)
+    assert step.outcome.minutes_left_tenths == billing.tenths_left(
+        a, plan.available_after_musdt)
 
 
 def test_the_fast_boundary_step_declines_what_it_does_not_cover():
     price = billing.segment_price_musdt(600)
+
+    def step(cap, to, avail):
+        return billing.boundary_step(1, 600, 250_000, cap, 0, 10, 0, to, avail)
+
     # Not at the boundary yet, no room for a next hold, and two boundaries in one pass.
-    assert billing.boundary_step(600, 250_000, None, 0, 10, 0, 9, 10**9) is None
-    assert billing.boundary_step(600, 250_000, None, 0, 10, 0, 10, price - 1) is None
-    assert billing.boundary_step(600, 250_000, None, 0, 10, 0, 20, 10**9) is None
-    assert billing.boundary_step(600, 250_000, 10 * price, 0, 10, 0, 10, 10**9) is None
-    step = billing.boundary_step(600, 250_000, None, 0, 10, 0, 10, 10**9)
-    assert step is not None and step.new_hold_tenths == 10
+    assert step(None, 9, 10**9) is None
+    assert step(None, 10, price - 1) is None
+    assert step(None, 20, 10**9) is None
+    assert step(10 * price, 10, 10**9) is None
+    taken = step(None, 10, 10**9)
+    assert taken is not None and taken.new_hold_tenths == 10
+    assert billing.boundary_step(1, 600, 250_000, None, 0, 0, 0, 1, 10**9) is None  # no hold

@@ -1,19 +1,16 @@
-"""What a cheating party can do to a call, over real sockets and real SQLite: numbers that do
-not fit in the database, an end whose write fails, a buyer who fakes pauses or lost
-connections to watch for free, and rating a call that cost nothing."""
+"""What a cheating party can do to a call, over real sockets and real SQLite, with live time
+on a controlled clock (tests/calls_helpers.py): numbers that do not fit in the database, an
+end whose write fails, a buyer who fakes pauses or lost connections to watch for free, and
+rating a call that cost nothing."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from decimal import Decimal
 
 import pytest
 
-from meterchat.app import create_app
 from meterchat.appkeys import DB
-from meterchat.tools.peer import SyntheticMedia
-from tests.calls_helpers import call_between, start_live_call, ws_client
+from tests.calls_helpers import LiveCall, call_between, clocked_app, start_live_call, ws_client
 from tests.conftest import (
     Actor,
     actor,
@@ -26,8 +23,9 @@ from tests.conftest import (
 )
 
 
-def app_with(aiohttp_client, tmp_path, **billing):
-    return aiohttp_client(create_app(fast_calls_config(tmp_path, billing=billing)))
+async def app_with(aiohttp_client, tmp_path, **billing):
+    return (await clocked_app(aiohttp_client, fast_calls_config(tmp_path, billing=billing))
+            ).client
 
 
 @pytest.fixture
@@ -47,13 +45,16 @@ async def seller_is_free(app_client, seller_id: str) -> bool:
     return True
 
 
-async def flap(media: SyntheticMedia, down_s: float, up_s: float) -> None:
-    """Report `disconnected` for down_s, then good heartbeats for up_s, over and over."""
-    while True:
-        media.connected = False
-        await asyncio.sleep(down_s)
-        media.connected = True
-        await asyncio.sleep(up_s)
+async def flap(call: LiveCall, down_s: float, up_s: float) -> dict:
+    """The buyer reports `disconnected` for down_s, then good heartbeats for up_s, over and
+    over, until the call ends; the ended call as the seller is told."""
+    for _ in range(100):
+        for connected, seconds in ((False, down_s), (True, up_s)):
+            call.bm.connected = connected
+            await call.run(seconds)
+            if not call.active():
+                return (await call.sc.next("call.ended", call.call_id))["call"]
+    raise AssertionError("the flapping never ended the call")
 
 
 # ---- item 2: numbers at the edge, and an end that is never lost -------------------------
@@ -90,23 +91,26 @@ async def test_an_end_whose_write_fails_is_retried_on_a_later_tick_and_never_los
                f" WHEN new.id = {cid} AND new.state = 'ended'"
                f" BEGIN SELECT RAISE(ABORT, 'the disk says no'); END")
     try:
-        await asyncio.sleep(1.5)
+        await call.run(1.5)
         await db.tx(lambda conn: conn.execute(trigger))
         resp = await call.buyer.post(f"/api/calls/{call.call_id}/end")
         await assert_error(resp, 503, "end_pending")
-        # Several ticks try and fail; the call is still active in the database meanwhile.
-        await asyncio.sleep(2)
+        # Several ticks try and fail (over 7 s: a segment's worth had it been billed); the
+        # call is still active in the database meanwhile.
+        call.buyer_beats = call.seller_beats = False  # their heartbeats would be refused
+        await call.run(7)
+        assert call.active()
         row = await db.fetchone("SELECT state FROM calls WHERE id = ?", (cid,))
         assert row[0] == "live"
         assert (await call.buyer.me())["balance"]["held"] != "0"
         await db.tx(lambda conn: conn.execute("DROP TRIGGER test_refuse_end"))
-        ended = (await call.bc.next("call.ended", call.call_id, within=5))["call"]
+        ended = await call.run_until_ended()
     finally:
         await call.close()
-    # Ended as the buyer asked, with the live time of the moment they hung up (about 1.5 s,
-    # nothing billed): the 2 s the write kept failing were not billed.
+    # Ended as the buyer asked, with the live time of the moment they hung up (1.5 s,
+    # nothing billed): the 7 s the write kept failing were not billed.
     assert ended["end_reason"] == "buyer_hangup"
-    assert ended["live_seconds"] < 3 and ended["billed_tenths"] == 0
+    assert ended["live_seconds"] == 1 and ended["billed_tenths"] == 0
     assert (await call.buyer.me())["balance"] == {"available": "1000", "held": "0",
                                                  "pending": "0"}
     assert await seller_is_free(app_client, call.seller.id)
@@ -120,17 +124,16 @@ async def test_a_buyer_flapping_disconnected_cannot_keep_a_call_paused_forever(
     app_client = await app_with(aiohttp_client, tmp_path, max_pauses_per_call=3,
                                 max_paused_s_per_call=100)
     call = await start_live_call(app_client, 600, funds=1000)
-    flapper = asyncio.get_running_loop().create_task(flap(call.bm, 0.8, 0.8))
     try:
-        ended = (await call.sc.next("call.ended", call.call_id, within=20))["call"]
+        ended = await flap(call, 1, 1)
     finally:
-        flapper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flapper
         await call.close()
     # The fourth pause ends the call: no refund, the seller keeps what was earned.
     assert ended["end_reason"] == "too_many_pauses"
     assert ended["pauses"] == 4 and ended["paused_by"] == "buyer"
+    # Live 0.5 s before the first pause (the first heartbeat down pauses), then 1 s after
+    # each of the three that came back: 3.5 s.
+    assert ended["live_seconds"] == 3
     assert ended["refunded"] == "0"
     assert Decimal(ended["seller_earned"]) + Decimal(ended["commission"]) \
         == Decimal(ended["charged"])
@@ -141,17 +144,14 @@ async def test_total_paused_time_over_a_call_is_bounded_too(aiohttp_client, tmp_
     app_client = await app_with(aiohttp_client, tmp_path, max_pauses_per_call=100,
                                 max_paused_s_per_call=2)
     call = await start_live_call(app_client, 600, funds=1000)
-    # Each pause (1.2 s) is well inside reconnect_grace_s (3 s); their sum is not.
-    flapper = asyncio.get_running_loop().create_task(flap(call.bm, 1.2, 0.8))
+    # Each pause (1.5 s) is well inside reconnect_grace_s (3 s); their sum is not: the
+    # second pause ends the call as it reaches 2 s in all.
     try:
-        ended = (await call.sc.next("call.ended", call.call_id, within=20))["call"]
+        ended = await flap(call, 1.5, 1)
     finally:
-        flapper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flapper
         await call.close()
     assert ended["end_reason"] == "too_many_pauses"
-    assert ended["pauses"] == 2 and 2 <= ended["paused_seconds"] <= 3
+    assert ended["pauses"] == 2 and ended["paused_seconds"] == 2
     assert ended["refunded"] == "0"
     await audit_ok(app_client)
 
@@ -159,8 +159,9 @@ async def test_total_paused_time_over_a_call_is_bounded_too(aiohttp_client, tmp_
 async def test_the_seller_sees_the_buyer_paused_and_ends_keeping_what_was_earned(app_client):
     call = await start_live_call(app_client, 600, funds=1000)
     try:
-        await asyncio.sleep(6.5)
+        await call.run(6.5)
         call.bm.connected = False  # the buyer says the video stopped; the seller streams on
+        await call.beat()
         paused = await call.wait_state("paused", client=call.sc)
         assert paused["paused_by"] == "buyer"
         shown = (await (await call.seller.get(f"/api/calls/{call.call_id}")).json())["call"]
@@ -195,13 +196,9 @@ async def repeat_calls(app_client, rounds: int, fail) -> tuple[Actor, list[dict]
     try:
         for _ in range(rounds):
             call = await call_between(app_client, buyer, seller, bc, sc, 600)
-            try:
-                await asyncio.sleep(4)
-                await fail(call)
-                out.append((await bc.next("call.ended", call.call_id, within=10))["call"])
-            finally:
-                await call.bm.stop()
-                await call.sm.stop()
+            await call.run(4)
+            await fail(call)
+            out.append(await call.run_until_ended())
     finally:
         for c in (bc, sc):
             await c.close()
@@ -213,7 +210,8 @@ async def buyer_says_disconnected(call) -> None:
 
 
 async def sellers_side_goes(call) -> None:
-    await call.sm.stop()  # the seller's heartbeats stop coming: the seller's side is gone
+    call.seller_beats = False  # the seller's heartbeats stop coming: the seller's side is gone
+    await call.run(1.5)  # the last one counts for media_timeout_s
     paused = await call.wait_state("paused")
     assert paused["paused_by"] == "seller"
 
@@ -252,11 +250,11 @@ async def test_seller_side_failures_are_refunded_only_up_to_the_daily_allowance(
 async def test_a_call_that_cost_nothing_cannot_be_rated(app_client):
     call = await start_live_call(app_client, 600, funds=1000)
     try:
-        await asyncio.sleep(1)
+        await call.run(1)
         ended = await call.end()
     finally:
         await call.close()
-    assert ended["charged"] == "0" and ended["live_seconds"] >= 1
+    assert ended["charged"] == "0" and ended["live_seconds"] == 1
     resp = await call.buyer.post(f"/api/calls/{call.call_id}/rating", {"stars": 5})
     await assert_error(resp, 409, "nothing_to_rate")
     seller = (await (await app_client.get(f"/api/sellers/{call.seller.id}")).json())["seller"]

@@ -14,7 +14,9 @@ import pytest
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
+from meterchat.core.clock import FakeClock
 from meterchat.tools.peer import Client
+from tests.calls_helpers import clocked_app
 from tests.conftest import (
     actor,
     assert_error,
@@ -28,6 +30,12 @@ from tests.conftest import (
 @pytest.fixture
 async def app_client(aiohttp_client, tmp_path):
     return await aiohttp_client(create_app(fast_calls_config(tmp_path)))
+
+
+@pytest.fixture
+async def clocked(aiohttp_client, tmp_path):
+    """The app on a controlled clock (tests/calls_helpers.py): timeouts to the step."""
+    return await clocked_app(aiohttp_client, fast_calls_config(tmp_path))
 
 
 async def ws_client(app_client, actor_) -> Client:
@@ -124,7 +132,8 @@ async def test_starting_a_call_checks_rate_funds_presence_blocks(app_client):
     await audit_ok(app_client)
 
 
-async def test_decline_missed_and_strangers(app_client):
+async def test_decline_missed_and_strangers(clocked):
+    app_client = clocked.client
     seller = await seller_online(app_client, 100)
     buyer = await actor(app_client)
     stranger = await actor(app_client)
@@ -146,14 +155,42 @@ async def test_decline_missed_and_strangers(app_client):
         await assert_error(await seller.post(f"/api/calls/{call['id']}/accept"), 409,
                            "invalid_state")
         assert (await buyer.me())["balance"]["available"] == "500"
-        # Ring timeout (5 s in tests): missed.
+        # Ring timeout (5 s in tests): missed, at 5 s and not before.
         call = (await (await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 100}))
                 .json())["call"]
-        ended = await sc.next("call.ended", call["id"], within=10)
+        await clocked.advance(4.5)
+        got = (await (await buyer.get(f"/api/calls/{call['id']}")).json())["call"]
+        assert got["state"] == "ringing"
+        await clocked.advance(0.5)
+        ended = await sc.next("call.ended", call["id"])
         assert ended["call"]["state"] == "missed"
         assert (await buyer.me())["balance"]["available"] == "500"
     finally:
         await sc.close()
+    await audit_ok(app_client)
+
+
+async def test_an_accepted_call_that_never_connects_fails_at_the_connect_timeout(clocked):
+    app_client = clocked.client
+    seller = await seller_online(app_client, 100)
+    buyer = await actor(app_client)
+    await fund(app_client, buyer.id, 500)
+    sc = await ws_client(app_client, seller)
+    try:
+        call = (await (await buyer.post("/api/calls", {"seller_id": seller.id, "rate": 100}))
+                .json())["call"]
+        assert (await seller.post(f"/api/calls/{call['id']}/accept")).status == 200
+        # No media ever flows: connecting for connect_timeout_s (20 s in tests), then failed.
+        await clocked.advance(19.5)
+        got = (await (await buyer.get(f"/api/calls/{call['id']}")).json())["call"]
+        assert got["state"] == "connecting"
+        await clocked.advance(0.5)
+        ended = (await sc.next("call.ended", call["id"]))["call"]
+    finally:
+        await sc.close()
+    assert (ended["state"], ended["end_reason"], ended["live_seconds"]) == ("ended", "failed", 0)
+    assert (ended["charged"], ended["billed_tenths"]) == ("0", 0)
+    assert (await buyer.me())["balance"] == {"available": "500", "held": "0", "pending": "0"}
     await audit_ok(app_client)
 
 
@@ -292,17 +329,16 @@ async def test_ice_servers_with_coturn_rest_credentials(aiohttp_client, tmp_path
         "stun_urls": ["stun:turn.example.com:3478"],
         "turn_urls": ["turn:turn.example.com:3478?transport=udp"],
         "turn_secret_env": "TEST_TURN_SECRET", "turn_ttl_s": 600})
-    app_client = await aiohttp_client(create_app(cfg))
+    now_s = 1_750_000_000
+    app_client = await aiohttp_client(create_app(cfg, FakeClock(wall_ms=now_s * 1000 + 999)))
     buyer = await actor(app_client)
     async with aiohttp.ClientSession() as anonymous:
         await assert_error(await anonymous.get(app_client.make_url("/api/ice")), 401)
     body = await (await buyer.get("/api/ice")).json()
     stun, turn = body["ice_servers"]
     assert stun == {"urls": ["stun:turn.example.com:3478"]}
-    expiry, uid = turn["username"].split(":")
-    assert uid == buyer.id
-    import time
-    assert 590 <= int(expiry) - time.time() <= 610
+    # Valid for turn_ttl_s from now (whole seconds).
+    assert turn["username"] == f"{now_s + 600}:{buyer.id}"
     expected = base64.b64encode(
         hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected

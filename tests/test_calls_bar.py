@@ -1,4 +1,5 @@
-"""The issue's bar, tried as a new user would over HTTP + WebSocket only."""
+"""The issue's bar, tried as a new user would over HTTP + WebSocket only (live time on a
+controlled clock, tests/calls_helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import asyncio
 
 import pytest
 
-from meterchat.app import create_app
-from tests.calls_helpers import start_live_call, ws_client
+from tests.calls_helpers import clocked_app, start_live_call, ws_client
 from tests.conftest import actor, assert_error, audit_ok, fast_calls_config, fund, seller_online
 
 
@@ -15,7 +15,7 @@ from tests.conftest import actor, assert_error, audit_ok, fast_calls_config, fun
 async def app_client(aiohttp_client, tmp_path):
     # The default-like grace: an 8-second pause must not end the call.
     cfg = fast_calls_config(tmp_path, billing={"reconnect_grace_s": 30})
-    return await aiohttp_client(create_app(cfg))
+    return (await clocked_app(aiohttp_client, cfg)).client
 
 
 async def test_listing_rate_acknowledgment_funding_and_strangers(app_client):
@@ -52,18 +52,20 @@ async def test_live_time_pauses_and_spend_cap_bill_as_the_bar_says(app_client):
     async def fourteen_seconds():
         call = await start_live_call(app_client, 600, funds=1000)
         try:
-            meter = await call.bc.next("meter", call.call_id, within=9)
+            await call.run(6)
+            meter = await call.bc.next("meter", call.call_id)
             assert meter["billed_tenths"] == 1 and meter["charged"] == "60"
             assert meter["balance"] == "940" and meter["minutes_left"] == "1.5"
-            seller_meter = await call.sc.next("meter", call.call_id, within=3)
+            assert meter["live_seconds"] == 6
+            seller_meter = await call.sc.next("meter", call.call_id)
             assert seller_meter["balance"] is None
-            await asyncio.sleep(14 - meter["live_seconds"])
+            await call.run(8)
             ended = await call.end()
         finally:
             await call.close()
         assert (ended["billed_tenths"], ended["charged"], ended["seller_earned"],
                 ended["commission"]) == (2, "120", "90", "30")
-        assert 14 <= ended["live_seconds"] <= 15
+        assert ended["live_seconds"] == 14
         assert (await call.buyer.me())["balance"] == {
             "available": "880", "held": "0", "pending": "0"}
         assert (await call.seller.me())["balance"]["available"] == "90"
@@ -71,31 +73,37 @@ async def test_live_time_pauses_and_spend_cap_bill_as_the_bar_says(app_client):
     async def eight_second_pause():
         call = await start_live_call(app_client, 600, funds=1000)
         try:
-            await asyncio.sleep(5)
+            await call.run(5)
             call.sm.flowing = False  # the seller's picture freezes: counters stop growing
+            await call.beat()
             await call.wait_state("paused")
-            await asyncio.sleep(8)
+            await call.run(8)
             call.sm.flowing = True
+            await call.beat()
             await call.wait_state("live")
-            await asyncio.sleep(9)
+            await call.run(9)
             ended = await call.end()
         finally:
             await call.close()
         # 5 + 9 = 14 s live, so 2 segments; had the pause been billed, 22 s = 4.
         assert ended["billed_tenths"] == 2 and ended["charged"] == "120"
-        assert 13 <= ended["live_seconds"] <= 15
+        assert (ended["live_seconds"], ended["pauses"], ended["paused_seconds"]) == (14, 1, 8)
 
     async def spend_cap_of_one_segment():
         call = await start_live_call(app_client, 600, funds=1000, spend_cap="60")
         try:
-            ended = (await call.bc.next("call.ended", call.call_id, within=10))["call"]
+            ended = await call.run_until_ended()
         finally:
             await call.close()
         assert ended["end_reason"] == "spend_cap"
         assert (ended["billed_tenths"], ended["charged"], ended["seller_earned"]) == (
             1, "60", "45")
+        assert ended["live_seconds"] == 6
         assert (await call.buyer.me())["balance"]["available"] == "940"
 
-    await asyncio.gather(fourteen_seconds(), eight_second_pause(), spend_cap_of_one_segment())
+    # One after the other: each moves the one clock of the app.
+    await fourteen_seconds()
+    await eight_second_pause()
+    await spend_cap_of_one_segment()
     report = await audit_ok(app_client)
     assert report["revenue_musdt"] == (30 + 30 + 15) * 10_000

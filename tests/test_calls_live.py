@@ -1,126 +1,260 @@
-"""Live calls over real sockets: pause and resume, reconnect grace with the immediate-
-failure refund, a seller going offline or a ban ending a call, rating, and 100 calls at
-once."""
+"""calls/live.py alone: the call state machine's live clock, pauses and the decisions that
+end a call, with the clock passed in (no server, no sleeps)."""
 
 from __future__ import annotations
 
-import asyncio
+from meterchat.calls.live import (
+    CallLimits,
+    Ending,
+    MediaRecord,
+    Runtime,
+    Step,
+    final_state,
+    hangup_reason,
+)
+from meterchat.money import billing
 
-import pytest
-
-from meterchat.app import create_app
-from meterchat.appkeys import DB
-from meterchat.calls.manager import CALLS
-from meterchat.tools.peer import SyntheticMedia
-from tests.calls_helpers import start_live_call, ws_client
-from tests.conftest import actor, assert_error, audit_ok, fast_calls_config, fund
-
-
-@pytest.fixture
-async def app_client(aiohttp_client, tmp_path):
-    return await aiohttp_client(create_app(fast_calls_config(tmp_path)))
+B, S = 1, 2
 
 
-async def test_socket_drop_pauses_reconnect_resumes_and_grace_expiry_refunds(app_client):
-    call = await start_live_call(app_client, 600, funds=1000)
-    try:
-        await asyncio.sleep(1)
-        # The buyer's tab drops: paused at once.
-        await call.bm.stop()
-        await call.bc.close()
-        paused = await call.wait_state("paused", client=call.sc)
-        assert paused["live_seconds"] >= 1
-        # Back within the grace (3 s in tests): live again.
-        call.bc = await ws_client(app_client, call.buyer)
-        call.bm = SyntheticMedia(call.bc, call.call_id, 0.3)
-        call.bm.start()
-        await call.wait_state("live")
-        await asyncio.sleep(1)
-        # The seller's media stops for good: the grace runs out.
-        await call.sm.stop()
-        ended = (await call.bc.next("call.ended", call.call_id, within=10))["call"]
-    finally:
-        await call.close()
-    assert ended["end_reason"] == "connection_lost"
-    # Less than refund_below_live_s of live time: nothing is charged.
-    assert ended["charged"] == "0" and ended["seller_earned"] == "0"
-    assert (await call.buyer.me())["balance"] == {"available": "1000", "held": "0",
-                                                 "pending": "0"}
-    await audit_ok(app_client)
+def runtime() -> Runtime:
+    rt = Runtime(7, B, S, 600, "ringing", 0.0, media_timeout_s=6.0)
+    rt.accept(1.0)
+    return rt
 
 
-async def test_seller_going_offline_ends_the_call_billing_up_to_then(app_client):
-    call = await start_live_call(app_client, 600, funds=1000)
-    try:
-        await asyncio.sleep(9.5)
-        resp = await call.seller.put("/api/seller/status", {"online": False})
-        assert resp.status == 200
-        ended = (await call.bc.next("call.ended", call.call_id, within=5))["call"]
-    finally:
-        await call.close()
-    assert ended["end_reason"] == "seller_offline"
-    assert ended["billed_tenths"] == 2  # 9.5 s rounds to 12 s
-    assert ended["charged"] == "120"
-    await audit_ok(app_client)
+def beat(rt: Runtime, now: float, n: int, who=(B, S), connected=True) -> str | None:
+    for uid in who:
+        rt.report(uid, now, connected, 1000 * n, 30 * n)
+    return rt.evaluate(now)
 
 
-async def test_a_ban_ends_the_users_call_and_rating_after(app_client):
-    call = await start_live_call(app_client, 100, funds=1000)
-    try:
-        await asyncio.sleep(6.5)
-        await app_client.app[CALLS].end_calls_of_user(int(call.seller.id), "banned")
-        ended = (await call.bc.next("call.ended", call.call_id, within=5))["call"]
-    finally:
-        await call.close()
-    assert ended["end_reason"] == "banned" and ended["billed_tenths"] == 1
-    assert ended["charged"] == "10"
-    cid = call.call_id
-    stranger = await actor(app_client)
-    await assert_error(await stranger.post(f"/api/calls/{cid}/rating", {"stars": 5}), 404)
-    await assert_error(await call.buyer.post(f"/api/calls/{cid}/rating", {"stars": 6}), 422)
-    resp = await call.buyer.post(f"/api/calls/{cid}/rating", {"stars": 4, "comment": "ok"})
-    assert (await resp.json())["call"]["rating"] == 4
-    await assert_error(await call.buyer.post(f"/api/calls/{cid}/rating", {"stars": 5}), 409,
-                       "already_rated")
-    seller = (await (await app_client.get(f"/api/sellers/{call.seller.id}")).json())["seller"]
-    assert seller["rating"] == "4.0" and seller["calls"] == 1
-    history = await app_client.app[DB].fetchall(
-        "SELECT state, detail FROM call_events WHERE call_id = ? ORDER BY id", (int(cid),))
-    assert [tuple(r) for r in history] == [("ringing", None), ("connecting", None),
-                                           ("live", None), ("ended", "banned")]
-    segments = await app_client.app[DB].fetchall(
-        "SELECT tenth FROM call_segments WHERE call_id = ?", (int(cid),))
-    assert [r[0] for r in segments] == [1]
+def test_goes_live_only_when_both_report_growing_counters():
+    rt = runtime()
+    assert beat(rt, 2.0, 1) is None  # first reports: nothing to compare yet
+    assert beat(rt, 4.0, 2, who=(B,)) is None  # only one party
+    assert rt.state == "connecting"
+    assert beat(rt, 4.1, 2, who=(S,)) == "live"
+    assert rt.live_ms(10.0) == 5_900  # from 4.1 to now
 
 
-async def test_a_hundred_calls_at_once(app_client):
-    n = 100
-
-    async def one(i: int):
-        call = await start_live_call(app_client, 600, funds=1000)
-        await asyncio.sleep(7)
-        ended = await call.end()
-        await call.close()
-        return ended
-
-    ended = await asyncio.gather(*(one(i) for i in range(n)))
-    # ~7 s of live time is one segment; a loaded machine may end a call a little late, so
-    # each call is checked against its own billed segments rather than a fixed count.
-    tenths = [c["billed_tenths"] for c in ended]
-    assert all(1 <= t <= 2 for t in tenths), tenths
-    assert sum(t == 1 for t in tenths) >= n // 2, tenths
-    for c in ended:
-        assert c["charged"] == str(60 * c["billed_tenths"])
-        assert c["commission"] == str(15 * c["billed_tenths"])
-    report = await audit_ok(app_client)
-    assert report["revenue_musdt"] == sum(tenths) * 15 * 10_000
-    rows = await app_client.app[DB].fetchall(
-        "SELECT COUNT(*), SUM(billed_tenths) FROM calls WHERE state = 'ended'")
-    assert tuple(rows[0]) == (n, sum(tenths))
+def test_live_time_stops_where_a_stale_report_expires():
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 4.0, 2)
+    assert rt.state == "live"
+    beat(rt, 6.0, 3)
+    # No report after t=6: the last good ones expire at 12; noticed at 15.
+    assert rt.evaluate(15.0) == "paused"
+    assert rt.live_ms(15.0) == 8_000  # 4.0 .. 12.0
+    assert rt.state_since == 12.0
 
 
-async def test_unfunded_buyer_cannot_ring_and_new_user_sees_call_list(app_client):
-    buyer = await actor(app_client)
-    await fund(app_client, buyer.id, 5)
-    body = await (await buyer.get("/api/calls")).json()
-    assert body == {"calls": []}
+def test_stalled_counters_pause_at_once_and_resume_when_they_grow():
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 4.0, 2)
+    rt.report(B, 6.0, True, 3000, 90)
+    rt.report(S, 6.0, True, 2000, 60)  # the seller receives nothing new
+    assert rt.evaluate(6.0) == "paused"
+    assert rt.live_ms(6.0) == 2_000
+    assert beat(rt, 14.0, 4) == "live"  # grew again
+    assert rt.live_ms(16.0) == 4_000
+
+
+def test_a_disconnected_report_pauses():
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 4.0, 2)
+    assert beat(rt, 5.0, 3, who=(S,), connected=False) == "paused"
+    assert rt.live_ms(9.0) == 1_000
+
+
+def test_a_closed_socket_pauses_at_once():
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 4.0, 2)
+    rt.socket_closed(B, 5.5)
+    assert rt.evaluate(5.5) == "paused"
+    assert rt.live_ms(100.0) == 1_500
+    # Reports from a party whose socket is gone in the runtime are not enough by themselves:
+    # a new report marks the socket open again (it came over a socket) and counts.
+    assert beat(rt, 7.0, 3) == "live"
+
+
+def test_counters_that_go_backwards_do_not_count():
+    rt = runtime()
+    beat(rt, 2.0, 5)
+    beat(rt, 4.0, 6)
+    assert rt.state == "live"
+    assert beat(rt, 6.0, 1) == "paused"
+
+
+# ---- pauses: how many, how long, and whose side (clock passed in) -----------------------
+
+def live_call() -> Runtime:
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 4.0, 2)
+    assert rt.state == "live"
+    return rt
+
+
+def test_every_pause_counts_and_the_paused_time_adds_up_over_the_call():
+    rt = live_call()
+    assert beat(rt, 5.0, 3, who=(B,), connected=False) == "paused"
+    assert (rt.pauses, rt.paused_by) == (1, "buyer")
+    assert beat(rt, 8.0, 4) == "live"  # paused 5.0 .. 8.0
+    assert beat(rt, 9.0, 5, who=(B,), connected=False) == "paused"
+    assert rt.pauses == 2
+    assert rt.paused_total_s(10.5) == 4.5  # 3 s over, 1.5 s running
+    assert rt.pause_record(10.5) == billing.Pauses(2, 4_500, "buyer")
+    assert beat(rt, 11.0, 6) == "live"
+    assert rt.pause_record(12.0) == billing.Pauses(2, 5_000, None)
+
+
+def test_a_pause_comes_from_the_side_that_is_gone_not_the_one_that_sees_it():
+    rt = live_call()
+    # The seller's network dies after its report at 4.0: the buyer sees the video stall
+    # first (a present party reporting loss), so the pause starts as the buyer's...
+    rt.report(B, 5.0, True, 2000, 60)
+    assert rt.evaluate(5.0) == "paused" and rt.paused_by == "buyer"
+    # ...until the seller's silence outlasts media_timeout_s: then it is the seller's.
+    rt.report(B, 9.0, True, 2000, 60)
+    assert rt.evaluate(9.0) is None
+    assert rt.evaluate(10.0) == "paused" and rt.paused_by == "seller"
+    assert rt.seller_side_failed(10.0)
+    # The buyer leaves too: both.
+    rt.socket_closed(B, 11.0)
+    assert rt.evaluate(11.0) == "paused" and rt.paused_by == "both"
+    assert not rt.seller_side_failed(11.0)
+
+
+def test_a_seller_who_still_reports_lost_media_is_not_a_seller_side_failure():
+    # The buyer can stop sending video, so the seller reports `disconnected` while the buyer
+    # reports good media: the pause is the seller's side, but the seller is there, so it is
+    # no refundable failure.
+    rt = live_call()
+    for i, t in enumerate((5.0, 7.0, 9.0, 11.0)):
+        rt.report(B, t, True, 1000 * (3 + i), 30 * (3 + i))
+        rt.report(S, t, False, 1000 * (3 + i), 30 * (3 + i))
+        rt.evaluate(t)
+    assert rt.state == "paused" and rt.paused_by == "seller" and rt.pauses == 1
+    assert not rt.seller_side_failed(11.0)
+    # Both say the media is gone (an ICE failure): both.
+    assert beat(rt, 12.0, 7, connected=False) == "paused"
+    assert rt.paused_by == "both"
+
+
+def test_a_paused_call_ends_past_either_bound_or_the_grace():
+    rt = live_call()
+    limits = {"reconnect_grace_s": 30.0, "max_pauses": 2, "max_paused_s": 10.0}
+    t = 4.0
+    for n in (1, 2):
+        t += 1.0
+        beat(rt, t, 2 + n, who=(B,), connected=False)
+        assert rt.must_end(t + 1.0, **limits) is None
+        t += 2.0
+        assert beat(rt, t, 3 + n) == "live"
+        assert rt.must_end(t, **limits) is None  # never while live
+    beat(rt, t + 1.0, 9, who=(B,), connected=False)
+    assert rt.pauses == 3
+    assert rt.must_end(t + 1.0, **limits) == "too_many_pauses"  # the third pause
+    rt = live_call()
+    beat(rt, 5.0, 3, who=(B,), connected=False)
+    assert rt.must_end(14.9, **limits) is None
+    assert rt.must_end(15.0, **limits) == "too_many_pauses"  # 10 s paused in all
+    limits["max_paused_s"] = 100.0
+    assert rt.must_end(34.9, **limits) is None
+    assert rt.must_end(35.0, **limits) == "connection_lost"  # this pause past the grace
+
+
+# ---- one tick's look at a call: timeouts, grace, bounds (clock passed in) ----------------
+
+LIMITS = CallLimits(ring_timeout_s=30.0, connect_timeout_s=20.0, reconnect_grace_s=10.0,
+                    max_pauses=5, max_paused_s=60.0)
+
+
+def test_a_call_rings_until_the_ring_timeout_then_is_missed():
+    rt = Runtime(7, B, S, 600, "ringing", 100.0, media_timeout_s=6.0)
+    assert rt.step(129.9, LIMITS) == Step()
+    assert rt.step(130.0, LIMITS) == Step(end_reason="missed")
+
+
+def test_an_accepted_call_without_media_fails_at_the_connect_timeout():
+    rt = runtime()  # accepted at 1.0
+    assert rt.step(20.9, LIMITS) == Step()
+    assert rt.step(21.0, LIMITS) == Step(end_reason="failed")
+    rt = runtime()
+    beat(rt, 2.0, 1)
+    beat(rt, 20.5, 2)  # live just before the timeout: it does not fail
+    assert rt.step(21.0, LIMITS) == Step()
+
+
+def test_the_tick_notices_a_stale_report_and_ends_the_pause_past_the_grace():
+    rt = live_call()  # live since 4.0, last reports at 4.0: good until 10.0
+    assert rt.step(9.0, LIMITS) == Step()
+    assert rt.step(12.0, LIMITS) == Step(changed="paused")  # paused since 10.0
+    assert rt.step(19.9, LIMITS).end_reason is None
+    assert rt.step(20.0, LIMITS) == Step(end_reason="connection_lost")
+
+
+def test_completed_segments_fall_due_once_each():
+    rt = live_call()  # live since 4.0
+    beat(rt, 9.0, 3)
+    assert rt.due_tenths(9.0) is None  # 5 s: no segment completed
+    assert rt.due_tenths(10.0) == 1
+    rt.billed_tenths = 1
+    assert rt.due_tenths(10.0) is None
+    beat(rt, 14.0, 4)
+    assert rt.due_tenths(16.0) == 2
+    assert Runtime(8, B, S, 600, "ringing", 0.0, 6.0).due_tenths(100.0) is None
+
+
+def test_the_first_end_decided_stands_with_the_live_time_of_that_moment():
+    rt = live_call()
+    beat(rt, 7.0, 3)
+    ending = rt.decide_end("buyer_hangup", 7.5)
+    assert ending == Ending("ended", "buyer_hangup", 3_500, False, billing.Pauses())
+    # A retry later (the write failed) changes nothing: not the reason, not the live time.
+    assert rt.decide_end("server_shutdown", 50.0) is ending
+    assert rt.live_ms(50.0) == 3_500
+
+
+def test_a_call_that_only_rang_ends_with_no_live_time():
+    rt = Runtime(7, B, S, 600, "ringing", 0.0, media_timeout_s=6.0)
+    assert rt.decide_end("missed", 30.0) == Ending("missed", "missed", 0, False,
+                                                  billing.Pauses())
+
+
+def test_the_end_records_a_seller_side_failure_and_the_pauses():
+    rt = live_call()
+    rt.report(B, 5.0, True, 3000, 90)
+    rt.report(B, 9.0, True, 4000, 120)
+    rt.report(B, 11.0, True, 5000, 150)
+    assert rt.evaluate(11.0) == "paused"  # the seller's last report (4.0) went stale
+    assert rt.paused_by == "seller"
+    ending = rt.decide_end("connection_lost", 13.0)
+    assert ending.seller_side_failed and ending.live_ms == 6_000
+    assert ending.pauses == billing.Pauses(1, 3_000, "seller")
+
+
+def test_final_states_and_hangup_reasons():
+    assert [final_state("ringing", r) for r in ("declined", "cancelled", "missed",
+                                                "banned")] == [
+        "declined", "cancelled", "missed", "cancelled"]
+    assert final_state("live", "declined") == "ended"
+    assert hangup_reason("ringing", by_buyer=True) == "cancelled"
+    assert hangup_reason("ringing", by_buyer=False) == "declined"
+    assert hangup_reason("paused", by_buyer=True) == "buyer_hangup"
+    assert hangup_reason("live", by_buyer=False) == "seller_hangup"
+
+
+def test_media_records_turn_monotonic_report_times_into_wall_time():
+    rt = live_call()  # both reported last at 4.0
+    rt.socket_closed(S, 5.0)
+    buyer, seller = rt.media_records(now=6.5, wall_ms=1_000_000)
+    assert buyer == MediaRecord(7, B, 2, 1, "connected", 2000, 60, 997_500, True, 1_000_000)
+    assert seller.socket_open is False and seller.last_report_at_ms == 997_500
+    fresh = Runtime(8, B, S, 600, "ringing", 0.0, 6.0)
+    assert [m.last_report_at_ms for m in fresh.media_records(1.0, 5)] == [None, None]

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from meterchat.accounts import users as accounts
-from meterchat.calls import manager as calls
+from meterchat.calls import store as calls
 from meterchat.core.db import connect_sync, migrate_sync, now_ms, run_read, run_tx
 from meterchat.money import billing, ledger
 from meterchat.sellers import store as sellers
@@ -134,9 +134,9 @@ def setup_call(conn, rate: int = 600, funds_tokens: int = 10_000, cap: int | Non
 
     sid, bid = run_tx(conn, users)
     fund_sync(conn, bid, funds_tokens)
-    row = run_tx(conn, calls.create_call, bid, sid, rate, cap, 1, 250_000, now_ms())
-    run_tx(conn, calls.accept_call, row[0], now_ms())
-    return row[0], sid, bid
+    row = run_tx(conn, calls.create_call_tx, bid, sid, rate, cap, 1, 250_000, now_ms())
+    run_tx(conn, calls.accept_call_tx, row.id, now_ms())
+    return row.id, sid, bid
 
 
 def test_pass_settles_each_minute_once_and_recovery_ends_at_the_last_segment(tmp_path):

@@ -17,7 +17,7 @@ from meterchat.chain.address import to_base58
 from meterchat.chain.networks import NETWORKS
 from meterchat.chain.parse import parse_transaction
 from meterchat.core.errors import ApiError
-from meterchat.deposits.store import NotUsdt, TxFailed, WrongRecipient, deposit_logs
+from meterchat.deposits.rules import NotUsdt, TxFailed, WrongRecipient, deposit_logs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mainnet"
 MAINNET_USDT = NETWORKS["mainnet"].usdt_contract

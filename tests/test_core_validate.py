@@ -1,9 +1,11 @@
-"""The one Idempotency-Key rule (core/validate.py), shared by tips and withdrawals: required,
-surrounding whitespace dropped, then 1 to 200 printable ASCII characters (U+0020..U+007E)."""
+"""Input parsing shared by handlers (core/validate.py), alone: the one Idempotency-Key rule,
+shared by tips and withdrawals (required, surrounding whitespace dropped, then 1 to 200
+printable ASCII characters, U+0020..U+007E), and true/false query flags."""
 
 from __future__ import annotations
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,3 +59,18 @@ def test_what_is_accepted_is_exactly_the_rule(text):
         assert not ok
     else:
         assert ok and got == key
+
+
+@pytest.mark.parametrize(("query", "flag"), [
+    ("", None), ("?online=", None), ("?online=true", True), ("?online=YES", True),
+    ("?online=1", True), ("?online=false", False), ("?online=No", False), ("?online=0", False),
+])
+def test_query_flags(query, flag):
+    assert validate.query_flag(make_mocked_request("GET", "/x" + query), "online") is flag
+
+
+def test_a_query_flag_that_is_neither_is_invalid():
+    request = make_mocked_request("GET", "/x?online=maybe")
+    with pytest.raises(ApiError) as info:
+        validate.query_flag(request, "online")
+    assert info.value.code == "invalid_value"

@@ -18,7 +18,7 @@ from meterchat.chain.client import ClientSettings, TronClient
 from meterchat.chain.devnet import DevnetNode, DevnetSettings
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.units import usdt_to_musdt
-from meterchat.deposits import store as deposits
+from meterchat.deposits import credits, intents, rules
 from meterchat.deposits.watcher import WATCHER, DepositWatcher
 from meterchat.money import ledger
 from tests.conftest import (
@@ -305,7 +305,7 @@ async def test_watcher_resumes_from_its_cursor_after_a_restart(aiohttp_client, t
             return await available(buyer) != "0"
 
         await eventually(credited_first)
-        cursor_before = await client.app[DB].read(deposits.cursor)
+        cursor_before = await client.app[DB].read(credits.cursor)
         await client.close()  # the server is down ...
 
         txid2 = await pay_to(node, second)  # ... while the second is paid
@@ -326,7 +326,7 @@ async def test_watcher_resumes_from_its_cursor_after_a_restart(aiohttp_client, t
         rows = await client2.app[DB].fetchall(
             "SELECT txid, source FROM deposits ORDER BY id")
         assert [tuple(r) for r in rows] == [(txid1, "watcher"), (txid2, "watcher")]
-        assert await client2.app[DB].read(deposits.cursor) >= paid_block
+        assert await client2.app[DB].read(credits.cursor) >= paid_block
         await client2.close()
     finally:
         await node.stop()
@@ -349,7 +349,7 @@ async def test_watcher_survives_node_errors_with_backoff_and_says_why(tmp_path, 
     watcher = DepositWatcher(db, gw, node.usdt_contract, node.deposit_address, 0.01)
     try:
         await watcher.run_once()
-        start = await db.read(deposits.cursor)
+        start = await db.read(credits.cursor)
         await node.stop()
         with caplog.at_level(logging.WARNING, logger="meterchat.deposits.watcher"):
             assert await watcher.run_once() == 0
@@ -366,7 +366,7 @@ async def test_watcher_survives_node_errors_with_backoff_and_says_why(tmp_path, 
         watcher.backoff_until = 0.0
         assert await watcher.run_once() > 0
         assert watcher.failures == 0
-        assert await db.read(deposits.cursor) >= block > start
+        assert await db.read(credits.cursor) >= block > start
         row = await db.fetchone("SELECT status, amount_musdt FROM deposits WHERE txid = ?",
                                 (txid,))
         assert tuple(row) == ("unmatched", 1_234_567)
@@ -382,7 +382,7 @@ async def test_watcher_is_registered_and_reports_lag(app_client):
     await node.wait_blocks(5)
 
     async def caught_up():
-        return await app_client.app[DB].read(deposits.cursor) not in (None, 0)
+        return await app_client.app[DB].read(credits.cursor) not in (None, 0)
 
     await eventually(caught_up)
     resp = await app_client.get("/metrics")
@@ -428,7 +428,7 @@ def test_expired_intents_stop_counting_against_the_cap_while_still_reserved(tmp_
     ttl = 60 * 60_000
 
     def new(at_ms: int) -> int:
-        return run_tx(conn, deposits.create_intent_tx, 1, 10_000_000, OTHER_ADDRESS,
+        return run_tx(conn, intents.create_intent_tx, 1, 10_000_000, OTHER_ADDRESS,
                       OTHER_ADDRESS, ttl, at_ms, max_open=5).amount_musdt
 
     held = {new(i) for i in range(5)}
@@ -438,8 +438,8 @@ def test_expired_intents_stop_counting_against_the_cap_while_still_reserved(tmp_
     later = new(ttl + 1)  # the first five expired: they keep their amounts, not the cap
     assert later not in held and len(held) == 5
     # The suffix space is 1..99,999 µUSDT.
-    assert all(10_000_000 < a <= 10_000_000 + deposits.SUFFIX_MAX for a in held | {later})
-    assert deposits.SUFFIX_MAX == 99_999
+    assert all(10_000_000 < a <= 10_000_000 + rules.SUFFIX_MAX for a in held | {later})
+    assert rules.SUFFIX_MAX == 99_999
 
 
 async def test_txid_claims_are_limited_per_user_and_per_address(aiohttp_client, tmp_path):
@@ -511,7 +511,7 @@ async def test_health_reads_the_node_once_per_cache_period_however_many_ask(
         client = await aiohttp_client(create_app(cfg))
 
         async def watcher_started():  # its first pass reads the node too
-            return await client.app[DB].read(deposits.cursor) is not None
+            return await client.app[DB].read(credits.cursor) is not None
 
         await eventually(watcher_started)
         before = counting.reads()

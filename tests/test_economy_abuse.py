@@ -13,7 +13,7 @@ from aiohttp import web
 from meterchat.accounts import users as accounts
 from meterchat.app import create_app
 from meterchat.appkeys import DB
-from meterchat.calls import manager as calls
+from meterchat.calls import store as calls
 from meterchat.core import bonus_bound
 from meterchat.core.config import ConfigError, config_from_dict
 from meterchat.core.db import connect_sync, migrate_sync, run_read, run_tx
@@ -21,7 +21,7 @@ from meterchat.core.units import MUSDT_PER_TOKEN
 from meterchat.economy import bonuses, limits
 from meterchat.economy import tips as economy_tips
 from meterchat.money import billing, ledger
-from tests.calls_helpers import ws_client
+from tests.calls_helpers import clocked_app, ws_client
 from tests.conftest import (
     FAST_CALLS,
     actor,
@@ -57,7 +57,7 @@ async def laundering_client(aiohttp_client, tmp_path):
                        economy={"bonus_tiers": ["10:30"]},
                        billing={**FAST_CALLS["billing"], "min_prefund_minutes": 0},
                        server=FAST_CALLS["server"])
-    return await aiohttp_client(create_app(cfg))
+    return (await clocked_app(aiohttp_client, cfg)).client
 
 
 async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
@@ -103,12 +103,10 @@ async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
 
         # The bonus spent on minutes at the seller's own rate: one 6-s segment of 300.
         call = await live_call(client, buyer, seller, 3000, bc, sc, media=True)
-        try:
-            ended = (await bc.next("call.ended", call.call_id, within=20))["call"]
-        finally:
-            await stop_media(call)
+        ended = await call.run_until_ended()
         assert (ended["end_reason"], ended["charged"], ended["seller_earned"]) == (
             "insufficient_funds", "300", "225")
+        assert ended["live_seconds"] == 6
     finally:
         for c in (bc, sc):
             await c.close()
@@ -201,8 +199,8 @@ async def test_a_promotion_that_would_make_laundering_pay_is_refused(aiohttp_cli
 
 async def test_a_tip_during_a_call_capped_by_the_daily_limit_never_passes_the_limit(
         aiohttp_client, tmp_path):
-    client = await aiohttp_client(create_app(fast_calls_config(
-        tmp_path, billing={"min_prefund_minutes": 0})))
+    client = (await clocked_app(aiohttp_client, fast_calls_config(
+        tmp_path, billing={"min_prefund_minutes": 0}))).client
     seller = await new_seller(client, 300)  # 30 tokens per 6-s segment
     buyer = await actor(client)
     await fund(client, buyer.id, 59)  # the first hold is one segment
@@ -219,10 +217,11 @@ async def test_a_tip_during_a_call_capped_by_the_daily_limit_never_passes_the_li
         limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
         assert limits["left_today"] == "0"
         await fund(client, buyer.id, 100)  # a top-up mid-call lets it run to its cap
-        ended = (await call.bc.next("call.ended", call.call_id, within=25))["call"]
+        ended = await call.run_until_ended()
     finally:
         await stop_media(call)
     assert (ended["end_reason"], ended["charged"]) == ("spend_cap", "60")
+    assert ended["live_seconds"] == 12  # two segments: a third would pass the cap of 70
     limits = (await (await buyer.get("/api/me/limits")).json())["limits"]
     assert (limits["spent_today"], limits["left_today"]) == ("60", "10")
     await assert_error(await tip(buyer, call.call_id, 11, "after-11"), 403,
@@ -259,10 +258,10 @@ def _drive(conn, buyer: int, seller: int, tips: dict[int, int], limit_tokens: in
     tips[t] = tokens tipped before segment t is billed (0 = right when it goes live).
     lower_to = (t, tokens): the daily limit set to that before segment t."""
     run_tx(conn, limits.set_limits_tx, buyer, {"daily": limit_tokens * T}, 0, NOW)
-    row = run_tx(conn, calls.create_call, buyer, seller, 60, None, 0, 250_000, NOW)
-    call_id = row[0]
-    run_tx(conn, calls.accept_call, call_id, NOW)
-    run_tx(conn, calls.record_state, call_id, "live", NOW)
+    row = run_tx(conn, calls.create_call_tx, buyer, seller, 60, None, 0, 250_000, NOW)
+    call_id = row.id
+    run_tx(conn, calls.accept_call_tx, call_id, NOW)
+    run_tx(conn, calls.record_state_tx, call_id, "live", NOW)
     refused = []
     t = 0
     while True:

@@ -13,7 +13,7 @@ from meterchat.appkeys import DB, PASSWORDS
 from meterchat.core.db import now_ms
 from meterchat.economy import bonuses, consents
 from meterchat.tools.peer import Client, SyntheticMedia
-from tests.calls_helpers import MEDIA_INTERVAL_S, LiveCall, ws_client
+from tests.calls_helpers import MEDIA_INTERVAL_S, LiveCall, clocked_of, ws_client
 from tests.conftest import (
     Actor,
     actor,
@@ -64,8 +64,9 @@ async def live_call(client, buyer: Actor, seller: Actor, rate: int = 60, bc=None
                     spend_cap: str | None = None, media: bool = False) -> LiveCall:
     """A call from buyer to seller that goes live on scripted media heartbeats (only a call
     that went live can be tipped). Unless `media`, the heartbeats stop once it is live: the
-    call pauses a moment later and bills nothing unless it runs on. The sockets are the
-    users' own for the test (`socket_of`) unless given."""
+    call pauses a moment later and bills nothing unless it runs on (on a controlled clock,
+    tests/calls_helpers.py: the heartbeats go as `call.run` steps the clock). The sockets
+    are the users' own for the test (`socket_of`) unless given."""
     bc = bc or await socket_of(client, buyer)
     sc = sc or await socket_of(client, seller)
     body = {"seller_id": seller.id, "rate": rate}
@@ -78,9 +79,16 @@ async def live_call(client, buyer: Actor, seller: Actor, rate: int = 60, bc=None
     assert resp.status == 200, await resp.text()
     bm = SyntheticMedia(bc, call_id, MEDIA_INTERVAL_S)
     sm = SyntheticMedia(sc, call_id, MEDIA_INTERVAL_S)
+    call = LiveCall(call_id, buyer, seller, bc, sc, bm, sm, clocked_of(client))
+    if call.clocked is not None:
+        # A controlled clock: live now; heartbeats only when the test runs the call.
+        await call.beat()
+        await call.beat()
+        call.buyer_beats = call.seller_beats = media
+        await call.wait_state("live")
+        return call
     bm.start()
     sm.start()
-    call = LiveCall(call_id, buyer, seller, bc, sc, bm, sm)
     await call.wait_state("live")
     if not media:
         await stop_media(call)

@@ -10,13 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from meterchat.app import create_app
 from meterchat.appkeys import DB
 from meterchat.chain_ctx import DEVNET
 from meterchat.core.units import tokens_to_musdt
 from meterchat.money import ledger
 from meterchat.tools.peer import SyntheticMedia
-from tests.calls_helpers import MEDIA_INTERVAL_S, ws_client
+from tests.calls_helpers import LiveCall, clocked_app, clocked_of, ws_client
 from tests.conftest import FAST_CALLS, actor, assert_error, audit_ok, chain_config, devnet_pay
 from tests.conftest import seller_online as new_seller
 from tests.test_economy_api import admin_actor, live_call
@@ -27,7 +26,8 @@ async def app_client(aiohttp_client, tmp_path):
     cfg = chain_config(tmp_path, deposits={"watcher_interval_s": 3600},
                        economy={"bonus_tiers": ["50:5", "100:10"]},
                        withdrawals={"buyer_withdrawals": True}, **FAST_CALLS)
-    return await aiohttp_client(create_app(cfg))
+    # Calls on a controlled clock (tests/calls_helpers.py); the chain runs in real time.
+    return (await clocked_app(aiohttp_client, cfg)).client
 
 
 async def top_up(client, buyer, usdt: str) -> dict:
@@ -103,22 +103,17 @@ async def test_economy_bar(app_client):
     resp = await alice.put("/api/me/limits", {"daily": "60"})
     assert (await resp.json())["limits"]["daily"] == "60"
     ac, sc = await ws_client(client, alice), await ws_client(client, seller)
-    media = []
-    try:
-        resp = await alice.post("/api/calls", {"seller_id": seller.id, "rate": 600})
-        call = (await resp.json())["call"]
-        assert call["spend_cap"] == "60"
-        await seller.post(f"/api/calls/{call['id']}/accept")
-        media = [SyntheticMedia(ac, call["id"], MEDIA_INTERVAL_S),
-                 SyntheticMedia(sc, call["id"], MEDIA_INTERVAL_S)]
-        for m in media:
-            m.start()
-        ended = (await ac.next("call.ended", call["id"], within=15))["call"]
-    finally:
-        for m in media:
-            await m.stop()
+    resp = await alice.post("/api/calls", {"seller_id": seller.id, "rate": 600})
+    call = (await resp.json())["call"]
+    assert call["spend_cap"] == "60"
+    await seller.post(f"/api/calls/{call['id']}/accept")
+    live = LiveCall(call["id"], alice, seller, ac, sc, SyntheticMedia(ac, call["id"]),
+                    SyntheticMedia(sc, call["id"]), clocked_of(client))
+    await live.beat()
+    await live.beat()  # counters grew: live
+    ended = await live.run_until_ended()
     assert (ended["end_reason"], ended["billed_tenths"], ended["charged"],
-            ended["seller_earned"]) == ("spend_cap", 1, "60", "45")
+            ended["seller_earned"], ended["live_seconds"]) == ("spend_cap", 1, "60", "45", 6)
     await assert_error(await alice.post("/api/calls", {"seller_id": seller.id, "rate": 600}),
                        403, "daily_limit_reached")
     # Bonus is spent last: Alice paid the minute with her own tokens, the bonus is intact.
@@ -129,13 +124,15 @@ async def test_economy_bar(app_client):
     # -- a buyer tips 50 tokens once despite a replayed key (in a call that went live)
     bc = await ws_client(client, bob)
     try:
-        bob_call = (await live_call(client, bob, seller, 600, bc, sc)).call_id
+        bob_live = await live_call(client, bob, seller, 600, bc, sc)
+        bob_call = bob_live.call_id
         for status in (201, 200):
             resp = await bob.post(f"/api/calls/{bob_call}/tip", {"tokens": 50},
                                   headers={"Idempotency-Key": "bob-tip-1"})
             assert resp.status == status, await resp.text()
         assert (await bc.next("tip", bob_call, within=5))["tip"]["seller_receives"] == "37.5"
         assert (await sc.next("tip", bob_call, within=5))["tip"]["tokens"] == "50"
+        await bob_live.run(1)  # live a moment, unbilled
         await bob.post(f"/api/calls/{bob_call}/end")
     finally:
         for c in (ac, sc, bc):
@@ -153,7 +150,7 @@ async def test_economy_bar(app_client):
     lived = [c for c in seller_calls if c["state"] == "ended"]
     assert stats["calls"] == len(lived) == 2  # Bob's call was live a moment, unbilled
     assert stats["minutes_billed"] == "0.1"
-    assert abs(stats["average_call_seconds"] - sum(c["live_seconds"] for c in lived) / 2) <= 1
+    assert stats["average_call_seconds"] == 3  # (6 s + 1 s) / 2, in whole seconds
     assert [(s["display_name"], s["spent"]) for s in stats["top_supporters"]] == [
         ("Alice", "60"), ("Bob", "50")]
     assert sum(tokens(h["minutes"]) for h in stats["busiest_hours"]) == Decimal("0.1")

@@ -3,7 +3,9 @@ replays, holds; property tests over random sequences; concurrent debits never ov
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -289,3 +291,165 @@ TestLedgerProperties.settings = settings(
     max_examples=40, stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+# ---- post_many: many transactions at once, with the checks of post --------------------------
+
+def ids(conn, *names: str) -> list[int]:
+    return [run_tx(conn, ledger.account_id, n) for n in names]
+
+
+def test_post_many_writes_every_transaction_and_the_balances(conn):
+    a, b = make_user(conn, "a@example.com"), make_user(conn, "b@example.com")
+    deposit(conn, a, 1_000)
+    avail_a, avail_b, held_a, fees = ids(conn, user_account(a), user_account(b),
+                                         user_account(a, "held"), REVENUE_COMMISSION)
+    written = run_tx(conn, ledger.post_many, [
+        ("hold", "k:1", "call:1", {avail_a: -600, held_a: 600}),
+        ("settle", "k:2", "call:1", {held_a: -600, avail_b: 450, fees: 150, avail_a: 0}),
+        ("tip", None, None, {avail_a: -400, avail_b: 400}),
+    ], at_ms=123)
+    assert len(written) == 3
+    assert run_read(conn, ledger.user_balances, a) == {"available": 0, "held": 0, "pending": 0}
+    assert run_read(conn, ledger.user_balances, b)["available"] == 850
+    assert run_read(conn, ledger.balance, REVENUE_COMMISSION) == 150
+    rows = conn.execute("SELECT id, idem_key, kind, ref, created_at_ms FROM ledger_tx"
+                        " WHERE id >= ? ORDER BY id", (written[0],)).fetchall()
+    assert [tuple(r) for r in rows] == [
+        (written[0], "k:1", "hold", "call:1", 123), (written[1], "k:2", "settle", "call:1", 123),
+        (written[2], None, "tip", None, 123)]
+    # Zero amounts are no postings; the others are in the order given.
+    assert conn.execute("SELECT COUNT(*) FROM postings WHERE tx_id = ?",
+                        (written[1],)).fetchone()[0] == 3
+    assert run_read(conn, ledger.audit).ok
+
+
+def test_post_many_refuses_unbalanced_or_non_integer_postings_and_writes_nothing(conn):
+    a = make_user(conn, "a@example.com")
+    deposit(conn, a, 1_000)
+    (avail, held) = ids(conn, user_account(a), user_account(a, "held"))
+    before = conn.execute("SELECT COUNT(*) FROM ledger_tx").fetchone()[0]
+    for bad in ({avail: -5, held: 4}, {avail: -5.0, held: 5.0}, {avail: True, held: -1}):
+        with pytest.raises(ledger.LedgerError):
+            run_tx(conn, ledger.post_many, [("ok", "k:ok", None, {avail: -1, held: 1}),
+                                            ("bad", "k:bad", None, bad)])
+    with pytest.raises(ledger.LedgerError, match="twice"):
+        run_tx(conn, ledger.post_many, [("a", "k:1", None, {avail: -1, held: 1}),
+                                        ("b", "k:1", None, {avail: -1, held: 1})])
+    for moves in ({avail: -1, 999_999: 1}, {999_999: -1, avail: 1}):
+        # Found before writing when the account goes down, else by the database (the
+        # transaction of Database.tx or run_tx rolls back).
+        with pytest.raises(ledger.LedgerError, match="no account"):
+            run_tx(conn, ledger.post_many, [("a", "k:1", None, moves)])
+    with pytest.raises(ledger.LedgerError, match="inside a transaction"):
+        ledger.post_many(conn, [("a", None, None, {avail: -1, held: 1})])
+    assert conn.execute("SELECT COUNT(*) FROM ledger_tx").fetchone()[0] == before
+    assert run_read(conn, ledger.user_balances, a)["available"] == 1_000
+
+
+def test_post_many_never_takes_a_balance_below_zero_at_any_point(conn):
+    a, b = make_user(conn, "a@example.com"), make_user(conn, "b@example.com")
+    deposit(conn, a, 100)
+    avail_a, avail_b = ids(conn, user_account(a), user_account(b))
+    # Overdrawn at the end.
+    with pytest.raises(InsufficientFunds, match="available"):
+        run_tx(conn, ledger.post_many, [("x", "k:1", None, {avail_a: -60, avail_b: 60}),
+                                        ("x", "k:2", None, {avail_a: -60, avail_b: 60})])
+    # Back above zero at the end, but below it in between: post would refuse the first.
+    with pytest.raises(InsufficientFunds):
+        run_tx(conn, ledger.post_many, [("x", "k:1", None, {avail_a: -150, avail_b: 150}),
+                                        ("x", "k:2", None, {avail_a: 100, avail_b: -100})])
+    assert run_read(conn, ledger.user_balances, a)["available"] == 100
+    assert conn.execute("SELECT COUNT(*) FROM ledger_tx WHERE idem_key LIKE 'k:%'"
+                        ).fetchone()[0] == 0
+    # Received first, then spent: fine, as it would be one by one.
+    deposit(conn, b, 100)
+    run_tx(conn, ledger.post_many, [("x", "k:1", None, {avail_b: -100, avail_a: 100}),
+                                    ("x", "k:2", None, {avail_a: -150, avail_b: 150})])
+    assert run_read(conn, ledger.user_balances, a)["available"] == 50
+    # Platform chain accounts may go below zero.
+    chain = run_tx(conn, ledger.account_id, CHAIN_DEPOSITS)
+    run_tx(conn, ledger.post_many, [("deposit", None, None, {chain: -7, avail_b: 7})])
+    assert run_read(conn, ledger.audit).ok
+
+
+def test_post_many_reports_taken_keys_and_moves_nothing(conn):
+    a, b = make_user(conn, "a@example.com"), make_user(conn, "b@example.com")
+    deposit(conn, a, 1_000, key="deposit:1")
+    avail_a, avail_b = ids(conn, user_account(a), user_account(b))
+    run_tx(conn, ledger.post_many, [("pay", "pay:1", None, {avail_a: -10, avail_b: 10})])
+    postings = conn.execute("SELECT COUNT(*) FROM postings").fetchone()[0]
+    with pytest.raises(ledger.KeysTaken) as taken:
+        run_tx(conn, ledger.post_many, [("pay", "pay:2", None, {avail_a: -10, avail_b: 10}),
+                                        ("pay", "pay:1", None, {avail_a: -10, avail_b: 10}),
+                                        ("pay", "deposit:1", None, {avail_a: -1, avail_b: 1})])
+    assert taken.value.keys == {"pay:1", "deposit:1"}
+    assert conn.execute("SELECT COUNT(*) FROM postings").fetchone()[0] == postings
+    assert conn.execute("SELECT COUNT(*) FROM ledger_tx WHERE idem_key = 'pay:2'"
+                        ).fetchone()[0] == 0
+    assert run_read(conn, ledger.user_balances, a)["available"] == 990
+    # The caller drops what the taken keys stand for and posts the rest.
+    run_tx(conn, ledger.post_many, [("pay", "pay:2", None, {avail_a: -10, avail_b: 10})])
+    assert run_read(conn, ledger.user_balances, a)["available"] == 980
+    assert run_read(conn, ledger.audit).ok
+
+
+def test_post_many_inside_a_larger_transaction_keeps_what_came_before(conn):
+    """A refused bulk rolls back only itself (a savepoint), not the caller's other writes."""
+    a, b = make_user(conn, "a@example.com"), make_user(conn, "b@example.com")
+    deposit(conn, a, 100)
+    avail_a, avail_b = ids(conn, user_account(a), user_account(b))
+
+    def both(c):
+        ledger.transfer(c, user_account(a), user_account(b), 30, "pay", idem_key="pay:1")
+        with pytest.raises(InsufficientFunds):
+            ledger.post_many(c, [("x", "k:1", None, {avail_a: -71, avail_b: 71})])
+        ledger.post_many(c, [("x", "k:2", None, {avail_a: -70, avail_b: 70})])
+
+    run_tx(conn, both)
+    assert run_read(conn, ledger.user_balances, b)["available"] == 100
+    assert run_read(conn, ledger.audit).ok
+
+
+# ---- the ledger is the only writer of ledger_tx, postings and balances -----------------------
+
+LEDGER_TABLES = r"(ledger_tx|postings|accounts)"
+WRITES_LEDGER = re.compile(
+    rf"\b(?:insert|replace)\s+(?:or\s+\w+\s+)?into\s+(?:main\.|temp\.)?{LEDGER_TABLES}\b"
+    rf"|\bupdate\s+(?:or\s+\w+\s+)?(?:main\.)?{LEDGER_TABLES}\b"
+    rf"|\bdelete\s+from\s+(?:main\.)?{LEDGER_TABLES}\b",
+    re.IGNORECASE)
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+THE_LEDGER = SOURCE_ROOT / "server" / "money" / "ledger.py"
+
+
+def sql_writes_of_ledger_tables(source: str) -> list[str]:
+    """Every string constant of a module (f-string parts included) that writes the ledger's
+    tables, and any such SQL in the source text itself (strings split over lines)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [m.group(0) for m in WRITES_LEDGER.finditer(node.value)]
+    joined = re.sub(r"[\"']\s*[\"']", "", source)  # "INSERT INTO " "postings"
+    found += [m.group(0) for m in WRITES_LEDGER.finditer(joined)]
+    return found
+
+
+def test_the_checker_sees_writes_of_the_ledger_tables():
+    assert sql_writes_of_ledger_tables('x = "INSERT OR IGNORE INTO ledger_tx (id) VALUES (1)"')
+    assert sql_writes_of_ledger_tables('c.execute(f"update accounts SET b = {x}")')
+    assert sql_writes_of_ledger_tables('q = ("INSERT INTO "\n     "postings VALUES (?)")')
+    assert sql_writes_of_ledger_tables('q = "DELETE FROM postings"')
+    assert not sql_writes_of_ledger_tables('q = "SELECT * FROM postings JOIN accounts"')
+    assert not sql_writes_of_ledger_tables('q = "UPDATE calls SET held_musdt = 0"')
+
+
+def test_only_the_ledger_writes_ledger_tx_postings_and_balances():
+    writers = []
+    for folder in ("server", "chain", "tools"):
+        for path in sorted((SOURCE_ROOT / folder).rglob("*.py")):
+            if path == THE_LEDGER:
+                continue
+            for sql in sql_writes_of_ledger_tables(path.read_text()):
+                writers.append(f"{path.relative_to(SOURCE_ROOT)}: {sql}")
+    assert not writers, "move tokens through meterchat.money.ledger:\n" + "\n".join(writers)

@@ -17,7 +17,7 @@ from meterchat.core.ratelimit import (
     SlidingWindow,
     address_key,
 )
-from meterchat.deposits.store import too_many_open
+from meterchat.deposits.rules import too_many_open
 from meterchat.web.health import ChainReading
 
 

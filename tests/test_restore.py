@@ -27,7 +27,8 @@ from meterchat.core.db import connect_sync, migrate_sync, now_ms, run_read, run_
 from meterchat.core.errors import Conflict, Unprocessable
 from meterchat.money import ledger
 from meterchat.operator import backup, reconcile
-from meterchat.withdrawals import store as wd
+from meterchat.withdrawals import requests, rules, sending, store
+from meterchat.withdrawals.routes import parse_tokens
 from meterchat.withdrawals.sender import SENDER, sender_from_app
 from tests.conftest import Actor, admin_actor, assert_error, eventually
 from tests.test_withdrawal_sender import (
@@ -53,7 +54,9 @@ def write_config(tmp_path: Path) -> Path:
         '[devnet]\nport = 0\npath = "data/devnet.sqlite3"\nblock_time_s = 0.1\n'
         'solidify_depth = 2\n'
         '[deposits]\nwatcher_interval_s = 0.1\n'
-        '[withdrawals]\nsender_interval_s = 3600\nexpiry_margin_s = 0.2\n')
+        '[withdrawals]\nsender_interval_s = 3600\nexpiry_margin_s = 0.2\n'
+        # The account-security rules are tested in tests/test_withdrawal_holds.py.
+        'new_address_hold_hours = 0\nrequire_verified_email = false\n')
     return p
 
 
@@ -82,10 +85,10 @@ async def start(aiohttp_client, cfg_path: Path):
 
 
 async def watcher_past(app, block: int) -> None:
-    from meterchat.deposits import store as deposits
+    from meterchat.deposits import credits
 
     async def past():
-        return ((await app[DB].read(deposits.cursor)) or 0) >= block
+        return ((await app[DB].read(credits.cursor)) or 0) >= block
 
     await eventually(past, timeout_s=20)
 
@@ -240,13 +243,13 @@ def _seller(conn, email: str, tokens_musdt: int) -> int:
 
 
 def _request(conn, user_id: int, key: str, address: str, cfg, tokens: str = "400") -> int:
-    q = wd.quote(wd.parse_tokens(tokens), cfg)
-    return run_tx(conn, wd.request_tx, user_id, key, address, q, cfg, now_ms()).withdrawal.id
+    q = rules.quote(parse_tokens(tokens), cfg)
+    return run_tx(conn, requests.request_tx, user_id, key, address, q, cfg, now_ms()).withdrawal.id
 
 
 def _signed(conn, wid: int, txid: str, expiration_ms: int) -> None:
     stx = SignedTransfer(txid, expiration_ms, "{}")
-    assert run_tx(conn, wd.store_signed_tx, wid, stx, 40_000_000, now_ms())
+    assert run_tx(conn, sending.store_signed_tx, wid, stx, 40_000_000, now_ms())
 
 
 def _one_of_each_status(conn, cfg) -> dict[str, int]:
@@ -255,15 +258,15 @@ def _one_of_each_status(conn, cfg) -> dict[str, int]:
     ids = {s: _request(conn, uid, s, fresh_address(), cfg) for s in
            ("queued", "review", "signed", "sent", "failed", "confirmed", "rejected")}
     conn.execute("UPDATE withdrawals SET status = 'review', review_reason = ? WHERE id = ?",
-                 (wd.REVIEW_ABOVE_THRESHOLD, ids["review"]))
+                 (rules.REVIEW_ABOVE_THRESHOLD, ids["review"]))
     far = now_ms() + 3_600_000
     for status, n in (("signed", 1), ("sent", 2), ("failed", 3), ("confirmed", 4)):
         _signed(conn, ids[status], f"{n:064x}", far)
-    run_tx(conn, wd.note_broadcast_tx, ids["sent"], f"{2:064x}", "SUCCESS", True, None,
+    run_tx(conn, sending.note_broadcast_tx, ids["sent"], f"{2:064x}", "SUCCESS", True, None,
            now_ms())
-    run_tx(conn, wd.fail_tx, ids["failed"], f"{3:064x}", "REVERT", "reverted", now_ms())
-    run_tx(conn, wd.confirm_tx, ids["confirmed"], f"{4:064x}", 10, now_ms())
-    run_tx(conn, wd.reject_tx, ids["rejected"], None, now_ms())
+    run_tx(conn, sending.fail_tx, ids["failed"], f"{3:064x}", "REVERT", "reverted", now_ms())
+    run_tx(conn, sending.confirm_tx, ids["confirmed"], f"{4:064x}", 10, now_ms())
+    run_tx(conn, requests.reject_tx, ids["rejected"], None, now_ms())
     return ids
 
 
@@ -304,16 +307,16 @@ async def test_every_withdrawal_not_final_in_the_backup_waits_for_the_operator(
         if status in ("confirmed", "rejected"):
             assert after[wid] == before[wid]
         else:  # review, restored_from_backup, the txid of a stored transaction kept
-            assert after[wid] == ("review", wd.REVIEW_RESTORED, before[wid][2]), status
+            assert after[wid] == ("review", rules.REVIEW_RESTORED, before[wid][2]), status
     logged = [r[0] for r in conn.execute(
         "SELECT target FROM audit_log WHERE action = 'withdrawal.hold' ORDER BY id")]
     assert logged == [f"withdrawal:{i}" for i in not_final]
     assert conn.execute("SELECT COUNT(*) FROM backup_marker").fetchone()[0] == 0
     # Approval: a signed or sent one follows its stored transaction; the others queue.
-    assert run_tx(conn, wd.approve_tx, ids["sent"], None, now_ms()).status == "sent"
-    assert run_tx(conn, wd.approve_tx, ids["signed"], None, now_ms()).status == "signed"
-    assert run_tx(conn, wd.approve_tx, ids["queued"], None, now_ms()).status == "queued"
-    assert run_tx(conn, wd.approve_tx, ids["failed"], None, now_ms()).status == "queued"
+    assert run_tx(conn, requests.approve_tx, ids["sent"], None, now_ms()).status == "sent"
+    assert run_tx(conn, requests.approve_tx, ids["signed"], None, now_ms()).status == "signed"
+    assert run_tx(conn, requests.approve_tx, ids["queued"], None, now_ms()).status == "queued"
+    assert run_tx(conn, requests.approve_tx, ids["failed"], None, now_ms()).status == "queued"
     assert run_read(conn, ledger.audit).ok
     conn.close()
 
@@ -321,7 +324,7 @@ async def test_every_withdrawal_not_final_in_the_backup_waits_for_the_operator(
     client = await aiohttp_client(create_app(cfg))
     await client.close()
     conn = connect_sync(live)
-    assert not any(reason == wd.REVIEW_RESTORED for _, reason, _ in _statuses(conn).values())
+    assert not any(reason == rules.REVIEW_RESTORED for _, reason, _ in _statuses(conn).values())
     assert conn.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'withdrawal.hold'"
                         ).fetchone()[0] == 0
     conn.close()
@@ -340,8 +343,8 @@ def test_operator_confirms_a_restored_withdrawal_only_with_a_transfer_that_paid_
     w3 = _request(conn, uid, "k3", b, cfg)
     _signed(conn, w3, "ee" * 32, now_ms() + 60_000)  # restored while signed
     queued = _request(conn, uid, "k4", b, cfg, "300")
-    run_tx(conn, wd.hold_restored_tx, now_ms(), "a test backup")
-    run_tx(conn, wd.approve_tx, queued, None, now_ms())
+    run_tx(conn, requests.hold_restored_tx, now_ms(), "a test backup")
+    run_tx(conn, requests.approve_tx, queued, None, now_ms())
 
     def out(txid: str, to: str, amount: int, index: int = 0) -> TransferLog:
         return TransferLog(txid, index, "TUSDT", "THOT", to, amount)
@@ -353,7 +356,7 @@ def test_operator_confirms_a_restored_withdrawal_only_with_a_transfer_that_paid_
     run_tx(conn, reconcile.record_outgoing_tx, 7, 1_000, (out(paid, a, NET_MUSDT),), now_ms())
 
     def confirm(wid: int, txid: str, at_ms: int | None = None):
-        return run_tx(conn, wd.confirm_paid_by_tx, wid, txid, None, at_ms or now_ms(), 200)
+        return run_tx(conn, requests.confirm_paid_by_tx, wid, txid, None, at_ms or now_ms(), 200)
 
     for txid in (short, elsewhere, "ff" * 32):  # wrong amount, wrong address, never seen
         with pytest.raises(Unprocessable) as exc:
@@ -375,7 +378,7 @@ def test_operator_confirms_a_restored_withdrawal_only_with_a_transfer_that_paid_
         confirm(w3, later)
     assert exc.value.code == "transaction_may_land"
     assert confirm(w3, later, now_ms() + 61_000).status == "confirmed"
-    assert wd.transactions_of(conn, w3)[0]["outcome"] == "expired"
+    assert store.transactions_of(conn, w3)[0]["outcome"] == "expired"
 
     listed, total = run_read(conn, reconcile.unmatched_transfers)
     assert [t["txid"] for t in listed] == [short, elsewhere]

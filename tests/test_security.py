@@ -50,6 +50,10 @@ ON_THE_CALLERS_OWN_LISTS = {
 }
 
 
+# The id names one of the caller's own things; anybody else's is 404 (tests below).
+CALLERS_OWN = {("post", "/api/withdrawals/{id}/cancel"), ("delete", "/api/me/sessions/{id}")}
+
+
 def _admin_ops() -> list[tuple[str, str]]:
     return sorted(op for op in OPERATIONS if op[1].startswith("/api/admin/"))
 
@@ -58,7 +62,7 @@ def test_every_operation_with_a_path_id_is_classified():
     with_id = {op for op in OPERATIONS if "{" in op[1]}
     admin = {op for op in with_id if op[1].startswith("/api/admin/")}
     unclassified = (with_id - admin - CALL_PARTIES_ONLY - BUYER_OF_THE_CALL_ONLY - PUBLIC
-                    - ON_THE_CALLERS_OWN_LISTS)
+                    - ON_THE_CALLERS_OWN_LISTS - CALLERS_OWN)
     assert unclassified == set(), "say whose the id is, and add it to a test below"
     assert len(_admin_ops()) >= 5
 
@@ -173,6 +177,15 @@ async def test_deposits_withdrawals_and_ledger_are_each_users_own(app_client):
         assert bool(entries) is mine, entries
         me = (await who.me())["user"]
         assert me["id"] == who.id and me["email"] == who.user["email"]
+    # Nobody else cancels the withdrawal, nor revokes another user's session (CALLERS_OWN).
+    for who in (sb, a):
+        resp = await who.post(f"/api/withdrawals/{withdrawal['id']}/cancel")
+        assert resp.status == 404, await resp.text()
+    [session] = (await (await sa.get("/api/me/sessions")).json())["sessions"]
+    for who in (sb, a):
+        resp = await who.client.delete(f"/api/me/sessions/{session['id']}", headers=who.headers)
+        assert resp.status == 404
+    assert (await sa.get("/api/withdrawals")).status == 200  # still logged in
 
 
 async def test_admin_operations_refuse_everyone_else_and_change_nothing(app_client):
@@ -266,7 +279,8 @@ async def test_hot_wallet_key_and_passwords_never_leak(tmp_path):
         '[chain]\nhot_wallet_key_env = "MC_TEST_HOT_KEY"\n'
         '[database]\npath = "db.sqlite3"\n'
         '[devnet]\nport = 0\npath = "devnet.sqlite3"\nblock_time_s = 0.1\nsolidify_depth = 2\n'
-        "[deposits]\nwatcher_interval_s = 0.1\n[withdrawals]\nsender_interval_s = 0.1\n")
+        "[deposits]\nwatcher_interval_s = 0.1\n[withdrawals]\nsender_interval_s = 0.1\n"
+        "new_address_hold_hours = 0\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MC_TEST_HOT_KEY": key_hex}
     create = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "meterchat.cli", "user", "create", "--config", str(cfg),
@@ -298,6 +312,15 @@ async def test_hot_wallet_key_and_passwords_never_leak(tmp_path):
                     "email": f"{role}@example.com", "password": PASSWORDS[role], "role": role,
                     "display_name": role, "adult": True, "terms": True})
                 assert status == 201
+            # The seller verifies the email with the link in the outbox (no SMTP server).
+            listed = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "meterchat.cli", "mail", "list", "--config", str(cfg),
+                stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT)
+            mails = [json.loads(line) for line in (await listed.communicate())[0].splitlines()]
+            [verify] = [m for m in mails if m["to"] == "seller@example.com"]
+            link = verify["text"].split("#/verify?token=")[1].split()[0]
+            status, _ = await api("POST", "/api/auth/email/verify", {"token": link})
+            assert status == 204
             # A wrong password too: it must not be logged either.
             status, _ = await api("POST", "/api/auth/login", {
                 "email": "buyer@example.com", "password": PASSWORDS["buyer"] + "x"})

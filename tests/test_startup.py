@@ -136,6 +136,21 @@ async def test_opening_a_file_that_is_not_sqlite_leaves_no_thread_behind(tmp_pat
     assert _non_daemon_threads() <= before
 
 
+async def test_opening_a_directory_as_the_database_starts_no_thread_at_all(tmp_path):
+    import pytest
+
+    from meterchat.core.db import Database, DatabaseError
+
+    path = tmp_path / "m.sqlite3"
+    path.mkdir()
+    before = _non_daemon_threads()
+    with pytest.raises(DatabaseError, match="directory"):
+        await Database(path).open()
+    # Refused before aiosqlite's thread exists: nothing to wait for, nothing writes to a loop
+    # that is gone.
+    assert _non_daemon_threads() <= before
+
+
 async def test_a_failed_start_closes_the_database_it_opened(tmp_path):
     import asyncio
 

@@ -24,7 +24,7 @@ from meterchat.chain.gateway import SignedTransfer
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.db import now_ms
 from meterchat.money import ledger
-from meterchat.withdrawals import store as wd
+from meterchat.withdrawals import sending, store
 from meterchat.withdrawals.sender import NO_KEY_REASON, SENDER, WithdrawalSender, sender_from_app
 from tests.conftest import (
     actor,
@@ -232,7 +232,7 @@ async def test_expired_unsent_transaction_is_replaced_only_once_proven_dead(manu
     txn.sign(PrivateKey(bytes.fromhex(node.hot_wallet_key_hex)))
     body = txn.to_json()
     old = SignedTransfer(body["txID"], body["raw_data"]["expiration"], json.dumps(body))
-    assert await app[DB].tx(wd.store_signed_tx, int(w["id"]), old, 40_000_000, now_ms())
+    assert await app[DB].tx(sending.store_signed_tx, int(w["id"]), old, 40_000_000, now_ms())
 
     await asyncio.sleep(0.35)
     fresh = sender_from_app(app)
@@ -243,7 +243,7 @@ async def test_expired_unsent_transaction_is_replaced_only_once_proven_dead(manu
     assert [t[0] for t in transfers_to(node, dest)] == [done["txid"]]
     assert await gateway.get_transaction(old.txid) is None
     assert await gateway.usdt_balance(dest) == 2_500_000
-    history = await app[DB].read(wd.transactions_of, int(w["id"]))
+    history = await app[DB].read(store.transactions_of, int(w["id"]))
     assert [(h["txid"], h["outcome"]) for h in history] == \
         [(old.txid, "expired"), (done["txid"], "confirmed")]
 

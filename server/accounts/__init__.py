@@ -1,1 +1,2 @@
-"""Users, passwords, sessions and the auth endpoints."""
+"""Accounts: sign-up rules, users, password hashes, sessions, who is asking (auth) and the
+sign-up and login endpoints."""

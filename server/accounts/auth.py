@@ -6,25 +6,40 @@ from __future__ import annotations
 
 import functools
 import hmac
+import inspect
 import ipaddress
 import logging
 import math
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from meterchat.accounts import users as accounts
-from meterchat.accounts.users import Session, User
-from meterchat.appkeys import CONFIG, DB
+from meterchat.accounts import two_factor
+from meterchat.accounts.sessions import (
+    TOUCH_EVERY_MS,
+    Session,
+    note_otp_tx,
+    require_session,
+    touch_session_tx,
+)
+from meterchat.accounts.users import User
+from meterchat.appkeys import CONFIG, DB, LIMITS
 from meterchat.core import logs
-from meterchat.core.errors import Forbidden, TooManyRequests, Unauthorized
+from meterchat.core.db import now_ms
+from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unauthorized
 from meterchat.core.ratelimit import SlidingWindow, address_key
 
 log = logging.getLogger("meterchat.http")
+T = TypeVar("T")
 
 SESSION_COOKIE = "mc_session"
 CSRF_COOKIE = "mc_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+OTP_HEADER = "X-OTP"
 SESSION = web.RequestKey("session", Session)
 CLIENT = web.RequestKey("client_address", str)
 
@@ -39,9 +54,8 @@ def bearer_token(request: web.Request) -> str | None:
 async def session_of(request: web.Request, *, allow_query_token: bool = False) -> Session:
     """The request's session; raises 401 when there is none, 403 for a banned user or a
     cookie-authenticated write without the CSRF header."""
-    cached = request.get(SESSION)
-    if cached is not None:
-        return cached
+    if SESSION in request:
+        return request[SESSION]
     token = bearer_token(request)
     via_cookie = False
     if token is None and allow_query_token:
@@ -51,7 +65,7 @@ async def session_of(request: web.Request, *, allow_query_token: bool = False) -
         via_cookie = token is not None
     if not token:
         raise Unauthorized("log in first: send the session cookie or a bearer token")
-    session = await request.app[DB].read(accounts.require_session, token)
+    session = await request.app[DB].read(require_session, token)
     if session.user.banned:
         raise Forbidden("this account is banned", "banned")
     if via_cookie and request.method not in SAFE_METHODS:
@@ -61,8 +75,95 @@ async def session_of(request: web.Request, *, allow_query_token: bool = False) -
                 f"cookie-authenticated writes need the {CSRF_HEADER} header from login",
                 "csrf_failed",
             )
+    now = now_ms()
+    if session.last_seen_at_ms is None or now - session.last_seen_at_ms >= TOUCH_EVERY_MS:
+        await request.app[DB].tx(touch_session_tx, session.id, now)
     request[SESSION] = session
     return session
+
+
+# -- two-factor step-up (withdrawals, operator writes)
+
+
+async def check_otp(request: web.Request, user: User, otp: object) -> None:
+    """For a user with 2FA on: `otp` must be a fresh code (or an unused recovery code), used
+    up by this call; 403 otp_required without one, 403 otp_invalid for a wrong or used one,
+    429 after security.otp_attempts_per_account wrong ones. Nothing for a user without 2FA."""
+    db = request.app[DB]
+    if not await db.read(two_factor.is_enabled, user.id):
+        return
+    if otp is None or otp == "":
+        raise Forbidden("two-factor authentication is on: send the code of your "
+                        "authenticator app as otp", "otp_required")
+    code = two_factor.code_field(otp)
+    failures = request.app[LIMITS].otp_failures
+    key = str(user.id)
+    wait_s = failures.retry_after(key)
+    if wait_s > 0:
+        raise TooManyRequests("too many wrong codes; try again later",
+                              headers={"Retry-After": str(math.ceil(wait_s))})
+    ok = await db.tx(two_factor.check_code_tx, user.id, code, time.time(), now_ms())
+    if not ok:
+        failures.hit(key)
+        raise Forbidden("the code is wrong, expired or was used already; wait for the next "
+                        "one", "otp_invalid")
+    if SESSION in request:
+        await db.tx(note_otp_tx, request[SESSION].id, now_ms())
+
+
+async def otp_counted(request: web.Request, user: User, step: Awaitable[T]) -> T:
+    """Await a step that checks a 2FA code (a withdrawal's transaction); a wrong code counts
+    against security.otp_attempts_per_account, and past it the step is not run (429)."""
+    failures = request.app[LIMITS].otp_failures
+    wait_s = failures.retry_after(str(user.id))
+    if wait_s > 0:
+        if inspect.iscoroutine(step):
+            step.close()
+        raise TooManyRequests("too many wrong codes; try again later",
+                              headers={"Retry-After": str(math.ceil(wait_s))})
+    try:
+        return await step
+    except ApiError as exc:
+        if exc.code == "otp_invalid":
+            failures.hit(str(user.id))
+        raise
+
+
+@web.middleware
+async def admin_2fa_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every write under /api/admin/: with security.require_2fa_for_admins an admin without
+    2FA is refused (403 2fa_required); an admin with 2FA sends `otp` (in the JSON body or the
+    X-OTP header), unless this session gave a valid code within
+    security.admin_otp_fresh_minutes. Requests that are not authenticated pass on to their
+    handler, which answers 401."""
+    if request.method in SAFE_METHODS or not request.path.startswith("/api/admin/"):
+        return await handler(request)
+    try:
+        session = await session_of(request)
+    except ApiError:
+        return await handler(request)
+    user = session.user
+    if user.role != "admin":
+        return await handler(request)
+    sec = request.app[CONFIG].security
+    if not user.two_factor:
+        if sec.require_2fa_for_admins:
+            raise Forbidden("turn on two-factor authentication (Account page) before "
+                            "operator writes", "2fa_required")
+        return await handler(request)
+    fresh_ms = int(sec.admin_otp_fresh_minutes * 60_000)
+    if session.otp_at_ms is not None and now_ms() - session.otp_at_ms < fresh_ms:
+        return await handler(request)
+    otp: object = request.headers.get(OTP_HEADER) or None
+    if otp is None and request.content_type == "application/json" and request.can_read_body:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None  # the handler answers the bad body
+        if isinstance(body, dict):
+            otp = body.get("otp")
+    await check_otp(request, user, otp)
+    return await handler(request)
 
 
 async def current_user(request: web.Request) -> User:
@@ -80,6 +181,7 @@ async def require_role(request: web.Request, *roles: str) -> User:
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _warned_untrusted_proxy = False
 
 
@@ -88,7 +190,7 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries)
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip(text: str) -> Address | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:
         text = text[1:text.index("]")]  # [2001:db8::1]:443
@@ -103,7 +205,7 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
-def _trusted(ip, networks: tuple[Network, ...]) -> bool:
+def _trusted(ip: Address | None, networks: tuple[Network, ...]) -> bool:
     return ip is not None and any(ip in n for n in networks)
 
 
@@ -131,9 +233,8 @@ def forwarded_client(peer: str | None, forwarded_for: list[str],
 
 def client_address(request: web.Request) -> str:
     """The address of whoever sent this request (for limits and logs)."""
-    cached = request.get(CLIENT)
-    if cached is not None:
-        return cached
+    if CLIENT in request:
+        return request[CLIENT]
     entries = tuple(request.app[CONFIG].server.trusted_proxies)
     forwarded = request.headers.getall("X-Forwarded-For", [])
     address = forwarded_client(request.remote, forwarded, _networks(entries))

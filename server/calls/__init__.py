@@ -1,1 +1,2 @@
-"""Calls: live time, the call manager, signalling over /ws, ICE servers."""
+"""Calls: live time (live.py), their SQL (store.py), the call manager (manager.py), the socket
+hub (signalling.py) and /ws (ws.py), ICE servers (ice.py), the call endpoints (routes.py)."""

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import os
+from typing import Any
 
 from meterchat.core.config import IceConfig
 
@@ -18,8 +19,8 @@ def turn_credentials(secret: str, user_id: int, ttl_s: int, now_s: int) -> tuple
     return username, base64.b64encode(digest).decode()
 
 
-def ice_servers(cfg: IceConfig, user_id: int, now_s: int) -> list[dict]:
-    out: list[dict] = []
+def ice_servers(cfg: IceConfig, user_id: int, now_s: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     if cfg.stun_urls:
         out.append({"urls": list(cfg.stun_urls)})
     secret = os.environ.get(cfg.turn_secret_env, "") if cfg.turn_secret_env else ""

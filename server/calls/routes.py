@@ -3,20 +3,18 @@ Also opens and closes the call manager and the socket hub with the app."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from meterchat.accounts.auth import current_user, require_role
-from meterchat.appkeys import CONFIG, DB
-from meterchat.calls import ice
-from meterchat.calls import manager as calls
+from meterchat.appkeys import CLOCK, CONFIG, DB
+from meterchat.calls import ice, store
 from meterchat.calls.manager import CALLS, HUB, CallManager
 from meterchat.calls.signalling import Hub
 from meterchat.core import validate
 from meterchat.core.errors import Unprocessable
-from meterchat.core.units import AmountError, tokens_to_musdt
+from meterchat.core.units import SECOND_MS, AmountError, tokens_to_musdt
 from meterchat.web.metrics import METRICS
 
 
@@ -44,8 +42,8 @@ async def start_call(request: web.Request) -> web.Response:
 
 async def list_calls(request: web.Request) -> web.Response:
     user = await current_user(request)
-    rows = await request.app[DB].read(calls.list_calls_of, user.id)
-    return web.json_response({"calls": [calls.call_json(r) for r in rows]})
+    rows = await request.app[DB].read(store.list_calls_of, user.id)
+    return web.json_response({"calls": [store.call_json(r) for r in rows]})
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -73,20 +71,22 @@ async def rate(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
     stars = validate.integer(body, "stars", min=1, max=5)
     comment = validate.string(body, "comment", required=False, max_len=2000)
-    row = await request.app[DB].tx(calls.rate_call, _call_id(request), user.id, stars, comment)
-    return web.json_response({"call": calls.call_json(row)})
+    row = await request.app[DB].tx(store.rate_call_tx, _call_id(request), user.id, stars,
+                                   comment)
+    return web.json_response({"call": store.call_json(row)})
 
 
 async def ice_servers(request: web.Request) -> web.Response:
     user = await current_user(request)
-    servers = ice.ice_servers(request.app[CONFIG].ice, user.id, int(time.time()))
+    now_s = request.app[CLOCK].now_ms() // SECOND_MS
+    servers = ice.ice_servers(request.app[CONFIG].ice, user.id, now_s)
     return web.json_response({"ice_servers": servers})
 
 
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     hub = Hub.from_config(cfg.server)
-    manager = CallManager(app[DB], hub, cfg)
+    manager = CallManager(app[DB], hub, cfg, app[CLOCK])
     app[HUB] = hub
     app[CALLS] = manager
     m = app.get(METRICS)

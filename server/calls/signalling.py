@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from meterchat.core import jsoncodec, logs
@@ -50,15 +50,15 @@ class Outbox:
         # Items are message texts, or a (code, reason) tuple: close after what is queued.
         self.queue: deque[str | tuple[int, bytes]] = deque()
         self.queued_bytes = 0
-        self.waiter: asyncio.Future | None = None  # the idle writer waits on it
-        self.writer: asyncio.Task | None = None
+        self.waiter: asyncio.Future[None] | None = None  # the idle writer waits on it
+        self.writer: asyncio.Task[None] | None = None
         self.closing = False  # a close is queued: nothing more is accepted
         self.dead = False  # aborted or finished: nothing more is sent
 
 
 class Hub:
     def __init__(self, max_connections: int, presence_grace_s: float,
-                 on_user_gone: Callable[[int], Awaitable[None]] | None = None, *,
+                 on_user_gone: Callable[[int], Coroutine[Any, Any, None]] | None = None, *,
                  max_per_user: int = 8, queue_messages: int = 256,
                  queue_bytes: int = 1 << 20, send_timeout_s: float = 10.0) -> None:
         self.max_connections = max_connections
@@ -73,8 +73,8 @@ class Hub:
         self.slow_consumers_closed = 0
         self.queue_peak = 0  # most messages waiting for one socket since take_queue_peak()
         self._gone_timers: dict[int, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task] = set()
-        self._writers: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.Task[None]] = set()
         self._sending: dict[Outbox, float] = {}  # a send under way: since when (loop time)
         self._watchdog: asyncio.TimerHandle | None = None
 
@@ -153,13 +153,13 @@ class Hub:
             return
         self._spawn(self.on_user_gone(user_id))
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # -- sending
-    def send(self, user_id: int, message: dict, only: Any = None) -> int:
+    def send(self, user_id: int, message: dict[str, Any], only: Any = None) -> int:
         """Queue the message for every open socket of the user (or only for the socket
         `only`); returns for how many. Never waits and never raises for a socket."""
         socks = self.sockets.get(user_id)

@@ -3,27 +3,83 @@ pings every ws_heartbeat_s and closes a socket that stops answering. Each socket
 and a rate limit; a bad message is answered with an `error` message and the socket stays
 open. Past server.max_ws_connections new sockets are refused with a 503 JSON error, past
 server.max_ws_per_user sockets of one account with a 429. Every reply, like every message
-the server pushes, goes through the socket's outbound queue (server/signalling.py), so the
-handler never waits for a client to read and the order of messages holds."""
+the server pushes, goes through the socket's outbound queue (calls/signalling.py), so the
+handler never waits for a client to read and the order of messages holds. The messages
+`signal` and `media` are parsed here and handed to the call manager as plain values."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import deque
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from meterchat.accounts.auth import SESSION_COOKIE, bearer_token, session_of
 from meterchat.appkeys import CONFIG
-from meterchat.calls.manager import CALLS, HUB, WsError
+from meterchat.calls.manager import CALLS, HUB, CallManager
 from meterchat.core import jsoncodec, logs
 from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unavailable
 from meterchat.web.metrics import METRICS
 
 log = logging.getLogger("meterchat.ws")
 RATE_WINDOW_S = 10.0  # server.ws_messages_per_10s counts the messages of this window
+# Counters in a media report: non-negative integers that a browser's JavaScript number holds
+# exactly (and far below SQLite's 2**63).
+MAX_COUNTER = 2**53 - 1
+MAX_ID_DIGITS = 18  # ids are SQLite rowids: below 2**63
+
+
+class WsError(ApiError):
+    """A bad WebSocket message: answered with an `error` message, the socket stays open."""
+
+    code = "invalid_message"
+
+
+def ws_counter(stats: dict[str, Any], name: str) -> int | None:
+    """A counter of a media report: absent, or an integer 0..MAX_COUNTER. Floats, booleans,
+    strings and numbers SQLite cannot store are refused."""
+    v = stats.get(name)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNTER:
+        raise WsError(f"stats.{name} must be an integer from 0 to {MAX_COUNTER}")
+    return v
+
+
+def ws_call_id(raw: Any) -> int:
+    """A call id from a socket message: a string of digits (as the API gives ids) or an
+    integer. Floats, booleans, huge numbers and anything else are refused (int() of
+    Infinity raises OverflowError, of 1.5 silently gives 1)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw < 10**MAX_ID_DIGITS:
+        return raw
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() \
+            and len(raw) <= MAX_ID_DIGITS and int(raw) > 0:
+        return int(raw)
+    raise WsError("call_id is missing or not an id")
+
+
+async def on_signal(manager: CallManager, user_id: int, ws: object, msg: dict[str, Any]) -> None:
+    call_id = ws_call_id(msg.get("call_id"))
+    if "data" not in msg:
+        raise WsError("signal needs data")
+    await manager.on_signal(user_id, ws, call_id, msg["data"])
+
+
+async def on_media(manager: CallManager, user_id: int, ws: object, msg: dict[str, Any]) -> None:
+    call_id = ws_call_id(msg.get("call_id"))
+    state = msg.get("state")
+    if state not in ("connected", "disconnected"):
+        raise WsError("state must be connected or disconnected")
+    stats = msg.get("stats") or {}
+    if not isinstance(stats, dict):
+        raise WsError("stats must be an object")
+    bytes_received, frames_decoded = (ws_counter(stats, name)
+                                      for name in ("bytes_received", "frames_decoded"))
+    await manager.on_media(user_id, ws, call_id, state == "connected", bytes_received,
+                           frames_decoded)
 
 
 def _origin_ok(request: web.Request) -> bool:
@@ -66,7 +122,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     gauge = request.app[METRICS].ws_connections
     gauge.set(hub.count)
 
-    def reply(message: dict) -> None:
+    def reply(message: dict[str, Any]) -> None:
         hub.send(user_id, message, only=ws)
 
     def error(code: str, message: str) -> None:
@@ -108,12 +164,12 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                 if kind == "ping":
                     reply({"type": "pong"})
                 elif kind == "signal":
-                    await manager.on_signal(user_id, ws, data)
+                    await on_signal(manager, user_id, ws, data)
                 elif kind == "media":
-                    await manager.on_media(user_id, ws, data)
+                    await on_media(manager, user_id, ws, data)
                 else:
                     error("unknown_type", "type must be signal, media or ping")
-            except (WsError, ApiError) as exc:
+            except ApiError as exc:  # WsError among them
                 error(exc.code, exc.message)
     finally:
         hub.remove(user_id, ws)

@@ -50,7 +50,8 @@ class Secret:
 
 def key(default: Any, help: str, **limits: Any) -> Any:
     """Declare a config key: its default, its help text and optional limits
-    (`choices`, `min`, `max`)."""
+    (`choices`, `min`, `max`); `toml="name"` when the file's name is no Python name
+    (`[mail] from`)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **limits})
     return field(default=default, metadata={"help": help, **limits})
@@ -233,6 +234,14 @@ class WithdrawalsConfig:
     expiry_margin_s: float = key(
         30.0, "seconds past a transaction's expiration (by this server's clock) before its "
         "absence from the solidified chain counts; covers clock skew", min=0)
+    new_address_hold_hours: float = key(
+        24.0, "hours a withdrawal to an address the user never withdrew to waits in queued "
+        "(reason new_address_hold; the user is mailed and may cancel it); 0 = off", min=0)
+    hold_after_security_change: bool = key(
+        True, "hold every withdrawal for new_address_hold_hours after a password reset or a "
+        "2FA change (a thief who took over the account cannot cash out at once)")
+    require_verified_email: bool = key(
+        True, "a user's email must be verified before their first withdrawal")
 
     @property
     def min_musdt(self) -> int:
@@ -344,6 +353,59 @@ class IceConfig:
     turn_ttl_s: int = key(3600, "lifetime of TURN credentials, seconds", min=60)
 
 
+MAIL_TLS = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    smtp_host: str = key(
+        "", "SMTP server; empty = no SMTP: mails stay in the outbox (`meterchat mail list`)"
+    )
+    smtp_port: int = key(587, "SMTP port (587 starttls, 465 tls, 25 none)", min=1, max=65535)
+    smtp_tls: str = key("starttls", "starttls | tls (implicit TLS) | none", choices=MAIL_TLS)
+    smtp_user: str = key("", "SMTP login; empty = no login")
+    smtp_password_env: str = key(
+        "SMTP_PASSWORD", "environment variable holding the SMTP login's password"
+    )
+    from_address: str = key(
+        "meterchat <no-reply@localhost>", "the From: of every mail", toml="from"
+    )
+    public_url: str = key(
+        "", "base URL of the links in mails (https://chat.example.com); empty = "
+        "server.public_url, else http://host:port"
+    )
+    reset_ttl_minutes: int = key(60, "minutes a password reset link stays valid", min=1)
+    verify_ttl_hours: int = key(72, "hours an email verification link stays valid", min=1)
+    send_interval_s: float = key(5.0, "seconds between passes of the mail sender", min=0.05)
+    smtp_timeout_s: float = key(15.0, "timeout of one SMTP connection or command", min=0.1)
+    retry_max_s: float = key(
+        3600.0, "longest wait between two attempts at one mail (the wait doubles from "
+        "send_interval_s); a mail the server refuses for good (5xx) is marked failed", min=1
+    )
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    require_2fa_for_admins: bool = key(
+        False, "refuse an admin's writes (403 2fa_required) until their 2FA is on; not set = "
+        "true on mainnet, false elsewhere"
+    )
+    totp_issuer: str = key("meterchat", "the issuer name authenticator apps show")
+    admin_otp_fresh_minutes: float = key(
+        5.0, "minutes an admin's session may make further /api/admin/ writes after one that "
+        "carried a valid code (withdrawals always need their own code)", min=0
+    )
+    resets_per_email_per_hour: int = key(
+        3, "password reset mails one address may be sent per hour", min=1
+    )
+    resets_per_ip_per_hour: int = key(
+        20, "password reset requests from one client address (IPv6: one /64) per hour", min=1
+    )
+    otp_attempts_per_account: int = key(
+        10, "wrong 2FA codes per account per 15 minutes before 429", min=1
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -356,6 +418,8 @@ class Config:
     ice: IceConfig = field(default_factory=IceConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     economy: EconomyConfig = field(default_factory=EconomyConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     # Directory relative paths were resolved against (the config file's, or the cwd).
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 
@@ -372,15 +436,21 @@ def section_names() -> list[str]:
 
 
 def section_type(name: str) -> type:
-    hints = typing.get_type_hints(Config)
-    return hints[name]
+    hint: type = typing.get_type_hints(Config)[name]
+    return hint
+
+
+def toml_name(f: dataclasses.Field[Any]) -> str:
+    """The key's name in the TOML file (a field's own name unless declared otherwise)."""
+    return str(f.metadata.get("toml", f.name))
 
 
 def _section_to_dict(section: Any) -> dict[str, Any]:
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    return {toml_name(f): getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
-def _convert(where: str, hint: Any, value: Any, meta: dict, base_dir: Path) -> Any:
+def _convert(where: str, hint: Any, value: Any, meta: dict[str, Any],
+             base_dir: Path) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"config key {where}: expected {expected}, got {value!r}")
 
@@ -435,18 +505,19 @@ def _build_section(name: str, values: Any, base_dir: Path) -> Any:
         raise ConfigError(f"config key {name}: expected a [{name}] table")
     cls = section_type(name)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {toml_name(f): f for f in dataclasses.fields(cls)}
     kwargs = {}
     for k, v in values.items():
         if k not in fields:
             raise ConfigError(
                 f"unknown config key {name}.{k}; keys of [{name}]: {', '.join(fields)}"
             )
-        kwargs[k] = _convert(f"{name}.{k}", hints[k], v, dict(fields[k].metadata), base_dir)
+        f = fields[k]
+        kwargs[f.name] = _convert(f"{name}.{k}", hints[f.name], v, dict(f.metadata), base_dir)
     # Defaulted paths are relative to the config file too.
-    for fname, f in fields.items():
-        if fname not in kwargs and hints[fname] is Path:
-            kwargs[fname] = _convert(f"{name}.{fname}", Path, f.default, {}, base_dir)
+    for f in fields.values():
+        if f.name not in kwargs and hints[f.name] is Path:
+            kwargs[f.name] = _convert(f"{name}.{f.name}", Path, f.default, {}, base_dir)
     return cls(**kwargs)
 
 
@@ -459,6 +530,12 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> Config:
                 f"unknown config section [{name}]; known sections: {', '.join(known)}"
             )
     sections = {name: _build_section(name, data.get(name, {}), base_dir) for name in known}
+    security = data.get("security", {})
+    if "require_2fa_for_admins" not in security:
+        # Not set: required on mainnet, where the admin's account guards real money.
+        sections["security"] = dataclasses.replace(
+            sections["security"],
+            require_2fa_for_admins=sections["chain"].network == "mainnet")
     cfg = Config(base_dir=base_dir, **sections)
     _check_across_keys(cfg)
     return cfg
@@ -499,7 +576,7 @@ def _check_bonus_bound(cfg: Config, tiers: list[tuple[int, int]]) -> None:
             f" {Decimal(allowed) / 10_000} %")
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a TOML config file; None means every default (paths under ./)."""
     if path is None:
         return config_from_dict({}, Path.cwd())
@@ -520,6 +597,7 @@ def describe_keys() -> list[tuple[str, str, Any, str]]:
     out = []
     for name in section_names():
         for f in dataclasses.fields(section_type(name)):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out.append((name, f.name, default, f.metadata.get("help", "")))
+            # Every key has a default or (lists) a default factory.
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            out.append((name, toml_name(f), default, f.metadata.get("help", "")))
     return out

@@ -13,7 +13,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -167,6 +167,10 @@ class Database:
         before the error is raised: a DatabaseError or MigrationError naming the file."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Opened once in this thread first: a file SQLite cannot open at all (a directory,
+            # no permission) fails here, before aiosqlite's thread exists. A failed
+            # aiosqlite.connect leaves that thread behind, writing to a loop that is gone.
+            sqlite3.connect(str(self.path)).close()
             self._conn = await aiosqlite.connect(str(self.path), isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             self._conn = None
@@ -192,8 +196,9 @@ class Database:
         of ours (for reads and pragmas)."""
         if self._conn is None:
             raise RuntimeError("database is not open")
-        # aiosqlite's own mechanism for running work on its connection thread.
-        return await self._conn._execute(fn, self._conn._conn, *args, **kwargs)
+        # aiosqlite's own mechanism for running work on its connection thread (untyped there).
+        execute: Callable[..., Awaitable[T]] = self._conn._execute
+        return await execute(fn, self._conn._conn, *args, **kwargs)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, *args) on the database thread with one consistent snapshot."""
@@ -203,8 +208,8 @@ class Database:
         """Run fn(conn, *args) in one BEGIN IMMEDIATE ... COMMIT on the database thread."""
         return await self.call(run_tx, fn, *args, **kwargs)
 
-    async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return await self.call(lambda c: c.execute(sql, params).fetchall())
 
-    async def fetchone(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
         return await self.call(lambda c: c.execute(sql, params).fetchone())

@@ -1,6 +1,6 @@
-"""Typed API errors. Each maps to the JSON shape {"error": {"code", "message"}} and an HTTP
-status in one middleware (server/app.py); domain code raises these and never builds
-responses."""
+"""The domain errors: each names an HTTP status and a default code. Domain code raises them
+and never builds a response; one place, `error_middleware` in app.py, turns them into the
+JSON error shape {"error": {"code", "message"}} with that status."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, code: str | None = None, *, headers: dict | None = None):
+    def __init__(self, message: str, code: str | None = None, *,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+        # Response headers the answer carries (e.g. Retry-After of a 429).
+        self.headers: dict[str, str] = headers or {}
 
 
 class BadRequest(ApiError):

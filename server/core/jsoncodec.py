@@ -14,7 +14,7 @@ from typing import Any
 try:
     import orjson
 except ImportError:  # the standard library alone
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # the optional codec is absent
 
 NAME = "orjson" if orjson is not None else "json"
 

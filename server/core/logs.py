@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
+from typing import Any
+
+from meterchat.core.units import iso_ms
 
 _CONFIGURED = False
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+        out: dict[str, Any] = {
+            "ts": iso_ms(int(record.created * 1000)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -40,6 +41,7 @@ def setup_logging(level: str = "info") -> None:
     _CONFIGURED = True
 
 
-def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields) -> None:
+def event(logger: logging.Logger, name: str, level: int = logging.INFO,
+          **fields: Any) -> None:
     """Log one event with structured fields."""
     logger.log(level, name, extra={"fields": fields})

@@ -10,6 +10,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from meterchat.core.config import Config
+
 
 class SlidingWindow:
     """At most `limit` events per `window_s` per key."""
@@ -130,10 +132,13 @@ class Limits:
     registrations_by_address: SlidingWindow
     claims_by_user: SlidingWindow
     claims_by_address: SlidingWindow
+    resets_by_address: SlidingWindow
+    mails_by_email: SlidingWindow  # reset and verification mails to one address
+    otp_failures: SlidingWindow  # wrong 2FA codes per account
 
     @classmethod
-    def from_config(cls, config, clock: Callable[[], float] = time.monotonic) -> Limits:
-        s, d = config.server, config.deposits
+    def from_config(cls, config: Config, clock: Callable[[], float] = time.monotonic) -> Limits:
+        s, d, sec = config.server, config.deposits, config.security
         return cls(
             login=LoginGuard(s.login_attempts_per_account, s.login_attempts_per_ip,
                              s.login_attempts_per_account_any_address, clock),
@@ -141,4 +146,7 @@ class Limits:
                                                    clock),
             claims_by_user=SlidingWindow(d.claims_per_user_per_hour, 3600, clock),
             claims_by_address=SlidingWindow(d.claims_per_ip_per_hour, 3600, clock),
+            resets_by_address=SlidingWindow(sec.resets_per_ip_per_hour, 3600, clock),
+            mails_by_email=SlidingWindow(sec.resets_per_email_per_hour, 3600, clock),
+            otp_failures=SlidingWindow(sec.otp_attempts_per_account, LOGIN_WINDOW_S, clock),
         )

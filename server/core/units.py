@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal, InvalidOperation
+from typing import overload
 
 MUSDT_PER_USDT = 1_000_000
 MUSDT_PER_TOKEN = 10_000
 TOKENS_PER_USDT = 100
 PPM = 1_000_000  # parts per million: commissions and bonuses
+SUN_PER_TRX = 1_000_000  # TRX, burned for energy, is counted in sun
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
@@ -22,6 +24,12 @@ DAY_MS = 86_400_000
 def commission_ppm_from_percent(percent: Decimal) -> int:
     """A percent from the config (Decimal, e.g. 12.5) as parts per million (125,000)."""
     return int(Decimal(percent) * 10_000)
+
+
+@overload
+def iso_ms(ms: int) -> str: ...
+@overload
+def iso_ms(ms: None) -> None: ...
 
 
 def iso_ms(ms: int | None) -> str | None:

@@ -26,9 +26,11 @@ MAX_ID = 10**18 - 1
 # What an integer column holds; the bound of any integer without a tighter one.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_IDEMPOTENCY_KEY_CHARS = 200
+# A request body: a parsed JSON object.
+Body = dict[str, Any]
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request) -> Body:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise BadRequest("request body is too large", "body_too_large")
     raw = await request.read()
@@ -48,7 +50,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 _MISSING = object()
 
 
-def _get(body: dict, name: str, required: bool, default: Any) -> Any:
+def _get(body: Body, name: str, required: bool, default: Any) -> Any:
     value = body.get(name, _MISSING)
     if value is _MISSING or value is None:
         if required:
@@ -57,7 +59,7 @@ def _get(body: dict, name: str, required: bool, default: Any) -> Any:
     return value
 
 
-def string(body: dict, name: str, *, required: bool = True, default: Any = None,
+def string(body: Body, name: str, *, required: bool = True, default: Any = None,
            max_len: int = 10_000) -> Any:
     value = _get(body, name, required, default)
     if value is default and not required:
@@ -69,7 +71,7 @@ def string(body: dict, name: str, *, required: bool = True, default: Any = None,
     return value
 
 
-def integer(body: dict, name: str, *, required: bool = True, default: Any = None,
+def integer(body: Body, name: str, *, required: bool = True, default: Any = None,
             min: int | None = None, max: int | None = None) -> Any:
     """A JSON integer (never a float, even 10.0, nor a bool) within [min, max]; without
     bounds, within what SQLite holds."""
@@ -85,7 +87,7 @@ def integer(body: dict, name: str, *, required: bool = True, default: Any = None
     return value
 
 
-def boolean(body: dict, name: str, *, required: bool = True, default: Any = None) -> Any:
+def boolean(body: Body, name: str, *, required: bool = True, default: Any = None) -> Any:
     value = _get(body, name, required, default)
     if value is default and not required:
         return value
@@ -94,7 +96,7 @@ def boolean(body: dict, name: str, *, required: bool = True, default: Any = None
     return value
 
 
-def string_list(body: dict, name: str, *, required: bool = False, default: Any = None,
+def string_list(body: Body, name: str, *, required: bool = False, default: Any = None,
                 max_items: int = 20, max_len: int = 40) -> Any:
     value = _get(body, name, required, default)
     if value is default and not required:
@@ -108,7 +110,7 @@ def string_list(body: dict, name: str, *, required: bool = False, default: Any =
     return value
 
 
-def decimal_string(body: dict, name: str, *, required: bool = True) -> Any:
+def decimal_string(body: Body, name: str, *, required: bool = True) -> Any:
     """An amount given as a decimal string (or an integer); the caller converts it."""
     value = _get(body, name, required, None)
     if value is None:
@@ -135,7 +137,7 @@ def parse_id(value: Any) -> int | None:
     return None
 
 
-def body_id(body: dict, name: str, what: str = "an id", *, required: bool = True) -> Any:
+def body_id(body: Body, name: str, what: str = "an id", *, required: bool = True) -> Any:
     """The id in a body field (e.g. seller_id): 422 `invalid_type` for a float, a bool or a
     container, `invalid_value` for a string or integer that is not an id."""
     value = _get(body, name, required, None)
@@ -157,6 +159,19 @@ def path_id(request: web.Request, what: str, message: str | None = None) -> int:
     if found is None:
         raise NotFound(message or f"no such {what}", f"{what}_not_found")
     return found
+
+
+def query_flag(request: web.Request, name: str) -> bool | None:
+    """A true/false query parameter (true, 1, yes / false, 0, no, any case); absent or empty
+    gives None. Anything else is 422 `invalid_value`."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise Unprocessable(f"{name} must be true or false", "invalid_value")
 
 
 def query_int(request: web.Request, name: str, *, default: Any = None, min: int = 0,

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from meterchat.appkeys import CONFIG, DB
-from meterchat.chain.gateway import ChainGateway, ChainUnavailable
+from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
-from meterchat.deposits import store as deposits
+from meterchat.deposits import credits as deposits
 from meterchat.operator import reconcile
-from meterchat.web.metrics import METRICS
+from meterchat.web.metrics import METRICS, Metrics
 
 log = logging.getLogger("meterchat.deposits.watcher")
 # One line per pass and per node request would drown the log; our own events say what
@@ -39,7 +40,7 @@ MAX_BACKOFF_S = 60.0
 
 class DepositWatcher:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
-                 deposit_address: str, interval_s: float, metrics=None,
+                 deposit_address: str, interval_s: float, metrics: Metrics | None = None,
                  hot_wallet_address: str | None = None) -> None:
         self.db = db
         self.hot_wallet_address = hot_wallet_address
@@ -119,7 +120,8 @@ class DepositWatcher:
         return done
 
 
-def record_block_tx(conn, block_number: int, block_time_ms: int | None, ours, out,
+def record_block_tx(conn: sqlite3.Connection, block_number: int, block_time_ms: int | None,
+                    ours: tuple[TransferLog, ...], out: tuple[TransferLog, ...],
                     at_ms: int) -> list[deposits.Recorded]:
     """One block in one transaction: its deposits, its transfers out of the hot wallet, the
     cursor."""

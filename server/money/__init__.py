@@ -1,1 +1,2 @@
-"""The ledger (the only writer of postings and balances) and call billing."""
+"""The ledger (the only writer of postings and balances), the rules of billing a call, and
+the billing pass."""

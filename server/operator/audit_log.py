@@ -4,18 +4,21 @@ re-exported here), and the list the operator reads."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from typing import Any
 
 from meterchat.core.audit import record
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms
 
 __all__ = ["entries", "record"]
 
 
 def entries(conn: sqlite3.Connection, *, target: str | None = None,
-            before_id: int | None = None, limit: int = 200) -> list[dict]:
+            before_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
     """Newest first; `before_id` pages back."""
-    where, args = ["1"], []
+    where: list[str] = ["1"]
+    args: list[Any] = []
     if target is not None:
         where.append("l.target = ?")
         args.append(target)
@@ -23,21 +26,23 @@ def entries(conn: sqlite3.Connection, *, target: str | None = None,
         where.append("l.id < ?")
         args.append(before_id)
     rows = conn.execute(
-        "SELECT l.id, l.at_ms, l.actor_user_id, u.email, l.action, l.target, l.detail,"
-        " l.reason FROM audit_log l LEFT JOIN users u ON u.id = l.actor_user_id"
+        "SELECT l.id, l.at_ms, l.actor_user_id, u.email AS actor_email, l.action, l.target,"
+        " l.detail, l.reason FROM audit_log l LEFT JOIN users u ON u.id = l.actor_user_id"
         f" WHERE {' AND '.join(where)} ORDER BY l.id DESC LIMIT ?",
         (*args, limit),
     ).fetchall()
     return [
         {
-            "id": str(r[0]),
-            "at": iso_ms(r[1]),
-            "actor_id": None if r[2] is None else str(r[2]),
-            "actor_email": r[3],
-            "action": r[4],
-            "target": r[5],
-            "detail": r[6],
-            "reason": r[7],
+            "id": str(r["id"]),
+            "at": iso_ms(r["at_ms"]),
+            "actor_id": None if r["actor_user_id"] is None else str(r["actor_user_id"]),
+            "actor_email": r["actor_email"],
+            "action": r["action"],
+            "target": r["target"],
+            # A JSON object (core/audit.py writes every line so; older text lines were
+            # migrated to {"text": ...}), or null.
+            "detail": None if r["detail"] is None else json.loads(r["detail"]),
+            "reason": r["reason"],
         }
         for r in rows
     ]

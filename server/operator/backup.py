@@ -6,7 +6,7 @@ re-reads the blocks after its stored cursor), but a withdrawal that was queued, 
 sent in the backup may have been paid since: so a restore puts every withdrawal that was
 not final in the backup in `review` (reason `restored_from_backup`) for the operator, and
 the copy carries a marker so that a backup put back by hand (cp) is held the same way when
-the server first opens it (server/withdrawals.py, hold_restored_tx / hold_if_restored_tx).
+the server first opens it (withdrawals/requests.py, hold_restored_tx / hold_if_restored_tx).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ def backup(db_path: Path, out_path: Path) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     src = connect_sync(db_path)
     dst = sqlite3.connect(str(out_path))
+    dst.row_factory = sqlite3.Row
     try:
         src.backup(dst, pages=1024)
         _mark_as_backup(dst)
-        pages = dst.execute("PRAGMA page_count").fetchone()[0]
-        check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+        pages: int = dst.execute("PRAGMA page_count").fetchone()["page_count"]
+        check = dst.execute("PRAGMA integrity_check").fetchone()["integrity_check"]
         if check != "ok":
             raise BackupError(f"the backup failed its integrity check: {check}")
         # A single self-contained file, not WAL, so it can be copied anywhere.
@@ -58,7 +59,7 @@ def restore(backup_path: Path, db_path: Path) -> list[int]:
     """Restore a backup into db_path, which must not exist (stop the server, move the old
     file away, then restore). Brings it to the code's schema and holds every withdrawal
     that was not final in the backup for the operator; returns their ids."""
-    from meterchat.withdrawals import store as withdrawals
+    from meterchat.withdrawals import requests as withdrawals
 
     backup_path, db_path = Path(backup_path), Path(db_path)
     if not backup_path.exists():
@@ -66,9 +67,10 @@ def restore(backup_path: Path, db_path: Path) -> list[int]:
     if db_path.exists():
         raise BackupError(f"{db_path} exists; move it away first (with its -wal and -shm files)")
     src = sqlite3.connect(str(backup_path))
+    src.row_factory = sqlite3.Row
     try:
         try:
-            check = src.execute("PRAGMA integrity_check").fetchone()[0]
+            check = src.execute("PRAGMA integrity_check").fetchone()["integrity_check"]
         except sqlite3.DatabaseError as exc:
             raise BackupError(f"{backup_path} is not a readable SQLite backup: {exc}") from exc
         if check != "ok":

@@ -4,66 +4,38 @@ a refund of up to what is left of the charge.
 
 A refund is one new reversing ledger transaction (never an edit), keyed dispute:<id>:refund:
 the buyer gets it back in `available`; it is taken from the seller's earnings and the
-commission in the proportion the charge was split. The seller's part comes out of their
-`pending` first (earnings still held), then `available`; what the seller no longer holds
+commission in the proportion the charge was split. The seller's part comes first out of
+the account the call paid them into (`pending` while earnings are held, else `available`),
+then out of the other; what the seller no longer holds
 (already withdrawn) is covered by the platform from revenue:commission, so no user balance
 ever goes negative. If even the commission account cannot cover it the resolution is
-refused and nothing moves.
+refused and nothing moves. The rules of the split are pure functions in dispute_rules.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
-from meterchat.calls import manager as calls
+from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
-from meterchat.core.units import musdt_to_tokens_str
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms, musdt_to_tokens_str
 from meterchat.money import ledger
 from meterchat.money.billing import FINAL_STATES
 from meterchat.money.ledger import REVENUE_COMMISSION
 from meterchat.operator import audit_log
+from meterchat.operator.dispute_rules import refund_split, take_from_seller, within_window
 
-DAY_MS = 86_400_000
 MAX_REASON_CHARS = 2000
 KIND_REFUND = "dispute_refund"
 
 
-# ---- pure rules ---------------------------------------------------------------------
-
-def refund_split(refund_musdt: int, charged_musdt: int, seller_earned_musdt: int
-                 ) -> tuple[int, int]:
-    """(from seller, from commission) in the proportion of the original split. The seller's
-    part is rounded down, so rounding never takes more from the seller than they earned."""
-    if refund_musdt <= 0 or charged_musdt <= 0:
-        return 0, 0
-    seller = refund_musdt * seller_earned_musdt // charged_musdt
-    return seller, refund_musdt - seller
-
-
-def take_from_seller(amount_musdt: int, pending_musdt: int, available_musdt: int
-                     ) -> tuple[int, int, int]:
-    """(from pending, from available, shortfall the platform covers)."""
-    from_pending = min(amount_musdt, max(0, pending_musdt))
-    rest = amount_musdt - from_pending
-    from_available = min(rest, max(0, available_musdt))
-    return from_pending, from_available, rest - from_available
-
-
-def within_window(ended_at_ms: int | None, now_ms: int, window_days: int) -> bool:
-    return ended_at_ms is not None and now_ms <= ended_at_ms + window_days * DAY_MS
-
-
-# ---- database -----------------------------------------------------------------------
-
-_COLS = ("d.id, d.call_id, d.buyer_id, d.seller_id, d.reason, d.status, d.created_at_ms,"
-         " d.resolved_at_ms, d.resolved_by, d.note, d.refund_musdt, d.from_seller_musdt,"
-         " d.from_commission_musdt, d.platform_covered_musdt")
-
-
 @dataclass(frozen=True)
 class Dispute:
+    """A row of `disputes` (the field names are its columns)."""
+
     id: int
     call_id: int
     buyer_id: int
@@ -79,7 +51,7 @@ class Dispute:
     from_commission_musdt: int
     platform_covered_musdt: int
 
-    def view(self) -> dict:
+    def view(self) -> dict[str, Any]:
         return {
             "id": str(self.id),
             "call_id": str(self.call_id),
@@ -98,10 +70,18 @@ class Dispute:
         }
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(Dispute))
+_COLS = ", ".join(f"d.{name}" for name in _FIELDS)
+
+
+def _dispute(row: sqlite3.Row) -> Dispute:
+    return Dispute(**{name: row[name] for name in _FIELDS})
+
+
 def get(conn: sqlite3.Connection, dispute_id: int) -> Dispute | None:
     row = conn.execute(f"SELECT {_COLS} FROM disputes d WHERE d.id = ?",
                        (dispute_id,)).fetchone()
-    return Dispute(*row) if row else None
+    return _dispute(row) if row else None
 
 
 def _require(conn: sqlite3.Connection, dispute_id: int) -> Dispute:
@@ -112,37 +92,39 @@ def _require(conn: sqlite3.Connection, dispute_id: int) -> Dispute:
 
 
 def refunded_musdt(conn: sqlite3.Connection, call_id: int) -> int:
-    return conn.execute("SELECT COALESCE(SUM(refund_musdt), 0) FROM disputes WHERE call_id = ?",
-                        (call_id,)).fetchone()[0]
+    """What disputes have refunded of a call so far."""
+    row = conn.execute("SELECT COALESCE(SUM(refund_musdt), 0) AS refunded FROM disputes"
+                       " WHERE call_id = ?", (call_id,)).fetchone()
+    return int(row["refunded"])
 
 
 def open_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, reason: str,
             window_days: int, at_ms: int) -> Dispute:
-    row = conn.execute(
+    call = conn.execute(
         "SELECT buyer_id, seller_id, state, ended_at_ms, charged_musdt FROM calls WHERE id = ?",
         (call_id,)).fetchone()
-    if row is None or row[0] != buyer_id:
+    if call is None or call["buyer_id"] != buyer_id:
         raise NotFound("no such call of yours", "call_not_found")
-    _, seller_id, state, ended_at_ms, charged = row
-    if state not in FINAL_STATES:
+    if call["state"] not in FINAL_STATES:
         raise Conflict("a call can be disputed once it has ended", "call_not_ended")
-    if charged - refunded_musdt(conn, call_id) <= 0:
+    if call["charged_musdt"] - refunded_musdt(conn, call_id) <= 0:
         raise Conflict("nothing was charged for this call (or it was refunded already)",
                        "nothing_to_dispute")
-    if not within_window(ended_at_ms, at_ms, window_days):
+    if not within_window(call["ended_at_ms"], at_ms, window_days):
         raise Conflict(f"calls can be disputed within {window_days} days of their end",
                        "dispute_window_closed")
     if conn.execute("SELECT 1 FROM disputes WHERE call_id = ? AND status = 'open'",
                     (call_id,)).fetchone():
         raise Conflict("this call already has an open dispute", "dispute_open")
-    cur = conn.execute(
+    new = conn.execute(
         "INSERT INTO disputes (call_id, buyer_id, seller_id, reason, status, created_at_ms)"
-        " VALUES (?, ?, ?, ?, 'open', ?)", (call_id, buyer_id, seller_id, reason, at_ms))
-    return _require(conn, cur.lastrowid)
+        " VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
+        (call_id, buyer_id, call["seller_id"], reason, at_ms)).fetchone()
+    return _require(conn, new["id"])
 
 
 def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 500
-                   ) -> list[dict]:
+                   ) -> list[dict[str, Any]]:
     where, args = ("d.status = ?", (status,)) if status else ("1", ())
     rows = conn.execute(
         f"SELECT {_COLS}, c.charged_musdt, c.rate_tokens_per_min, c.live_ms, c.end_reason"
@@ -150,53 +132,55 @@ def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 50
         " ORDER BY d.id DESC LIMIT ?", (*args, limit)).fetchall()
     out = []
     for r in rows:
-        view = Dispute(*r[:14]).view()
-        view["call"] = {"charged": musdt_to_tokens_str(r[14]), "rate": r[15],
-                        "live_seconds": r[16] // 1000, "end_reason": r[17]}
+        view = _dispute(r).view()
+        view["call"] = {"charged": musdt_to_tokens_str(r["charged_musdt"]),
+                        "rate": r["rate_tokens_per_min"], "live_seconds": r["live_ms"] // 1000,
+                        "end_reason": r["end_reason"]}
         out.append(view)
     return out
 
 
-def call_record(conn: sqlite3.Connection, call_id: int) -> dict:
+def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
     """Everything kept about a call: its row, every state change, every segment, both
     parties' media reports, its ledger transactions and its disputes."""
-    row = calls.get_call_row(conn, call_id)
-    if row is None:
+    call = calls.get_call(conn, call_id)
+    if call is None:
         raise NotFound("no such call", "call_not_found")
-    events = [{"at": iso_ms(a), "state": s, "detail": d} for a, s, d in conn.execute(
-        "SELECT at_ms, state, detail FROM call_events WHERE call_id = ? ORDER BY id",
-        (call_id,))]
-    segments = [{"tenth": t, "at": iso_ms(a)} for t, a in conn.execute(
+    events = [{"at": iso_ms(r["at_ms"]), "state": r["state"], "detail": r["detail"]}
+              for r in conn.execute(
+                  "SELECT at_ms, state, detail FROM call_events WHERE call_id = ? ORDER BY id",
+                  (call_id,))]
+    segments = [{"tenth": r["tenth"], "at": iso_ms(r["at_ms"])} for r in conn.execute(
         "SELECT tenth, at_ms FROM call_segments WHERE call_id = ? ORDER BY tenth", (call_id,))]
-    media = []
-    for r in conn.execute(
+    media = [{
+        "user_id": str(r["user_id"]),
+        "party": "buyer" if r["user_id"] == call.buyer_id else "seller",
+        "reports": r["reports"], "good_reports": r["good_reports"],
+        "last_state": r["last_state"], "bytes_received": r["bytes_received"],
+        "frames_decoded": r["frames_decoded"],
+        "last_report_at": iso_ms(r["last_report_at_ms"]),
+        "socket_open": bool(r["socket_open"]), "recorded_at": iso_ms(r["updated_at_ms"]),
+    } for r in conn.execute(
         "SELECT user_id, reports, good_reports, last_state, bytes_received, frames_decoded,"
         " last_report_at_ms, socket_open, updated_at_ms FROM call_media WHERE call_id = ?",
-        (call_id,),
-    ):
-        media.append({
-            "user_id": str(r[0]), "party": "buyer" if r[0] == row[1] else "seller",
-            "reports": r[1], "good_reports": r[2], "last_state": r[3],
-            "bytes_received": r[4], "frames_decoded": r[5],
-            "last_report_at": iso_ms(r[6]), "socket_open": bool(r[7]),
-            "recorded_at": iso_ms(r[8]),
-        })
-    txs = []
-    for tx_id, kind, key, at, name, amount in conn.execute(
+        (call_id,))]
+    txs: list[dict[str, Any]] = []
+    for r in conn.execute(
         "SELECT t.id, t.kind, t.idem_key, t.created_at_ms, a.name, p.amount_musdt"
         " FROM ledger_tx t JOIN postings p ON p.tx_id = t.id JOIN accounts a ON a.id ="
         " p.account_id WHERE t.ref = ? ORDER BY t.id, p.id", (f"call:{call_id}",)):
-        if not txs or txs[-1]["id"] != str(tx_id):
-            txs.append({"id": str(tx_id), "kind": kind, "idem_key": key, "at": iso_ms(at),
-                        "postings": []})
-        txs[-1]["postings"].append({"account": name, "amount": musdt_to_tokens_str(amount)})
-    disputes = [Dispute(*r).view() for r in conn.execute(
+        if not txs or txs[-1]["id"] != str(r["id"]):
+            txs.append({"id": str(r["id"]), "kind": r["kind"], "idem_key": r["idem_key"],
+                        "at": iso_ms(r["created_at_ms"]), "postings": []})
+        txs[-1]["postings"].append({"account": r["name"],
+                                    "amount": musdt_to_tokens_str(r["amount_musdt"])})
+    disputes = [_dispute(r).view() for r in conn.execute(
         f"SELECT {_COLS} FROM disputes d WHERE d.call_id = ? ORDER BY d.id", (call_id,))]
-    return {"call": calls.call_json(row), "events": events, "segments": segments,
+    return {"call": calls.call_json(call), "events": events, "segments": segments,
             "media": media, "ledger": txs, "disputes": disputes}
 
 
-def record_of_dispute(conn: sqlite3.Connection, dispute_id: int) -> dict:
+def record_of_dispute(conn: sqlite3.Connection, dispute_id: int) -> dict[str, Any]:
     d = _require(conn, dispute_id)
     return {"dispute": d.view(), "record": call_record(conn, d.call_id)}
 
@@ -210,19 +194,21 @@ def resolve_tx(conn: sqlite3.Connection, dispute_id: int, refund_musdt: int,
         if d.refund_musdt == refund_musdt:
             return d, True
         raise Conflict("this dispute is already resolved", "dispute_resolved")
-    charged, seller_earned, seller_acct = conn.execute(
-        "SELECT c.charged_musdt, c.seller_earned_musdt, a.name FROM calls c"
+    call = conn.execute(
+        "SELECT c.charged_musdt, c.seller_earned_musdt, a.name AS seller_acct FROM calls c"
         " JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?", (d.call_id,)).fetchone()
+    charged: int = call["charged_musdt"]
     left = charged - refunded_musdt(conn, d.call_id)
     if refund_musdt > left:
         raise Unprocessable(
             f"refund_tokens can be at most {musdt_to_tokens_str(left)}, what is left of the"
             " charge", "refund_too_large")
-    from_seller, from_commission = refund_split(refund_musdt, charged, seller_earned)
+    from_seller, from_commission = refund_split(refund_musdt, charged,
+                                                call["seller_earned_musdt"])
     pending_acct = ledger.user_account(d.seller_id, "pending")
     avail_acct = ledger.user_account(d.seller_id)
     # The call's own earning account first (pending while earnings are held).
-    first, second = (pending_acct, avail_acct) if seller_acct == pending_acct else (
+    first, second = (pending_acct, avail_acct) if call["seller_acct"] == pending_acct else (
         avail_acct, pending_acct)
     a, b, shortfall = take_from_seller(from_seller, ledger.balance(conn, first),
                                        ledger.balance(conn, second))

@@ -22,11 +22,11 @@ from meterchat.appkeys import CONFIG, DB
 from meterchat.core import logs
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
+from meterchat.core.units import HOUR_MS
 from meterchat.money import ledger
 
 log = logging.getLogger("meterchat.earnings")
 KIND_RELEASE = "earnings_release"
-HOUR_MS = 3_600_000
 
 
 def due_musdt(pending_musdt: int, young_credits_musdt: int) -> int:

@@ -13,10 +13,12 @@ sent back to review stay there for the operator to approve or reject.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from meterchat.accounts import users as accounts
+from meterchat.accounts.sessions import revoke_all_sessions_tx
 from meterchat.core.errors import Conflict, NotFound
-from meterchat.deposits.store import iso_ms
+from meterchat.core.units import iso_ms
 from meterchat.operator import audit_log
 
 REVIEW_ACCOUNT_BANNED = "account_banned"
@@ -30,19 +32,21 @@ def _user(conn: sqlite3.Connection, user_id: int) -> accounts.User:
     return u
 
 
-def user_view(conn: sqlite3.Connection, user_id: int) -> dict:
+def user_view(conn: sqlite3.Connection, user_id: int) -> dict[str, Any]:
+    """A user's moderation state as the operator sees it."""
     row = conn.execute(
         "SELECT id, email, role, display_name, banned_at_ms, ban_reason, withdrawals_blocked"
         " FROM users WHERE id = ?", (user_id,)).fetchone()
     if row is None:
         raise NotFound("no such user", "user_not_found")
-    return {"id": str(row[0]), "email": row[1], "role": row[2], "display_name": row[3],
-            "banned": row[4] is not None, "banned_at": iso_ms(row[4]), "ban_reason": row[5],
-            "withdrawals_blocked": bool(row[6])}
+    return {"id": str(row["id"]), "email": row["email"], "role": row["role"],
+            "display_name": row["display_name"], "banned": row["banned_at_ms"] is not None,
+            "banned_at": iso_ms(row["banned_at_ms"]), "ban_reason": row["ban_reason"],
+            "withdrawals_blocked": bool(row["withdrawals_blocked"])}
 
 
 def ban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str,
-           at_ms: int) -> dict:
+           at_ms: int) -> dict[str, Any]:
     u = _user(conn, user_id)
     if u.role == "admin":
         raise Conflict("operator accounts cannot be banned here", "cannot_ban_admin")
@@ -52,7 +56,7 @@ def ban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str,
             " WHERE id = ?", (at_ms, reason, user_id))
     else:
         conn.execute("UPDATE users SET withdrawals_blocked = 1 WHERE id = ?", (user_id,))
-    accounts.revoke_all_sessions(conn, user_id)
+    revoke_all_sessions_tx(conn, user_id)
     conn.execute("UPDATE sellers SET online = 0, updated_at_ms = ? WHERE user_id = ?",
                  (at_ms, user_id))
     held = conn.execute(
@@ -69,7 +73,7 @@ def ban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str,
 
 
 def unban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str | None,
-             at_ms: int) -> dict:
+             at_ms: int) -> dict[str, Any]:
     u = _user(conn, user_id)
     conn.execute(
         "UPDATE users SET banned_at_ms = NULL, ban_reason = NULL, withdrawals_blocked = 0"
@@ -82,41 +86,52 @@ def unban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str 
 def withdrawals_blocked(conn: sqlite3.Connection, user_id: int) -> bool:
     row = conn.execute("SELECT withdrawals_blocked FROM users WHERE id = ?",
                        (user_id,)).fetchone()
-    return bool(row and row[0])
+    return bool(row and row["withdrawals_blocked"])
 
 
-def reports(conn: sqlite3.Connection, status: str | None, limit: int = 500) -> list[dict]:
-    where = {"open": "r.closed_at_ms IS NULL", "closed": "r.closed_at_ms IS NOT NULL",
-             None: "1"}[status]
+_REPORT_STATUS = {"open": "r.closed_at_ms IS NULL", "closed": "r.closed_at_ms IS NOT NULL",
+                  None: "1"}
+
+
+def reports(conn: sqlite3.Connection, status: str | None, limit: int = 500
+            ) -> list[dict[str, Any]]:
+    """The queue of reports, newest first, each with how often its user was reported."""
     rows = conn.execute(
-        "SELECT r.id, r.reporter_id, ru.email, r.reported_id, tu.email, tu.role,"
-        " tu.banned_at_ms, r.reason, r.created_at_ms, r.closed_at_ms, r.outcome,"
+        "SELECT r.id, r.reporter_id, ru.email AS reporter_email, r.reported_id,"
+        " tu.email AS reported_email, tu.role AS reported_role,"
+        " tu.banned_at_ms AS reported_banned_at_ms, r.reason, r.created_at_ms,"
+        " r.closed_at_ms, r.outcome,"
         " (SELECT COUNT(*) FROM user_reports x WHERE x.reported_id = r.reported_id)"
+        " AS reports_about_user"
         " FROM user_reports r JOIN users ru ON ru.id = r.reporter_id"
-        f" JOIN users tu ON tu.id = r.reported_id WHERE {where}"
+        f" JOIN users tu ON tu.id = r.reported_id WHERE {_REPORT_STATUS[status]}"
         " ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
     return [{
-        "id": str(r[0]), "reporter_id": str(r[1]), "reporter_email": r[2],
-        "reported_id": str(r[3]), "reported_email": r[4], "reported_role": r[5],
-        "reported_banned": r[6] is not None, "reason": r[7], "created_at": iso_ms(r[8]),
-        "status": "open" if r[9] is None else "closed", "closed_at": iso_ms(r[9]),
-        "outcome": r[10], "reports_about_user": r[11],
+        "id": str(r["id"]), "reporter_id": str(r["reporter_id"]),
+        "reporter_email": r["reporter_email"], "reported_id": str(r["reported_id"]),
+        "reported_email": r["reported_email"], "reported_role": r["reported_role"],
+        "reported_banned": r["reported_banned_at_ms"] is not None, "reason": r["reason"],
+        "created_at": iso_ms(r["created_at_ms"]),
+        "status": "open" if r["closed_at_ms"] is None else "closed",
+        "closed_at": iso_ms(r["closed_at_ms"]), "outcome": r["outcome"],
+        "reports_about_user": r["reports_about_user"],
     } for r in rows]
 
 
 def dismiss_report_tx(conn: sqlite3.Connection, report_id: int, actor_id: int,
-                      reason: str | None, at_ms: int) -> dict:
+                      reason: str | None, at_ms: int) -> dict[str, Any]:
+    """Close a report without action; a closed one stays as it was (and is not logged)."""
     row = conn.execute("SELECT reported_id, closed_at_ms FROM user_reports WHERE id = ?",
                        (report_id,)).fetchone()
     if row is None:
         raise NotFound("no such report", "report_not_found")
-    if row[1] is None:
+    if row["closed_at_ms"] is None:
         conn.execute(
             "UPDATE user_reports SET closed_at_ms = ?, closed_by = ?, outcome = 'dismissed'"
             " WHERE id = ?", (at_ms, actor_id, report_id))
         audit_log.record(conn, actor_id, "report.dismiss", f"report:{report_id}", reason,
-                         at_ms, reported_id=row[0])
+                         at_ms, reported_id=row["reported_id"])
     out = conn.execute("SELECT closed_at_ms, outcome FROM user_reports WHERE id = ?",
                        (report_id,)).fetchone()
-    return {"id": str(report_id), "status": "closed", "closed_at": iso_ms(out[0]),
-            "outcome": out[1]}
+    return {"id": str(report_id), "status": "closed", "closed_at": iso_ms(out["closed_at_ms"]),
+            "outcome": out["outcome"]}

@@ -13,7 +13,8 @@ the backup a restored database came from. It lists the not-final withdrawals it 
 (same address and net); `meterchat withdrawals confirm ID --txid TXID` records it.
 
 `ok` is False when the hot wallet cannot cover what users hold, when the chain cannot be
-read, or when USDT left the hot wallet that no withdrawal accounts for. A low TRX balance is a warning: withdrawals wait, nobody's money is missing.
+read, or when USDT left the hot wallet that no withdrawal accounts for. A low TRX balance is
+a warning: withdrawals wait, nobody's money is missing.
 Used by `meterchat reconcile` and GET /api/admin/reconcile.
 """
 
@@ -21,25 +22,26 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
-from meterchat.core.units import musdt_to_usdt_str
+from meterchat.core.units import SUN_PER_TRX, iso_ms, musdt_to_usdt_str
+from meterchat.deposits import credits, views
 from meterchat.deposits import store as deposits
 from meterchat.money import ledger
 
 MAX_LISTED_TRANSFERS = 200
 MAX_SQLITE_INT = 2**63 - 1
 
-SUN_PER_TRX = 1_000_000
 
 
 @dataclass(frozen=True)
 class Liabilities:
     users_musdt: int
     clearing_withdrawals_musdt: int
-    unmatched_deposits: list[dict]
+    unmatched_deposits: list[dict[str, Any]]
     unmatched_musdt: int
-    unmatched_transfers: list[dict] = field(default_factory=list)
+    unmatched_transfers: list[dict[str, Any]] = field(default_factory=list)
     unmatched_transfers_musdt: int = 0
     transfers_read_to_block: int | None = None
 
@@ -49,16 +51,17 @@ class Liabilities:
 
 
 def liabilities(conn: sqlite3.Connection) -> Liabilities:
-    users = conn.execute(
-        "SELECT COALESCE(SUM(balance_musdt), 0) FROM accounts WHERE name LIKE 'user:%'"
-    ).fetchone()[0]
-    unmatched = deposits.admin_deposits(conn, "unmatched")
-    unmatched_musdt = conn.execute(
-        "SELECT COALESCE(SUM(amount_musdt), 0) FROM deposits WHERE status = 'unmatched'"
-    ).fetchone()[0]
+    users: int = conn.execute(
+        "SELECT COALESCE(SUM(balance_musdt), 0) AS total FROM accounts"
+        " WHERE name LIKE 'user:%'").fetchone()["total"]
     transfers, transfers_musdt = unmatched_transfers(conn)
-    return Liabilities(users, ledger.balance(conn, ledger.CLEARING_WITHDRAWALS), unmatched,
-                       unmatched_musdt, transfers, transfers_musdt, deposits.cursor(conn))
+    return Liabilities(
+        users_musdt=users,
+        clearing_withdrawals_musdt=ledger.balance(conn, ledger.CLEARING_WITHDRAWALS),
+        unmatched_deposits=views.admin_deposits(conn, "unmatched"),
+        unmatched_musdt=deposits.unmatched_musdt(conn),
+        unmatched_transfers=transfers, unmatched_transfers_musdt=transfers_musdt,
+        transfers_read_to_block=credits.cursor(conn))
 
 
 # -- transfers out of the hot wallet
@@ -85,7 +88,7 @@ def record_outgoing_tx(conn: sqlite3.Connection, block_number: int,
 
 
 def unmatched_transfers(conn: sqlite3.Connection,
-                        limit: int = MAX_LISTED_TRANSFERS) -> tuple[list[dict], int]:
+                        limit: int = MAX_LISTED_TRANSFERS) -> tuple[list[dict[str, Any]], int]:
     """Recorded transfers out of the hot wallet that no confirmed withdrawal accounts for
     (same TXID, address and net), oldest first, with the withdrawal whose stored transaction
     it is (if any) and the not-final withdrawals it may pay. Returns (up to `limit` of them,
@@ -94,26 +97,29 @@ def unmatched_transfers(conn: sqlite3.Connection,
         " FROM hot_wallet_transfers h WHERE NOT EXISTS (SELECT 1 FROM withdrawals w"
         " WHERE w.txid = h.txid AND w.status = 'confirmed' AND w.address = h.to_address"
         " AND w.net_musdt = h.amount_musdt)")
-    total = conn.execute("SELECT COALESCE(SUM(h.amount_musdt), 0)" + unmatched).fetchone()[0]
+    total: int = conn.execute(
+        "SELECT COALESCE(SUM(h.amount_musdt), 0) AS total" + unmatched).fetchone()["total"]
     rows = conn.execute(
         "SELECT h.txid, h.log_index, h.block_number, h.block_time_ms, h.from_address,"
         " h.to_address, h.amount_musdt,"
-        " (SELECT t.withdrawal_id FROM withdrawal_txs t WHERE t.txid = h.txid),"
+        " (SELECT t.withdrawal_id FROM withdrawal_txs t WHERE t.txid = h.txid)"
+        " AS withdrawal_id,"
         " (SELECT w.status FROM withdrawal_txs t JOIN withdrawals w ON w.id = t.withdrawal_id"
-        "  WHERE t.txid = h.txid)"
+        "  WHERE t.txid = h.txid) AS withdrawal_status"
         + unmatched + " ORDER BY h.block_number, h.txid, h.log_index LIMIT ?", (limit,),
     ).fetchall()
     out = []
-    for txid, index, block, block_ms, sender, to, amount, wid, status in rows:
-        candidates = [str(r[0]) for r in conn.execute(
+    for r in rows:
+        to, amount, wid = r["to_address"], r["amount_musdt"], r["withdrawal_id"]
+        candidates = [str(c["id"]) for c in conn.execute(
             "SELECT id FROM withdrawals WHERE address = ? AND net_musdt = ?"
             " AND status NOT IN ('confirmed', 'rejected') ORDER BY id", (to, amount))]
         out.append({
-            "txid": txid, "log_index": index, "block_number": block,
-            "block_time": deposits.iso_ms(block_ms), "from_address": sender,
+            "txid": r["txid"], "log_index": r["log_index"], "block_number": r["block_number"],
+            "block_time": iso_ms(r["block_time_ms"]), "from_address": r["from_address"],
             "to_address": to, "amount_musdt": amount, "usdt": musdt_to_usdt_str(amount),
             "withdrawal_id": str(wid) if wid is not None else None,
-            "withdrawal_status": status, "candidates": candidates,
+            "withdrawal_status": r["withdrawal_status"], "candidates": candidates,
         })
     return out, total
 
@@ -131,17 +137,17 @@ class Report:
     deposit_address: str | None = None
     deposit_address_usdt_musdt: int | None = None
     surplus_musdt: int | None = None  # negative: the wallet is short by that much
-    unmatched_deposits: list[dict] = field(default_factory=list)
+    unmatched_deposits: list[dict[str, Any]] = field(default_factory=list)
     unmatched_musdt: int = 0
     # Transfers out of the hot wallet that match no confirmed withdrawal (see above), and
     # the last solidified block the watcher has read them up to.
-    unmatched_transfers: list[dict] = field(default_factory=list)
+    unmatched_transfers: list[dict[str, Any]] = field(default_factory=list)
     unmatched_transfers_musdt: int = 0
     transfers_read_to_block: int | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["liability_usdt"] = musdt_to_usdt_str(self.liability_musdt)
         if self.wallet_usdt_musdt is not None:

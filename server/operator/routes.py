@@ -13,7 +13,7 @@ from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Unprocessable
-from meterchat.core.units import AmountError, tokens_to_musdt
+from meterchat.core.units import SUN_PER_TRX, AmountError, tokens_to_musdt
 from meterchat.operator import audit_log, disputes, earnings, moderation, reconcile
 
 
@@ -21,7 +21,7 @@ def _id(request: web.Request, what: str) -> int:
     return validate.path_id(request, what)
 
 
-def _reason(body: dict, required: bool) -> str | None:
+def _reason(body: dict[str, object], required: bool) -> str | None:
     text = validate.string(body, "reason", required=required, max_len=2000)
     if text is not None:
         text = text.strip()
@@ -157,7 +157,7 @@ async def reconcile_view(request: web.Request) -> web.Response:
     info = app[CHAIN_INFO]
     report = await reconcile.reconcile(
         owed, app[GATEWAY], info.network, await wallet_address(app), info.deposit_address,
-        app[CONFIG].withdrawals.fee_limit_trx * reconcile.SUN_PER_TRX)
+        app[CONFIG].withdrawals.fee_limit_trx * SUN_PER_TRX)
     return web.json_response(report.as_dict())
 
 

@@ -1,1 +1,2 @@
-"""Seller profiles, presence, blocks and the sellers listing."""
+"""Sellers: profile rules, profiles and presence, the listing, blocks and reports between
+users, and their endpoints."""

@@ -1,7 +1,9 @@
 """Seller profile, online status and the public listing (API.md "Sellers"); blocks and
-reports between users."""
+reports between users. Parses the input, calls the store, answers with the JSON views."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -9,12 +11,36 @@ from meterchat.accounts.auth import current_user, require_role, session_of
 from meterchat.appkeys import CONFIG, DB
 from meterchat.calls.manager import CALLS, HUB
 from meterchat.core import validate
-from meterchat.core.errors import NotFound, Unauthorized, Unprocessable
-from meterchat.sellers import store as sellers
+from meterchat.core.errors import NotFound, Unauthorized
+from meterchat.sellers import blocks, rules, store
+from meterchat.sellers.store import Seller
+
+
+def seller_json(seller: Seller) -> dict[str, Any]:
+    """A seller as the API shows one (ids as strings, the rating with one decimal)."""
+    return {
+        "id": str(seller.user_id),
+        "display_name": seller.display_name,
+        "rate": seller.rate,
+        "online": seller.online,
+        "busy": seller.busy,
+        "rating": None if seller.rating is None else f"{seller.rating:.1f}",
+        "calls": seller.calls,
+        "bio": seller.bio,
+        "tags": seller.tags,
+        "languages": seller.languages,
+    }
 
 
 def _user_id(request: web.Request) -> int:
     return validate.path_id(request, "user")
+
+
+def _labels(body: validate.Body, name: str) -> list[str] | None:
+    """Tags or languages from the body; None when left out (the saved ones stay)."""
+    if body.get(name) is None:
+        return None
+    return rules.clean_labels(validate.string_list(body, name), name)
 
 
 async def put_profile(request: web.Request) -> web.Response:
@@ -22,14 +48,13 @@ async def put_profile(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
     billing = request.app[CONFIG].billing
     rate = validate.integer(body, "rate")
-    sellers.check_rate(rate, billing.min_rate, billing.max_rate)
-    bio = validate.string(body, "bio", required=False, max_len=sellers.MAX_BIO_CHARS)
-    tags = sellers.clean_labels(validate.string_list(body, "tags"), "tags") \
-        if body.get("tags") is not None else None
-    languages = sellers.clean_labels(validate.string_list(body, "languages"), "languages") \
-        if body.get("languages") is not None else None
-    seller = await request.app[DB].tx(sellers.save_profile, user.id, rate, bio, tags, languages)
-    return web.json_response({"seller": seller})
+    rules.check_rate(rate, billing.min_rate, billing.max_rate)
+    bio = validate.string(body, "bio", required=False, max_len=rules.MAX_BIO_CHARS)
+    tags = _labels(body, "tags")
+    languages = _labels(body, "languages")
+    seller = await request.app[DB].tx(store.save_profile_tx, user.id, rate, bio, tags,
+                                      languages)
+    return web.json_response({"seller": seller_json(seller)})
 
 
 async def get_own_profile(request: web.Request) -> web.Response:
@@ -37,34 +62,24 @@ async def get_own_profile(request: web.Request) -> web.Response:
     this on every visit, so "none yet" is an answer, not a 404)."""
     user = await require_role(request, "seller")
     try:
-        seller = await request.app[DB].read(sellers.get_seller, user.id)
+        seller = await request.app[DB].read(store.get_seller, user.id)
     except NotFound:
-        seller = None
-    return web.json_response({"seller": seller})
+        return web.json_response({"seller": None})
+    return web.json_response({"seller": seller_json(seller)})
 
 
 async def put_status(request: web.Request) -> web.Response:
     user = await require_role(request, "seller")
     body = await validate.read_json(request)
     online = validate.boolean(body, "online")
-    seller = await request.app[DB].tx(sellers.set_online, user.id, online)
+    seller = await request.app[DB].tx(store.set_online_tx, user.id, online)
     if online:
         request.app[HUB].watch_presence(user.id)
     else:
+        # Going offline ends the seller's call; its end changes `busy`, so read again.
         await request.app[CALLS].end_calls_of_user(user.id, "seller_offline")
-        seller = await request.app[DB].read(sellers.get_seller, user.id)
-    return web.json_response({"seller": seller})
-
-
-def _flag(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise Unprocessable(f"{name} must be true or false", "invalid_value")
+        seller = await request.app[DB].read(store.get_seller, user.id)
+    return web.json_response({"seller": seller_json(seller)})
 
 
 async def list_sellers(request: web.Request) -> web.Response:
@@ -74,37 +89,39 @@ async def list_sellers(request: web.Request) -> web.Response:
     except Unauthorized:
         pass  # the listing is public
     max_rate = validate.query_int(request, "max_rate")
-    filters = {"online": _flag(request, "online"), "max_rate": max_rate,
-               "tag": request.query.get("tag"), "language": request.query.get("language"),
-               "viewer_id": viewer_id}
-    found = await request.app[DB].read(lambda c: sellers.list_sellers(c, **filters))
-    return web.json_response({"sellers": found})
+    online = validate.query_flag(request, "online")
+    tag = request.query.get("tag")
+    language = request.query.get("language")
+    found = await request.app[DB].read(
+        lambda c: store.list_sellers(c, online=online, max_rate=max_rate, tag=tag,
+                                     language=language, viewer_id=viewer_id))
+    return web.json_response({"sellers": [seller_json(s) for s in found]})
 
 
 async def get_seller(request: web.Request) -> web.Response:
-    seller = await request.app[DB].read(sellers.get_seller, _user_id(request))
-    return web.json_response({"seller": seller})
+    seller = await request.app[DB].read(store.get_seller, _user_id(request))
+    return web.json_response({"seller": seller_json(seller)})
 
 
 async def block(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await validate.read_json(request)
-    reason = validate.string(body, "reason", required=False, max_len=sellers.MAX_REASON_CHARS)
-    await request.app[DB].tx(sellers.block, user.id, _user_id(request), reason)
+    reason = validate.string(body, "reason", required=False, max_len=rules.MAX_REASON_CHARS)
+    await request.app[DB].tx(blocks.block_tx, user.id, _user_id(request), reason)
     return web.Response(status=204)
 
 
 async def unblock(request: web.Request) -> web.Response:
     user = await current_user(request)
-    await request.app[DB].tx(sellers.unblock, user.id, _user_id(request))
+    await request.app[DB].tx(blocks.unblock_tx, user.id, _user_id(request))
     return web.Response(status=204)
 
 
 async def report(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await validate.read_json(request)
-    reason = validate.string(body, "reason", required=False, max_len=sellers.MAX_REASON_CHARS)
-    await request.app[DB].tx(sellers.report, user.id, _user_id(request), reason)
+    reason = validate.string(body, "reason", required=False, max_len=rules.MAX_REASON_CHARS)
+    await request.app[DB].tx(blocks.report_tx, user.id, _user_id(request), reason)
     return web.Response(status=204)
 
 

@@ -1,83 +1,87 @@
-"""Sellers: profile (rate within the operator's limits, bio, tags, languages), the online
-flag, the public listing with filters (busy, average rating, call count), and blocks and
-reports between users. Synchronous functions over a sqlite3 connection (run them through
-Database.read / Database.tx)."""
+"""Seller profiles and presence: the `sellers` table (rate, bio, tags, languages, the online
+flag; busy, calls and rating kept by triggers) and the public listing with its filters.
+Synchronous functions over a sqlite3 connection (run them through Database.read /
+Database.tx); rows are read by name into `Seller`."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
+from typing import Any
 
 from meterchat.core.db import now_ms
-from meterchat.core.errors import Conflict, NotFound, TooManyRequests, Unprocessable
+from meterchat.core.errors import Conflict, NotFound
+from meterchat.sellers.blocks import is_blocked_between
+from meterchat.sellers.rules import label
 
-MAX_BIO_CHARS = 2000
-MAX_REASON_CHARS = 1000
-
-
-def clean_labels(values: list[str] | None, what: str) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        label = " ".join(v.split()).lower()
-        if not label:
-            raise Unprocessable(f"{what} must not contain empty strings", "invalid_value")
-        if label not in out:
-            out.append(label)
-    return out
+__all__ = [
+    "Seller", "get_seller", "list_sellers", "online_seller_ids", "save_profile",
+    "save_profile_tx", "set_online", "set_online_tx",
+    # Home in blocks.py; also read through this module by the call manager.
+    "is_blocked_between",
+]
 
 
-def check_rate(rate: int, min_rate: int, max_rate: int) -> None:
-    if not min_rate <= rate <= max_rate:
-        raise Unprocessable(
-            f"rate must be a whole number of tokens per minute from {min_rate} to {max_rate}",
-            "rate_out_of_range",
-        )
+@dataclass(frozen=True)
+class Seller:
+    user_id: int
+    display_name: str
+    rate: int  # tokens per minute
+    online: bool
+    busy: bool  # in a call (ringing, connecting or live)
+    rating: float | None  # average stars; None before the first rating
+    calls: int  # finished calls that were billed
+    bio: str
+    tags: list[str]
+    languages: list[str]
 
 
-_SELLER_SELECT = """
+_SELECT_SELLER = """
 SELECT s.user_id, u.display_name, s.rate_tokens_per_min, s.online, s.bio, s.tags_json,
-       s.languages_json,
-       s.busy,
+       s.languages_json, s.busy,
        CASE WHEN s.rating_count > 0 THEN s.rating_sum * 1.0 / s.rating_count END AS rating,
-       s.calls_count AS calls
+       s.calls_count
 FROM sellers s JOIN users u ON u.id = s.user_id
 """
 
 
-def _seller_json(row) -> dict:
-    rating = row[8]
-    return {
-        "id": str(row[0]),
-        "display_name": row[1],
-        "rate": row[2],
-        "online": bool(row[3]),
-        "busy": bool(row[7]),
-        "rating": None if rating is None else f"{rating:.1f}",
-        "calls": row[9],
-        "bio": row[4],
-        "tags": json.loads(row[5]),
-        "languages": json.loads(row[6]),
-    }
+def _seller(row: sqlite3.Row) -> Seller:
+    return Seller(
+        user_id=row["user_id"],
+        display_name=row["display_name"],
+        rate=row["rate_tokens_per_min"],
+        online=bool(row["online"]),
+        busy=bool(row["busy"]),
+        rating=row["rating"],
+        calls=row["calls_count"],
+        bio=row["bio"],
+        tags=json.loads(row["tags_json"]),
+        languages=json.loads(row["languages_json"]),
+    )
 
 
-def get_seller(conn: sqlite3.Connection, user_id: int) -> dict:
+def get_seller(conn: sqlite3.Connection, user_id: int) -> Seller:
+    """A seller who is not banned; 404 seller_not_found otherwise."""
     row = conn.execute(
-        _SELLER_SELECT + " WHERE s.user_id = ? AND u.banned_at_ms IS NULL", (user_id,)
+        _SELECT_SELLER + " WHERE s.user_id = ? AND u.banned_at_ms IS NULL", (user_id,)
     ).fetchone()
     if row is None:
         raise NotFound("no such seller", "seller_not_found")
-    return _seller_json(row)
+    return _seller(row)
 
 
-def save_profile(conn: sqlite3.Connection, user_id: int, rate: int, bio: str | None,
-                 tags: list[str] | None, languages: list[str] | None) -> dict:
-    """Create or update a seller's profile; fields left out keep their value."""
+def save_profile_tx(conn: sqlite3.Connection, user_id: int, rate: int, bio: str | None,
+                    tags: list[str] | None, languages: list[str] | None) -> Seller:
+    """Create or update a seller's profile; fields given as None keep their value. The
+    values are checked already (rules.py)."""
     old = conn.execute(
         "SELECT bio, tags_json, languages_json FROM sellers WHERE user_id = ?", (user_id,)
     ).fetchone()
-    bio = bio if bio is not None else (old[0] if old else "")
-    tags_json = json.dumps(tags) if tags is not None else (old[1] if old else "[]")
-    langs_json = json.dumps(languages) if languages is not None else (old[2] if old else "[]")
+    bio = bio if bio is not None else (old["bio"] if old else "")
+    tags_json = json.dumps(tags) if tags is not None else (old["tags_json"] if old else "[]")
+    langs_json = (json.dumps(languages) if languages is not None
+                  else (old["languages_json"] if old else "[]"))
     conn.execute(
         "INSERT INTO sellers (user_id, rate_tokens_per_min, bio, tags_json, languages_json,"
         " updated_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
@@ -93,7 +97,8 @@ def save_profile(conn: sqlite3.Connection, user_id: int, rate: int, bio: str | N
     return get_seller(conn, user_id)
 
 
-def set_online(conn: sqlite3.Connection, user_id: int, online: bool) -> dict:
+def set_online_tx(conn: sqlite3.Connection, user_id: int, online: bool) -> Seller:
+    """Go online or offline; 409 profile_missing before the first profile."""
     cur = conn.execute(
         "UPDATE sellers SET online = ?, updated_at_ms = ? WHERE user_id = ?",
         (1 if online else 0, now_ms(), user_id),
@@ -103,16 +108,23 @@ def set_online(conn: sqlite3.Connection, user_id: int, online: bool) -> dict:
     return get_seller(conn, user_id)
 
 
+# The former names, still used by the call manager, the load bench and tests of other rooms.
+save_profile = save_profile_tx
+set_online = set_online_tx
+
+
 def online_seller_ids(conn: sqlite3.Connection) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT user_id FROM sellers WHERE online = 1")]
+    return [r["user_id"] for r in conn.execute("SELECT user_id FROM sellers WHERE online = 1")]
 
 
 def list_sellers(conn: sqlite3.Connection, *, online: bool | None = None,
                  max_rate: int | None = None, tag: str | None = None,
                  language: str | None = None, viewer_id: int | None = None,
-                 limit: int = 100) -> list[dict]:
+                 limit: int = 100) -> list[Seller]:
+    """The listing: sellers who are not banned, online first, then free before busy, then
+    by finished calls (the index sellers_listing gives this order without sorting)."""
     where = ["u.banned_at_ms IS NULL"]
-    args: list = []
+    args: list[Any] = []
     if online is not None:
         where.append("s.online = ?")
         args.append(1 if online else 0)
@@ -121,10 +133,10 @@ def list_sellers(conn: sqlite3.Connection, *, online: bool | None = None,
         args.append(max_rate)
     if tag:
         where.append("s.user_id IN (SELECT user_id FROM seller_tags WHERE tag = ?)")
-        args.append(" ".join(tag.split()).lower())
+        args.append(label(tag))
     if language:
         where.append("EXISTS (SELECT 1 FROM json_each(s.languages_json) WHERE value = ?)")
-        args.append(" ".join(language.split()).lower())
+        args.append(label(language))
     if viewer_id is not None:
         # Neither side of a block sees the other in the listing.
         where.append(
@@ -133,53 +145,8 @@ def list_sellers(conn: sqlite3.Connection, *, online: bool | None = None,
         )
         args += [viewer_id, viewer_id]
     rows = conn.execute(
-        _SELLER_SELECT + " WHERE " + " AND ".join(where)
+        _SELECT_SELLER + " WHERE " + " AND ".join(where)
         + " ORDER BY s.online DESC, s.busy, s.calls_count DESC, s.user_id LIMIT ?",
         (*args, limit),
     ).fetchall()
-    return [_seller_json(r) for r in rows]
-
-
-def is_blocked_between(conn: sqlite3.Connection, a: int, b: int) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM user_blocks WHERE (blocker_id = ? AND blocked_id = ?)"
-        " OR (blocker_id = ? AND blocked_id = ?)",
-        (a, b, b, a),
-    ).fetchone() is not None
-
-
-def _check_target(conn: sqlite3.Connection, actor_id: int, target_id: int) -> None:
-    if actor_id == target_id:
-        raise Unprocessable("you cannot do this to yourself", "invalid_target")
-    if conn.execute("SELECT 1 FROM users WHERE id = ?", (target_id,)).fetchone() is None:
-        raise NotFound("no such user", "user_not_found")
-
-
-def block(conn: sqlite3.Connection, blocker_id: int, blocked_id: int, reason: str | None) -> None:
-    _check_target(conn, blocker_id, blocked_id)
-    conn.execute(
-        "INSERT OR IGNORE INTO user_blocks (blocker_id, blocked_id, reason, created_at_ms)"
-        " VALUES (?, ?, ?, ?)",
-        (blocker_id, blocked_id, reason, now_ms()),
-    )
-
-
-def unblock(conn: sqlite3.Connection, blocker_id: int, blocked_id: int) -> None:
-    conn.execute("DELETE FROM user_blocks WHERE blocker_id = ? AND blocked_id = ?",
-                 (blocker_id, blocked_id))
-
-
-def report(conn: sqlite3.Connection, reporter_id: int, reported_id: int,
-           reason: str | None) -> None:
-    _check_target(conn, reporter_id, reported_id)
-    recent = conn.execute(
-        "SELECT COUNT(*) FROM user_reports WHERE reporter_id = ? AND created_at_ms > ?",
-        (reporter_id, now_ms() - 3_600_000),
-    ).fetchone()[0]
-    if recent >= 20:
-        raise TooManyRequests("too many reports in the last hour; try again later")
-    conn.execute(
-        "INSERT INTO user_reports (reporter_id, reported_id, reason, created_at_ms)"
-        " VALUES (?, ?, ?, ?)",
-        (reporter_id, reported_id, reason, now_ms()),
-    )
+    return [_seller(r) for r in rows]

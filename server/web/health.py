@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +22,10 @@ from meterchat.chain_ctx import GATEWAY
 from meterchat.core import logs
 
 log = logging.getLogger("meterchat.health")
+
+
+# What /api/health says of the chain: {"solidified_block": n}, or "unreachable".
+Reading = dict[str, int] | str
 
 
 class ChainReading:
@@ -33,24 +38,26 @@ class ChainReading:
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
         self.clock = clock
-        self._value: dict | str | None = None
+        self._value: Reading | None = None
         self._at: float | None = None
         self._lock = asyncio.Lock()
 
-    def _fresh(self) -> bool:
-        return self._at is not None and self.clock() - self._at < self.max_age_s
-
-    async def get(self) -> dict | str:
-        if self._fresh():
+    def _fresh(self) -> Reading | None:
+        if self._at is not None and self.clock() - self._at < self.max_age_s:
             return self._value
+        return None
+
+    async def get(self) -> Reading:
+        if (fresh := self._fresh()) is not None:
+            return fresh
         async with self._lock:
-            if self._fresh():  # another request read it while this one waited
-                return self._value
-            self._value = await self._read()
+            if (fresh := self._fresh()) is not None:  # read by another request meanwhile
+                return fresh
+            value = self._value = await self._read()
             self._at = self.clock()
-            return self._value
+            return value
 
-    async def _read(self) -> dict | str:
+    async def _read(self) -> Reading:
         pending = self.read()
         if pending is None:
             return "unreachable"
@@ -66,7 +73,7 @@ CHAIN_READING = web.AppKey("health_chain_reading", ChainReading)
 
 async def health(request: web.Request) -> web.Response:
     app = request.app
-    body: dict = {"ok": True, "database": "ok"}
+    body: dict[str, Any] = {"ok": True, "database": "ok"}
     try:
         await app[DB].fetchone("SELECT 1")
     except Exception as exc:  # whatever broke, the answer is "not healthy", never a 500

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,12 +24,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from meterchat.appkeys import CONFIG, DB
 from meterchat.calls.manager import HUB
 from meterchat.chain.gateway import ChainError
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
+from meterchat.core.units import MUSDT_PER_USDT, SUN_PER_TRX
 
 # The hot wallet's balances are read from the node at most this often (a scrape every 15 s
 # would otherwise cost TronGrid requests the operator pays for).
@@ -93,7 +95,7 @@ class _SendQueues:
     def __init__(self, app: web.Application) -> None:
         self.app = app
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         hub = self.app.get(HUB)
         if hub is None:
             return
@@ -114,12 +116,14 @@ _DB_GAUGES = (
 
 
 def _db_figures(conn: sqlite3.Connection) -> dict[str, list[tuple[str, int]]]:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    """{gauge attribute: [(label, count), ...]} of the tables that exist."""
+    tables = {r["name"] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
     out = {}
     for attr, table, column in _DB_GAUGES:
         if table in tables:
-            out[attr] = conn.execute(
-                f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column}").fetchall()
+            out[attr] = [(r["label"], r["n"]) for r in conn.execute(
+                f"SELECT {column} AS label, COUNT(*) AS n FROM {table} GROUP BY {column}")]
     return out
 
 
@@ -143,8 +147,8 @@ async def _read_hot_wallet(app: web.Application, m: Metrics) -> None:
     except (TimeoutError, ChainError):
         return  # the last figures stay; the watcher's lag shows a node that is gone
     # A reading for alerts, not money: Prometheus values are floats anyway.
-    m.hot_wallet_usdt.set(musdt / 1_000_000)
-    m.hot_wallet_trx.set(sun / 1_000_000)
+    m.hot_wallet_usdt.set(musdt / MUSDT_PER_USDT)
+    m.hot_wallet_trx.set(sun / SUN_PER_TRX)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -161,7 +165,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     status: int | None = 500  # what an exception becomes (error_middleware answers within)
     try:

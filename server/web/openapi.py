@@ -8,20 +8,25 @@ from typing import Any
 
 from aiohttp import web
 
+# A JSON Schema (or any other part of the description): a JSON object.
+Schema = dict[str, Any]
+# (summary, request body schema or None, success status, tag)
+Operation = tuple[str, Schema | None, int, str]
+
 STR = {"type": "string"}
 TOKENS = {"type": "string", "pattern": r"^\d+(\.\d{1,4})?$", "example": "12.5"}
 USDT = {"type": "string", "pattern": r"^\d+(\.\d{1,6})?$", "example": "10"}
 BOOL = {"type": "boolean"}
 
 
-def obj(required: list[str] | None = None, **props: Any) -> dict:
+def obj(required: list[str] | None = None, **props: Any) -> Schema:
     out: dict[str, Any] = {"type": "object", "properties": props}
     if required:
         out["required"] = required
     return out
 
 
-def integer(minimum: int | None = None, maximum: int | None = None) -> dict:
+def integer(minimum: int | None = None, maximum: int | None = None) -> Schema:
     out: dict[str, Any] = {"type": "integer"}
     if minimum is not None:
         out["minimum"] = minimum
@@ -33,8 +38,8 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> dict:
 ERROR = obj(["error"], error=obj(["code", "message"], code=STR, message=STR))
 USER = obj(id=STR, email=STR, role=STR, display_name=STR)
 
-# (method, path) -> (summary, request body schema or None, success status, tag)
-OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
+# (method, path) -> the operation
+OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/api/health"): ("health of the server, database and chain", None, 200, "meta"),
     ("get", "/api/openapi.json"): ("this description", None, 200, "meta"),
     ("get", "/metrics"): ("Prometheus metrics", None, 200, "meta"),
@@ -50,11 +55,49 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         201, "accounts"),
     ("post", "/api/auth/login"): (
         "log in; returns a bearer token and sets the session cookie",
-        obj(["email", "password"], email=STR, password=STR), 200, "accounts"),
+        obj(["email", "password"], email=STR, password=STR,
+            otp={"type": "string", "description": "with 2FA on: the current code or a "
+                 "recovery code (401 otp_required, otp_invalid)"}), 200, "accounts"),
     ("post", "/api/auth/logout"): ("revoke this session", None, 204, "accounts"),
-    ("get", "/api/me"): ("the user and their balances", None, 200, "accounts"),
+    ("post", "/api/auth/logout-everywhere"): (
+        "revoke every session of the user, this one too", None, 204, "accounts"),
+    ("get", "/api/me"): (
+        "the user (with email_verified and two_factor) and their balances", None, 200,
+        "accounts"),
+    ("post", "/api/auth/password"): (
+        "change the password (the current one required); every other session is revoked",
+        obj(["current_password", "new_password"], current_password=STR,
+            new_password={"type": "string", "minLength": 10}), 204, "accounts"),
+    ("post", "/api/auth/password-reset"): (
+        "mail a single-use reset link; 202 whether or not the email has an account",
+        obj(["email"], email=STR), 202, "accounts"),
+    ("post", "/api/auth/password-reset/confirm"): (
+        "set a new password with the mailed token; every session is revoked (400 "
+        "invalid_token for a used or expired one)",
+        obj(["token", "new_password"], token=STR,
+            new_password={"type": "string", "minLength": 10}), 204, "accounts"),
+    ("post", "/api/auth/email/verify"): (
+        "verify the email with the token mailed at sign-up", obj(["token"], token=STR), 204,
+        "accounts"),
+    ("post", "/api/auth/email/resend"): (
+        "mail a new verification link (the older one stops working)", None, 202,
+        "accounts"),
+    ("post", "/api/auth/2fa/setup"): (
+        "a new TOTP secret, its otpauth URI and QR code (2FA is on only after enable)",
+        None, 200, "accounts"),
+    ("post", "/api/auth/2fa/enable"): (
+        "turn 2FA on with a code of the set-up secret; returns ten recovery codes, shown "
+        "once", obj(["code"], code=STR), 200, "accounts"),
+    ("post", "/api/auth/2fa/disable"): (
+        "turn 2FA off with the password and a code (or a recovery code)",
+        obj(["password", "code"], password=STR, code=STR), 204, "accounts"),
+    ("get", "/api/me/sessions"): (
+        "my live sessions: created, last seen, client address, user agent", None, 200,
+        "accounts"),
+    ("delete", "/api/me/sessions/{id}"): ("revoke one of my sessions", None, 204,
+                                          "accounts"),
     ("get", "/api/admin/audit"): ("recompute the ledger (admin)", None, 200, "operator"),
-    # Sellers and calls (server/routes/sellers.py, server/routes/calls.py)
+    # Sellers and calls (sellers/routes.py, calls/routes.py)
     ("get", "/api/seller/profile"): (
         "the seller's own profile; null before the first save", None, 200, "sellers"),
     ("put", "/api/seller/profile"): (
@@ -106,9 +149,14 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         "withdraw tokens as USDT to a TRON address; needs an Idempotency-Key header (the "
         "same key returns the same withdrawal and moves nothing)",
         obj(["tokens", "address"], tokens=TOKENS,
-            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}),
+            address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"},
+            otp={"type": "string", "description": "with 2FA on: a fresh code (403 "
+                 "otp_required, otp_invalid)"}),
         201, "wallet"),
     ("get", "/api/withdrawals"): ("the user's withdrawals, newest first", None, 200, "wallet"),
+    ("post", "/api/withdrawals/{id}/cancel"): (
+        "cancel my withdrawal that has not gone out (queued, held or in review); the "
+        "tokens come back", None, 200, "wallet"),
     ("get", "/api/admin/withdrawals"): (
         "withdrawals, ?status=review|queued|signed|sent|confirmed|failed|rejected (admin)",
         None, 200, "operator"),
@@ -123,7 +171,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
         "reconcile) paid a withdrawal in review, e.g. one restored from a backup (admin)",
         obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200,
         "operator"),
-    # Operator: disputes, moderation, audit log, reconciliation (server/routes/operator.py)
+    # Operator: disputes, moderation, audit log, reconciliation (operator/routes.py)
     ("post", "/api/calls/{id}/dispute"): (
         "the buyer disputes an ended call within the dispute window",
         obj(["reason"], reason={"type": "string", "minLength": 1, "maxLength": 2000}),
@@ -157,7 +205,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
     ("get", "/api/admin/reconcile"): (
         "what users hold against the hot wallet's USDT and TRX on chain, and unmatched"
         " deposits (admin)", None, 200, "operator"),
-    # Economy (server/routes/economy.py)
+    # Economy (economy/routes.py)
     ("post", "/api/calls/{id}/tip"): (
         "the buyer tips the seller whole tokens of a call that went live, during it or up to "
         "24 h after it, from bought tokens only (402 bonus_not_tippable); needs an "
@@ -209,7 +257,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None, int, str]] = {
 }
 
 
-def describe(op: tuple[str, dict | None, int, str], path: str) -> dict:
+def describe(op: Operation, path: str) -> Schema:
     summary, body, status, tag = op
     out: dict[str, Any] = {
         "summary": summary,
@@ -234,7 +282,7 @@ def describe(op: tuple[str, dict | None, int, str], path: str) -> dict:
 
 
 # Request headers an operation needs besides auth: (method, path) -> parameters.
-HEADERS: dict[tuple[str, str], list[dict]] = {
+HEADERS: dict[tuple[str, str], list[Schema]] = {
     ("post", "/api/withdrawals"): [{
         "name": "Idempotency-Key", "in": "header", "required": True,
         "description": "unique per withdrawal; repeat it to retry safely",
@@ -243,8 +291,8 @@ HEADERS: dict[tuple[str, str], list[dict]] = {
 }
 
 
-def spec() -> dict:
-    paths: dict[str, dict] = {}
+def spec() -> Schema:
+    paths: dict[str, Schema] = {}
     for (method, path), op in sorted(OPERATIONS.items(), key=lambda kv: kv[0][1]):
         paths.setdefault(path, {})[method] = describe(op, path)
         if (method, path) in HEADERS:

@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from meterchat.appkeys import CONFIG
-from meterchat.core.units import usdt_to_musdt
+from meterchat.core.units import TOKENS_PER_USDT
 
 STATIC_DIR = Path(str(resources.files("meterchat.static")))
 
@@ -78,13 +78,13 @@ async def client_config(request: web.Request) -> web.Response:
     return web.json_response({
         "network": config.chain.network,
         "explorer_tx_url": EXPLORER_TX_URL.get(config.chain.network, ""),
-        "tokens_per_usdt": 100,
+        "tokens_per_usdt": TOKENS_PER_USDT,
         "deposit_min_usdt": str(config.deposits.min_usdt),
         "withdrawal_min_usdt": str(w.min_usdt),
         "withdrawal_fee_usdt": str(w.fee_usdt),
         "withdrawal_network_fee_usdt": str(w.network_fee_usdt),
         # µUSDT ints let the page preview net amounts without floats.
-        "withdrawal_fees_musdt": usdt_to_musdt(w.fee_usdt) + usdt_to_musdt(w.network_fee_usdt),
+        "withdrawal_fees_musdt": w.fee_musdt + w.network_fee_musdt,
         "min_rate": config.billing.min_rate,
         "max_rate": config.billing.max_rate,
         "min_prefund_minutes": config.billing.min_prefund_minutes,

@@ -1,18 +1,40 @@
 """Withdrawal endpoints: a user's request (with its Idempotency-Key) and list, and the
-operator's list, approve, reject and confirm-by-transfer (API.md "Wallet", "Operator")."""
+operator's list, approve, reject and confirm-by-transfer (API.md "Wallet", "Operator"). The
+input they read (the Idempotency-Key, the tokens asked for) is parsed here."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from aiohttp import web
 
-from meterchat.accounts.auth import current_user, require_role
+from meterchat.accounts.auth import current_user, otp_counted, require_role
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain_ctx import CHAIN_INFO
 from meterchat.core import validate
 from meterchat.core.db import now_ms
-from meterchat.core.errors import Unprocessable
-from meterchat.deposits.store import parse_txid
-from meterchat.withdrawals import store as wd
+from meterchat.core.errors import Forbidden, Unprocessable
+from meterchat.core.units import AmountError, tokens_to_musdt
+from meterchat.deposits.routes import parse_txid
+from meterchat.mail.messages import links_base
+from meterchat.withdrawals import holds, requests, rules
+
+
+def parse_tokens(value: Any) -> int:
+    """The tokens asked for, in µUSDT: a decimal string with up to 4 decimals, > 0."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Unprocessable('tokens must be a decimal string like "400"', "invalid_amount")
+    try:
+        amount = tokens_to_musdt(str(value).strip())
+    except AmountError:
+        raise Unprocessable('tokens must be a decimal string like "400" (up to 4 decimals)',
+                            "invalid_amount") from None
+    if amount <= 0:
+        raise Unprocessable("tokens must be more than 0", "invalid_amount")
+    if amount > rules.MAX_WITHDRAWAL_MUSDT:
+        raise Unprocessable("tokens is far more than any balance", "invalid_amount")
+    return amount
 
 
 def platform_addresses(app: web.Application) -> frozenset[str]:
@@ -24,17 +46,22 @@ def platform_addresses(app: web.Application) -> frozenset[str]:
 async def request_withdrawal(request: web.Request) -> web.Response:
     user = await current_user(request)
     cfg = request.app[CONFIG].withdrawals
-    wd.check_role(user.role, cfg)
+    rules.check_role(user.role, cfg)
     idem_key = validate.idempotency_key(request.headers.get("Idempotency-Key"),
                                         "any unique string per withdrawal; repeat it to retry"
                                         " safely")
     body = await validate.read_json(request)
-    address = wd.check_address(body.get("address"), platform_addresses(request.app))
+    address = rules.check_address(body.get("address"), platform_addresses(request.app))
     if body.get("tokens") is None:
         raise Unprocessable("tokens is required", "missing_field")
-    q = wd.quote(wd.parse_tokens(body.get("tokens")), cfg)
-    done = await request.app[DB].tx(wd.request_tx, user.id, idem_key, address, q, cfg,
-                                    now_ms())
+    q = rules.quote(parse_tokens(body.get("tokens")), cfg)
+    if cfg.require_verified_email and not user.email_verified:
+        raise Forbidden("verify your email first (the link mailed at sign-up)",
+                        "email_not_verified")
+    # The 2FA code, the new-address hold and the mail, in the request's transaction.
+    done = await otp_counted(request, user, request.app[DB].tx(
+        holds.request_tx, user.id, idem_key, address, q, cfg, now_ms(), body.get("otp"),
+        time.time(), links_base(request.app[CONFIG])))
     headers = {"Idempotent-Replayed": "true"} if done.replayed else None
     return web.json_response({"withdrawal": done.withdrawal.view()}, status=201,
                              headers=headers)
@@ -42,16 +69,17 @@ async def request_withdrawal(request: web.Request) -> web.Response:
 
 async def list_withdrawals(request: web.Request) -> web.Response:
     user = await current_user(request)
-    rows = await request.app[DB].read(wd.user_withdrawals, user.id)
+    rows = await request.app[DB].read(requests.user_withdrawals, user.id)
     return web.json_response({"withdrawals": rows})
 
 
 async def admin_list(request: web.Request) -> web.Response:
     await require_role(request, "admin")
     status = request.query.get("status") or None
-    if status is not None and status not in wd.STATUSES:
-        raise Unprocessable(f"status must be one of {', '.join(wd.STATUSES)}", "invalid_status")
-    rows = await request.app[DB].read(wd.admin_withdrawals, status)
+    if status is not None and status not in rules.STATUSES:
+        raise Unprocessable(f"status must be one of {', '.join(rules.STATUSES)}",
+                            "invalid_status")
+    rows = await request.app[DB].read(requests.admin_withdrawals, status)
     return web.json_response({"withdrawals": rows})
 
 
@@ -61,7 +89,7 @@ def _withdrawal_id(request: web.Request) -> int:
 
 async def admin_approve(request: web.Request) -> web.Response:
     admin = await require_role(request, "admin")
-    w = await request.app[DB].tx(wd.approve_tx, _withdrawal_id(request), admin.id, now_ms())
+    w = await request.app[DB].tx(requests.approve_tx, _withdrawal_id(request), admin.id, now_ms())
     return web.json_response({"withdrawal": w.view(admin=True)})
 
 
@@ -69,8 +97,8 @@ async def admin_reject(request: web.Request) -> web.Response:
     admin = await require_role(request, "admin")
     body = await validate.read_json(request)
     reason = validate.string(body, "reason", required=False, max_len=500)
-    w = await request.app[DB].tx(wd.reject_tx, _withdrawal_id(request), admin.id, now_ms(),
-                                 reason)
+    w = await request.app[DB].tx(requests.reject_tx, _withdrawal_id(request), admin.id,
+                                 now_ms(), reason)
     return web.json_response({"withdrawal": w.view(admin=True)})
 
 
@@ -79,12 +107,19 @@ async def admin_confirm(request: web.Request) -> web.Response:
     body = await validate.read_json(request)
     txid = parse_txid(body.get("txid"))
     margin_ms = int(request.app[CONFIG].withdrawals.expiry_margin_s * 1000)
-    w = await request.app[DB].tx(wd.confirm_paid_by_tx, _withdrawal_id(request), txid,
-                                 admin.id, now_ms(), margin_ms)
+    w = await request.app[DB].tx(requests.confirm_paid_by_tx, _withdrawal_id(request),
+                                 txid, admin.id, now_ms(), margin_ms)
     return web.json_response({"withdrawal": w.view(admin=True)})
 
 
+async def cancel_withdrawal(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    w = await request.app[DB].tx(holds.cancel_tx, user.id, _withdrawal_id(request), now_ms())
+    return web.json_response({"withdrawal": w.view()})
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_post("/api/withdrawals/{id}/cancel", cancel_withdrawal)
     app.router.add_post("/api/withdrawals", request_withdrawal)
     app.router.add_get("/api/withdrawals", list_withdrawals)
     app.router.add_get("/api/admin/withdrawals", admin_list)

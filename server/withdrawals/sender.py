@@ -40,12 +40,14 @@ from meterchat.core.config import Secret, WithdrawalsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
-from meterchat.core.units import musdt_to_usdt_str
-from meterchat.withdrawals import store as wd
+from meterchat.core.units import SUN_PER_TRX, musdt_to_usdt_str
+from meterchat.withdrawals import requests
+from meterchat.withdrawals import sending as wd
+from meterchat.withdrawals.rules import REVIEW_RESTORED
+from meterchat.withdrawals.store import Withdrawal
 
 log = logging.getLogger("meterchat.withdrawals.sender")
 
-SUN_PER_TRX = 1_000_000
 MAX_BACKOFF_S = 60.0
 NO_KEY_REASON = ("no hot wallet key is configured (chain.hot_wallet_key_file or "
                  "chain.hot_wallet_key_env): waiting for the operator")
@@ -181,7 +183,7 @@ class WithdrawalSender:
 
     # -- sending what is queued
 
-    async def _send(self, waiting: list[wd.Withdrawal]) -> None:
+    async def _send(self, waiting: list[Withdrawal]) -> None:
         if self._key is None or not self.hot_wallet_address:
             for w in waiting:
                 await self.db.tx(wd.set_wait_reason_tx, w.id, NO_KEY_REASON, now_ms())
@@ -220,7 +222,7 @@ class WithdrawalSender:
             self._at("signed")
             await self._broadcast(w.id, signed.txid, signed.signed_json)
 
-    async def _wait(self, w: wd.Withdrawal, reason: str) -> None:
+    async def _wait(self, w: Withdrawal, reason: str) -> None:
         if w.wait_reason != reason:
             event(log, "withdrawal_waiting", withdrawal_id=w.id, reason=reason)
         await self.db.tx(wd.set_wait_reason_tx, w.id, reason, now_ms())
@@ -240,9 +242,9 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the sender job, every sender_interval_s, never two passes at once. First,
     a database that is a backup put back by hand holds its not-final withdrawals for the
     operator (as `meterchat restore` does), before the sender can see them."""
-    for wid in await app[DB].tx(wd.hold_if_restored_tx, now_ms()):
+    for wid in await app[DB].tx(requests.hold_if_restored_tx, now_ms()):
         event(log, "withdrawal_held_after_restore", logging.WARNING, withdrawal_id=wid,
-              reason=wd.REVIEW_RESTORED)
+              reason=REVIEW_RESTORED)
     sender = sender_from_app(app)
     app[SENDER] = sender
     async with interval_job(app, sender.run_once, app[CONFIG].withdrawals.sender_interval_s,

@@ -66,3 +66,4 @@ export async function api(method, path, body, { headers = {}, quiet401 = false }
 export const get = (path, opts) => api("GET", path, undefined, opts);
 export const post = (path, body, opts) => api("POST", path, body ?? {}, opts);
 export const put = (path, body, opts) => api("PUT", path, body ?? {}, opts);
+export const del = (path, opts) => api("DELETE", path, undefined, opts);

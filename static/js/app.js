@@ -6,6 +6,7 @@ import * as money from "./money.js";
 import { installUnlock, Ringer } from "./sound.js";
 import { clear, h, toast } from "./ui.js";
 import { Socket } from "./ws.js";
+import * as account from "./pages/account.js";
 import * as admin from "./pages/admin.js";
 import * as auth from "./pages/auth.js";
 import * as call from "./pages/call.js";
@@ -16,6 +17,11 @@ import * as wallet from "./pages/wallet.js";
 const ROUTES = {
   login: { page: auth.login, anon: true, title: "Log in" },
   signup: { page: auth.signup, anon: true, title: "Sign up" },
+  forgot: { page: account.forgot, anon: true, title: "Forgot password" },
+  // Links from mails: opened logged in or not.
+  reset: { page: account.reset, public: true, title: "New password" },
+  verify: { page: account.verify, public: true, title: "Verify email" },
+  account: { page: account.account, title: "Account" },
   sellers: { page: sellers.render, title: "Sellers" },
   wallet: { page: wallet.render, title: "Wallet" },
   call: { page: call.render, title: "Call" },
@@ -24,9 +30,9 @@ const ROUTES = {
 };
 
 const NAV = {
-  buyer: [["sellers", "Sellers"], ["wallet", "Wallet"]],
-  seller: [["dashboard", "Dashboard"], ["wallet", "Wallet"], ["sellers", "Sellers"]],
-  admin: [["admin", "Operator"], ["sellers", "Sellers"]],
+  buyer: [["sellers", "Sellers"], ["wallet", "Wallet"], ["account", "Account"]],
+  seller: [["dashboard", "Dashboard"], ["wallet", "Wallet"], ["sellers", "Sellers"], ["account", "Account"]],
+  admin: [["admin", "Operator"], ["sellers", "Sellers"], ["account", "Account"]],
 };
 
 export const app = {
@@ -145,7 +151,7 @@ async function route() {
     location.replace(`#/${app.home()}`);
     return;
   }
-  if (!def.anon && !app.me) {
+  if (!def.anon && !def.public && !app.me) {
     location.replace("#/login");
     return;
   }

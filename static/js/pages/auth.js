@@ -24,19 +24,37 @@ function lockIcon() {
 export function login(main, _route, app) {
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  // Shown when the account has two-factor on (the server answers otp_required).
+  const otp = h("input", { type: "text", name: "otp", inputmode: "numeric", autocomplete: "one-time-code" });
+  const otpField = field("Code from your authenticator app (or a recovery code)", otp);
+  otpField.hidden = true;
   const form = h("form", { novalidate: true },
     field("Email", email),
     field("Password", password),
+    otpField,
     h("button.btn.block", { type: "submit" }, "Log in"));
   onSubmit(form, async (fd) => {
-    const data = await post("/api/auth/login", { email: fd.get("email"), password: fd.get("password") });
-    await app.loggedIn(data);
+    const body = { email: fd.get("email"), password: fd.get("password") };
+    const code = String(fd.get("otp") || "").trim();
+    if (!otpField.hidden && code) body.otp = code;
+    try {
+      const data = await post("/api/auth/login", body);
+      await app.loggedIn(data);
+    } catch (err) {
+      if (err.code === "otp_required" && otpField.hidden) {
+        otpField.hidden = false;
+        otp.focus();
+        throw new Error("Two-factor authentication is on: enter the code your app shows.");
+      }
+      throw err;
+    }
   });
   clear(main, h("section.auth",
     h("div.card",
       h("h1", "Log in"),
       h("p.muted", "Welcome back. Pick up where you left off."),
       form,
+      h("p.small", h("a", { href: "#/forgot" }, "Forgot your password?")),
       trustNote()),
     h("p.auth-switch", "New here? ", h("a", { href: "#/signup" }, "Create an account"))));
   email.focus();

@@ -148,6 +148,9 @@ export async function render(main, _route, app) {
     const tokens = h("input", { type: "text", name: "tokens", inputmode: "decimal", required: true, autocomplete: "off" });
     const address = h("input", { type: "text", name: "address", required: true, autocomplete: "off", spellcheck: "false", placeholder: "T…", maxlength: 34 });
     const preview = h("p.small", { "aria-live": "polite", "data-testid": "withdraw-preview" });
+    const otp = app.me.two_factor
+      ? field("Code from your authenticator app", h("input", { type: "text", name: "otp", inputmode: "numeric", autocomplete: "one-time-code", required: true }))
+      : null;
     const update = () => {
       if (!money.isPositive(tokens.value, 4)) {
         preview.textContent = "";
@@ -165,6 +168,7 @@ export async function render(main, _route, app) {
       field("Tokens", tokens, h("span", `Minimum ${minUsdt} USDT worth. `,
         h("button.linkish", { type: "button", onclick: () => { tokens.value = app.balance?.available || ""; update(); } }, "Withdraw all"))),
       field("TRON address (TRC20)", address, "Your own wallet's address, starting with T. Double-check it: transfers cannot be reversed."),
+      otp,
       preview,
       h("button.btn", { type: "submit" }, "Withdraw"));
     onSubmit(form, async (fd) => {
@@ -177,10 +181,14 @@ export async function render(main, _route, app) {
         key = newIdempotencyKey();
         keyFor = `${t}|${a}`;
       }
-      const res = await post("/api/withdrawals", { tokens: t, address: a }, { headers: { "Idempotency-Key": key } });
+      const body = { tokens: t, address: a };
+      if (otp) body.otp = String(fd.get("otp") || "").trim();
+      const res = await post("/api/withdrawals", body, { headers: { "Idempotency-Key": key } });
       keyFor = "";
       const w = res.withdrawal || {};
-      toast(w.status === "review" ? "Withdrawal requested. An operator reviews large withdrawals first." : "Withdrawal requested.", "ok");
+      toast(w.status === "review" ? "Withdrawal requested. An operator reviews large withdrawals first."
+        : w.reason === "new_address_hold" ? "Withdrawal requested. A first withdrawal to a new address waits a while; we mailed you the details."
+          : "Withdrawal requested.", "ok");
       form.reset();
       update();
       await refresh();
@@ -197,8 +205,20 @@ export async function render(main, _route, app) {
         h("td.amount", money.tokens(w.tokens)),
         h("td.amount", w.net_usdt != null ? `${money.usdt(w.net_usdt)} USDT` : "—"),
         h("td.mono.small", { title: w.address }, w.address ? `${w.address.slice(0, 6)}…${w.address.slice(-4)}` : ""),
-        h("td", statusBadge(w.status), w.reason ? h("div.muted.small", w.reason) : null),
+        h("td", statusBadge(w.status), w.reason ? h("div.muted.small", w.reason === "new_address_hold" ? "held: a first withdrawal to a new address" : w.reason) : null,
+          w.status === "queued" || w.status === "review"
+            ? h("button.btn.secondary.small", { type: "button", onclick: () => cancelWithdrawal(w.id) }, "Cancel") : null),
         h("td", explorerLink(app, w.txid)))))));
+  }
+
+  async function cancelWithdrawal(id) {
+    try {
+      await post(`/api/withdrawals/${encodeURIComponent(id)}/cancel`);
+      toast("Withdrawal cancelled; the tokens are back in your balance.", "ok");
+    } catch (err) {
+      toast(err.message, "error");
+    }
+    await refresh();
   }
 
   async function refresh() {

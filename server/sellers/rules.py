@@ -1,0 +1,37 @@
+"""The sellers' rules (pure, no I/O): a rate within the operator's limits, how tags and
+languages are written (one space, lower case, no duplicates), the length of a bio and of a
+block or report reason, and how many reports one user may file per hour."""
+
+from __future__ import annotations
+
+from meterchat.core.errors import Unprocessable
+
+MAX_BIO_CHARS = 2000
+MAX_REASON_CHARS = 1000
+REPORTS_PER_HOUR = 20
+
+
+def label(text: str) -> str:
+    """A tag or language as stored and searched: inner white space one space, lower case."""
+    return " ".join(text.split()).lower()
+
+
+def clean_labels(values: list[str] | None, what: str) -> list[str]:
+    """Tags or languages as labels, in the order given, each once; empty ones are 422."""
+    out: list[str] = []
+    for v in values or []:
+        lab = label(v)
+        if not lab:
+            raise Unprocessable(f"{what} must not contain empty strings", "invalid_value")
+        if lab not in out:
+            out.append(lab)
+    return out
+
+
+def check_rate(rate: int, min_rate: int, max_rate: int) -> None:
+    """billing.min_rate <= rate <= billing.max_rate, whole tokens per minute."""
+    if not min_rate <= rate <= max_rate:
+        raise Unprocessable(
+            f"rate must be a whole number of tokens per minute from {min_rate} to {max_rate}",
+            "rate_out_of_range",
+        )

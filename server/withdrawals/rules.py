@@ -1,0 +1,122 @@
+"""The pure rules of a withdrawal, no I/O: the statuses and ledger kinds, the address check,
+the fee quote (fees and the net that goes on chain), why a request waits for review, and who
+may withdraw. Each refusal is a domain error (core/errors.py).
+
+Money flow (µUSDT):
+- request:   user:available -> clearing:withdrawals          (kind `withdrawal`)
+- confirmed: clearing:withdrawals -> chain:withdrawals (net) + revenue:withdrawal_fees (fee)
+- returned:  clearing:withdrawals -> user:available          (kind `withdrawal_return`)
+
+Status: queued | review -> signed -> sent -> confirmed, or failed (on chain; the operator
+retries -> queued, or rejects -> rejected, tokens returned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meterchat.chain.address import is_valid_address
+from meterchat.core.config import WithdrawalsConfig
+from meterchat.core.errors import Forbidden, Unprocessable
+from meterchat.core.units import musdt_to_tokens_str, musdt_to_usdt_str
+
+STATUSES = ("queued", "review", "signed", "sent", "confirmed", "failed", "rejected")
+IN_FLIGHT = ("signed", "sent")
+# Not final: a restored backup holds these for the operator (requests.hold_restored_tx).
+NOT_FINAL = ("queued", "review", "signed", "sent", "failed")
+# Far below SQLite's integer range and any real balance; keeps sums of amounts exact.
+MAX_WITHDRAWAL_MUSDT = 10**15
+
+KIND_REQUEST = "withdrawal"
+KIND_RETURN = "withdrawal_return"
+KIND_SENT = "withdrawal_sent"
+
+REVIEW_ABOVE_THRESHOLD = "above_review_threshold"
+REVIEW_DAILY_LIMIT = "daily_limit"
+REVIEW_ACCOUNT_BANNED = "account_banned"  # set by a ban (operator/moderation.py)
+# Set by a restore from backup (operator/backup.py) on every withdrawal that was not final in
+# the backup: it may have been paid on chain since, so only the operator moves it on.
+REVIEW_RESTORED = "restored_from_backup"
+
+
+def check_address(value: object, platform_addresses: frozenset[str] | set[str]) -> str:
+    """A base58check TRON address (`T...`) that is not one of the platform's own."""
+    if not isinstance(value, str):
+        raise Unprocessable("address must be a TRON address (T..., 34 characters)",
+                            "invalid_address")
+    address = value.strip()
+    if not is_valid_address(address):
+        raise Unprocessable("address is not a valid TRON address: it has 34 characters, "
+                            "starts with T and its checksum must match", "invalid_address")
+    if address in platform_addresses:
+        raise Unprocessable("address is one of the platform's own addresses; give your own "
+                            "wallet's address", "platform_address")
+    return address
+
+
+def fee_musdt(cfg: WithdrawalsConfig) -> int:
+    """The platform fee plus the network fee (the TRX burned for energy), per withdrawal."""
+    return cfg.fee_musdt + cfg.network_fee_musdt
+
+
+@dataclass(frozen=True)
+class Quote:
+    amount_musdt: int
+    fee_musdt: int
+    net_musdt: int
+
+
+def quote(amount_musdt: int, cfg: WithdrawalsConfig) -> Quote:
+    """Fees and the net that goes on chain; refuses amounts below the minimum or that the
+    fees would eat whole. 400 tokens (4 USDT) -> 2.5 USDT with the default fees."""
+    if amount_musdt < cfg.min_musdt:
+        raise Unprocessable(
+            f"the smallest withdrawal is {musdt_to_usdt_str(cfg.min_musdt)} USDT "
+            f"({musdt_to_tokens_str(cfg.min_musdt)} tokens)", "below_minimum")
+    fee = fee_musdt(cfg)
+    net = amount_musdt - fee
+    if net <= 0:
+        raise Unprocessable(
+            f"the fees of {musdt_to_usdt_str(fee)} USDT would take the whole amount",
+            "below_minimum")
+    return Quote(amount_musdt=amount_musdt, fee_musdt=fee, net_musdt=net)
+
+
+def review_reason(amount_musdt: int, withdrawn_last_day_musdt: int,
+                  cfg: WithdrawalsConfig) -> str | None:
+    """Why a request waits for an operator, or None when the sender may take it."""
+    if amount_musdt > cfg.manual_review_above_musdt:
+        return REVIEW_ABOVE_THRESHOLD
+    if withdrawn_last_day_musdt + amount_musdt > cfg.daily_limit_musdt:
+        return REVIEW_DAILY_LIMIT
+    return None
+
+
+def check_role(role: str, cfg: WithdrawalsConfig) -> None:
+    if role == "seller" or (role == "buyer" and cfg.buyer_withdrawals):
+        return
+    if role == "buyer":
+        raise Forbidden("buyers cannot withdraw on this server; tokens are spent on calls",
+                        "withdrawals_not_allowed")
+    raise Forbidden("only sellers withdraw", "withdrawals_not_allowed")
+
+
+def status_reason(status: str, review: str | None, wait: str | None,
+                  failure: str | None) -> str | None:
+    """The one line a user or operator needs to see about where a withdrawal stands."""
+    if status == "review":
+        if review == REVIEW_ACCOUNT_BANNED:
+            return "the account was banned: withdrawals wait for the operator's review"
+        if review == REVIEW_DAILY_LIMIT:
+            return "past the daily limit: an operator reviews it"
+        if review == REVIEW_RESTORED:
+            return ("the server was restored from a backup taken before this withdrawal "
+                    "was final: an operator checks the chain before it moves on")
+        return "a large withdrawal: an operator reviews it"
+    if status == "failed":
+        return failure
+    if status in ("queued", "signed", "sent"):
+        return wait
+    if status == "rejected":
+        return failure or "rejected by the operator; the tokens were returned"
+    return None
