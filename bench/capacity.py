@@ -318,7 +318,8 @@ class Worker:
         self.meter_at: list[float] = []
         self.slow: list[tuple[float, float]] = []  # (sent at, ms): probes and signals > 100 ms
         self.lag_ms: list[float] = []
-        self.http_ms: dict[str, list[float]] = {"/api/me": [], "/api/sellers": []}
+        self.http_ms: dict[str, list[float]] = {"/api/me": [], "/api/sellers": [],
+                                                "/api/calls/ID": []}
         self.sent = Counter()
         self.received = 0
         self.measure_errors: Counter = Counter()
@@ -461,6 +462,9 @@ class Worker:
                     self.heartbeats(p, random.uniform(0, MEDIA_INTERVAL_S))))
                 self.tasks.append(asyncio.create_task(
                     self.signals(p, sig_phase + offset, 2 * sig)))
+                if self.opts["call_poll"] and not self.echo:
+                    self.tasks.append(asyncio.create_task(
+                        self.poll_call(p, random.uniform(0, self.opts["call_poll"]))))
 
         await asyncio.gather(*(one(c) for c in self.calls))
         for i in range(self.opts["browsers"]):
@@ -551,6 +555,25 @@ class Worker:
                 continue
             if self.measuring:
                 self.http_ms[path].append((time.monotonic() - started) * 1000)
+
+    async def poll_call(self, p: Party, phase: float) -> None:
+        """The call page's catch-up read of its call (static/js/pages/call.js), every
+        `call_poll` seconds."""
+        interval = self.opts["call_poll"]
+        path = f"/api/calls/{p.call.id}"
+        headers = {"Authorization": f"Bearer {p.token}"}
+        async for _ in self.ticks(phase, interval):
+            started = time.monotonic()
+            try:
+                async with self.http.get(self.url + path, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        self.error(f"HTTP {resp.status} /api/calls/ID")
+            except Exception as exc:  # noqa: BLE001
+                self.error(f"HTTP {type(exc).__name__} /api/calls/ID")
+                continue
+            if self.measuring:
+                self.http_ms["/api/calls/ID"].append((time.monotonic() - started) * 1000)
 
     async def lag_probe(self) -> None:
         while not self.stopping:
@@ -667,7 +690,7 @@ def count_live(db_path: Path) -> int:
 
 def merge(results: list[dict]) -> dict:
     out = {"hb_ms": [], "relay_ms": [], "meter_ms": [], "meter_after_pass_ms": [], "slow": [],
-           "http_me": [], "http_sellers": [],
+           "http_me": [], "http_sellers": [], "http_call": [],
            "sent": Counter(), "received": 0, "client_cpu": [], "client_lag_p99": [],
            "errors": Counter(), "all_errors": Counter()}
     for r in results:
@@ -678,6 +701,7 @@ def merge(results: list[dict]) -> dict:
         out["slow"] += r["slow"]
         out["http_me"] += r["http_ms"]["/api/me"]
         out["http_sellers"] += r["http_ms"]["/api/sellers"]
+        out["http_call"] += r["http_ms"]["/api/calls/ID"]
         out["sent"].update(r["sent"])
         out["received"] += r["received"]
         out["client_cpu"].append(r["cpu"])
@@ -694,7 +718,7 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
     opts = {"echo": echo, "probe_every": args.probe_every,
             "signal_interval": args.signal_interval, "browsers": 0 if echo else args.browsers,
             "browse_interval": args.browse_interval, "no_deflate": args.no_deflate,
-            "tick": args.tick}
+            "tick": args.tick, "call_poll": args.call_poll}
     seconds = args.echo_seconds if echo else args.seconds
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="meterchat-capacity-") as tmp:
@@ -781,7 +805,9 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
          "meter_after_pass_p99": pct(results["meter_after_pass_ms"], 0.99),
          "http_me_p99": pct(results["http_me"], 0.99), "http_sellers_p99":
          pct(results["http_sellers"], 0.99),
+         "http_call_p99": pct(results["http_call"], 0.99),
          "http_n": len(results["http_me"]) + len(results["http_sellers"]),
+         "http_call_n": len(results["http_call"]),
          "client_cpu_max": max(results["client_cpu"]),
          # What the rest of the machine (other work, this bench's main process) used, in
          # cores: on a shared machine, the latencies are only as good as this is small.
@@ -857,7 +883,9 @@ def print_run(r: dict, e: dict | None) -> None:
           f"({r['cpu_us_per_msg']:.1f} us each, {ratio:.2f}x the bare echo's; "
           f"{r['cpu_us_per_heartbeat']:.0f} us of all its work per heartbeat); RSS "
           f"{r['rss_mib']:.0f} MiB; HTTP p99 /api/sellers {ms(r['http_sellers_p99'])} ms, "
-          f"/api/me {ms(r['http_me_p99'])} ms ({r['http_n']} requests); send queues: peak "
+          f"/api/me {ms(r['http_me_p99'])} ms ({r['http_n']} requests)"
+          + (f", /api/calls/ID {ms(r['http_call_p99'])} ms ({r['http_call_n']} polls)"
+             if r["http_call_n"] else "") + "; send queues: peak "
           f"{r['queue_peak']:.0f} messages, {r['slow_consumers']:.0f} slow consumers closed",
           flush=True)
     print(f"  clients: loop lag p99 {ms(r['client_lag_p99_max'])} ms (worst worker), CPU "
@@ -930,6 +958,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--browsers", type=int, default=2, help="browsing buyers per worker")
     p.add_argument("--browse-interval", type=float, default=0.5,
                    help="seconds between one browsing buyer's requests")
+    p.add_argument("--call-poll", type=float, default=0.0,
+                   help="seconds between each party's GET /api/calls/ID (the call page's "
+                        "catch-up; 0: none)")
     p.add_argument("--tick", type=float, default=1.0, help="billing.tick_interval_s")
     p.add_argument("--devnet-block", type=float, default=3.0, help="devnet.block_time_s")
     p.add_argument("--no-deflate", action="store_true",

@@ -363,7 +363,9 @@ class CallManager:
             if step.end_reason is not None:
                 self._background(self._end(rt, step.end_reason))
         due = []
-        for rt in self.active.values():
+        for i, rt in enumerate(list(self.active.values())):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # 4,900 calls in one go held the loop for ~15 ms
             tenths = rt.due_tenths(now)
             if tenths is not None:
                 due.append((rt.call_id, tenths))

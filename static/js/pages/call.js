@@ -414,7 +414,10 @@ async function inCall(main, callId, app, handoff = {}) {
     renderMeter();
   }));
   unsubs.push(app.socket.on("tip", (msg) => { if (mine(msg)) tips.add(msg.tip); }));
-  // Messages sent while the socket was down are lost: catch up from the record.
+  // Messages sent while the socket was down are lost: catch up from the record when it
+  // opens again, and every POLL_MS while it is down. While it is open every change arrives
+  // on it, in order (a poll per party every 4 s was most of the server's work at 1,000
+  // calls: bench/capacity.py --call-poll 4).
   const catchUp = async () => {
     try {
       const fresh = (await get(`/api/calls/${encodeURIComponent(call.id)}`)).call;
@@ -424,7 +427,7 @@ async function inCall(main, callId, app, handoff = {}) {
     }
   };
   unsubs.push(app.socket.on("open", () => { catchUp(); loadTips(); }));
-  poll = setInterval(catchUp, POLL_MS);
+  poll = setInterval(() => { if (!app.socket.open) catchUp(); }, POLL_MS);
   clock = setInterval(renderMeter, 500);
   setState(call);
   if (stream && !MEDIA.has(call.state)) localVideo.srcObject = stream;
