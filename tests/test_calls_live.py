@@ -211,6 +211,21 @@ def test_completed_segments_fall_due_once_each():
     assert Runtime(8, B, S, 600, "ringing", 0.0, 6.0).due_tenths(100.0) is None
 
 
+def test_the_next_segment_is_due_when_its_6_s_of_live_time_complete():
+    rt = live_call()  # live since 4.0, reports valid until 10.0
+    assert rt.next_due_at(5.0) == 10.0
+    beat(rt, 9.0, 3)
+    assert rt.next_due_at(9.5) == 10.0
+    assert rt.next_due_at(10.0) == 10.0  # due now: billed at once
+    rt.billed_tenths = 1
+    beat(rt, 14.0, 4)
+    assert rt.next_due_at(14.0) == 16.0
+    beat(rt, 15.0, 4)  # counters stalled: paused, no live time accrues
+    assert rt.state == "paused"
+    assert rt.next_due_at(15.0) is None
+    assert Runtime(8, B, S, 600, "ringing", 0.0, 6.0).next_due_at(100.0) is None
+
+
 def test_the_first_end_decided_stands_with_the_live_time_of_that_moment():
     rt = live_call()
     beat(rt, 7.0, 3)

@@ -131,6 +131,32 @@ async def test_a_hundred_calls_at_once(clocked):
     assert tuple(rows[0]) == (n, sum(tenths))
 
 
+async def test_a_segment_completed_between_ticks_is_billed_at_its_boundary(clocked):
+    """The meter need not wait for the next tick: the calls whose segment completes are
+    billed from the heap of due times the tick leaves behind."""
+    app_client = clocked.client
+    call = await start_live_call(app_client, 600, funds=1000)
+    try:
+        await clocked.advance(5, 1.0, [call])
+        boundaries = await clocked.manager._boundaries()
+        assert [cid for _, cid in boundaries] == [int(call.call_id)]
+        due_at = boundaries[0][0]
+        clocked.clock.advance(due_at - clocked.clock.monotonic() - 0.01)
+        await clocked.manager._bill_boundaries(boundaries, clocked.clock.monotonic())
+        assert clocked.manager.active[int(call.call_id)].billed_tenths == 0  # not yet
+        await call.beat()
+        clocked.clock.advance(0.02)
+        await clocked.manager._bill_boundaries(boundaries, clocked.clock.monotonic())
+        assert clocked.manager.active[int(call.call_id)].billed_tenths == 1
+        meter = await call.bc.next("meter", call.call_id)
+        assert meter["billed_tenths"] == 1 and meter["charged"] == "60"
+        # Back on the heap for the segment after.
+        assert [cid for _, cid in boundaries] == [int(call.call_id)]
+        assert boundaries[0][0] > clocked.clock.monotonic() + 5
+    finally:
+        await call.close()
+
+
 async def test_unfunded_buyer_cannot_ring_and_new_user_sees_call_list(app_client):
     buyer = await actor(app_client)
     await fund(app_client, buyer.id, 5)

@@ -276,6 +276,18 @@ class Runtime:
         tenths = billing.completed_tenths(self.live_ms(now))
         return tenths if tenths > self.billed_tenths else None
 
+    def next_due_at(self, now: float) -> float | None:
+        """When the next 6-s segment completes if media keeps flowing (monotonic seconds;
+        `now` when one is already due), so the meter need not wait for the next tick. None
+        while no live time accrues: a paused call is found again by the tick's scan."""
+        if self.state != "live" or self.live_since is None or self.ending is not None:
+            return None
+        live_ms = self.live_ms(now)
+        done = billing.completed_tenths(live_ms)
+        if done > self.billed_tenths:
+            return now
+        return now + ((done + 1) * billing.SEGMENT_MS - live_ms) / SECOND_MS
+
     def decide_end(self, reason: str, now: float) -> Ending:
         """Fix how the call ends, at this moment. The first decision stands: a hangup whose
         write failed stays a hangup when it is written later."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from collections.abc import Coroutine
@@ -332,19 +333,66 @@ class CallManager:
 
     # -- the tick: timeouts, then one billing pass for every live call
     async def _ticker(self) -> None:
+        """The tick every tick_interval_s; between ticks, a pass for the calls whose next
+        segment has just completed (a heap of their due times, made after each tick), at most
+        every billing.meter_gap_s: the meter then trails a boundary by that gap, not by up to
+        a whole tick, and each pass is a small one instead of one large pass a tick."""
         interval = self.cfg.tick_interval_s
-        loop = asyncio.get_running_loop()
+        gap = min(self.cfg.meter_gap_s, interval)
+        next_tick = self.clock.monotonic() + interval
+        boundaries: list[tuple[float, int]] = []
         while True:
-            due_at = loop.time() + interval
-            await asyncio.sleep(interval)
-            if self.metrics is not None:
-                self.metrics.tick_lag_seconds.set(max(0.0, loop.time() - due_at))
+            now = self.clock.monotonic()
+            wake = min(next_tick, max(boundaries[0][0], now + gap) if boundaries else next_tick)
+            await asyncio.sleep(max(0.0, wake - now))
+            now = self.clock.monotonic()
             try:
-                await self.tick()
+                if now >= next_tick:
+                    if self.metrics is not None:
+                        self.metrics.tick_lag_seconds.set(max(0.0, now - next_tick))
+                    next_tick = max(next_tick + interval, now + gap)
+                    await self.tick()
+                    boundaries = await self._boundaries()
+                else:
+                    await self._bill_boundaries(boundaries, now)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("billing tick failed")
+
+    async def _boundaries(self) -> list[tuple[float, int]]:
+        """The live calls by the time their next segment completes (a heap)."""
+        now = self.clock.monotonic()
+        heap = []
+        for i, rt in enumerate(list(self.active.values())):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            at = rt.next_due_at(now)
+            if at is not None:
+                heap.append((at, rt.call_id))
+        heapq.heapify(heap)
+        return heap
+
+    async def _bill_boundaries(self, boundaries: list[tuple[float, int]], now: float) -> None:
+        """Bill the calls whose segment has completed by now; each goes back on the heap for
+        its next one (a call that paused meanwhile waits for the tick's scan)."""
+        due = []
+        while boundaries and boundaries[0][0] <= now:
+            _, call_id = heapq.heappop(boundaries)
+            rt = self.active.get(call_id)
+            if rt is None or rt.finished:
+                continue
+            tenths = rt.due_tenths(now)
+            if tenths is not None:
+                due.append((call_id, tenths))
+        if due:
+            await self._bill(due)
+        now = self.clock.monotonic()
+        for call_id, _ in due:
+            rt = self.active.get(call_id)
+            at = rt.next_due_at(now) if rt is not None else None
+            if at is not None and at > now:
+                heapq.heappush(boundaries, (at, call_id))
 
     async def tick(self) -> None:
         now = self.clock.monotonic()

@@ -209,7 +209,13 @@ class BillingConfig:
         min=0,
     )
     ring_timeout_s: float = key(30.0, "seconds a call rings before it is missed", min=1)
-    tick_interval_s: float = key(1.0, "seconds between billing passes", min=0.05)
+    tick_interval_s: float = key(
+        1.0, "seconds between ticks (timeouts, and a billing pass over every call)", min=0.05
+    )
+    meter_gap_s: float = key(
+        0.1, "between ticks, calls whose 6-s segment completed are billed (and their meter "
+        "sent) in passes at most this many seconds apart", min=0.01,
+    )
     connect_timeout_s: float = key(
         30.0, "seconds an accepted call may take to go live before it ends as failed", min=1
     )
