@@ -15,9 +15,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/meterchat serve $(if $(CONFIG),--config $(CONFIG))
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist): most tests wait on sockets, a
+# browser or a child process rather than on a core. A test file stays on one worker (its
+# module fixtures are made once). The API fuzz test runs in a process of its own: its
+# schemathesis cases share one node id, which xdist cannot tell apart (tests/conftest.py
+# refuses such tests on a worker). `make test TEST_WORKERS=0` runs the rest in one process.
+TEST_WORKERS ?= 3
+
 test: $(STAMP) typecheck
 	$(BIN)/ruff check server chain tests bench tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_fuzz_api.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 0 tests/test_fuzz_api.py $(PYTEST_ARGS)
 
 # mypy reads modules by their import names: a tree of links gives the folders of the
 # checkout their place in the one namespace (server/ -> meterchat, chain/ -> meterchat.chain).

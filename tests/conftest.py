@@ -28,6 +28,27 @@ MANY_SIGNUPS = {"registrations_per_ip_per_hour": 100_000}
 _emails = itertools.count(1)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long tests first (the deployment's installs, then the browsers'), the rest in file
+    order: on several workers (make test) the suite then ends with short tests, not with one
+    long test that started last. And a worker refuses tests that share a node id: xdist
+    tells tests apart by it and would run one of them only (schemathesis's cases do share
+    one: make test runs tests/test_fuzz_api.py in a process of its own)."""
+    if hasattr(config, "workerinput"):
+        seen: set[str] = set()
+        shared = {item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)}
+        if shared:
+            raise pytest.UsageError("tests sharing a node id cannot run on xdist workers "
+                                    f"(run them with -n 0): {sorted(shared)}")
+
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if item.get_closest_marker("browser") else 2
+
+    items.sort(key=weight)  # stable: the same order on every worker
+
+
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     data: dict[str, dict[str, Any]] = {
         "server": {**FAST_HASH, **MANY_SIGNUPS},

@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import crash  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory):
