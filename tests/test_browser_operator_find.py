@@ -6,15 +6,20 @@ back from the API."""
 
 from __future__ import annotations
 
+import time
+
+import pyotp
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from meterchat.accounts import two_factor
 from meterchat.app import create_app
 from meterchat.appkeys import DB
 from meterchat.core.db import now_ms
 from meterchat.money import billing
 from tests.conftest import Actor, actor, admin_actor, fund, seller_online
-from tests.test_browser import Browsers, assert_fits_width, shot, unexpected
+from tests.test_accounts_2fa import next_code
+from tests.test_browser import PASSWORD, Browsers, assert_fits_width, open_app, shot, unexpected
 from tests.test_browser_economy import log_in, new_user
 from tests.test_operator import config_for
 
@@ -157,3 +162,54 @@ async def test_operator_dismisses_one_report_and_bans_on_another(aiohttp_client,
     assert scam["banned"] is True and scam["ban_reason"] == "off-site payments"
     assert (await (await admin.get(f"/api/admin/users/{rude.id}")).json())["user"][
         "banned"] is False
+
+
+async def test_an_operator_with_two_factor_gives_a_code_to_ban_from_a_users_page(
+        aiohttp_client, tmp_path):
+    # Every operator write asks for a code (none is kept fresh).
+    client = await aiohttp_client(create_app(config_for(
+        tmp_path, security={"require_2fa_for_admins": True, "admin_otp_fresh_minutes": 0})))
+    base_url = str(client.make_url("/")).rstrip("/")
+    admin_id, admin_email = await new_user(client.app, "admin", "Olga Operator")
+    secret = await client.app[DB].tx(two_factor.setup_tx, int(admin_id))
+    earlier = pyotp.TOTP(secret).at(time.time() - 30)  # leaves the present code for login
+    assert await client.app[DB].tx(two_factor.enable_tx, int(admin_id), earlier, time.time(),
+                                   now_ms())
+    target = await actor(client, display_name="Troll Tom")
+
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, base_url)
+        try:
+            page = await b.page("operator")
+            asked: list[str] = []
+
+            async def answer(dialog) -> None:
+                asked.append(dialog.type)
+                await (dialog.accept(next_code(secret)) if dialog.type == "prompt"
+                       else dialog.accept())
+
+            page.on("dialog", answer)
+            await open_app(page, "/#/login")
+            await page.get_by_label("Email").fill(admin_email)
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await page.get_by_label("Code from your authenticator app").fill(
+                pyotp.TOTP(secret).now())
+            await page.get_by_role("button", name="Log in").click()
+            await page.goto("/#/admin")
+            await page.get_by_label("Search users").fill("troll")
+            await page.get_by_role("button", name="Search").click()
+            await page.locator("[data-testid=user-hits] tbody tr").first.get_by_role(
+                "button", name="Open").click()
+            user = page.get_by_test_id("user-page")
+            await user.get_by_label("Ban reason").fill("trolling")
+            await user.get_by_role("button", name="Ban").click()
+            await expect(user.get_by_role("button", name="Unban")).to_be_visible()
+            assert asked == ["confirm", "prompt"]
+        finally:
+            await b.close()
+    # The login without a code (401) and the ban without one (403) were the server asking.
+    assert unexpected(b.errors, 401, 403) == [], "\n".join(b.errors)
+    admin = await admin_actor(client)
+    user_json = (await (await admin.get(f"/api/admin/users/{target.id}")).json())["user"]
+    assert user_json["banned"] is True and user_json["ban_reason"] == "trolling"

@@ -350,3 +350,16 @@ async def test_a_ban_from_a_search_still_needs_the_admins_2fa_code(aiohttp_clien
     resp = await admin.post(ban, {"reason": "spam", "otp": next_code(secret)})
     assert resp.status == 200, await resp.text()
     assert (await search(admin, target.id))["users"][0]["banned"] is True
+
+
+@pytest.mark.parametrize("raw", ["%00ab", "%ff%fe", "ab%00", "'%3B DROP TABLE users%3B --",
+                                 "%5C%5C", "%5C%25%5C_", "%F0%9F%98%80%F0%9F%98%80",
+                                 "a%0Ab", "12%2034", "-1", "%2B1", "1e3", "99999999999999999999"])
+async def test_odd_queries_answer_200_or_a_clear_422_never_a_500(app_client, raw):
+    admin = await admin_actor(app_client)
+    resp = await admin.get(f"/api/admin/users?q={raw}")
+    if resp.status != 200:
+        await assert_error(resp, 422)
+    else:
+        assert isinstance((await resp.json())["users"], list)
+    assert (await admin.get("/api/admin/users?q=ab")).status == 200  # the table is still there
