@@ -363,3 +363,37 @@ async def test_odd_queries_answer_200_or_a_clear_422_never_a_500(app_client, raw
     else:
         assert isinstance((await resp.json())["users"], list)
     assert (await admin.get("/api/admin/users?q=ab")).status == 200  # the table is still there
+
+
+async def test_an_email_prefix_is_read_from_the_case_free_index(app_client):
+    """Migration 0017: the beginning of an address is a range of users_email_nocase, not a
+    scan of every user (the display name part has to scan: it matches anywhere)."""
+    q = search_rules.parse_user_query("Anna.K")
+    where = dict(finder._KEYS)["email_prefix"]
+
+    def plan(conn):
+        return [r["detail"] for r in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT u.id FROM users u WHERE {where}"
+            " ORDER BY u.id DESC LIMIT 21",
+            {"id": -1, "email": q.email, "prefix": q.email_prefix})]
+
+    steps = await app_client.app[DB].read(plan)
+    assert any("users_email_nocase" in s for s in steps), steps
+
+
+async def test_pages_run_across_the_keys_each_user_once(app_client):
+    admin = await admin_actor(app_client)
+    by_email = [(await actor(app_client, email=f"pagex{i}@example.com",
+                             display_name=f"Pagex {i}")).id for i in range(2)]
+    by_name = [(await actor(app_client, display_name=f"The Pagex {i}")).id for i in range(3)]
+    seen: list[str] = []
+    matched: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        body = await search(admin, "pagex", limit="2", offset=str(offset))
+        seen += ids(body)
+        matched += [u["matched"] for u in body["users"]]
+        offset = body["next_offset"]
+    # Emails beginning with it first (their names match too: listed once), then names.
+    assert seen == by_email[::-1] + by_name[::-1]
+    assert matched == ["email_prefix"] * 2 + ["display_name"] * 3

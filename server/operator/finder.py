@@ -115,24 +115,41 @@ def _hit(row: sqlite3.Row, matched: str) -> UserHit:
         pending_musdt=row["pending_musdt"], matched=matched)
 
 
-_MATCHED = ("id", "email", "email_prefix", "display_name")
+# The keys in the order their hits are listed, each a condition that leaves out the rows
+# an earlier key found (so a user is listed once, under the first key it matches).
+# The escape character is written in the SQL: SQLite reads an email prefix from the
+# users_email_nocase index only when it is a literal (migration 0017).
+_ESC = f"ESCAPE '{LIKE_ESCAPE}'"
+_KEYS = (
+    ("id", "u.id = :id"),
+    ("email", "u.email = :email AND u.id <> :id"),
+    ("email_prefix", f"u.email LIKE :prefix {_ESC} AND u.email <> :email AND u.id <> :id"),
+    ("display_name", f"u.display_name LIKE :part {_ESC}"
+     f" AND NOT u.email LIKE :prefix {_ESC} AND u.id <> :id"),
+)
 
 
 def search_users(conn: sqlite3.Connection, q: UserQuery, limit: int, offset: int
                  ) -> tuple[list[UserHit], bool]:
     """Users matching `q`: the id first, then the exact email, then emails beginning with
-    it, then display names containing it, each group newest first. (hits, more exist)."""
+    it, then display names containing it, each group newest first. (hits, more exist).
+
+    One query per key, each reading no more rows than the page still needs: a name found
+    in most users stops the scan at the page's end instead of sorting them all."""
     args = {"id": q.user_id if q.user_id is not None else -1, "email": q.email,
-            "prefix": q.email_prefix, "part": q.name_part, "esc": LIKE_ESCAPE,
-            "n": limit + 1, "off": offset}
-    rows = conn.execute(
-        f"SELECT {_USER_COLUMNS}, CASE WHEN u.id = :id THEN 0 WHEN u.email = :email THEN 1"
-        " WHEN u.email LIKE :prefix ESCAPE :esc THEN 2 ELSE 3 END AS rank"
-        " FROM users u WHERE u.id = :id OR u.email LIKE :prefix ESCAPE :esc"
-        " OR u.display_name LIKE :part ESCAPE :esc"
-        " ORDER BY rank, u.id DESC LIMIT :n OFFSET :off", args).fetchall()
-    hits = [_hit(r, _MATCHED[r["rank"]]) for r in rows[:limit]]
-    return hits, len(rows) > limit
+            "prefix": q.email_prefix, "part": q.name_part}
+    need = offset + limit + 1
+    found: list[UserHit] = []
+    for matched, where in _KEYS:
+        if matched == "id" and q.user_id is None:
+            continue
+        rows = conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM users u WHERE {where} ORDER BY u.id DESC LIMIT :n",
+            {**args, "n": need - len(found)}).fetchall()
+        found += [_hit(r, matched) for r in rows]
+        if len(found) >= need:
+            break
+    return found[offset:offset + limit], len(found) > offset + limit
 
 
 def user(conn: sqlite3.Connection, user_id: int) -> UserHit:
