@@ -397,3 +397,15 @@ async def test_pages_run_across_the_keys_each_user_once(app_client):
     # Emails beginning with it first (their names match too: listed once), then names.
     assert seen == by_email[::-1] + by_name[::-1]
     assert matched == ["email_prefix"] * 2 + ["display_name"] * 3
+
+
+def test_the_operator_page_never_writes_html_from_strings():
+    """Display names and reasons reach the operator's page as text nodes (ui.js h()); no
+    code of the operator's page parses a string as HTML."""
+    from pathlib import Path
+
+    pages = Path(__file__).resolve().parent.parent / "static" / "js" / "pages"
+    for name in ("admin.js", "admin_find.js"):
+        source = (pages / name).read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert sink not in source, f"{name} uses {sink}"
