@@ -40,9 +40,9 @@ async def ended_call(client, buyer: Actor, seller: Actor, tenths: int = 10) -> s
     return call_id
 
 
-async def operator_page(b: Browsers, client) -> Page:
+async def operator_page(b: Browsers, client, phone: bool = False) -> Page:
     _, admin_email = await new_user(client.app, "admin", "Olga Operator")
-    page = await b.page("operator")
+    page = await b.page("operator", phone=phone)
     page.on("dialog", lambda d: d.accept())  # every action asks "are you sure?"
     await log_in(page, admin_email)
     await page.goto("/#/admin")
@@ -90,6 +90,18 @@ async def test_operator_finds_a_user_by_part_of_their_name_and_bans_them_there(
             await assert_fits_width(page)
             await shot(page, "operator-user-page")
 
+            # The calls list: nothing live now; the recent one opens the same record.
+            calls_section = page.get_by_test_id("calls-section")
+            await expect(calls_section).to_contain_text("No call is under way.")
+            await calls_section.get_by_label("Calls").select_option("recent")
+            listed = calls_section.locator("[data-testid=calls-list] tbody tr")
+            await expect(listed).to_have_count(1)
+            await expect(listed.first).to_contain_text(MARKUP_NAME)
+            await expect(listed.first).to_contain_text(seller.user["display_name"])
+            await calls_section.get_by_role("button", name="Close").click()
+            await listed.first.get_by_role("button", name=f"Record #{call_id}").click()
+            await expect(record).to_contain_text("call_minute")
+
             # No reason, no ban: the page says why.
             await user.get_by_role("button", name="Ban").click()
             await expect(page.get_by_text("Write why: the reason is kept in the audit log."
@@ -130,7 +142,7 @@ async def test_operator_dismisses_one_report_and_bans_on_another(aiohttp_client,
     async with async_playwright() as pw:
         b = Browsers(pw, tmp_path, base_url)
         try:
-            page = await operator_page(b, client)
+            page = await operator_page(b, client, phone=True)
             queue = page.locator("[data-testid=reports-queue] tbody tr")
             await expect(queue).to_have_count(2)
             about_rude = queue.filter(has_text="was rude, then hung up")

@@ -13,8 +13,13 @@ function section(title, body, extra, testid) {
     h("div.spread", h("h2", title), extra || null), body);
 }
 
+/** A table whose cells carry their column's name: on a phone each row reads as a card. */
 function table(testid, head, rows) {
-  return h("div.table-wrap", h("table", { "data-testid": testid },
+  const names = head.map((t) => t.replace(/^\./, ""));
+  for (const row of rows) {
+    [...row.children].forEach((td, i) => { if (names[i]) td.dataset.label = names[i]; });
+  }
+  return h("div.table-wrap", h("table.cards-sm", { "data-testid": testid },
     h("thead", h("tr", head.map((t) => (t.startsWith(".") ? h("th.amount", t.slice(1)) : h("th", t))))),
     h("tbody", rows)));
 }
