@@ -44,6 +44,7 @@ def ids(body: dict) -> list[str]:
 def test_like_escape_makes_percent_underscore_and_backslash_literal():
     assert search_rules.like_escape("100%_a\\b") == "100\\%\\_a\\\\b"
     q = search_rules.parse_user_query("  Jo_%  ")
+    assert q is not None
     assert (q.email_prefix, q.name_part) == ("jo\\_\\%%", "%Jo\\_\\%%")
 
 
@@ -54,7 +55,7 @@ def test_an_id_is_digits_as_the_api_writes_them_or_after_a_hash(text, user_id):
     assert search_rules.id_of(text) == user_id
 
 
-@pytest.mark.parametrize(("raw", "code"), [(None, "query_too_short"), ("", "query_too_short"),
+@pytest.mark.parametrize(("raw", "code"), [("", "query_too_short"),
                                            ("   ", "query_too_short"), ("a", "query_too_short"),
                                            ("x" * 255, "query_too_long")])
 def test_a_query_too_short_or_too_long_is_refused(raw, code):
@@ -64,7 +65,12 @@ def test_a_query_too_short_or_too_long_is_refused(raw, code):
 
 
 def test_one_digit_is_a_query_an_id():
-    assert search_rules.parse_user_query("7").user_id == 7
+    q = search_rules.parse_user_query("7")
+    assert q is not None and q.user_id == 7
+
+
+def test_no_query_at_all_is_every_user():
+    assert search_rules.parse_user_query(None) is None
 
 
 # -- search over HTTP
@@ -152,10 +158,14 @@ async def test_search_pages_through_the_hits_with_limit_and_offset(app_client):
     assert pages == 3
     assert seen == sorted(made, key=int, reverse=True)  # newest first, each once
     assert len((await search(admin, "pager"))["users"]) == 5  # the default limit is 20
+    # Without q: every user, newest first (the operator included), paged the same way.
+    resp = await admin.get("/api/admin/users", params={"limit": "3"})
+    body = await resp.json()
+    assert ids(body) == sorted(made, key=int, reverse=True)[:3] and body["next_offset"] == 3
+    assert "matched" not in body["users"][0]
 
 
 @pytest.mark.parametrize(("params", "code"), [
-    ({}, "query_too_short"),
     ({"q": ""}, "query_too_short"),
     ({"q": "x"}, "query_too_short"),
     ({"q": "x" * 255}, "query_too_long"),
@@ -369,6 +379,7 @@ async def test_an_email_prefix_is_read_from_the_case_free_index(app_client):
     """Migration 0017: the beginning of an address is a range of users_email_nocase, not a
     scan of every user (the display name part has to scan: it matches anywhere)."""
     q = search_rules.parse_user_query("Anna.K")
+    assert q is not None
     where = dict(finder._KEYS)["email_prefix"]
 
     def plan(conn):

@@ -24,7 +24,8 @@ async def audit(request: web.Request) -> web.Response:
 # -- what the operator finds
 
 async def search_users(request: web.Request) -> web.Response:
-    """?q= an id, an email or its beginning, a part of a display name; ?limit=, ?offset=."""
+    """?q= an id, an email or its beginning, a part of a display name (none: every user,
+    newest first); ?limit=, ?offset=."""
     await require_role(request, "admin")
     query = search_rules.parse_user_query(request.query.get("q"))
     limit = validate.query_int(request, "limit", default=search_rules.DEFAULT_LIMIT, min=1,

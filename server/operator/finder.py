@@ -129,13 +129,19 @@ _KEYS = (
 )
 
 
-def search_users(conn: sqlite3.Connection, q: UserQuery, limit: int, offset: int
+def search_users(conn: sqlite3.Connection, q: UserQuery | None, limit: int, offset: int
                  ) -> tuple[list[UserHit], bool]:
     """Users matching `q`: the id first, then the exact email, then emails beginning with
-    it, then display names containing it, each group newest first. (hits, more exist).
+    it, then display names containing it, each group newest first; without `q`, every
+    user, newest first. (hits, more exist).
 
     One query per key, each reading no more rows than the page still needs: a name found
     in most users stops the scan at the page's end instead of sorting them all."""
+    if q is None:
+        rows = conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.id DESC LIMIT ? OFFSET ?",
+            (limit + 1, offset)).fetchall()
+        return [_hit(r, "") for r in rows[:limit]], len(rows) > limit
     args = {"id": q.user_id if q.user_id is not None else -1, "email": q.email,
             "prefix": q.email_prefix, "part": q.name_part}
     need = offset + limit + 1

@@ -5,7 +5,8 @@ One query text is matched against three keys at once: the user id (when the text
 digits, as the API writes ids, optionally after a `#` as the page shows them), the email
 (the whole address or its beginning, in any case) and the display name (any part of it, in
 any case). A query is 1 to MAX_QUERY_CHARS characters after trimming; one that is not an id
-needs MIN_TEXT_CHARS at least (a single letter would match most users).
+needs MIN_TEXT_CHARS at least (a single letter would match most users). No query at all
+lists every user, newest first.
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ def id_of(text: str) -> int | None:
     return None
 
 
-def parse_user_query(raw: str | None) -> UserQuery:
-    """The query `q` of GET /api/admin/users: 422 `query_too_short` / `query_too_long`."""
-    text = " ".join((raw or "").split())
+def parse_user_query(raw: str | None) -> UserQuery | None:
+    """The query `q` of GET /api/admin/users: None when there is none (every user);
+    422 `query_too_short` / `query_too_long` for one that is given."""
+    if raw is None:
+        return None
+    text = " ".join(raw.split())
     if len(text) > MAX_QUERY_CHARS:
         raise Unprocessable(f"q must be at most {MAX_QUERY_CHARS} characters",
                             "query_too_long")

@@ -193,7 +193,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "close a report without action (admin)", obj(reason=STR), 200, "operator"),
     ("get", "/api/admin/users"): (
         "search users, ?q= an id, an email or its beginning, part of a display name;"
-        " ?limit=1..100 (20), ?offset=; each with role, balance, banned (admin)", None, 200,
+        " no q: every user, newest first; ?limit=1..100 (20), ?offset=; each with role,"
+        " balance, banned (admin)", None, 200,
         "operator"),
     ("get", "/api/admin/users/{id}"): (
         "a user's moderation state, balance, and their latest calls, deposits, withdrawals,"
