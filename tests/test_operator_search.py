@@ -237,8 +237,8 @@ async def test_a_users_page_shows_balance_calls_deposits_withdrawals_reports_and
     # 450 earned, 400 withdrawn and given back on the rejection, 500 assigned by hand.
     assert user["balance"] == {"available": "950", "held": "0", "pending": "0"}
     [call] = page["calls"]
-    assert (call["id"], call["as"], call["charged"], call["live_seconds"]) == (
-        call_id, "seller", "600", call["live_seconds"])
+    assert (call["id"], call["as"], call["charged"], call["state"]) == (
+        call_id, "seller", "600", "ended")
     assert call["buyer"]["id"] == buyer.id and call["seller"]["id"] == seller.id
     assert [d["txid"] for d in page["deposits"]] == [txid]
     assert [(w["id"], w["status"]) for w in page["withdrawals"]] == [(wid, "rejected")]
