@@ -257,6 +257,11 @@ class CallManager:
             if self.by_user.get(uid) == rt.call_id:
                 del self.by_user[uid]
 
+    def view(self, row: CallRow) -> dict[str, Any]:
+        """A call row as the API shows it; for a call under way, as its runtime knows it."""
+        rt = self.active.get(row.id)
+        return call_json(row) if rt is None else self._live_json(rt, row)
+
     def _live_json(self, rt: Runtime, row: CallRow) -> dict[str, Any]:
         """An active call as its runtime knows it (the row lags behind by one write)."""
         now = self.clock.monotonic()

@@ -89,32 +89,47 @@ def withdrawals_blocked(conn: sqlite3.Connection, user_id: int) -> bool:
     return bool(row and row["withdrawals_blocked"])
 
 
+# The call a report is about, if any: the last call between the two users that began before
+# the report was made (a report carries no call of its own).
+REPORT_CALL_SQL = (
+    "(SELECT c.id FROM calls c WHERE c.created_at_ms <= r.created_at_ms AND"
+    " ((c.buyer_id = r.reporter_id AND c.seller_id = r.reported_id) OR"
+    " (c.buyer_id = r.reported_id AND c.seller_id = r.reporter_id))"
+    " ORDER BY c.id DESC LIMIT 1)")
+
 _REPORT_STATUS = {"open": "r.closed_at_ms IS NULL", "closed": "r.closed_at_ms IS NOT NULL",
                   None: "1"}
 
 
 def reports(conn: sqlite3.Connection, status: str | None, limit: int = 500
             ) -> list[dict[str, Any]]:
-    """The queue of reports, newest first, each with how often its user was reported."""
+    """The queue of reports, newest first, each with how often its user was reported and the
+    call it is about, if any."""
     rows = conn.execute(
-        "SELECT r.id, r.reporter_id, ru.email AS reporter_email, r.reported_id,"
-        " tu.email AS reported_email, tu.role AS reported_role,"
+        "SELECT r.id, r.reporter_id, ru.email AS reporter_email,"
+        " ru.display_name AS reporter_display_name, r.reported_id,"
+        " tu.email AS reported_email, tu.display_name AS reported_display_name,"
+        " tu.role AS reported_role,"
         " tu.banned_at_ms AS reported_banned_at_ms, r.reason, r.created_at_ms,"
         " r.closed_at_ms, r.outcome,"
         " (SELECT COUNT(*) FROM user_reports x WHERE x.reported_id = r.reported_id)"
-        " AS reports_about_user"
+        f" AS reports_about_user, {REPORT_CALL_SQL} AS call_id"
         " FROM user_reports r JOIN users ru ON ru.id = r.reporter_id"
         f" JOIN users tu ON tu.id = r.reported_id WHERE {_REPORT_STATUS[status]}"
         " ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
     return [{
         "id": str(r["id"]), "reporter_id": str(r["reporter_id"]),
-        "reporter_email": r["reporter_email"], "reported_id": str(r["reported_id"]),
-        "reported_email": r["reported_email"], "reported_role": r["reported_role"],
+        "reporter_email": r["reporter_email"],
+        "reporter_display_name": r["reporter_display_name"],
+        "reported_id": str(r["reported_id"]), "reported_email": r["reported_email"],
+        "reported_display_name": r["reported_display_name"],
+        "reported_role": r["reported_role"],
         "reported_banned": r["reported_banned_at_ms"] is not None, "reason": r["reason"],
         "created_at": iso_ms(r["created_at_ms"]),
         "status": "open" if r["closed_at_ms"] is None else "closed",
         "closed_at": iso_ms(r["closed_at_ms"]), "outcome": r["outcome"],
         "reports_about_user": r["reports_about_user"],
+        "call_id": None if r["call_id"] is None else str(r["call_id"]),
     } for r in rows]
 
 

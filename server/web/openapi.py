@@ -191,8 +191,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "the queue of user reports, ?status=open|closed (admin)", None, 200, "operator"),
     ("post", "/api/admin/reports/{id}/dismiss"): (
         "close a report without action (admin)", obj(reason=STR), 200, "operator"),
+    ("get", "/api/admin/users"): (
+        "search users, ?q= an id, an email or its beginning, part of a display name;"
+        " no q: every user, newest first; ?limit=1..100 (20), ?offset=; each with role,"
+        " balance, banned (admin)", None, 200,
+        "operator"),
     ("get", "/api/admin/users/{id}"): (
-        "a user's moderation state (admin)", None, 200, "operator"),
+        "a user's moderation state, balance, and their latest calls, deposits, withdrawals,"
+        " reports by and about them, audit-log lines, 20 of each (admin)", None, 200,
+        "operator"),
+    ("get", "/api/admin/calls"): (
+        "calls, ?status=live|recent, newest first, ?before= a call id, ?limit=1..200 (50),"
+        " with both parties (admin)", None, 200, "operator"),
     ("post", "/api/admin/users/{id}/ban"): (
         "ban a user: logs them out everywhere, ends their call, closes their sockets,"
         " blocks their withdrawals (admin)",

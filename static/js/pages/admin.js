@@ -1,9 +1,11 @@
 // Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes,
-// bans, top-up promotions. Every action asks for confirmation; every answer is shown.
+// bans, top-up promotions; user search, a user's page, reports and calls (admin_find.js).
+// Every action asks for confirmation; every answer is shown.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
 import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+import { findSections } from "./admin_find.js";
 import { explorerLink } from "./wallet.js";
 
 function section(title, body, extra) {
@@ -304,9 +306,12 @@ export async function render(main, _route, app) {
     }
   }
   wdStatus.addEventListener("change", loadWithdrawals);
+  // Search, a user's page, the reports queue and the calls list.
+  const find = findSections({ refreshFigures });
 
   clear(main,
     h("div.page-head", h("div", h("h1", "Operator"), h("p.muted", "Review money movements and keep the platform healthy."))),
+    find.sections,
     section("Audit", auditBox, h("button.btn.secondary.small", { type: "button", onclick: loadAudit }, "Refresh")),
     features.reconcile ? section("Hot wallet", walletBox, h("button.btn.secondary.small", { type: "button", onclick: loadWallet }, "Refresh")) : null,
     section("Withdrawals", wdBox, wdStatus),
@@ -316,6 +321,6 @@ export async function render(main, _route, app) {
       h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
     section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")));
   await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(),
-    features.reconcile ? loadWallet() : null]);
+    features.reconcile ? loadWallet() : null, find.load()]);
   return undefined;
 }
