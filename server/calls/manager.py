@@ -1,6 +1,6 @@
 """The call manager: the active calls in memory (their live time is calls/live.py's), the
-actions of the two parties (start, accept, decline, end; signalling and media heartbeats from
-their sockets), the tick (timeouts, then one billing pass for every live call) and the
+actions of the two parties (start, accept, decline, end; signalling, media heartbeats and chat
+messages from their sockets), the tick (timeouts, then one billing pass for every live call) and the
 call.* and meter messages pushed to both parties. Time comes from the Clock it is given.
 
 A call's end is written to the database before the call is forgotten in memory; a write
@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from meterchat.accounts.users import User
-from meterchat.calls import store
+from meterchat.calls import chat, store
 from meterchat.calls.live import CallLimits, Runtime, hangup_reason
 from meterchat.calls.signalling import Hub
 from meterchat.calls.store import CallRow, call_json
@@ -316,6 +316,16 @@ class CallManager:
         changed = rt.evaluate(now)
         if changed:
             self._state_changed(rt, changed)
+
+    async def on_chat(self, user_id: int, call_id: int, text: str) -> None:
+        """A party's chat message (text already checked by chat.chat_text): stored in one
+        write, then queued to every socket of both parties (the sender's tabs too)."""
+        rt = self._party_call(user_id, call_id)
+        msg = await self.db.tx(chat.add_message_tx, call_id, user_id, text,
+                               self.clock.now_ms())
+        out = {"type": "chat", "call_id": str(call_id), "message": msg}
+        for uid in (rt.buyer_id, rt.seller_id):
+            self.hub.send(uid, out)
 
     def on_socket_closed(self, user_id: int, ws: object) -> None:
         call_id = self.by_user.get(user_id, -1)

@@ -19,6 +19,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from meterchat.calls import chat
 from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
 from meterchat.core.units import iso_ms, musdt_to_tokens_str
@@ -142,7 +143,7 @@ def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 50
 
 def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
     """Everything kept about a call: its row, every state change, every segment, both
-    parties' media reports, its ledger transactions and its disputes."""
+    parties' media reports, its ledger transactions, its disputes and its chat messages."""
     call = calls.get_call(conn, call_id)
     if call is None:
         raise NotFound("no such call", "call_not_found")
@@ -177,7 +178,8 @@ def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
     disputes = [_dispute(r).view() for r in conn.execute(
         f"SELECT {_COLS} FROM disputes d WHERE d.call_id = ? ORDER BY d.id", (call_id,))]
     return {"call": calls.call_json(call), "events": events, "segments": segments,
-            "media": media, "ledger": txs, "disputes": disputes}
+            "media": media, "ledger": txs, "disputes": disputes,
+            "messages": chat.messages_of(conn, call_id)}
 
 
 def record_of_dispute(conn: sqlite3.Connection, dispute_id: int) -> dict[str, Any]:
