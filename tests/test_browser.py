@@ -176,7 +176,8 @@ async def test_served_page_is_self_contained_with_security_headers(aiohttp_clien
     assert cfg["network"] == "devnet" and cfg["explorer_tx_url"] == ""
     assert cfg["withdrawal_fees_musdt"] == 1_500_000
     # Pages ask only for what this server serves (the operator's tools may come later).
-    assert set(cfg["features"]) == {"disputes", "admin_disputes", "bans", "reconcile"}
+    assert set(cfg["features"]) == {"disputes", "admin_disputes", "bans", "reconcile",
+                                   "admin_reports"}
     assert all(isinstance(v, bool) for v in cfg["features"].values())
     assert (await client.get("/api/admin/disputes")).status == (
         401 if cfg["features"]["admin_disputes"] else 404)

@@ -5,7 +5,7 @@ open. Past server.max_ws_connections new sockets are refused with a 503 JSON err
 server.max_ws_per_user sockets of one account with a 429. Every reply, like every message
 the server pushes, goes through the socket's outbound queue (calls/signalling.py), so the
 handler never waits for a client to read and the order of messages holds. The messages
-`signal`, `media` and `chat` are parsed here and handed to the call manager as plain values;
+`signal`, `media`, `chat` and `media_state` are parsed here and handed to the call manager as plain values;
 `chat` has its own limit per socket (calls.chat_messages_per_10s, past it an `error`
 chat_rate_limited) and its text rule (calls/chat.py)."""
 
@@ -97,6 +97,14 @@ async def on_chat(manager: CallManager, user_id: int, rate: ChatRate,
                               "chat_rate_limited")
     call_id = ws_call_id(msg.get("call_id"))
     await manager.on_chat(user_id, call_id, chat.chat_text(msg.get("text")))
+
+
+async def on_media_state(manager: CallManager, user_id: int, msg: dict[str, Any]) -> None:
+    call_id = ws_call_id(msg.get("call_id"))
+    audio, video = msg.get("audio"), msg.get("video")
+    if not isinstance(audio, bool) or not isinstance(video, bool):
+        raise WsError("media_state needs audio and video, each true or false")
+    await manager.on_media_state(user_id, call_id, audio, video)
 
 
 async def on_media(manager: CallManager, user_id: int, ws: object, msg: dict[str, Any]) -> None:
@@ -201,8 +209,11 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                     await on_media(manager, user_id, ws, data)
                 elif kind == "chat":
                     await on_chat(manager, user_id, chat_rate, data)
+                elif kind == "media_state":
+                    await on_media_state(manager, user_id, data)
                 else:
-                    error("unknown_type", "type must be signal, media, chat or ping")
+                    error("unknown_type",
+                          "type must be signal, media, chat, media_state or ping")
             except ApiError as exc:  # WsError among them
                 error(exc.code, exc.message)
     finally:

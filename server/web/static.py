@@ -63,6 +63,7 @@ OPTIONAL_FEATURES = {
     "admin_disputes": ("GET", "/api/admin/disputes"),
     "bans": ("POST", "/api/admin/users/{id}/ban"),
     "reconcile": ("GET", "/api/admin/reconcile"),
+    "admin_reports": ("GET", "/api/admin/reports"),
 }
 
 

@@ -1,9 +1,11 @@
-// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes,
-// bans, top-up promotions. Every action asks for confirmation; every answer is shown.
+// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes
+// (each with its call's record, the chat included: admin_calls.js), the reports queue, bans,
+// top-up promotions. Every action asks for confirmation; every answer is shown.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
 import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+import { loadReports, recordButton } from "./admin_calls.js";
 import { explorerLink } from "./wallet.js";
 
 function section(title, body, extra) {
@@ -79,6 +81,7 @@ export async function render(main, _route, app) {
   const depBox = h("div");
   const dispBox = h("div");
   const promoBox = h("div");
+  const reportBox = h("div");
   const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
     ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
 
@@ -168,7 +171,7 @@ export async function render(main, _route, app) {
           const open = !d.status || d.status === "open";
           return h("tr",
             h("td.small", formatDate(d.created_at)),
-            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null),
+            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null, recordButton(d.call_id)),
             h("td", d.reason),
             h("td", statusBadge(d.status || "open")),
             h("td", open ? h("div.row", amount, btn) : (d.refund != null ? money.tokens(d.refund) : "—")));
@@ -312,10 +315,11 @@ export async function render(main, _route, app) {
     section("Withdrawals", wdBox, wdStatus),
     section("Unmatched deposits", depBox),
     section("Disputes", dispBox),
+    features.admin_reports ? section("Reports", reportBox, h("button.btn.secondary.small", { type: "button", onclick: () => loadReports(reportBox) }, "Refresh")) : null,
     section("Promotions", h("div", promoBox, h("h3", "Start a promotion"), promoForm),
       h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
     section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")));
   await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(),
-    features.reconcile ? loadWallet() : null]);
+    features.reconcile ? loadWallet() : null, features.admin_reports ? loadReports(reportBox) : null]);
   return undefined;
 }
