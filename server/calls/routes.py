@@ -87,6 +87,8 @@ async def messages(request: web.Request) -> web.Response:
 async def report_message(request: web.Request) -> web.Response:
     user = await current_user(request)
     call_id = _call_id(request)
+    # A stranger learns nothing, not even whether a message id is well formed.
+    await request.app[DB].read(chat.party_of, call_id, user.id)
     message_id = validate.parse_id(request.match_info["mid"])
     if message_id is None:
         raise NotFound("no such message in this call", "message_not_found")

@@ -23,6 +23,7 @@ from meterchat.calls import chat
 from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
 from meterchat.core.units import iso_ms, musdt_to_tokens_str
+from meterchat.economy.rules import had_live_time
 from meterchat.money import ledger
 from meterchat.money.billing import FINAL_STATES
 from meterchat.money.ledger import REVENUE_COMMISSION
@@ -102,13 +103,19 @@ def refunded_musdt(conn: sqlite3.Connection, call_id: int) -> int:
 def open_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, reason: str,
             window_days: int, at_ms: int) -> Dispute:
     call = conn.execute(
-        "SELECT buyer_id, seller_id, state, ended_at_ms, charged_musdt FROM calls WHERE id = ?",
-        (call_id,)).fetchone()
+        "SELECT buyer_id, seller_id, state, ended_at_ms, charged_musdt, live_at_ms, live_ms"
+        " FROM calls WHERE id = ?", (call_id,)).fetchone()
     if call is None or call["buyer_id"] != buyer_id:
         raise NotFound("no such call of yours", "call_not_found")
     if call["state"] not in FINAL_STATES:
         raise Conflict("a call can be disputed once it has ended", "call_not_ended")
-    if call["charged_musdt"] - refunded_musdt(conn, call_id) <= 0:
+    left = call["charged_musdt"] - refunded_musdt(conn, call_id)
+    if left <= 0 and not had_live_time(call["state"], call["live_at_ms"], call["live_ms"]):
+        # Money taken stays disputable whatever the live time; nothing taken and no live
+        # time: the call never connected.
+        raise Conflict("this call never connected (no live time): nothing was charged",
+                       "call_not_taken_place")
+    if left <= 0:
         raise Conflict("nothing was charged for this call (or it was refunded already)",
                        "nothing_to_dispute")
     if not within_window(call["ended_at_ms"], at_ms, window_days):
