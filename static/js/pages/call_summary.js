@@ -137,8 +137,11 @@ export function showSummary(main, call, app, isBuyer, otherName) {
       clear(disputeForm, h("div.form-ok", "Dispute opened. The operator will review it and refund you if it is justified."));
     });
     const disputeToggle = h("button.linkish", { type: "button", onclick: () => { disputeForm.hidden = false; disputeToggle.hidden = true; disputeReason.focus(); } }, "Something went wrong? Open a dispute");
-    actions.append(rateForm);
-    if (app.config?.features?.disputes) actions.append(disputeToggle, disputeForm);
+    // Rating and dispute are for a call that cost something (the server's rule too:
+    // nothing_to_rate, nothing_to_dispute); a free one is not offered them.
+    const paid = money.isPositive(call.charged ?? "0", 4);
+    if (paid) actions.append(rateForm);
+    if (paid && app.config?.features?.disputes) actions.append(disputeToggle, disputeForm);
   }
   const tips = tipList(isBuyer, otherName);
   const endedMs = Date.parse(call.ended_at || "");
