@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from meterchat.calls.chat import ChatTextError, chat_text
+from meterchat.appkeys import DB
+from meterchat.calls import chat as chat_store
+from meterchat.calls.chat import PAGE, ChatTextError, chat_text
 from tests.calls_helpers import LiveCall, clocked_app, start_live_call, ws_client
 from tests.conftest import (
     actor,
@@ -94,6 +96,8 @@ async def test_markup_reaches_the_other_party_unchanged_and_both_read_it_back(ap
         # After the call both parties read the same messages, oldest first.
         for who in (call.buyer, call.seller):
             assert await messages(who, call.call_id) == [msg, reply]
+            resp = await who.get(f"/api/calls/{call.call_id}/messages")
+            assert (await resp.json())["more"] is False
         stranger = await actor(app_client)
         await assert_error(await stranger.get(f"/api/calls/{call.call_id}/messages"), 404,
                            "call_not_found")
@@ -203,6 +207,41 @@ async def test_no_chat_in_a_ringing_call_nor_once_the_call_has_ended(app_client)
     finally:
         for c in (bc, sc):
             await c.close()
+
+
+async def test_a_paused_call_still_chats(app_client):
+    call = await start_live_call(app_client)
+    try:
+        call.buyer_beats = False  # the buyer's media stops: the call pauses
+        await call.run(2.5)
+        paused = await call.wait_state("paused", client=call.sc)
+        assert paused["paused_by"] == "buyer"
+        await chat(call.bc, call.call_id, "my video froze, wait")
+        got = await call.sc.next("chat", call.call_id)
+        assert got["message"]["text"] == "my video froze, wait"
+    finally:
+        await call.close()
+
+
+async def test_the_history_comes_in_pages_of_500(app_client):
+    call = await start_live_call(app_client)
+    try:
+        def many(conn):
+            for i in range(PAGE + 1):
+                chat_store.add_message_tx(conn, int(call.call_id), int(call.buyer.id),
+                                          f"line {i}", 1_000 + i)
+        await app_client.app[DB].tx(many)
+    finally:
+        await call.close()
+    path = f"/api/calls/{call.call_id}/messages"
+    first = await (await call.seller.get(path)).json()
+    assert len(first["messages"]) == PAGE and first["more"] is True
+    assert first["messages"][0]["text"] == "line 0"
+    last = first["messages"][-1]["id"]
+    rest = await (await call.seller.get(f"{path}?after={last}")).json()
+    assert [m["text"] for m in rest["messages"]] == [f"line {PAGE}"] and rest["more"] is False
+    for bad in ("abc", "-1", "1.5"):
+        await assert_error(await call.seller.get(f"{path}?after={bad}"), 422, "invalid_value")
 
 
 # ---- reporting a message ------------------------------------------------------------

@@ -25,6 +25,7 @@ from meterchat.money.billing import ACCEPTED_STATES
 from meterchat.sellers import blocks
 
 MAX_CHARS = 1000
+PAGE = 500  # messages per answer of GET /api/calls/{id}/messages
 _KEPT_CONTROLS = frozenset("\n\t")
 
 
@@ -74,10 +75,13 @@ def add_message_tx(conn: sqlite3.Connection, call_id: int, from_user_id: int, te
     return message_json(row)
 
 
-def messages_of(conn: sqlite3.Connection, call_id: int) -> list[dict[str, Any]]:
-    """The messages of a call, oldest first."""
+def messages_of(conn: sqlite3.Connection, call_id: int, after_id: int = 0,
+                limit: int = -1) -> list[dict[str, Any]]:
+    """The messages of a call after message `after_id`, oldest first (at most `limit`;
+    -1: all)."""
     return [message_json(r) for r in conn.execute(
-        f"SELECT {_COLS} FROM call_messages WHERE call_id = ? ORDER BY id", (call_id,))]
+        f"SELECT {_COLS} FROM call_messages WHERE call_id = ? AND id > ? ORDER BY id"
+        " LIMIT ?", (call_id, after_id, limit))]
 
 
 def party_of(conn: sqlite3.Connection, call_id: int, user_id: int) -> None:
@@ -89,10 +93,13 @@ def party_of(conn: sqlite3.Connection, call_id: int, user_id: int) -> None:
         raise NotFound("no such call of yours", "call_not_found")
 
 
-def messages_for_party(conn: sqlite3.Connection, call_id: int,
-                       user_id: int) -> list[dict[str, Any]]:
+def messages_for_party(conn: sqlite3.Connection, call_id: int, user_id: int,
+                       after_id: int = 0) -> tuple[list[dict[str, Any]], bool]:
+    """A page of a call's messages for one of its parties (404 for anyone else), and
+    whether more follow (ask again with `after` = the last id)."""
     party_of(conn, call_id, user_id)
-    return messages_of(conn, call_id)
+    page = messages_of(conn, call_id, after_id, PAGE + 1)
+    return page[:PAGE], len(page) > PAGE
 
 
 def report_message_tx(conn: sqlite3.Connection, call_id: int, message_id: int,

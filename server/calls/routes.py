@@ -80,8 +80,10 @@ async def rate(request: web.Request) -> web.Response:
 
 async def messages(request: web.Request) -> web.Response:
     user = await current_user(request)
-    found = await request.app[DB].read(chat.messages_for_party, _call_id(request), user.id)
-    return web.json_response({"messages": found})
+    call_id = _call_id(request)
+    after = validate.query_int(request, "after", default=0)
+    found, more = await request.app[DB].read(chat.messages_for_party, call_id, user.id, after)
+    return web.json_response({"messages": found, "more": more})
 
 
 async def report_message(request: web.Request) -> web.Response:

@@ -74,13 +74,18 @@ export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = f
 
   async function load() {
     try {
-      const res = await get(`/api/calls/${encodeURIComponent(callId)}/messages`);
+      let after = "0";
       let fresh = false;
-      for (const m of res.messages || []) {
-        if (!byId.has(String(m.id))) {
-          byId.set(String(m.id), m);
-          fresh = true;
+      for (let page = 0; page < 200; page += 1) {
+        const res = await get(`/api/calls/${encodeURIComponent(callId)}/messages?after=${encodeURIComponent(after)}`);
+        for (const m of res.messages || []) {
+          if (!byId.has(String(m.id))) {
+            byId.set(String(m.id), m);
+            fresh = true;
+          }
+          after = String(m.id);
         }
+        if (!res.more || !(res.messages || []).length) break;
       }
       if (fresh) render();
     } catch {
