@@ -142,6 +142,24 @@ async def test_chat_controls_and_the_phone_layout_of_a_live_call(served):  # noq
         await expect(chat_lines(page)).to_have_count(2)
         await expect(chat_lines(page).first.locator(".chat-text")).to_have_text(MARKUP)
     await shot(buyer, "call-phone-summary-chat")
+
+    # The operator reads the report with the message, and the call's chat, as text.
+    _, admin_email = await new_user(app, "admin", "Olga Operator")
+    ops = await b.page("operator")
+    ops.on("dialog", on_dialog)
+    await log_in(ops, admin_email)
+    await ops.goto("/#/admin")
+    row = ops.get_by_test_id("reports").locator("tbody tr", has_text="spam link")
+    await expect(row).to_contain_text("buyer")  # the reported user's role
+    await expect(row.locator(".chat-text").first).to_have_text(MARKUP)
+    await row.get_by_role("button", name="Call record").click()
+    record = row.get_by_test_id("record-chat").locator("li")
+    await expect(record).to_have_count(2)
+    await expect(record.first).to_contain_text("Buyer")
+    await expect(record.first.locator(".chat-text")).to_have_text(MARKUP)
+    await expect(record.nth(1).locator(".chat-text")).to_have_text("Hello Ben, I hear you fine.")
+    assert await ops.locator("main img, main b").count() == 0
+    await shot(ops, "operator-report-with-chat")
     assert alerts == []
 
     async with ClientSession(base_url) as http:
