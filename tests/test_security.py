@@ -37,6 +37,7 @@ CALL_PARTIES_ONLY = {
     ("get", "/api/calls/{id}"), ("post", "/api/calls/{id}/accept"),
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
     ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
+    ("get", "/api/calls/{id}/messages"), ("post", "/api/calls/{id}/messages/{mid}/report"),
 }
 # Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
 # operator is refused by role.
@@ -95,7 +96,7 @@ async def test_strangers_cannot_read_or_change_a_call(app_client):
         for method, path in sorted(CALL_PARTIES_ONLY):
             if who is admin and method == "get":
                 continue  # an operator reads any call (disputes); changes none
-            url = path.replace("{id}", call_id)
+            url = path.replace("{id}", call_id).replace("{mid}", "1")
             body = bodies.get(path.rsplit("/", 1)[-1])
             resp = await (who.get(url) if method == "get" else who.post(url, body))
             data = await resp.json()

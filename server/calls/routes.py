@@ -1,4 +1,5 @@
-"""Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; GET /api/ice.
+"""Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; a call's chat
+messages and the report of one (calls/chat.py); GET /api/ice.
 Also opens and closes the call manager and the socket hub with the app."""
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from aiohttp import web
 
 from meterchat.accounts.auth import current_user, require_role
 from meterchat.appkeys import CLOCK, CONFIG, DB
-from meterchat.calls import ice, store
+from meterchat.calls import chat, ice, store
 from meterchat.calls.manager import CALLS, HUB, CallManager
 from meterchat.calls.signalling import Hub
 from meterchat.core import validate
-from meterchat.core.errors import Unprocessable
+from meterchat.core.errors import NotFound, Unprocessable
 from meterchat.core.units import SECOND_MS, AmountError, tokens_to_musdt
+from meterchat.sellers.rules import MAX_REASON_CHARS
 from meterchat.web.metrics import METRICS
 
 
@@ -76,6 +78,28 @@ async def rate(request: web.Request) -> web.Response:
     return web.json_response({"call": store.call_json(row)})
 
 
+async def messages(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    call_id = _call_id(request)
+    after = validate.query_int(request, "after", default=0)
+    found, more = await request.app[DB].read(chat.messages_for_party, call_id, user.id, after)
+    return web.json_response({"messages": found, "more": more})
+
+
+async def report_message(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    call_id = _call_id(request)
+    # A stranger learns nothing, not even whether a message id is well formed.
+    await request.app[DB].read(chat.party_of, call_id, user.id)
+    message_id = validate.parse_id(request.match_info["mid"])
+    if message_id is None:
+        raise NotFound("no such message in this call", "message_not_found")
+    body = await validate.read_json(request)
+    reason = validate.string(body, "reason", required=False, max_len=MAX_REASON_CHARS)
+    await request.app[DB].tx(chat.report_message_tx, call_id, message_id, user.id, reason)
+    return web.Response(status=204)
+
+
 async def ice_servers(request: web.Request) -> web.Response:
     user = await current_user(request)
     now_s = request.app[CLOCK].now_ms() // SECOND_MS
@@ -110,4 +134,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/calls/{id}/decline", decline)
     app.router.add_post("/api/calls/{id}/end", end)
     app.router.add_post("/api/calls/{id}/rating", rate)
+    app.router.add_get("/api/calls/{id}/messages", messages)
+    app.router.add_post("/api/calls/{id}/messages/{mid}/report", report_message)
     app.router.add_get("/api/ice", ice_servers)

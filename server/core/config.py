@@ -222,6 +222,14 @@ class BillingConfig:
 
 
 @dataclass(frozen=True)
+class CallsConfig:
+    chat_messages_per_10s: int = key(
+        10, "chat messages one socket may send per 10 seconds; past it an error "
+        "chat_rate_limited and the message is dropped", min=1
+    )
+
+
+@dataclass(frozen=True)
 class WithdrawalsConfig:
     min_usdt: Decimal = key(Decimal(3), "smallest withdrawal in USDT", min=Decimal("0.000001"))
     fee_usdt: Decimal = key(Decimal("0.5"), "platform fee per withdrawal, USDT", min=Decimal(0))
@@ -420,6 +428,7 @@ class Config:
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
     deposits: DepositsConfig = field(default_factory=DepositsConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)

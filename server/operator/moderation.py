@@ -1,4 +1,5 @@
-"""Moderation: the queue of user reports, bans and unbans.
+"""Moderation: the queue of user reports (a report of a chat message carries the message),
+bans and unbans.
 
 A ban, in one transaction: the user is marked banned (requests with any of their tokens are
 refused from then on), every session is revoked (logged out everywhere), a seller goes
@@ -113,9 +114,14 @@ def reports(conn: sqlite3.Connection, status: str | None, limit: int = 500
         " tu.banned_at_ms AS reported_banned_at_ms, r.reason, r.created_at_ms,"
         " r.closed_at_ms, r.outcome,"
         " (SELECT COUNT(*) FROM user_reports x WHERE x.reported_id = r.reported_id)"
-        f" AS reports_about_user, {REPORT_CALL_SQL} AS call_id"
+        # A reported chat message names its call; otherwise the last call between the two.
+        f" AS reports_about_user, COALESCE(m.call_id, {REPORT_CALL_SQL}) AS call_id,"
+        " m.id AS message_id, m.call_id AS message_call_id,"
+        " m.text AS message_text, m.at_ms AS message_at_ms"
         " FROM user_reports r JOIN users ru ON ru.id = r.reporter_id"
-        f" JOIN users tu ON tu.id = r.reported_id WHERE {_REPORT_STATUS[status]}"
+        " JOIN users tu ON tu.id = r.reported_id"
+        " LEFT JOIN call_messages m ON m.id = r.call_message_id"
+        f" WHERE {_REPORT_STATUS[status]}"
         " ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
     return [{
         "id": str(r["id"]), "reporter_id": str(r["reporter_id"]),
@@ -130,6 +136,10 @@ def reports(conn: sqlite3.Connection, status: str | None, limit: int = 500
         "closed_at": iso_ms(r["closed_at_ms"]), "outcome": r["outcome"],
         "reports_about_user": r["reports_about_user"],
         "call_id": None if r["call_id"] is None else str(r["call_id"]),
+        # A report of a chat message carries it (null for a report about the user only).
+        "message": None if r["message_id"] is None else {
+            "id": str(r["message_id"]), "call_id": str(r["message_call_id"]),
+            "text": r["message_text"], "at": iso_ms(r["message_at_ms"])},
     } for r in rows]
 
 

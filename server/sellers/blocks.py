@@ -1,6 +1,6 @@
 """Blocks and reports between users: a block hides each side from the other (listing, calls)
 until lifted; a report goes to the operator's queue (operator/moderation.py), at most
-REPORTS_PER_HOUR per reporter."""
+REPORTS_PER_HOUR per reporter, and may carry a chat message of a call (calls/chat.py)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,9 @@ def unblock_tx(conn: sqlite3.Connection, blocker_id: int, blocked_id: int) -> No
 
 
 def report_tx(conn: sqlite3.Connection, reporter_id: int, reported_id: int,
-              reason: str | None) -> None:
-    """File a report; 429 past REPORTS_PER_HOUR in the last hour."""
+              reason: str | None, *, call_message_id: int | None = None) -> None:
+    """File a report; 429 past REPORTS_PER_HOUR in the last hour. `call_message_id`: the
+    chat message of a call it is about (calls/chat.py checks it first)."""
     _check_target(conn, reporter_id, reported_id)
     now = now_ms()
     recent = conn.execute(
@@ -56,7 +57,7 @@ def report_tx(conn: sqlite3.Connection, reporter_id: int, reported_id: int,
     if recent >= REPORTS_PER_HOUR:
         raise TooManyRequests("too many reports in the last hour; try again later")
     conn.execute(
-        "INSERT INTO user_reports (reporter_id, reported_id, reason, created_at_ms)"
-        " VALUES (?, ?, ?, ?)",
-        (reporter_id, reported_id, reason, now),
+        "INSERT INTO user_reports (reporter_id, reported_id, reason, created_at_ms,"
+        " call_message_id) VALUES (?, ?, ?, ?, ?)",
+        (reporter_id, reported_id, reason, now, call_message_id),
     )

@@ -127,6 +127,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/api/calls/{id}/rating"): (
         "the buyer rates an ended call", obj(["stars"], stars=integer(1, 5), comment=STR),
         200, "calls"),
+    ("get", "/api/calls/{id}/messages"): (
+        "the chat messages of a call of mine, oldest first, 500 at a time after ?after=ID"
+        " (`more`: ask again from the last id)", None, 200, "calls"),
+    ("post", "/api/calls/{id}/messages/{mid}/report"): (
+        "report a chat message the other party sent (to the operator's reports queue)",
+        obj(reason=STR), 204, "calls"),
     ("get", "/api/ice"): ("STUN/TURN servers with short-lived TURN credentials", None, 200,
                           "calls"),
     ("post", "/api/deposits/intents"): (

@@ -1,10 +1,12 @@
-// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes,
-// bans, top-up promotions; user search, a user's page, reports and calls (admin_find.js).
+// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes
+// (each with its call's record, the chat included: admin_calls.js), bans, top-up promotions;
+// user search, a user's page, the reports queue and calls (admin_find.js).
 // Every action asks for confirmation; every answer is shown.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
 import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+import { recordButton } from "./admin_calls.js";
 import { findSections } from "./admin_find.js";
 import { explorerLink } from "./wallet.js";
 
@@ -170,7 +172,7 @@ export async function render(main, _route, app) {
           const open = !d.status || d.status === "open";
           return h("tr",
             h("td.small", formatDate(d.created_at)),
-            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null),
+            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null, recordButton(d.call_id)),
             h("td", d.reason),
             h("td", statusBadge(d.status || "open")),
             h("td", open ? h("div.row", amount, btn) : (d.refund != null ? money.tokens(d.refund) : "—")));

@@ -7,6 +7,7 @@
 import { ApiError, get, post } from "../api.js";
 import * as money from "../money.js";
 import { clear, errorBox, formatDate, formatDuration, h, statusBadge, toast } from "../ui.js";
+import { recordButton as inlineRecord } from "./admin_calls.js";
 
 function section(title, body, extra, testid) {
   return h("section.card", { "data-testid": testid },
@@ -239,8 +240,12 @@ export function findSections({ refreshFigures = async () => {} } = {}) {
               h("div.muted.small", `#${r.reporter_id}`)),
             h("td", open, h("div.muted.small", `#${r.reported_id} · ${r.reported_role}`,
               r.reports_about_user > 1 ? ` · reported ${r.reports_about_user} times` : "")),
-            h("td.reason", r.reason || "—"),
-            h("td", r.call_id ? recordButton(r.call_id) : "—"),
+            // A reported chat message is shown with the report, and its call's record (the
+            // chat included) opens under it.
+            h("td.reason", r.reason || "—", r.message ? h("div.reported-message",
+              h("div.chat-text", r.message.text),
+              h("div.muted.small", `message of call #${r.message.call_id}, ${formatDate(r.message.at)}`)) : null),
+            h("td", r.call_id ? inlineRecord(r.call_id) : "—"),
             h("td", h("div.report-actions", reason, h("div.row", ban, dismiss))));
         })) : h("p.empty", "No open reports."));
     } catch (err) {
