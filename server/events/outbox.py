@@ -126,6 +126,15 @@ def cursor_moved_at(conn: sqlite3.Connection, name: str) -> int | None:
     return row["updated_at_ms"] if row else None
 
 
+def start_cursors_tx(conn: sqlite3.Connection, names: list[str], at_ms: int) -> None:
+    """Readers seen for the first time (a new webhook, alerts just turned on) start after the
+    newest event: they take the events written from now on."""
+    last = last_row(conn)
+    for name in names:
+        conn.execute("INSERT OR IGNORE INTO event_cursors (name, event_row, updated_at_ms)"
+                     " VALUES (?, ?, ?)", (name, last, at_ms))
+
+
 def set_cursor_tx(conn: sqlite3.Connection, name: str, event_row: int, at_ms: int) -> None:
     conn.execute(
         "INSERT INTO event_cursors (name, event_row, updated_at_ms) VALUES (?, ?, ?)"
