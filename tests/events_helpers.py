@@ -41,6 +41,7 @@ class Receiver:
     answer: Callable[[list[Received], str], int] = lambda got, event_id: 200
     hold: asyncio.Event | None = None
     got: list[Received] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)  # event ids of requests come in
     _runner: web.AppRunner | None = None
 
     @property
@@ -50,6 +51,7 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         event_id = request.headers.get(rules.EVENT_ID_HEADER, "")
+        self.started.append(event_id)
         if self.hold is not None:
             await self.hold.wait()
         status = self.answer(self.got, event_id)
