@@ -193,6 +193,6 @@ def listing(conn: sqlite3.Connection, type: str | None, dead_only: bool,
     return {
         "events": [{**e.document(), "deliveries": [d.view() for d in deliveries[e.row]],
                     "attempts": attempts_of(conn, e.row, 10)} for e in events],
-        "next_before": str(events[-1].row) if len(events) == limit else None,
+        "next_before": events[-1].id if len(events) == limit else None,
         "deliveries": {s: counts.get(s, 0) for s in (PENDING, DELIVERED, DEAD)},
     }
