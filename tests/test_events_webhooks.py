@@ -221,3 +221,18 @@ def test_meterchat_events_verify_checks_a_signature(tmp_path):
     old = rules.signature_header(SECRET.encode(), int(time.time()) - 3600, body)
     bad = verify(old, body)
     assert bad.returncode == 1 and "replay" in bad.stderr.decode()
+
+
+def test_the_readmes_few_lines_of_python_verify_a_signature():
+    text = (ROOT / "README.md").read_text()
+    code = text.split("Verifying a signature on the receiving side")[1].split("```python")[1]
+    scope: dict = {}
+    exec(code.split("```")[0], scope)  # noqa: S102 - our own README's example
+    body = b'{"id":"evt_1","type":"deposit.credited"}'
+    now = int(time.time())
+    assert scope["verify"](SECRET.encode(), rules.signature_header(SECRET.encode(), now, body),
+                           body)
+    assert not scope["verify"](b"wrong", rules.signature_header(SECRET.encode(), now, body),
+                               body)
+    old = rules.signature_header(SECRET.encode(), now - 3600, body)
+    assert not scope["verify"](SECRET.encode(), old, body)
