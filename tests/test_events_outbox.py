@@ -215,3 +215,43 @@ async def test_a_withdrawal_for_review_and_a_report_write_their_events(app_clien
     assert review.data["amount_usdt"] == "200"
     assert report.type == "report.opened" and report.data["reported_id"] == buyer.id
     assert report.data["reason"] == "spam"
+
+
+async def test_the_hot_wallet_running_low_fires_once_and_clears_once(aiohttp_client, tmp_path):
+    from meterchat.withdrawals.sender import SENDER
+
+    # The devnet's hot wallet starts with 10,000 TRX: below 10,050.
+    cfg = chain_config(tmp_path, withdrawals={"sender_interval_s": 0.05},
+                       events={"hot_wallet_low_trx": 10_050, "hot_wallet_check_s": 0.05})
+    client = await aiohttp_client(create_app(cfg))
+    db, sender = client.app[DB], client.app[SENDER]
+
+    async def low_events():
+        return [e for e in await db.read(outbox.newest) if e.type == "hot_wallet.low"]
+
+    async def readings_after(n: int) -> None:
+        for _ in range(n):
+            at = sender._wallet_read_at
+            await eventually(lambda at=at: _later(sender, at))
+
+    [started] = await eventually(low_events)
+    assert started.data["state"] == "started" and started.data["min_trx"] == "10050"
+    assert started.data["address"] == sender.hot_wallet_address
+    await readings_after(3)
+    assert len(await low_events()) == 1
+    node = client.app[DEVNET]
+    await node.wait_solidified(await devnet_pay(node.url, sender.hot_wallet_address,
+                                                trx="100"))
+
+    async def cleared():
+        found = await low_events()
+        return found if found[0].data["state"] == "cleared" else None
+
+    found = await eventually(cleared)
+    await readings_after(3)
+    assert [e.data["state"] for e in await low_events()] == ["cleared", "started"]
+    assert found[0].data["trx"].startswith("10100")
+
+
+async def _later(sender, at: float) -> bool:
+    return sender._wallet_read_at > at
