@@ -99,7 +99,8 @@ class DepositWatcher:
         try:
             await self.db.tx(events.threshold_tx, event_rules.WATCHER_LAGGING, lagging, {
                 "lag_blocks": self.lag_blocks, "failed_passes": self.failures,
-                "threshold_blocks": self.lag_alert_blocks, "error": self.last_error}, now_ms())
+                "threshold_blocks": self.lag_alert_blocks,
+                "error": self.last_error[:300] if self.last_error else None}, now_ms())
         except Exception:  # the database is what fails: the next pass tries again
             log.exception("watcher.lagging could not be written")
             return
