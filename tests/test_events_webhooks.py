@@ -236,3 +236,20 @@ def test_the_readmes_few_lines_of_python_verify_a_signature():
                                body)
     old = rules.signature_header(SECRET.encode(), now - 3600, body)
     assert not scope["verify"](SECRET.encode(), old, body)
+
+
+async def test_meterchat_events_list_shows_events_and_their_deliveries(aiohttp_client,
+                                                                       tmp_path, receiver):
+    client = await aiohttp_client(create_app(hooked_config(tmp_path, webhook(receiver.url))))
+    [e] = await emit(client.app, 1)
+    await eventually(lambda: _count(receiver, 1))
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(f'[database]\npath = "{tmp_path / "meterchat.sqlite3"}"\n')
+    out = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "meterchat.cli", "events", "list", "--config",
+                         str(cfg)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    [line] = [json.loads(x) for x in out.stdout.splitlines()]
+    assert line["id"] == e.id and line["type"] == "report.opened"
+    assert [(d["webhook"], d["status"]) for d in line["deliveries"]] == [
+        (receiver.url, "delivered")]
