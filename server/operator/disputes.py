@@ -24,6 +24,8 @@ from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
 from meterchat.core.units import iso_ms, musdt_to_tokens_str
 from meterchat.economy.rules import had_live_time
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_types
 from meterchat.money import ledger
 from meterchat.money.billing import FINAL_STATES
 from meterchat.money.ledger import REVENUE_COMMISSION
@@ -128,6 +130,10 @@ def open_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, reason: str,
         "INSERT INTO disputes (call_id, buyer_id, seller_id, reason, status, created_at_ms)"
         " VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
         (call_id, buyer_id, call["seller_id"], reason, at_ms)).fetchone()
+    events.emit_tx(conn, event_types.DISPUTE_OPENED, {
+        "dispute_id": str(new["id"]), "call_id": str(call_id), "buyer_id": str(buyer_id),
+        "seller_id": str(call["seller_id"]), "reason": reason,
+        "charged_tokens": musdt_to_tokens_str(call["charged_musdt"])}, at_ms)
     return _require(conn, new["id"])
 
 

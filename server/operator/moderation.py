@@ -20,7 +20,9 @@ from meterchat.accounts import users as accounts
 from meterchat.accounts.sessions import revoke_all_sessions_tx
 from meterchat.core.errors import Conflict, NotFound
 from meterchat.core.units import iso_ms
+from meterchat.events import rules as event_types
 from meterchat.operator import audit_log
+from meterchat.withdrawals import sending
 
 REVIEW_ACCOUNT_BANNED = "account_banned"
 MAX_REASON_CHARS = 2000
@@ -60,10 +62,14 @@ def ban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str,
     revoke_all_sessions_tx(conn, user_id)
     conn.execute("UPDATE sellers SET online = 0, updated_at_ms = ? WHERE user_id = ?",
                  (at_ms, user_id))
-    held = conn.execute(
+    held_ids = [r["id"] for r in conn.execute(
         "UPDATE withdrawals SET status = 'review', review_reason = ?, updated_at_ms = ?"
-        " WHERE user_id = ? AND status = 'queued'",
-        (REVIEW_ACCOUNT_BANNED, at_ms, user_id)).rowcount
+        " WHERE user_id = ? AND status = 'queued' RETURNING id",
+        (REVIEW_ACCOUNT_BANNED, at_ms, user_id)).fetchall()]
+    for wid in sorted(held_ids):
+        sending.emit_tx(conn, event_types.WITHDRAWAL_REVIEW, wid, at_ms,
+                        reason=REVIEW_ACCOUNT_BANNED)
+    held = len(held_ids)
     closed = conn.execute(
         "UPDATE user_reports SET closed_at_ms = ?, closed_by = ?, outcome = 'banned'"
         " WHERE reported_id = ? AND closed_at_ms IS NULL", (at_ms, actor_id, user_id)).rowcount

@@ -9,6 +9,8 @@ import sqlite3
 from meterchat.core.db import now_ms
 from meterchat.core.errors import NotFound, TooManyRequests, Unprocessable
 from meterchat.core.units import HOUR_MS
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_types
 from meterchat.sellers.rules import REPORTS_PER_HOUR
 
 
@@ -56,8 +58,12 @@ def report_tx(conn: sqlite3.Connection, reporter_id: int, reported_id: int,
     ).fetchone()["n"]
     if recent >= REPORTS_PER_HOUR:
         raise TooManyRequests("too many reports in the last hour; try again later")
-    conn.execute(
+    report = conn.execute(
         "INSERT INTO user_reports (reporter_id, reported_id, reason, created_at_ms,"
-        " call_message_id) VALUES (?, ?, ?, ?, ?)",
+        " call_message_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (reporter_id, reported_id, reason, now, call_message_id),
-    )
+    ).fetchone()
+    events.emit_tx(conn, event_types.REPORT_OPENED, {
+        "report_id": str(report["id"]), "reporter_id": str(reporter_id),
+        "reported_id": str(reported_id), "reason": reason,
+        "call_message_id": None if call_message_id is None else str(call_message_id)}, now)

@@ -221,6 +221,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/api/admin/reconcile"): (
         "what users hold against the hot wallet's USDT and TRX on chain, and unmatched"
         " deposits (admin)", None, 200, "operator"),
+    # Events (events/routes.py)
+    ("get", "/api/admin/events"): (
+        "operator events {id, type, at, data}, newest first, each with its deliveries to "
+        "each webhook and its last attempts; ?type=, ?status=dead, ?before=<event id>, "
+        "?limit= (admin)", None, 200, "operator"),
+    ("post", "/api/admin/events/{id}/resend"): (
+        "send a dead (or delivered) event again, with the same id, to every webhook it was "
+        "for or to `webhook` only (admin)", obj(webhook=STR), 200, "operator"),
     # Economy (economy/routes.py)
     ("post", "/api/calls/{id}/tip"): (
         "the buyer tips the seller whole tokens of a call that went live, during it or up to "

@@ -9,6 +9,7 @@ import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } f
 import { recordButton } from "./admin_calls.js";
 import { findSections } from "./admin_find.js";
 import { explorerLink } from "./wallet.js";
+import { eventsSection } from "./admin_events.js";
 
 function section(title, body, extra) {
   return h("section.card", h("div.spread", h("h2", title), extra || null), body);
@@ -83,6 +84,7 @@ export async function render(main, _route, app) {
   const depBox = h("div");
   const dispBox = h("div");
   const promoBox = h("div");
+  const events = eventsSection(); // the operator events and their webhook deliveries
   const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
     ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
 
@@ -321,8 +323,9 @@ export async function render(main, _route, app) {
     section("Disputes", dispBox),
     section("Promotions", h("div", promoBox, h("h3", "Start a promotion"), promoForm),
       h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
-    section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")));
-  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(),
+    section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")),
+    events.element);
+  await Promise.all([events.load(), loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(),
     features.reconcile ? loadWallet() : null, find.load()]);
   return undefined;
 }
