@@ -32,14 +32,18 @@ class Seller:
     bio: str
     tags: list[str]
     languages: list[str]
+    # The approved photo's two files (sellers/photos.py), or None: initials are shown.
+    photo_card: str | None = None
+    photo_profile: str | None = None
 
 
 _SELECT_SELLER = """
 SELECT s.user_id, u.display_name, s.rate_tokens_per_min, s.online, s.bio, s.tags_json,
        s.languages_json, s.busy,
        CASE WHEN s.rating_count > 0 THEN s.rating_sum * 1.0 / s.rating_count END AS rating,
-       s.calls_count
+       s.calls_count, p.card_file AS photo_card, p.profile_file AS photo_profile
 FROM sellers s JOIN users u ON u.id = s.user_id
+LEFT JOIN seller_photos p ON p.seller_id = s.user_id AND p.status = 'approved'
 """
 
 
@@ -55,6 +59,8 @@ def _seller(row: sqlite3.Row) -> Seller:
         bio=row["bio"],
         tags=json.loads(row["tags_json"]),
         languages=json.loads(row["languages_json"]),
+        photo_card=row["photo_card"],
+        photo_profile=row["photo_profile"],
     )
 
 

@@ -109,6 +109,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/api/sellers"): (
         "sellers, filtered by query online, max_rate, tag, language", None, 200, "sellers"),
     ("get", "/api/sellers/{id}"): ("one seller", None, 200, "sellers"),
+    ("get", "/api/seller/photo"): (
+        "the seller's shown photo, the upload waiting for review, a refused last upload",
+        None, 200, "sellers"),
+    ("put", "/api/seller/photo"): (
+        "upload a photo: the image as the body (Content-Type image/jpeg, image/png or"
+        " image/webp, at most sellers.max_photo_bytes); pending until the operator approves",
+        None, 202, "sellers"),
+    ("get", "/api/photos/{name}"): (
+        "a stored photo (JPEG); public once approved", None, 200, "sellers"),
+    ("get", "/api/admin/photos"): (
+        "seller photos, ?status=pending|approved|rejected|replaced (admin)", None, 200,
+        "operator"),
+    ("post", "/api/admin/photos/{id}/approve"): (
+        "approve a pending photo: it replaces the seller's shown one (admin)",
+        obj(reason=STR), 200, "operator"),
+    ("post", "/api/admin/photos/{id}/reject"): (
+        "reject a pending photo (admin)", obj(reason=STR), 200, "operator"),
     ("post", "/api/users/{id}/block"): ("block a user", obj(reason=STR), 204, "sellers"),
     ("delete", "/api/users/{id}/block"): ("unblock a user", None, 204, "sellers"),
     ("post", "/api/users/{id}/report"): ("report a user", obj(reason=STR), 204, "sellers"),
