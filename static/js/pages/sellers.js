@@ -25,7 +25,9 @@ function sellerCard(s, app) {
   const tags = list(s.tags);
   return h("article.card.seller", { "data-seller-id": s.id },
     h("div.seller-top",
-      h("div.avatar", { "aria-hidden": "true" }, initials(s.display_name)),
+      s.photo_card_url
+        ? h("img.avatar.photo", { src: s.photo_card_url, alt: "", width: 48, height: 48, loading: "lazy" })
+        : h("div.avatar", { "aria-hidden": "true" }, initials(s.display_name)),
       h("div",
         h("div.seller-name", s.display_name),
         h("div.row", status, s.calls != null ? h("span.muted.small", `${s.calls} calls`) : null))),

@@ -1,0 +1,60 @@
+"""Seller photos, favourites and call history in real headless Chromium against the real app
+on a loopback port. Helpers come from tests/test_browser.py and tests/test_browser_economy.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import expect
+
+from tests.test_browser import shot, unexpected
+from tests.test_browser_economy import log_in, new_user, seller_online_via_api, served
+from tests.test_sellers_photos import jpeg_with_gps
+
+pytestmark = pytest.mark.browser
+__all__ = ["served"]  # the fixture, used by name
+
+
+async def test_approved_photo_shows_on_the_sellers_list(served):
+    app, base_url, b = served
+    _, seller_email = await new_user(app, "seller", "Pia Photo")
+    _, admin_email = await new_user(app, "admin", "Olga Operator")
+    _, buyer_email = await new_user(app, "buyer", "Bea Buyer")
+    await seller_online_via_api(base_url, seller_email, 60)
+
+    seller = await b.page("seller")
+    await log_in(seller, seller_email)
+    await seller.goto("/#/dashboard")
+    photo_box = seller.get_by_test_id("photo")
+    await expect(photo_box).to_contain_text("buyers see your initials")
+    await photo_box.locator("input[type=file]").set_input_files(
+        {"name": "me.jpg", "mimeType": "image/jpeg", "buffer": jpeg_with_gps((600, 800))})
+    await photo_box.get_by_role("button", name="Upload", exact=True).click()
+    await expect(photo_box.locator("[data-photo-status=pending]")).to_contain_text(
+        "Waiting for review")
+
+    # Before approval the list shows initials.
+    visitor = await b.page("buyer")
+    await log_in(visitor, buyer_email)
+    await visitor.goto("/#/sellers")
+    card = visitor.locator(".card.seller", has_text="Pia Photo")
+    await expect(card.locator(".avatar")).to_have_text("PP")
+
+    operator = await b.page("operator")
+    await log_in(operator, admin_email)
+    await operator.goto("/#/admin")
+    queued = operator.get_by_test_id("photo-queue").locator("[data-photo-id]")
+    await expect(queued).to_have_count(1)
+    await expect(queued.locator("img")).to_have_js_property("complete", True)
+    assert await queued.locator("img").evaluate("img => img.naturalWidth") > 0
+    await queued.get_by_role("button", name="Approve").click()
+    await expect(operator.get_by_text("No photos waiting for review.")).to_be_visible()
+
+    await visitor.reload()
+    photo = visitor.locator(".card.seller", has_text="Pia Photo").locator("img.avatar")
+    await expect(photo).to_have_attribute("src", re.compile(r"^/api/photos/[0-9a-f]{64}\.jpg$"))
+    await expect(photo).to_have_js_property("complete", True)
+    assert await photo.evaluate("img => img.naturalWidth") == 320
+    await shot(visitor, "sellers-with-photo")
+    assert unexpected(b.errors) == []
