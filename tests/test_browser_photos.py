@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from aiohttp import ClientSession
 from playwright.async_api import expect
 
-from tests.test_browser import shot, unexpected
+from tests.test_browser import PASSWORD, shot, unexpected
 from tests.test_browser_economy import log_in, new_user, seller_online_via_api, served
 from tests.test_sellers_photos import jpeg_with_gps
 
@@ -57,4 +58,34 @@ async def test_approved_photo_shows_on_the_sellers_list(served):
     await expect(photo).to_have_js_property("complete", True)
     assert await photo.evaluate("img => img.naturalWidth") == 320
     await shot(visitor, "sellers-with-photo")
+    assert unexpected(b.errors) == []
+
+
+async def test_a_favourites_notice_reaches_the_buyers_page(served):
+    app, base_url, b = served
+    _, seller_email = await new_user(app, "seller", "Fay Favourite")
+    _, buyer_email = await new_user(app, "buyer", "Bo Buyer")
+    async with ClientSession(base_url) as http:  # a profile, still offline
+        async with http.post("/api/auth/login",
+                             json={"email": seller_email, "password": PASSWORD}) as resp:
+            auth = {"Authorization": "Bearer " + (await resp.json())["token"]}
+        async with http.put("/api/seller/profile", json={"rate": 60}, headers=auth) as resp:
+            assert resp.status == 200
+
+    buyer = await b.page("buyer")
+    await log_in(buyer, buyer_email)
+    await buyer.goto("/#/sellers")
+    await buyer.get_by_label("Online now only").uncheck()
+    card = buyer.locator(".card.seller", has_text="Fay Favourite")
+    await expect(card).to_contain_text("Offline")
+    await card.get_by_role("button", name="Add Fay Favourite to favourites").click()
+    star = card.get_by_role("button", name="Remove Fay Favourite from favourites")
+    await expect(star).to_have_attribute("aria-pressed", "true")
+    await buyer.get_by_label("Favourites only").check()
+    await expect(buyer.locator(".card.seller")).to_have_count(1)
+
+    await seller_online_via_api(base_url, seller_email, 60)
+    await expect(buyer.locator(".toast", has_text="Fay Favourite is online now")).to_be_visible()
+    await expect(card).to_contain_text("Online")
+    await shot(buyer, "favourite-online")
     assert unexpected(b.errors) == []

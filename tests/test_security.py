@@ -47,6 +47,7 @@ PUBLIC = {("get", "/api/sellers/{id}"), ("get", "/api/sellers/{id}/supporters")}
 ON_THE_CALLERS_OWN_LISTS = {
     ("post", "/api/users/{id}/block"), ("delete", "/api/users/{id}/block"),
     ("post", "/api/users/{id}/report"),
+    ("put", "/api/favourites/{id}"), ("delete", "/api/favourites/{id}"),
 }
 
 

@@ -1,6 +1,7 @@
 """Seller profile, online status and the public listing (API.md "Sellers"); seller photos,
 their files and the operator's photo queue; blocks and reports between users. Parses the
-input, calls the store, answers with the JSON views."""
+input, calls the store, answers with the JSON views. Favourites and the `seller.online`
+notice a seller's going online sends to them (through the hub's send queues)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from meterchat.calls.manager import CALLS, HUB
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable
-from meterchat.sellers import blocks, images, photos, rules, store
+from meterchat.mail import messages
+from meterchat.sellers import blocks, favourites, images, photos, rules, store
 from meterchat.sellers.store import Seller
 
 
@@ -35,6 +37,7 @@ def seller_json(seller: Seller) -> dict[str, Any]:
         # the operator approves one: the page shows initials.
         "photo_url": photos.url(seller.photo_profile) if seller.photo_profile else None,
         "photo_card_url": photos.url(seller.photo_card) if seller.photo_card else None,
+        "favourite": seller.favourite,  # in the asking buyer's favourites
     }
 
 
@@ -78,9 +81,18 @@ async def put_status(request: web.Request) -> web.Response:
     user = await require_role(request, "seller")
     body = await validate.read_json(request)
     online = validate.boolean(body, "online")
-    seller = await request.app[DB].tx(store.set_online_tx, user.id, online)
+    config, hub = request.app[CONFIG], request.app[HUB]
+    minutes = config.favourites.notice_interval_minutes
+    done = await request.app[DB].tx(
+        favourites.set_online_tx, user.id, online, now_ms(), int(minutes * 60_000),
+        frozenset(hub.sockets), messages.links_base(config), minutes)
+    seller = done.seller
     if online:
-        request.app[HUB].watch_presence(user.id)
+        hub.watch_presence(user.id)
+        # Each notice goes into that buyer's bounded send queue; nothing here waits.
+        notice = {"type": "seller.online", "seller": seller_json(seller)}
+        for buyer_id in done.notify_buyer_ids:
+            hub.send(buyer_id, notice)
     else:
         # Going offline ends the seller's call; its end changes `busy`, so read again.
         await request.app[CALLS].end_calls_of_user(user.id, "seller_offline")
@@ -89,23 +101,31 @@ async def put_status(request: web.Request) -> web.Response:
 
 
 async def list_sellers(request: web.Request) -> web.Response:
-    viewer_id = None
-    try:
-        viewer_id = (await session_of(request)).user.id
-    except Unauthorized:
-        pass  # the listing is public
+    viewer_id = await _viewer_id(request)  # the listing is public
     max_rate = validate.query_int(request, "max_rate")
     online = validate.query_flag(request, "online")
     tag = request.query.get("tag")
     language = request.query.get("language")
+    only_favourites = bool(validate.query_flag(request, "favourites"))
+    if only_favourites and viewer_id is None:
+        raise Unauthorized("log in to see your favourites", "unauthorized")
     found = await request.app[DB].read(
         lambda c: store.list_sellers(c, online=online, max_rate=max_rate, tag=tag,
-                                     language=language, viewer_id=viewer_id))
+                                     language=language, viewer_id=viewer_id,
+                                     favourites=only_favourites))
     return web.json_response({"sellers": [seller_json(s) for s in found]})
 
 
+async def _viewer_id(request: web.Request) -> int | None:
+    try:
+        return (await session_of(request)).user.id
+    except Unauthorized:
+        return None  # public
+
+
 async def get_seller(request: web.Request) -> web.Response:
-    seller = await request.app[DB].read(store.get_seller, _user_id(request))
+    seller = await request.app[DB].read(store.get_seller, _user_id(request),
+                                        await _viewer_id(request))
     return web.json_response({"seller": seller_json(seller)})
 
 
@@ -129,6 +149,42 @@ async def report(request: web.Request) -> web.Response:
     reason = validate.string(body, "reason", required=False, max_len=rules.MAX_REASON_CHARS)
     await request.app[DB].tx(blocks.report_tx, user.id, _user_id(request), reason)
     return web.Response(status=204)
+
+
+# -- favourites
+
+async def put_favourite(request: web.Request) -> web.Response:
+    user = await require_role(request, "buyer")
+    await request.app[DB].tx(favourites.add_tx, user.id, _user_id(request), now_ms())
+    return web.Response(status=204)
+
+
+async def delete_favourite(request: web.Request) -> web.Response:
+    user = await require_role(request, "buyer")
+    await request.app[DB].tx(favourites.remove_tx, user.id, _user_id(request))
+    return web.Response(status=204)
+
+
+async def list_favourites(request: web.Request) -> web.Response:
+    user = await require_role(request, "buyer")
+    found = await request.app[DB].read(
+        lambda c: store.list_sellers(c, viewer_id=user.id, favourites=True))
+    return web.json_response({"sellers": [seller_json(s) for s in found]})
+
+
+async def get_favourite_mail(request: web.Request) -> web.Response:
+    user = await require_role(request, "buyer")
+    on = await request.app[DB].read(favourites.mail_opt_in, user.id)
+    return web.json_response({"mail": on})
+
+
+async def put_favourite_mail(request: web.Request) -> web.Response:
+    """The opt-in to a mail when a favourite comes online (off until the buyer turns it on)."""
+    user = await require_role(request, "buyer")
+    body = await validate.read_json(request)
+    on = await request.app[DB].tx(favourites.set_mail_opt_in_tx, user.id,
+                                  validate.boolean(body, "mail"))
+    return web.json_response({"mail": on})
 
 
 # -- photos
@@ -244,6 +300,12 @@ async def reject_photo(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/api/favourites", list_favourites)
+    # Before /api/favourites/{id}, which would take "mail" for an id.
+    app.router.add_get("/api/favourites/mail", get_favourite_mail)
+    app.router.add_put("/api/favourites/mail", put_favourite_mail)
+    app.router.add_put("/api/favourites/{id}", put_favourite)
+    app.router.add_delete("/api/favourites/{id}", delete_favourite)
     app.router.add_get("/api/seller/photo", get_own_photo)
     app.router.add_put("/api/seller/photo", put_photo)
     app.router.add_get("/api/photos/{name}", serve_photo)

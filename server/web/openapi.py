@@ -107,8 +107,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("put", "/api/seller/status"): (
         "go online or offline", obj(["online"], online=BOOL), 200, "sellers"),
     ("get", "/api/sellers"): (
-        "sellers, filtered by query online, max_rate, tag, language", None, 200, "sellers"),
+        "sellers, filtered by query online, max_rate, tag, language, favourites", None, 200,
+        "sellers"),
     ("get", "/api/sellers/{id}"): ("one seller", None, 200, "sellers"),
+    ("get", "/api/favourites"): ("the buyer's favourite sellers", None, 200, "sellers"),
+    ("get", "/api/favourites/mail"): (
+        "whether the buyer gets a mail when a favourite comes online", None, 200, "sellers"),
+    ("put", "/api/favourites/mail"): (
+        "turn the favourite-online mail on or off (off by default)", obj(["mail"], mail=BOOL),
+        200, "sellers"),
+    ("put", "/api/favourites/{id}"): ("add a seller to the buyer's favourites (idempotent)",
+                                      None, 204, "sellers"),
+    ("delete", "/api/favourites/{id}"): (
+        "remove a seller from the buyer's favourites (idempotent)", None, 204, "sellers"),
     ("get", "/api/seller/photo"): (
         "the seller's shown photo, the upload waiting for review, a refused last upload",
         None, 200, "sellers"),

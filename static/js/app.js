@@ -265,6 +265,12 @@ function watchCallsEverywhere() {
     maybeClose(msg);
     app.refreshBalance();
   });
+  // A favourite came online (at most once per seller per notice interval, by the server).
+  s.on("seller.online", (msg) => {
+    if (app.me?.role !== "buyer" || !msg.seller?.display_name) return;
+    toast(`${msg.seller.display_name} is online now`, "ok");
+    app.onSellerOnline?.(msg.seller);
+  });
   s.on("meter", (msg) => {
     if (app.me?.role === "buyer" && msg.balance != null) app.setBalance(msg.balance);
   });
