@@ -1,4 +1,4 @@
--- Seller photos, favourites and their notices (issue 17).
+-- Seller photos, favourites and their notices, call history (issue 17).
 
 -- A seller's uploaded photo: the two re-encoded sizes are files under sellers.photo_dir,
 -- named by their content's SHA-256 (the database holds only the names). `pending` until the
@@ -50,3 +50,6 @@ CREATE TABLE favourite_notices (
 -- The buyer's opt-in to a mail when a favourite comes online (off by default).
 ALTER TABLE users ADD COLUMN favourite_online_mail INTEGER NOT NULL DEFAULT 0
     CHECK (favourite_online_mail IN (0, 1));
+
+-- Call history: a call's ledger lines are found by their ref ("call:<id>").
+CREATE INDEX ledger_tx_ref ON ledger_tx(ref);

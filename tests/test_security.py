@@ -37,6 +37,7 @@ CALL_PARTIES_ONLY = {
     ("get", "/api/calls/{id}"), ("post", "/api/calls/{id}/accept"),
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
     ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
+    ("get", "/api/calls/{id}/receipt"),
 }
 # Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
 # operator is refused by role.

@@ -144,7 +144,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "start a call at the rate the buyer saw, with an optional spending cap",
         obj(["seller_id", "rate"], seller_id=STR, rate=integer(1), spend_cap=TOKENS),
         201, "calls"),
-    ("get", "/api/calls"): ("my recent calls", None, 200, "calls"),
+    ("get", "/api/calls"): (
+        "my calls, newest first, 50 a page (?before=<id>, ?limit=1..50; next_before), each with what it cost"
+        " (buyer) or earned (seller, after commission), tips and refunds", None, 200, "calls"),
+    ("get", "/api/calls/{id}/receipt"): (
+        "one call of mine with its figures and my ledger lines of it", None, 200, "calls"),
     ("get", "/api/calls/{id}"): ("one call of mine", None, 200, "calls"),
     ("post", "/api/calls/{id}/accept"): ("the seller accepts a ringing call", None, 200,
                                          "calls"),
