@@ -9,8 +9,10 @@ import pytest
 from aiohttp import ClientSession
 from playwright.async_api import expect
 
-from tests.test_browser import PASSWORD, shot, unexpected
-from tests.test_browser_economy import log_in, new_user, seller_online_via_api, served
+from meterchat.appkeys import DB
+from tests.conftest import fund_tokens
+from tests.test_browser import PASSWORD, assert_fits_width, shot, unexpected
+from tests.test_browser_economy import api_get, log_in, new_user, seller_online_via_api, served
 from tests.test_sellers_photos import jpeg_with_gps
 
 pytestmark = pytest.mark.browser
@@ -88,4 +90,57 @@ async def test_a_favourites_notice_reaches_the_buyers_page(served):
     await expect(buyer.locator(".toast", has_text="Fay Favourite is online now")).to_be_visible()
     await expect(card).to_contain_text("Online")
     await shot(buyer, "favourite-online")
+    assert unexpected(b.errors) == []
+
+
+async def _finished_call(app, buyer_id: str, seller_id: str, live_ms: int) -> int:
+    """A call that went live and was billed, made the way the call manager makes one."""
+    from meterchat.calls import store as calls
+    from meterchat.core.db import now_ms
+    from meterchat.money import billing
+
+    db = app[DB]
+    call_id = (await db.tx(calls.create_call_tx, int(buyer_id), int(seller_id), 600, None, 1,
+                           250_000, now_ms())).id
+    await db.tx(calls.accept_call_tx, call_id, now_ms())
+    await db.tx(billing.run_pass, [(call_id, billing.completed_tenths(live_ms))], now_ms())
+    await db.tx(billing.finish_call, call_id, "ended", "buyer_hangup", live_ms, now_ms(), 0)
+    return call_id
+
+
+async def test_history_page_and_receipt_show_what_the_call_cost(served):
+    app, base_url, b = served
+    seller_id, seller_email = await new_user(app, "seller", "Hana History")
+    buyer_id, buyer_email = await new_user(app, "buyer", "Ben Buyer")
+    await seller_online_via_api(base_url, seller_email, 600)
+    await fund_tokens(app, buyer_id, "1000")
+    call_id = await _finished_call(app, buyer_id, seller_id, 30_000)
+    [listed] = (await api_get(base_url, buyer_email, "/api/calls"))["calls"]
+
+    buyer = await b.page("buyer", phone=True)
+    await log_in(buyer, buyer_email)
+    await buyer.get_by_role("link", name="Calls").click()
+    row = buyer.get_by_test_id("call-history").locator(f"tr[data-call-id='{call_id}']")
+    await expect(row).to_contain_text("Hana History")
+    await expect(row).to_contain_text("0:30")
+    await expect(row.get_by_test_id("call-total")).to_have_text(listed["amounts"]["total"])
+    await assert_fits_width(buyer)
+    await shot(buyer, "call-history")
+    await row.get_by_role("link").click()
+    await expect(buyer.get_by_role("heading", name="Call with Hana History")).to_be_visible()
+    await expect(buyer.get_by_test_id("receipt-total")).to_have_text(
+        f"{listed['amounts']['total']} tokens")
+    await expect(buyer.get_by_test_id("receipt")).to_contain_text("Held for call")
+    await shot(buyer, "call-receipt")
+
+    # The wallet: the call as one line with its total, linking to the receipt; the balance
+    # after it is what the buyer holds.
+    await buyer.get_by_role("link", name="Wallet").click()
+    line = buyer.locator(f"tr[data-call-id='{call_id}']")
+    await expect(line).to_contain_text("Call charge")
+    await expect(line).to_contain_text(f"-{listed['amounts']['total']}")
+    me = await api_get(base_url, buyer_email, "/api/me")
+    await expect(line.locator("td").last).to_have_text(me["balance"]["available"])
+    await line.get_by_role("link", name="Call charge").click()
+    await expect(buyer.get_by_test_id("receipt")).to_be_visible()
     assert unexpected(b.errors) == []

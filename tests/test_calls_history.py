@@ -118,3 +118,34 @@ async def test_bad_paging_and_strangers_receipts_are_refused(clocked):
     await assert_error(await stranger.get(f"/api/calls/{call.call_id}/receipt"), 404,
                        "call_not_found")
     await assert_error(await call.buyer.get("/api/calls/999999/receipt"), 404, "call_not_found")
+
+
+async def test_wallet_ledger_shows_a_call_as_one_line_that_never_drops_to_the_hold(clocked):
+    client = clocked.client
+    # 600 tokens at 600 a minute: the first hold (a minute ahead) takes all of it.
+    call = await start_live_call(client, RATE, 600)
+    try:
+        await call.run(12)
+        flat = (await (await call.buyer.get("/api/ledger")).json())["entries"]
+        assert min(tokens(e["balance_after"]) for e in flat if e["bucket"] == "available") == 0
+        grouped = (await (await call.buyer.get("/api/ledger?group=calls")).json())["entries"]
+        [line] = [e for e in grouped if e["kind"] == "call"]
+        assert line["call_id"] == call.call_id and line["line_count"] > 1
+        bal = await balance(call.buyer)
+        held_in_all = tokens(bal["available"]) + tokens(bal["held"])
+        assert tokens(line["balance_after"]) == held_in_all == 600 + tokens(line["amount"]) > 0
+        await call.end()
+    finally:
+        await call.close()
+    grouped = (await (await call.buyer.get("/api/ledger?group=calls")).json())["entries"]
+    [line] = [e for e in grouped if e["kind"] == "call"]
+    [mine] = (await (await call.buyer.get("/api/calls")).json())["calls"]
+    assert tokens(line["amount"]) == -tokens(mine["amounts"]["total"])
+    assert tokens(line["balance_after"]) == tokens((await balance(call.buyer))["available"])
+    # The deposit stays its own line, under the call.
+    assert [e["kind"] for e in grouped][-1] != "call"
+    seller_lines = (await (await call.seller.get("/api/ledger?group=calls")).json())["entries"]
+    [s] = seller_lines
+    [sc] = (await (await call.seller.get("/api/calls")).json())["calls"]
+    assert tokens(s["amount"]) == tokens(sc["amounts"]["total"]) > 0
+    await assert_error(await call.buyer.get("/api/ledger?group=nope"), 422, "invalid_value")

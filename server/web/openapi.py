@@ -171,7 +171,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "claim a USDT transfer by its TXID (202 while it is not final yet)",
         obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200, "wallet"),
     ("get", "/api/deposits"): ("the user's deposits and top-up intents", None, 200, "wallet"),
-    ("get", "/api/ledger"): ("the user's ledger lines, newest first", None, 200, "wallet"),
+    ("get", "/api/ledger"): (
+        "the user's ledger lines, newest first; ?group=calls: each call's lines as one",
+        None, 200, "wallet"),
     ("get", "/api/admin/deposits"): (
         "recorded deposits, ?status=unmatched|credited (admin)", None, 200, "operator"),
     ("post", "/api/admin/deposits/{txid}/assign"): (
