@@ -209,3 +209,13 @@ async def test_a_connected_buyer_is_told_on_the_socket_not_by_mail(app_client):
         assert await _mails_to(app_client, buyer.user["email"]) == []
     finally:
         await ws.close()
+
+
+def test_favourite_mail_escapes_the_sellers_name_and_links_to_the_favourites():
+    from meterchat.mail import messages
+
+    msg = messages.favourite_online("https://chat.example.com/", "<b>Eve</b>", 60)
+    assert msg.kind == "favourite_online" and msg.subject == "<b>Eve</b> is online now"
+    assert "<b>Eve</b>" not in msg.html and "&lt;b&gt;Eve&lt;/b&gt;" in msg.html
+    assert "https://chat.example.com/#/sellers?favourites=true" in msg.text
+    assert "once every 60 minutes" in msg.text
