@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from meterchat.app import create_app
+from meterchat.appkeys import CONFIG
 from tests.conftest import actor, admin_actor, assert_error, make_config
 
 GPS_IFD = 0x8825
@@ -240,6 +241,14 @@ async def test_a_replacement_waits_while_the_approved_photo_stays_shown(app_clie
     assert card["photo_url"] == fourth["url"]
     app_client.session.cookie_jar.clear()
     assert (await fetch(app_client, first["url"]))[0] == 404  # no longer public
+    # The files of every photo that is not shown or waiting are gone from the disk; the
+    # rows stay for the record.
+    photo_dir = app_client.app[CONFIG].sellers.photo_dir
+    kept = {p.name for p in photo_dir.iterdir()}
+    assert kept == {fourth["url"].rsplit("/", 1)[1], fourth["card_url"].rsplit("/", 1)[1]}
+    assert (await fetch(app_client, second["url"], admin))[0] == 404
+    statuses = (await (await admin.get("/api/admin/photos")).json())["photos"]
+    assert [p["status"] for p in statuses] == ["approved", "replaced", "rejected", "replaced"]
 
 
 async def test_bad_photo_names_and_queue_filters(app_client):

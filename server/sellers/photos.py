@@ -5,7 +5,9 @@ the names), the operator's queue and decisions (audited in the decision's transa
 Moderation: an upload is `pending` and shown to nobody but its seller and the operator. A
 seller's photo that is already approved stays shown until a newer one is approved; a
 rejected upload changes nothing that is shown. Uploading again while one is pending
-replaces the pending one (the operator never reviews a photo the seller has withdrawn).
+replaces the pending one (the operator never reviews a photo the seller has withdrawn). The
+files of a rejected or replaced photo are deleted (`orphan_files`, then `delete_files` in the
+photo thread); its row stays, for the record.
 
 Functions ending in `_tx` write inside the caller's transaction (`db.tx`); `store_files`
 and `make` do the CPU and file work and run in the photo thread (`run_in_photo_thread`),
@@ -158,6 +160,26 @@ def decide_tx(conn: sqlite3.Connection, photo_id: int, admin_id: int, approve: b
     audit.record(conn, admin_id, "photo.approve" if approve else "photo.reject",
                  f"photo:{photo_id}", reason, at_ms, seller_id=photo.seller_id)
     return get(conn, photo_id)
+
+
+def orphan_files(conn: sqlite3.Connection, seller_id: int) -> list[str]:
+    """Files of the seller's rejected and replaced photos that no pending or approved photo
+    (of anybody: names are content hashes) uses."""
+    rows = conn.execute(
+        "SELECT card_file, profile_file FROM seller_photos WHERE seller_id = ?"
+        " AND status IN ('rejected', 'replaced')", (seller_id,)).fetchall()
+    names = {n for r in rows for n in (r["card_file"], r["profile_file"])}
+    used = {n for n in names if conn.execute(
+        "SELECT 1 FROM seller_photos WHERE status IN ('pending', 'approved')"
+        " AND (card_file = ? OR profile_file = ?) LIMIT 1", (n, n)).fetchone()}
+    return sorted(names - used)
+
+
+def delete_files(photo_dir: Path, names: list[str]) -> None:
+    """Delete stored files (photo thread); one already gone is no error."""
+    for name in names:
+        if FILE_NAME.match(name):
+            (photo_dir / name).unlink(missing_ok=True)
 
 
 def file_access(conn: sqlite3.Connection, name: str) -> tuple[bool, set[int]]:

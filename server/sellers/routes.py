@@ -234,7 +234,16 @@ async def put_photo(request: web.Request) -> web.Response:
                                                  cfg.max_photo_pixels)
     photo = await request.app[DB].tx(photos.add_pending_tx, user.id, processed, len(data),
                                      now_ms())
+    await _delete_orphans(request, user.id)  # a pending upload it replaced
     return web.json_response({"photo": photo_json(photo)}, status=202)
+
+
+async def _delete_orphans(request: web.Request, seller_id: int) -> None:
+    """The files of the seller's refused and replaced photos go (their rows stay)."""
+    names = await request.app[DB].read(photos.orphan_files, seller_id)
+    if names:
+        await photos.run_in_photo_thread(photos.delete_files,
+                                         request.app[CONFIG].sellers.photo_dir, names)
 
 
 async def get_own_photo(request: web.Request) -> web.Response:
@@ -288,6 +297,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     reason = validate.string(body, "reason", required=False, max_len=rules.MAX_REASON_CHARS)
     photo = await request.app[DB].tx(photos.decide_tx, photo_id, admin.id, approve,
                                      (reason or "").strip() or None, now_ms())
+    await _delete_orphans(request, photo.seller_id)  # the refused one, or the one replaced
     return web.json_response({"photo": photo_json(photo)})
 
 
