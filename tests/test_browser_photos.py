@@ -36,6 +36,7 @@ async def test_approved_photo_shows_on_the_sellers_list(served):
     await photo_box.get_by_role("button", name="Upload", exact=True).click()
     await expect(photo_box.locator("[data-photo-status=pending]")).to_contain_text(
         "Waiting for review")
+    await shot(seller, "dashboard-photo-pending")
 
     # Before approval the list shows initials.
     visitor = await b.page("buyer")
@@ -51,6 +52,7 @@ async def test_approved_photo_shows_on_the_sellers_list(served):
     await expect(queued).to_have_count(1)
     await expect(queued.locator("img")).to_have_js_property("complete", True)
     assert await queued.locator("img").evaluate("img => img.naturalWidth") > 0
+    await shot(operator, "operator-photo-queue")
     await queued.get_by_role("button", name="Approve").click()
     await expect(operator.get_by_text("No photos waiting for review.")).to_be_visible()
 
