@@ -38,6 +38,7 @@ CALL_PARTIES_ONLY = {
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
     ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
     ("get", "/api/calls/{id}/messages"), ("post", "/api/calls/{id}/messages/{mid}/report"),
+    ("get", "/api/calls/{id}/receipt"),
 }
 # Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
 # operator is refused by role.
@@ -48,9 +49,13 @@ PUBLIC = {("get", "/api/sellers/{id}"), ("get", "/api/sellers/{id}/supporters")}
 ON_THE_CALLERS_OWN_LISTS = {
     ("post", "/api/users/{id}/block"), ("delete", "/api/users/{id}/block"),
     ("post", "/api/users/{id}/report"),
+    ("put", "/api/favourites/{id}"), ("delete", "/api/favourites/{id}"),
 }
 
 
+# A seller photo's file: public once approved, before that its seller's and the operator's
+# only (tests/test_sellers_photos.py).
+PHOTO_FILES = {("get", "/api/photos/{name}")}
 # The id names one of the caller's own things; anybody else's is 404 (tests below).
 CALLERS_OWN = {("post", "/api/withdrawals/{id}/cancel"), ("delete", "/api/me/sessions/{id}")}
 
@@ -63,7 +68,7 @@ def test_every_operation_with_a_path_id_is_classified():
     with_id = {op for op in OPERATIONS if "{" in op[1]}
     admin = {op for op in with_id if op[1].startswith("/api/admin/")}
     unclassified = (with_id - admin - CALL_PARTIES_ONLY - BUYER_OF_THE_CALL_ONLY - PUBLIC
-                    - ON_THE_CALLERS_OWN_LISTS - CALLERS_OWN)
+                    - ON_THE_CALLERS_OWN_LISTS - CALLERS_OWN - PHOTO_FILES)
     assert unclassified == set(), "say whose the id is, and add it to a test below"
     assert len(_admin_ops()) >= 5
 

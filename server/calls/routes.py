@@ -1,5 +1,6 @@
 """Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; a call's chat
-messages and the report of one (calls/chat.py); GET /api/ice.
+messages and the report of one (calls/chat.py); my calls a page at a time and a call's
+receipt (calls/history.py); GET /api/ice.
 Also opens and closes the call manager and the socket hub with the app."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from meterchat.accounts.auth import current_user, require_role
 from meterchat.appkeys import CLOCK, CONFIG, DB
-from meterchat.calls import chat, ice, store
+from meterchat.calls import chat, history, ice, store
 from meterchat.calls.manager import CALLS, HUB, CallManager
 from meterchat.calls.signalling import Hub
 from meterchat.core import validate
@@ -43,9 +44,21 @@ async def start_call(request: web.Request) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
+    """My calls, newest first, a page at a time (`?before=<id>`; `next_before` for the next
+    page, null on the last), with what each cost or earned (calls/history.py)."""
     user = await current_user(request)
-    rows = await request.app[DB].read(store.list_calls_of, user.id)
-    return web.json_response({"calls": [store.call_json(r) for r in rows]})
+    before = validate.query_int(request, "before", min=1)
+    limit = validate.query_int(request, "limit", default=history.PAGE_SIZE, min=1,
+                               max=history.PAGE_SIZE)
+    calls, next_before = await request.app[DB].read(history.page, user.id, before, limit)
+    return web.json_response({"calls": calls,
+                              "next_before": None if next_before is None else str(next_before)})
+
+
+async def call_receipt(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    receipt = await request.app[DB].read(history.receipt, user.id, _call_id(request))
+    return web.json_response({"call": receipt})
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -130,6 +143,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/calls", start_call)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{id}", get_call)
+    app.router.add_get("/api/calls/{id}/receipt", call_receipt)
     app.router.add_post("/api/calls/{id}/accept", accept)
     app.router.add_post("/api/calls/{id}/decline", decline)
     app.router.add_post("/api/calls/{id}/end", end)

@@ -493,6 +493,28 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class SellersConfig:
+    max_photo_bytes: int = key(
+        5 * 1024 * 1024, "largest seller photo upload, bytes (larger: 413 photo_too_large)",
+        min=1024)
+    max_photo_pixels: int = key(
+        40_000_000, "most pixels (width x height) a seller photo may decode to; more is refused"
+        " as a decompression bomb (422 photo_too_many_pixels)", min=10_000)
+    photo_uploads_per_hour: int = key(
+        20, "seller photo uploads one seller may make per hour (more: 429)", min=1)
+    photo_dir: Path = key(
+        Path("data/photos"), "where the re-encoded seller photos are stored; relative to the"
+        " config file")
+
+
+@dataclass(frozen=True)
+class FavouritesConfig:
+    notice_interval_minutes: float = key(
+        60.0, "at most one 'favourite online' notice (socket, and mail if opted in) per seller"
+        " per buyer in this many minutes", min=0)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -507,6 +529,8 @@ class Config:
     economy: EconomyConfig = field(default_factory=EconomyConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    sellers: SellersConfig = field(default_factory=SellersConfig)
+    favourites: FavouritesConfig = field(default_factory=FavouritesConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     # `[[webhooks]]`: an array of tables, each a WebhookConfig.
     webhooks: tuple[WebhookConfig, ...] = field(default_factory=tuple)

@@ -22,7 +22,7 @@ DISPUTE_OPENED = "dispute.opened"
 REPORT_OPENED = "report.opened"
 PHOTO_PENDING = "photo.pending"
 
-TYPES = EVENT_TYPES  # photo.pending: written by the seller photos' review (not yet here)
+TYPES = EVENT_TYPES
 assert set(TYPES) == {DEPOSIT_CREDITED, DEPOSIT_UNMATCHED, WITHDRAWAL_REVIEW,
                       WITHDRAWAL_FAILED, WITHDRAWAL_CONFIRMED, HOT_WALLET_LOW,
                       WATCHER_LAGGING, DISPUTE_OPENED, REPORT_OPENED, PHOTO_PENDING}

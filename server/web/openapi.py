@@ -107,8 +107,36 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("put", "/api/seller/status"): (
         "go online or offline", obj(["online"], online=BOOL), 200, "sellers"),
     ("get", "/api/sellers"): (
-        "sellers, filtered by query online, max_rate, tag, language", None, 200, "sellers"),
+        "sellers, filtered by query online, max_rate, tag, language, favourites", None, 200,
+        "sellers"),
     ("get", "/api/sellers/{id}"): ("one seller", None, 200, "sellers"),
+    ("get", "/api/favourites"): ("the buyer's favourite sellers", None, 200, "sellers"),
+    ("get", "/api/favourites/mail"): (
+        "whether the buyer gets a mail when a favourite comes online", None, 200, "sellers"),
+    ("put", "/api/favourites/mail"): (
+        "turn the favourite-online mail on or off (off by default)", obj(["mail"], mail=BOOL),
+        200, "sellers"),
+    ("put", "/api/favourites/{id}"): ("add a seller to the buyer's favourites (idempotent)",
+                                      None, 204, "sellers"),
+    ("delete", "/api/favourites/{id}"): (
+        "remove a seller from the buyer's favourites (idempotent)", None, 204, "sellers"),
+    ("get", "/api/seller/photo"): (
+        "the seller's shown photo, the upload waiting for review, a refused last upload",
+        None, 200, "sellers"),
+    ("put", "/api/seller/photo"): (
+        "upload a photo: the image as the body (Content-Type image/jpeg, image/png or"
+        " image/webp, at most sellers.max_photo_bytes); pending until the operator approves",
+        None, 202, "sellers"),
+    ("get", "/api/photos/{name}"): (
+        "a stored photo (JPEG); public once approved", None, 200, "sellers"),
+    ("get", "/api/admin/photos"): (
+        "seller photos, ?status=pending|approved|rejected|replaced (admin)", None, 200,
+        "operator"),
+    ("post", "/api/admin/photos/{id}/approve"): (
+        "approve a pending photo: it replaces the seller's shown one (admin)",
+        obj(reason=STR), 200, "operator"),
+    ("post", "/api/admin/photos/{id}/reject"): (
+        "reject a pending photo (admin)", obj(reason=STR), 200, "operator"),
     ("post", "/api/users/{id}/block"): ("block a user", obj(reason=STR), 204, "sellers"),
     ("delete", "/api/users/{id}/block"): ("unblock a user", None, 204, "sellers"),
     ("post", "/api/users/{id}/report"): ("report a user", obj(reason=STR), 204, "sellers"),
@@ -116,7 +144,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "start a call at the rate the buyer saw, with an optional spending cap",
         obj(["seller_id", "rate"], seller_id=STR, rate=integer(1), spend_cap=TOKENS),
         201, "calls"),
-    ("get", "/api/calls"): ("my recent calls", None, 200, "calls"),
+    ("get", "/api/calls"): (
+        "my calls, newest first, 50 a page (?before=<id>, ?limit=1..50; next_before), each with what it cost"
+        " (buyer) or earned (seller, after commission), tips and refunds", None, 200, "calls"),
+    ("get", "/api/calls/{id}/receipt"): (
+        "one call of mine with its figures and my ledger lines of it", None, 200, "calls"),
     ("get", "/api/calls/{id}"): ("one call of mine", None, 200, "calls"),
     ("post", "/api/calls/{id}/accept"): ("the seller accepts a ringing call", None, 200,
                                          "calls"),
@@ -145,7 +177,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "claim a USDT transfer by its TXID (202 while it is not final yet)",
         obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200, "wallet"),
     ("get", "/api/deposits"): ("the user's deposits and top-up intents", None, 200, "wallet"),
-    ("get", "/api/ledger"): ("the user's ledger lines, newest first", None, 200, "wallet"),
+    ("get", "/api/ledger"): (
+        "the user's ledger lines, newest first; ?group=calls: each call's lines as one",
+        None, 200, "wallet"),
     ("get", "/api/admin/deposits"): (
         "recorded deposits, ?status=unmatched|credited (admin)", None, 200, "operator"),
     ("post", "/api/admin/deposits/{txid}/assign"): (
