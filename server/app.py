@@ -32,6 +32,8 @@ from meterchat.core.ratelimit import Limits
 from meterchat.deposits import routes as deposits_routes
 from meterchat.deposits.watcher import watcher_ctx
 from meterchat.economy import routes as economy_routes
+from meterchat.events import routes as events_routes
+from meterchat.events.sender import events_ctx
 from meterchat.mail.sender import mail_ctx
 from meterchat.operator import admin_routes as operator_admin_routes
 from meterchat.operator import routes as operator_routes
@@ -71,6 +73,7 @@ ROUTES: tuple[Routes, ...] = (
     calls_ws,  # /ws: signalling
     operator_routes,  # disputes, moderation, audit log, reconciliation
     operator_admin_routes,  # GET /api/admin/audit
+    events_routes,  # GET /api/admin/events, POST /api/admin/events/{id}/resend
     static,  # the browser client at / and /static/, GET /api/client-config, headers
 )
 
@@ -171,6 +174,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
         watcher_ctx,  # the deposit watcher job
         sender_ctx,  # the withdrawal sender job
         mail_ctx,  # the mail sender job (with mail.smtp_host set)
+        events_ctx,  # the webhooks and alert mails job (with either configured)
     ]
     app.cleanup_ctx.extend(resources)
     for module in ROUTES:

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ from meterchat.core.db import (
     run_tx,
 )
 from meterchat.core.errors import ApiError
+from meterchat.core.event_types import EVENT_TYPES
 from meterchat.core.logs import event, setup_logging
 from meterchat.core.units import SUN_PER_TRX, iso_ms
 from meterchat.money import ledger
@@ -358,6 +360,36 @@ def cmd_mail_list(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_events_verify(args: argparse.Namespace, config: Config) -> int:
+    """Check a webhook's X-Meterchat-Signature against the body read from standard input,
+    with the secret of the environment variable named; exit 0 when valid, 1 when not."""
+    from meterchat.events import rules
+
+    secret = os.environ.get(args.secret_env, "")
+    if not secret:
+        print(f"meterchat: the environment variable {args.secret_env} is not set",
+              file=sys.stderr)
+        return 2
+    body = sys.stdin.buffer.read()
+    verdict = rules.verify(secret.encode(), args.header, body, int(time.time()),
+                           args.tolerance_s)
+    print(("valid: " if verdict.ok else "INVALID: ") + verdict.reason,
+          file=sys.stdout if verdict.ok else sys.stderr)
+    return 0 if verdict.ok else 1
+
+
+def cmd_events_list(args: argparse.Namespace, config: Config) -> int:
+    """The newest events, one JSON object a line, with their deliveries."""
+    from meterchat.events import webhooks
+
+    conn = _open_db(config)
+    view = run_read(conn, webhooks.listing, args.type, args.dead, None, args.limit)
+    for e in view["events"]:
+        e.pop("attempts", None)
+        print(json.dumps(e))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     conn = _open_db(config)
     report = run_read(conn, ledger.audit)
@@ -562,6 +594,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", default="all", choices=("all", "pending", "sent", "failed"))
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(fn=cmd_mail_list)
+
+    events = sub.add_parser("events", help="operator events and webhook signatures",
+                            description="operator events and webhook signatures")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    p = events_sub.add_parser(
+        "verify", help="check a webhook signature (the body on standard input); exit 0 when "
+        "valid, 1 when not", description="check an X-Meterchat-Signature header against the "
+        "body read from standard input, with the secret held by an environment variable; a "
+        "timestamp further than --tolerance-s from now is refused as a replay")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--secret-env", required=True, metavar="NAME",
+                   help="environment variable holding the webhook's secret")
+    p.add_argument("--header", required=True, help="the X-Meterchat-Signature value")
+    p.add_argument("--tolerance-s", type=int, default=300,
+                   help="largest age of the signature's timestamp, seconds (default 300)")
+    p.set_defaults(fn=cmd_events_verify)
+    p = events_sub.add_parser("list", help="the newest events with their deliveries (JSON "
+                              "lines)", description="the newest events, one JSON object a "
+                              "line, with their deliveries to each webhook")
+    p.add_argument("--config", metavar="PATH", help="TOML config file")
+    p.add_argument("--type", default=None, choices=EVENT_TYPES)
+    p.add_argument("--dead", action="store_true", help="only those dead for some webhook")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(fn=cmd_events_list)
 
     user = sub.add_parser("user", help="manage users", description="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

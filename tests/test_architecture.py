@@ -18,7 +18,7 @@ FOLDERS = {"server": "meterchat", "chain": "meterchat.chain", "tools": "metercha
 CHAIN, CORE, MONEY, DOMAIN, HTTP, ENTRY = range(6)
 LAYER_NAMES = ["chain", "core", "money", "domain", "http", "entry"]
 # Domain rooms in the order they may import each other: a room imports only rooms before it.
-DOMAIN_ORDER = ["accounts", "mail", "sellers", "economy", "deposits", "withdrawals", "calls",
+DOMAIN_ORDER = ["accounts", "mail", "events", "sellers", "economy", "deposits", "withdrawals", "calls",
                 "operator"]
 # Modules of a domain room that face HTTP or wire jobs into the app (they read app keys).
 HTTP_MODULES = {"routes", "admin_routes", "ws", "auth", "watcher", "sender", "earnings"}

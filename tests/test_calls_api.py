@@ -60,7 +60,8 @@ async def test_seller_profile_listing_and_filters(app_client):
     assert mine == {"id": s1.id, "display_name": s1.user["display_name"], "rate": 600,
                     "online": True, "busy": False, "rating": None, "calls": 0,
                     "bio": "Guitar lessons", "tags": ["music", "guitar"],
-                    "languages": ["en", "de"]}
+                    "languages": ["en", "de"], "photo_url": None, "photo_card_url": None,
+                    "favourite": False}
     body = await (await app_client.get("/api/sellers?max_rate=100")).json()
     assert {s["id"] for s in body["sellers"]} == {s2.id, s3.id}
     body = await (await app_client.get("/api/sellers?tag=MUSIC")).json()

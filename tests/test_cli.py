@@ -28,7 +28,8 @@ def config_file(tmp_path: Path, extra: str = "") -> Path:
 
 def test_every_subcommand_has_help():
     for args in (["--help"], ["serve", "--help"], ["migrate", "--help"], ["audit", "--help"],
-                 ["user", "create", "--help"]):
+                 ["user", "create", "--help"], ["events", "verify", "--help"],
+                 ["events", "list", "--help"]):
         r = meterchat(*args)
         assert r.returncode == 0, r.stderr
         assert "usage:" in r.stdout

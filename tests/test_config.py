@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from meterchat.core.config import ConfigError, Secret, describe_keys, load_config
+from meterchat.core.config import (
+    ConfigError,
+    Secret,
+    describe_keys,
+    describe_webhook_keys,
+    load_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,8 +83,38 @@ def test_example_file_lists_every_key_and_loads():
     load_config(example)
 
 
+def test_example_file_shows_a_commented_webhook_with_every_key():
+    lines = (ROOT / "config.example.toml").read_text().splitlines()
+    assert "# [[webhooks]]" in lines
+    for _, k, _, _ in describe_webhook_keys():
+        line = next((ln for ln in lines if ln.startswith(f"# {k} = ")), None)
+        assert line is not None and "  # " in line, f"webhooks.{k} is not in the example"
+
+
 def test_every_key_has_help():
-    assert all(help for _, _, _, help in describe_keys())
+    assert all(help for _, _, _, help in describe_keys() + describe_webhook_keys())
+
+
+def test_webhooks_are_an_array_of_checked_tables(tmp_path):
+    cfg = load_config(write(tmp_path, '[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\n'
+                                      'secret_env = "HOOK_SECRET"\n'
+                                      'events = ["deposit.credited"]\n'
+                                      '[[webhooks]]\nurl = "https://example.com/b"\n'
+                                      'secret_env = "B"\n'))
+    assert [w.url for w in cfg.webhooks] == ["http://127.0.0.1:9/hook", "https://example.com/b"]
+    assert cfg.webhooks[0].events == ["deposit.credited"] and cfg.webhooks[1].events == []
+    assert cfg.replace(billing={"min_rate": 2}).webhooks == cfg.webhooks
+    for text, names in [
+        ('[[webhooks]]\nurl = "ftp://x/y/z/w"\nsecret_env = "S"\n', "webhooks[0].url"),
+        ('[[webhooks]]\nurl = "http://x.example/"\n', "webhooks[0].secret_env"),
+        ('[[webhooks]]\nurl = "http://x.example/"\nsecret_env = "S"\nevents = ["nope"]\n',
+         "webhooks[0].events"),
+        ('[[webhooks]]\nurl = "http://x.example/"\nsecret_env = "S"\nsecret = "x"\n',
+         "webhooks[0].secret"),
+        ('webhooks = 3\n', "webhooks"),
+    ]:
+        with pytest.raises(ConfigError, match=names.replace("[", r"\[").replace("]", r"\]")):
+            load_config(write(tmp_path, text))
 
 
 def test_secret_never_prints():

@@ -83,10 +83,12 @@ async def test_bonus_laundering_round_trip_through_an_own_seller_gains_nothing(
         await buyer.post(f"/api/calls/{never}/end")
         await assert_error(await tip(buyer, never, 10, "never-2"), 409, "call_not_taken_place")
 
-        # Live, hung up at once: nothing charged.
+        # Live for a second, then hung up: nothing charged (under half a segment), and a
+        # call with live time can be tipped.
         call = await live_call(client, buyer, seller, 3000, bc, sc)
+        await call.run(1)
         ended = await call.end()
-        assert ended["charged"] == "0"
+        assert ended["charged"] == "0" and ended["live_seconds"] == 1
         # The whole balance as a tip: the bonus part is refused, nothing moves.
         resp = await tip(buyer, call.call_id, 1300, "all")
         body = await assert_error(resp, 402, "bonus_not_tippable")

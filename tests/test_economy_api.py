@@ -19,6 +19,7 @@ from tests.conftest import (
     actor,
     assert_error,
     audit_ok,
+    eventually,
     fast_calls_config,
     fund,
     login,
@@ -63,7 +64,8 @@ async def socket_of(client, who: Actor) -> Client:
 async def live_call(client, buyer: Actor, seller: Actor, rate: int = 60, bc=None, sc=None,
                     spend_cap: str | None = None, media: bool = False) -> LiveCall:
     """A call from buyer to seller that goes live on scripted media heartbeats (only a call
-    that went live can be tipped). Unless `media`, the heartbeats stop once it is live: the
+    that had live time can be tipped). Unless `media`, the heartbeats stop once it has been
+    live for a second: the
     call pauses a moment later and bills nothing unless it runs on (on a controlled clock,
     tests/calls_helpers.py: the heartbeats go as `call.run` steps the clock). The sockets
     are the users' own for the test (`socket_of`) unless given."""
@@ -91,8 +93,16 @@ async def live_call(client, buyer: Actor, seller: Actor, rate: int = 60, bc=None
     sm.start()
     await call.wait_state("live")
     if not media:
+        # A second of live time first: a call that ended at 0:00 never connected and cannot
+        # be tipped (tests/test_calls_never_connected.py).
+        await eventually(lambda: live_for_a_second(buyer, call_id))
         await stop_media(call)
     return call
+
+
+async def live_for_a_second(buyer: Actor, call_id: str) -> bool:
+    got = (await (await buyer.get(f"/api/calls/{call_id}")).json())["call"]
+    return got["live_seconds"] >= 1
 
 
 async def stop_media(call: LiveCall) -> None:

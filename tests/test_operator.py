@@ -13,6 +13,7 @@ from meterchat.app import create_app
 from meterchat.appkeys import DB
 from meterchat.chain_ctx import DEVNET
 from meterchat.core.db import now_ms
+from meterchat.events import outbox
 from meterchat.money import billing, ledger
 from meterchat.operator import earnings
 from tests.calls_helpers import clocked_app, start_live_call, ws_client
@@ -199,6 +200,11 @@ async def test_refund_past_what_the_seller_still_holds_is_covered_by_the_platfor
     assert resp.status == 201, await resp.text()
     resp = await buyer.post(f"/api/calls/{call_id}/dispute", {"reason": "not as described"})
     dispute_id = (await resp.json())["dispute"]["id"]
+    [opened] = [e for e in await app_client.app[DB].read(outbox.newest)
+                if e.type == "dispute.opened"]
+    assert opened.data == {"dispute_id": dispute_id, "call_id": str(call_id),
+                           "buyer_id": buyer.id, "seller_id": seller.id,
+                           "reason": "not as described", "charged_tokens": "600"}
     resolve = f"/api/admin/disputes/{dispute_id}/resolve"
     before = await app_client.app[DB].read(ledger.audit)
     # All 600 back would need 450 from the seller (who holds 50): the 400 short plus the
@@ -356,6 +362,10 @@ async def test_ban_blocks_withdrawals_until_unban_and_closes_reports(app_client)
     w = next(x for x in (await (await admin.get("/api/admin/withdrawals")).json())[
         "withdrawals"] if x["id"] == wid)
     assert (w["status"], w["review_reason"]) == ("review", "account_banned")
+    held = [e for e in await app_client.app[DB].read(outbox.newest)
+            if e.type == "withdrawal.review"]
+    assert [(e.data["withdrawal_id"], e.data["reason"]) for e in held] == [
+        (wid, "account_banned")]
     await assert_error(await admin.post(f"/api/admin/withdrawals/{wid}/approve"), 409,
                        "withdrawals_blocked")
     queue = (await (await admin.get("/api/admin/reports?status=open")).json())["reports"]

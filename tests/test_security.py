@@ -37,6 +37,8 @@ CALL_PARTIES_ONLY = {
     ("get", "/api/calls/{id}"), ("post", "/api/calls/{id}/accept"),
     ("post", "/api/calls/{id}/decline"), ("post", "/api/calls/{id}/end"),
     ("post", "/api/calls/{id}/rating"), ("get", "/api/calls/{id}/tips"),
+    ("get", "/api/calls/{id}/messages"), ("post", "/api/calls/{id}/messages/{mid}/report"),
+    ("get", "/api/calls/{id}/receipt"),
 }
 # Only the call's buyer may dispute it: another buyer learns nothing (404), a seller or an
 # operator is refused by role.
@@ -47,9 +49,13 @@ PUBLIC = {("get", "/api/sellers/{id}"), ("get", "/api/sellers/{id}/supporters")}
 ON_THE_CALLERS_OWN_LISTS = {
     ("post", "/api/users/{id}/block"), ("delete", "/api/users/{id}/block"),
     ("post", "/api/users/{id}/report"),
+    ("put", "/api/favourites/{id}"), ("delete", "/api/favourites/{id}"),
 }
 
 
+# A seller photo's file: public once approved, before that its seller's and the operator's
+# only (tests/test_sellers_photos.py).
+PHOTO_FILES = {("get", "/api/photos/{name}")}
 # The id names one of the caller's own things; anybody else's is 404 (tests below).
 CALLERS_OWN = {("post", "/api/withdrawals/{id}/cancel"), ("delete", "/api/me/sessions/{id}")}
 
@@ -62,7 +68,7 @@ def test_every_operation_with_a_path_id_is_classified():
     with_id = {op for op in OPERATIONS if "{" in op[1]}
     admin = {op for op in with_id if op[1].startswith("/api/admin/")}
     unclassified = (with_id - admin - CALL_PARTIES_ONLY - BUYER_OF_THE_CALL_ONLY - PUBLIC
-                    - ON_THE_CALLERS_OWN_LISTS - CALLERS_OWN)
+                    - ON_THE_CALLERS_OWN_LISTS - CALLERS_OWN - PHOTO_FILES)
     assert unclassified == set(), "say whose the id is, and add it to a test below"
     assert len(_admin_ops()) >= 5
 
@@ -95,7 +101,7 @@ async def test_strangers_cannot_read_or_change_a_call(app_client):
         for method, path in sorted(CALL_PARTIES_ONLY):
             if who is admin and method == "get":
                 continue  # an operator reads any call (disputes); changes none
-            url = path.replace("{id}", call_id)
+            url = path.replace("{id}", call_id).replace("{mid}", "1")
             body = bodies.get(path.rsplit("/", 1)[-1])
             resp = await (who.get(url) if method == "get" else who.post(url, body))
             data = await resp.json()

@@ -23,6 +23,7 @@ from meterchat.chain.client import ClientSettings, TronClient
 from meterchat.chain.gateway import SignedTransfer
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.db import now_ms
+from meterchat.events import outbox
 from meterchat.money import ledger
 from meterchat.withdrawals import sending, store
 from meterchat.withdrawals.sender import NO_KEY_REASON, SENDER, WithdrawalSender, sender_from_app
@@ -271,6 +272,12 @@ async def test_out_of_energy_fails_then_operator_retries_and_it_confirms(manual,
     assert (await resp.json())["withdrawal"]["status"] == "queued"
     done = await until_status(seller, w["id"], "confirmed", sender=sender_from_app(app))
     assert done["txid"] != failed["txid"]
+    # Each final state wrote its operator event, in its transaction.
+    written = [(e.type, e.data["txid"], e.data["withdrawal_id"])
+               for e in reversed(await app[DB].read(outbox.newest))
+               if e.type.startswith("withdrawal.")]
+    assert written == [("withdrawal.failed", failed["txid"], w["id"]),
+                       ("withdrawal.confirmed", done["txid"], w["id"])]
     assert [(t[0], t[2]) for t in transfers_to(node, dest)] == \
         [(failed["txid"], "OUT_OF_ENERGY"), (done["txid"], "SUCCESS")]
     assert await app[GATEWAY].usdt_balance(dest) == 2_500_000

@@ -1,6 +1,6 @@
 """The call manager: the active calls in memory (their live time is calls/live.py's), the
-actions of the two parties (start, accept, decline, end; signalling and media heartbeats from
-their sockets), the tick (timeouts, then one billing pass for every live call) and the
+actions of the two parties (start, accept, decline, end; signalling, media heartbeats, chat
+messages and mute / camera-off states from their sockets), the tick (timeouts, then one billing pass for every live call) and the
 call.* and meter messages pushed to both parties. Time comes from the Clock it is given.
 
 A call's end is written to the database before the call is forgotten in memory; a write
@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from meterchat.accounts.users import User
-from meterchat.calls import store
+from meterchat.calls import chat, store
 from meterchat.calls.live import CallLimits, Runtime, hangup_reason
 from meterchat.calls.signalling import Hub
 from meterchat.calls.store import CallRow, call_json
@@ -58,6 +58,8 @@ class CallManager:
         self.by_user: dict[int, int] = {}
         # The socket each party of an active call last spoke from: call id -> user -> ws.
         self.sockets: dict[int, dict[int, object]] = {}
+        # What each party last said of its microphone and camera: call -> user -> (a, v).
+        self.media_states: dict[int, dict[int, tuple[bool, bool]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._bg: set[asyncio.Task[Any]] = set()
         self._end_writes: dict[int, asyncio.Task[bool]] = {}  # call id -> its end's write
@@ -253,9 +255,15 @@ class CallManager:
     def _forget(self, rt: Runtime) -> None:
         self.active.pop(rt.call_id, None)
         self.sockets.pop(rt.call_id, None)
+        self.media_states.pop(rt.call_id, None)
         for uid in (rt.buyer_id, rt.seller_id):
             if self.by_user.get(uid) == rt.call_id:
                 del self.by_user[uid]
+
+    def view(self, row: CallRow) -> dict[str, Any]:
+        """A call row as the API shows it; for a call under way, as its runtime knows it."""
+        rt = self.active.get(row.id)
+        return call_json(row) if rt is None else self._live_json(rt, row)
 
     def _live_json(self, rt: Runtime, row: CallRow) -> dict[str, Any]:
         """An active call as its runtime knows it (the row lags behind by one write)."""
@@ -317,6 +325,33 @@ class CallManager:
         changed = rt.evaluate(now)
         if changed:
             self._state_changed(rt, changed)
+
+    async def on_chat(self, user_id: int, call_id: int, text: str) -> None:
+        """A party's chat message (text already checked by chat.chat_text): stored in one
+        write, then queued to every socket of both parties (the sender's tabs too)."""
+        rt = self._party_call(user_id, call_id)
+        msg = await self.db.tx(chat.add_message_tx, call_id, user_id, text,
+                               self.clock.now_ms())
+        out = {"type": "chat", "call_id": str(call_id), "message": msg}
+        for uid in (rt.buyer_id, rt.seller_id):
+            self.hub.send(uid, out)
+
+    async def on_media_state(self, user_id: int, call_id: int, audio: bool,
+                             video: bool) -> None:
+        """A party's microphone and camera (muted, camera off): relayed to the other party,
+        who is also told the sender what the other side last said (after a reload). Only
+        what the party says of itself; billing does not read it (README: camera off)."""
+        rt = self._party_call(user_id, call_id)
+        states = self.media_states.setdefault(call_id, {})
+        states[user_id] = (audio, video)
+        other = rt.other(user_id)
+        cid = str(call_id)
+        self.hub.send(other, {"type": "media_state", "call_id": cid, "from": str(user_id),
+                              "audio": audio, "video": video})
+        known = states.get(other)
+        if known is not None:
+            self.hub.send(user_id, {"type": "media_state", "call_id": cid, "from": str(other),
+                                    "audio": known[0], "video": known[1]})
 
     def on_socket_closed(self, user_id: int, ws: object) -> None:
         call_id = self.by_user.get(user_id, -1)

@@ -1,4 +1,6 @@
-"""Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; GET /api/ice.
+"""Calls over HTTP (API.md "Calls"): start, accept, decline, end, rate, read; a call's chat
+messages and the report of one (calls/chat.py); my calls a page at a time and a call's
+receipt (calls/history.py); GET /api/ice.
 Also opens and closes the call manager and the socket hub with the app."""
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from aiohttp import web
 
 from meterchat.accounts.auth import current_user, require_role
 from meterchat.appkeys import CLOCK, CONFIG, DB
-from meterchat.calls import ice, store
+from meterchat.calls import chat, history, ice, store
 from meterchat.calls.manager import CALLS, HUB, CallManager
 from meterchat.calls.signalling import Hub
 from meterchat.core import validate
-from meterchat.core.errors import Unprocessable
+from meterchat.core.errors import NotFound, Unprocessable
 from meterchat.core.units import SECOND_MS, AmountError, tokens_to_musdt
+from meterchat.sellers.rules import MAX_REASON_CHARS
 from meterchat.web.metrics import METRICS
 
 
@@ -41,9 +44,21 @@ async def start_call(request: web.Request) -> web.Response:
 
 
 async def list_calls(request: web.Request) -> web.Response:
+    """My calls, newest first, a page at a time (`?before=<id>`; `next_before` for the next
+    page, null on the last), with what each cost or earned (calls/history.py)."""
     user = await current_user(request)
-    rows = await request.app[DB].read(store.list_calls_of, user.id)
-    return web.json_response({"calls": [store.call_json(r) for r in rows]})
+    before = validate.query_int(request, "before", min=1)
+    limit = validate.query_int(request, "limit", default=history.PAGE_SIZE, min=1,
+                               max=history.PAGE_SIZE)
+    calls, next_before = await request.app[DB].read(history.page, user.id, before, limit)
+    return web.json_response({"calls": calls,
+                              "next_before": None if next_before is None else str(next_before)})
+
+
+async def call_receipt(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    receipt = await request.app[DB].read(history.receipt, user.id, _call_id(request))
+    return web.json_response({"call": receipt})
 
 
 async def get_call(request: web.Request) -> web.Response:
@@ -76,6 +91,28 @@ async def rate(request: web.Request) -> web.Response:
     return web.json_response({"call": store.call_json(row)})
 
 
+async def messages(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    call_id = _call_id(request)
+    after = validate.query_int(request, "after", default=0)
+    found, more = await request.app[DB].read(chat.messages_for_party, call_id, user.id, after)
+    return web.json_response({"messages": found, "more": more})
+
+
+async def report_message(request: web.Request) -> web.Response:
+    user = await current_user(request)
+    call_id = _call_id(request)
+    # A stranger learns nothing, not even whether a message id is well formed.
+    await request.app[DB].read(chat.party_of, call_id, user.id)
+    message_id = validate.parse_id(request.match_info["mid"])
+    if message_id is None:
+        raise NotFound("no such message in this call", "message_not_found")
+    body = await validate.read_json(request)
+    reason = validate.string(body, "reason", required=False, max_len=MAX_REASON_CHARS)
+    await request.app[DB].tx(chat.report_message_tx, call_id, message_id, user.id, reason)
+    return web.Response(status=204)
+
+
 async def ice_servers(request: web.Request) -> web.Response:
     user = await current_user(request)
     now_s = request.app[CLOCK].now_ms() // SECOND_MS
@@ -106,8 +143,11 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/calls", start_call)
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{id}", get_call)
+    app.router.add_get("/api/calls/{id}/receipt", call_receipt)
     app.router.add_post("/api/calls/{id}/accept", accept)
     app.router.add_post("/api/calls/{id}/decline", decline)
     app.router.add_post("/api/calls/{id}/end", end)
     app.router.add_post("/api/calls/{id}/rating", rate)
+    app.router.add_get("/api/calls/{id}/messages", messages)
+    app.router.add_post("/api/calls/{id}/messages/{mid}/report", report_message)
     app.router.add_get("/api/ice", ice_servers)

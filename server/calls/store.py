@@ -15,6 +15,7 @@ from meterchat.calls.live import MediaRecord
 from meterchat.core.errors import Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
 from meterchat.core.units import MUSDT_PER_TOKEN, iso_ms, musdt_to_tokens_str
 from meterchat.economy import limits as economy_limits
+from meterchat.economy.rules import had_live_time
 from meterchat.money import billing, ledger
 from meterchat.money.billing import ACTIVE_STATES, FINAL_STATES
 from meterchat.sellers.blocks import is_blocked_between
@@ -44,6 +45,7 @@ class CallRow:
     pauses: int
     paused_ms: int
     paused_by: str | None
+    live_at_ms: int | None  # when it first went live; None for a call that never did
 
     @classmethod
     def of(cls, row: sqlite3.Row) -> CallRow:
@@ -259,9 +261,12 @@ def rate_call_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, stars: i
     row = get_call(conn, call_id)
     if row is None or row.buyer_id != buyer_id:
         raise NotFound("no such call of yours", "call_not_found")
-    if row.state != "ended" or row.live_ms <= 0:
+    if row.state != "ended":
         raise Conflict("only a call that took place and has ended can be rated",
                        "invalid_state")
+    if not had_live_time(row.state, row.live_at_ms, row.live_ms):
+        raise Conflict("this call never connected (no live time): there is nothing to rate",
+                       "call_not_taken_place")
     if row.charged_musdt <= 0:
         # A free call would let throwaway accounts rate any seller for nothing.
         raise Conflict("only a call that cost something can be rated", "nothing_to_rate")

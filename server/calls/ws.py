@@ -5,7 +5,9 @@ open. Past server.max_ws_connections new sockets are refused with a 503 JSON err
 server.max_ws_per_user sockets of one account with a 429. Every reply, like every message
 the server pushes, goes through the socket's outbound queue (calls/signalling.py), so the
 handler never waits for a client to read and the order of messages holds. The messages
-`signal` and `media` are parsed here and handed to the call manager as plain values."""
+`signal`, `media`, `chat` and `media_state` are parsed here and handed to the call manager as plain values;
+`chat` has its own limit per socket (calls.chat_messages_per_10s, past it an `error`
+chat_rate_limited) and its text rule (calls/chat.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from meterchat.accounts.auth import SESSION_COOKIE, bearer_token, session_of
 from meterchat.appkeys import CONFIG
+from meterchat.calls import chat
 from meterchat.calls.manager import CALLS, HUB, CallManager
 from meterchat.core import jsoncodec, logs
 from meterchat.core.errors import ApiError, Forbidden, TooManyRequests, Unavailable
@@ -66,6 +69,42 @@ async def on_signal(manager: CallManager, user_id: int, ws: object, msg: dict[st
     if "data" not in msg:
         raise WsError("signal needs data")
     await manager.on_signal(user_id, ws, call_id, msg["data"])
+
+
+class ChatRate:
+    """A socket's chat limit: at most `limit` chat messages in any RATE_WINDOW_S (every chat
+    message counts, refused ones too, so a flood of bad ones gains nothing)."""
+
+    __slots__ = ("limit", "times")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.times: deque[float] = deque()
+
+    def allow(self, now: float) -> bool:
+        while self.times and self.times[0] <= now - RATE_WINDOW_S:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+async def on_chat(manager: CallManager, user_id: int, rate: ChatRate,
+                  msg: dict[str, Any]) -> None:
+    if not rate.allow(time.monotonic()):
+        raise TooManyRequests("too many chat messages; wait a few seconds",
+                              "chat_rate_limited")
+    call_id = ws_call_id(msg.get("call_id"))
+    await manager.on_chat(user_id, call_id, chat.chat_text(msg.get("text")))
+
+
+async def on_media_state(manager: CallManager, user_id: int, msg: dict[str, Any]) -> None:
+    call_id = ws_call_id(msg.get("call_id"))
+    audio, video = msg.get("audio"), msg.get("video")
+    if not isinstance(audio, bool) or not isinstance(video, bool):
+        raise WsError("media_state needs audio and video, each true or false")
+    await manager.on_media_state(user_id, call_id, audio, video)
 
 
 async def on_media(manager: CallManager, user_id: int, ws: object, msg: dict[str, Any]) -> None:
@@ -135,6 +174,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         # the times of the messages accepted in the last RATE_WINDOW_S.
         limit = cfg.ws_messages_per_10s
         recent: deque[float] = deque()
+        chat_rate = ChatRate(request.app[CONFIG].calls.chat_messages_per_10s)
         clock = time.monotonic
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -167,8 +207,13 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                     await on_signal(manager, user_id, ws, data)
                 elif kind == "media":
                     await on_media(manager, user_id, ws, data)
+                elif kind == "chat":
+                    await on_chat(manager, user_id, chat_rate, data)
+                elif kind == "media_state":
+                    await on_media_state(manager, user_id, data)
                 else:
-                    error("unknown_type", "type must be signal, media or ping")
+                    error("unknown_type",
+                          "type must be signal, media, chat, media_state or ping")
             except ApiError as exc:  # WsError among them
                 error(exc.code, exc.message)
     finally:

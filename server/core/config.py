@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from meterchat.core import bonus_bound
+from meterchat.core.event_types import EVENT_TYPES
 from meterchat.core.units import usdt_to_musdt
 
 NETWORKS = ("devnet", "nile", "shasta", "mainnet")
@@ -222,6 +223,14 @@ class BillingConfig:
 
 
 @dataclass(frozen=True)
+class CallsConfig:
+    chat_messages_per_10s: int = key(
+        10, "chat messages one socket may send per 10 seconds; past it an error "
+        "chat_rate_limited and the message is dropped", min=1
+    )
+
+
+@dataclass(frozen=True)
 class WithdrawalsConfig:
     min_usdt: Decimal = key(Decimal(3), "smallest withdrawal in USDT", min=Decimal("0.000001"))
     fee_usdt: Decimal = key(Decimal("0.5"), "platform fee per withdrawal, USDT", min=Decimal(0))
@@ -344,6 +353,77 @@ class OperatorConfig:
         5.0, "seconds /api/health reuses its last reading of the chain node (however many "
         "ask, the node is read at most once per this)", min=0
     )
+    alert_emails: list[str] = key(
+        [], "addresses mailed the operator events (the same events as the webhooks), batched "
+        "per event type; [] = no alert mails"
+    )
+    alert_batch_minutes: float = key(
+        5.0, "at most one alert mail per event type per this many minutes, carrying every "
+        "event of that type since the last one", min=0
+    )
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    deliver_interval_s: float = key(
+        1.0, "seconds between passes of the job that delivers events to webhooks and alert "
+        "mails", min=0.05
+    )
+    webhook_timeout_s: float = key(
+        10.0, "timeout of one webhook POST (connect, send, answer)", min=0.05
+    )
+    retry_first_s: float = key(
+        10.0, "wait after an event's first failed delivery; it doubles with each failure "
+        "(with jitter: between half and all of it)", min=0.01
+    )
+    retry_max_s: float = key(
+        3600.0, "longest wait between two attempts at delivering one event", min=0.01
+    )
+    max_age_hours: float = key(
+        72.0, "an event a webhook has not taken (2xx) this many hours after it happened is "
+        "marked dead for that webhook (shown on the operator page, re-sendable); the next "
+        "ones go on", min=0
+    )
+    hot_wallet_low_trx: Decimal = key(
+        Decimal(100), "hot_wallet.low starts when the hot wallet holds less TRX than this "
+        "(energy for withdrawals) and clears when it holds this again; 0 = off",
+        min=Decimal(0)
+    )
+    hot_wallet_low_usdt: Decimal = key(
+        Decimal(0), "hot_wallet.low also starts below this much USDT; 0 = off", min=Decimal(0)
+    )
+    hot_wallet_check_s: float = key(
+        60.0, "seconds between two readings of the hot wallet's balances for hot_wallet.low "
+        "(by the withdrawal sender)", min=0.05
+    )
+    watcher_lag_blocks: int = key(
+        100, "watcher.lagging starts when the deposit watcher is this many solidified blocks "
+        "behind, or failed to read the node 3 passes in a row; clears when it caught "
+        "up; 0 = off", min=0
+    )
+
+    @property
+    def hot_wallet_low_sun(self) -> int:
+        return int(self.hot_wallet_low_trx * 1_000_000)
+
+    @property
+    def hot_wallet_low_musdt(self) -> int:
+        return usdt_to_musdt(self.hot_wallet_low_usdt)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One `[[webhooks]]` table: where events are POSTed, signed with the secret read from
+    the environment variable `secret_env`."""
+
+    url: str = key("", "where events are POSTed (http:// or https://)")
+    secret_env: str = key(
+        "", "environment variable holding the webhook's signing secret (never put it here)"
+    )
+    events: list[str] = key(
+        [], "the event types sent to this webhook, e.g. [\"deposit.credited\", "
+        "\"withdrawal.review\"]; [] = every type"
+    )
 
 
 @dataclass(frozen=True)
@@ -413,6 +493,28 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class SellersConfig:
+    max_photo_bytes: int = key(
+        5 * 1024 * 1024, "largest seller photo upload, bytes (larger: 413 photo_too_large)",
+        min=1024)
+    max_photo_pixels: int = key(
+        40_000_000, "most pixels (width x height) a seller photo may decode to; more is refused"
+        " as a decompression bomb (422 photo_too_many_pixels)", min=10_000)
+    photo_uploads_per_hour: int = key(
+        20, "seller photo uploads one seller may make per hour (more: 429)", min=1)
+    photo_dir: Path = key(
+        Path("data/photos"), "where the re-encoded seller photos are stored; relative to the"
+        " config file")
+
+
+@dataclass(frozen=True)
+class FavouritesConfig:
+    notice_interval_minutes: float = key(
+        60.0, "at most one 'favourite online' notice (socket, and mail if opted in) per seller"
+        " per buyer in this many minutes", min=0)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -420,25 +522,42 @@ class Config:
     devnet: DevnetConfig = field(default_factory=DevnetConfig)
     deposits: DepositsConfig = field(default_factory=DepositsConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     economy: EconomyConfig = field(default_factory=EconomyConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    sellers: SellersConfig = field(default_factory=SellersConfig)
+    favourites: FavouritesConfig = field(default_factory=FavouritesConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    # `[[webhooks]]`: an array of tables, each a WebhookConfig.
+    webhooks: tuple[WebhookConfig, ...] = field(default_factory=tuple)
     # Directory relative paths were resolved against (the config file's, or the cwd).
     base_dir: Path = field(default_factory=Path.cwd, compare=False)
 
     def replace(self, **sections: Any) -> Config:
         """A copy with some keys changed: replace(billing={"media_timeout_s": 2})."""
-        data = {name: _section_to_dict(getattr(self, name)) for name in section_names()}
+        data: dict[str, Any] = {
+            name: _section_to_dict(getattr(self, name)) for name in section_names()}
+        data[WEBHOOKS] = [_section_to_dict(w) for w in self.webhooks]
         for name, values in sections.items():
-            data.setdefault(name, {}).update(values)
+            if name == WEBHOOKS:
+                data[WEBHOOKS] = values  # replace(webhooks=[{url, secret_env, events}])
+            else:
+                data.setdefault(name, {}).update(values)
         return config_from_dict(data, self.base_dir)
 
 
+# The one array of tables of the file.
+WEBHOOKS = "webhooks"
+
+
+
 def section_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config) if f.name != "base_dir"]
+    """The file's [tables] (the [[webhooks]] array aside)."""
+    return [f.name for f in dataclasses.fields(Config) if f.name not in ("base_dir", WEBHOOKS)]
 
 
 def section_type(name: str) -> type:
@@ -506,10 +625,10 @@ def _convert(where: str, hint: Any, value: Any, meta: dict[str, Any],
     return out
 
 
-def _build_section(name: str, values: Any, base_dir: Path) -> Any:
+def _build_section(name: str, values: Any, base_dir: Path, cls: type | None = None) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"config key {name}: expected a [{name}] table")
-    cls = section_type(name)
+    cls = cls or section_type(name)
     hints = typing.get_type_hints(cls)
     fields = {toml_name(f): f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -531,7 +650,7 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> Config:
     """Build a validated Config from parsed TOML; unknown keys and bad values raise."""
     known = section_names()
     for name in data:
-        if name not in known:
+        if name not in known and name != WEBHOOKS:
             raise ConfigError(
                 f"unknown config section [{name}]; known sections: {', '.join(known)}"
             )
@@ -542,9 +661,34 @@ def config_from_dict(data: dict[str, Any], base_dir: Path) -> Config:
         sections["security"] = dataclasses.replace(
             sections["security"],
             require_2fa_for_admins=sections["chain"].network == "mainnet")
-    cfg = Config(base_dir=base_dir, **sections)
+    cfg = Config(base_dir=base_dir, webhooks=_build_webhooks(data.get(WEBHOOKS, []), base_dir),
+                 **sections)
     _check_across_keys(cfg)
     return cfg
+
+
+def _build_webhooks(values: Any, base_dir: Path) -> tuple[WebhookConfig, ...]:
+    """The `[[webhooks]]` tables, each checked like a section, named `webhooks[i]`."""
+    if not isinstance(values, list):
+        raise ConfigError("config key webhooks: expected [[webhooks]] tables")
+    out: list[WebhookConfig] = []
+    for i, table in enumerate(values):
+        where = f"{WEBHOOKS}[{i}]"
+        hook: WebhookConfig = _build_section(where, table, base_dir, WebhookConfig)
+        if not hook.url.startswith(("http://", "https://")) or len(hook.url) < 10:
+            raise ConfigError(f"config key {where}.url: expected an http:// or https:// URL, "
+                              f"got {hook.url!r}")
+        if not hook.secret_env:
+            raise ConfigError(f"config key {where}.secret_env: name the environment variable "
+                              "that holds this webhook's signing secret")
+        unknown = [t for t in hook.events if t not in EVENT_TYPES]
+        if unknown:
+            raise ConfigError(f"config key {where}.events: unknown event types {unknown}; "
+                              f"known: {', '.join(EVENT_TYPES)}")
+        if any(w.url == hook.url for w in out):
+            raise ConfigError(f"config key {where}.url: {hook.url} is configured twice")
+        out.append(hook)
+    return tuple(out)
 
 
 def _check_across_keys(cfg: Config) -> None:
@@ -607,3 +751,10 @@ def describe_keys() -> list[tuple[str, str, Any, str]]:
             default = f.default_factory() if callable(f.default_factory) else f.default
             out.append((name, toml_name(f), default, f.metadata.get("help", "")))
     return out
+
+
+def describe_webhook_keys() -> list[tuple[str, str, Any, str]]:
+    """(\"webhooks\", key, default, help) for each key of a `[[webhooks]]` table."""
+    return [(WEBHOOKS, toml_name(f),
+             f.default_factory() if callable(f.default_factory) else f.default,
+             f.metadata.get("help", "")) for f in dataclasses.fields(WebhookConfig)]

@@ -49,6 +49,16 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unprocessable(ApiError):
     status = 422
     code = "invalid_value"

@@ -135,6 +135,7 @@ class Limits:
     resets_by_address: SlidingWindow
     mails_by_email: SlidingWindow  # reset and verification mails to one address
     otp_failures: SlidingWindow  # wrong 2FA codes per account
+    photo_uploads: SlidingWindow  # seller photo uploads per seller
 
     @classmethod
     def from_config(cls, config: Config, clock: Callable[[], float] = time.monotonic) -> Limits:
@@ -149,4 +150,5 @@ class Limits:
             resets_by_address=SlidingWindow(sec.resets_per_ip_per_hour, 3600, clock),
             mails_by_email=SlidingWindow(sec.resets_per_email_per_hour, 3600, clock),
             otp_failures=SlidingWindow(sec.otp_attempts_per_account, LOGIN_WINDOW_S, clock),
+            photo_uploads=SlidingWindow(config.sellers.photo_uploads_per_hour, 3600, clock),
         )

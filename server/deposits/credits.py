@@ -4,7 +4,8 @@ unmatched transfer. Every function ending in `_tx` runs inside `Database.tx`.
 
 Exactly once: `deposits` is UNIQUE on (txid, log_index), and the row is written in the same
 SQLite transaction as the ledger posting (idempotency key `deposit:<txid>:<log_index>`) and
-the top-up bonus. A transfer that matches no intent is recorded `unmatched` for the operator.
+the top-up bonus, and its event (`deposit.credited`; `deposit.unmatched` for one that
+matches no intent) too. A transfer that matches no intent is recorded `unmatched` for the operator.
 The watcher's cursor (`chain_cursor`) moves in the transaction that records its block, so no
 block is skipped and none is recorded twice.
 """
@@ -18,10 +19,13 @@ from meterchat.chain.gateway import TransferLog
 from meterchat.core import audit
 from meterchat.core.db import now_ms
 from meterchat.core.errors import NotFound, Unprocessable
+from meterchat.core.units import musdt_to_usdt_str
 from meterchat.deposits import intents
 from meterchat.deposits import store as deposits
 from meterchat.deposits.rules import AlreadyCredited, match_intent
 from meterchat.economy import bonuses
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_types
 from meterchat.money import ledger
 
 WATCHER_CURSOR = "deposits"
@@ -58,6 +62,13 @@ def _credit_tx(conn: sqlite3.Connection, t: TransferLog, user_id: int) -> int:
     return result.tx_id
 
 
+def _event_data(deposit_id: int, t: TransferLog, block_number: int) -> dict[str, object]:
+    """What a deposit event tells: the transfer, never anything secret."""
+    return {"deposit_id": str(deposit_id), "txid": t.txid, "log_index": t.log_index,
+            "amount_usdt": musdt_to_usdt_str(t.amount), "from_address": t.from_address,
+            "to_address": t.to_address, "block_number": block_number}
+
+
 def record_transfer_tx(conn: sqlite3.Connection, t: TransferLog, block_number: int,
                        block_time_ms: int, source: str, at_ms: int) -> Recorded:
     """Record one Transfer log to the deposit address, crediting the intent it matches.
@@ -75,6 +86,8 @@ def record_transfer_tx(conn: sqlite3.Connection, t: TransferLog, block_number: i
     ).fetchone()["id"]
     conn.execute("DELETE FROM deposit_claims WHERE txid = ?", (t.txid,))
     if intent is None:
+        events.emit_tx(conn, event_types.DEPOSIT_UNMATCHED, {
+            **_event_data(deposit_id, t, block_number), "source": source}, at_ms)
         return Recorded(id=deposit_id, txid=t.txid, log_index=t.log_index, status="unmatched",
                         user_id=None, amount_musdt=t.amount, fresh=True)
     tx_id = _credit_tx(conn, t, intent.user_id)
@@ -84,6 +97,9 @@ def record_transfer_tx(conn: sqlite3.Connection, t: TransferLog, block_number: i
         (intent.user_id, intent.id, tx_id, at_ms, deposit_id),
     )
     intents.mark_paid_tx(conn, intent.id, deposit_id)
+    events.emit_tx(conn, event_types.DEPOSIT_CREDITED, {
+        **_event_data(deposit_id, t, block_number), "user_id": str(intent.user_id),
+        "source": source}, at_ms)
     return Recorded(id=deposit_id, txid=t.txid, log_index=t.log_index, status="credited",
                     user_id=intent.user_id, amount_musdt=t.amount, fresh=True)
 
@@ -155,6 +171,9 @@ def assign_tx(conn: sqlite3.Connection, txid: str, log_index: int | None, user_i
         " credited_at_ms = ?, source = 'operator' WHERE id = ?",
         (user_id, tx_id, at_ms, d.id),
     )
+    events.emit_tx(conn, event_types.DEPOSIT_CREDITED, {
+        **_event_data(d.id, t, d.block_number), "user_id": str(user_id),
+        "source": "operator"}, at_ms)
     audit.record(conn, admin_id, "deposit.assign", f"{txid}:{d.log_index}", None, at_ms,
                  user_id=user_id, amount_musdt=d.amount_musdt)
     credited = deposits.deposit(conn, d.id)

@@ -93,7 +93,12 @@ async def list_deposits(request: web.Request) -> web.Response:
 
 async def user_ledger(request: web.Request) -> web.Response:
     user = await current_user(request)
-    entries = await request.app[DB].read(views.ledger_view, user.id)
+    # ?group=calls: each call's lines as one (the wallet shows it so).
+    group = request.query.get("group")
+    if group not in (None, "", "calls"):
+        raise Unprocessable("group must be calls", "invalid_value")
+    view = views.ledger_view_grouped if group == "calls" else views.ledger_view
+    entries = await request.app[DB].read(view, user.id)
     return web.json_response({"entries": entries})
 
 

@@ -1,6 +1,6 @@
 """The JSON shapes of deposits (API.md "Wallet", "Operator"): a deposit as its user and as the
 operator sees it, an intent with its QR code, a user's deposits and intents, the operator's
-list, and a user's ledger entries. Amounts are strings (USDT and tokens), times `iso_ms`."""
+list, and a user's ledger entries (each posting, or with a call's lines as one). Amounts are strings (USDT and tokens), times `iso_ms`."""
 
 from __future__ import annotations
 
@@ -89,3 +89,52 @@ def ledger_view(conn: sqlite3.Connection, user_id: int) -> list[View]:
         }
         for e in ledger.user_entries(conn, user_id)
     ]
+
+
+# How many of a user's newest postings the grouped ledger reads (a long call is a few
+# lines a minute; 200 groups of them fit many times over).
+GROUPED_POSTINGS = 20_000
+GROUPED_LINES = 200
+
+
+def ledger_view_grouped(conn: sqlite3.Connection, user_id: int) -> list[View]:
+    """The ledger with each call's lines (hold, settle, release, refund, tip: ref
+    `call:<id>`) as one line, newest first: its net amount over the buckets (a hold and its
+    release cancel out), and as balance after the sum, over the buckets the call moved, of
+    each one's balance after the call's newest line (a buyer's available plus held: what
+    they hold in all, so a hold never shows as the balance dropping mid-call). Other lines
+    as in ledger_view."""
+    entries = ledger.user_entries(conn, user_id, GROUPED_POSTINGS)
+    out: list[View] = []
+    groups: dict[str, View] = {}
+    members: dict[str, list[int]] = {}
+    for i, e in enumerate(entries):  # newest first
+        ref = e["ref"] or ""
+        if not ref.startswith("call:"):
+            out.append({"id": str(e["id"]), "at": iso_ms(e["at_ms"]), "kind": e["kind"],
+                        "bucket": e["bucket"], "amount": musdt_to_tokens_str(e["amount_musdt"]),
+                        "balance_after": musdt_to_tokens_str(e["balance_after_musdt"]),
+                        "ref": e["ref"]})
+            continue
+        if ref not in groups:
+            groups[ref] = {"id": ref, "at": iso_ms(e["at_ms"]), "kind": "call", "ref": ref,
+                           "call_id": ref.split(":", 1)[1], "_amount": 0, "_first": i}
+            members[ref] = []
+            out.append(groups[ref])
+        groups[ref]["_amount"] += e["amount_musdt"]
+        groups[ref]["started_at"] = iso_ms(e["at_ms"])
+        members[ref].append(i)
+    for ref, g in groups.items():
+        buckets = sorted({entries[i]["bucket"] for i in members[ref]})
+        after = 0
+        for bucket in buckets:
+            after += next((x["balance_after_musdt"] for x in entries[g["_first"]:]
+                           if x["bucket"] == bucket), 0)
+        g["bucket"] = "available" if "available" in buckets else buckets[0]
+        g["buckets"] = buckets
+        g["amount"] = musdt_to_tokens_str(g.pop("_amount"))
+        g["balance_after"] = musdt_to_tokens_str(after)
+        g["line_count"] = len(members[ref])
+        g["kinds"] = sorted({entries[i]["kind"] for i in members[ref]})
+        del g["_first"]
+    return out[:GROUPED_LINES]

@@ -25,6 +25,8 @@ from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
 from meterchat.deposits import credits as deposits
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_rules
 from meterchat.operator import reconcile
 from meterchat.web.metrics import METRICS, Metrics
 
@@ -40,8 +42,11 @@ MAX_BACKOFF_S = 60.0
 class DepositWatcher:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  deposit_address: str, interval_s: float, metrics: Metrics | None = None,
-                 hot_wallet_address: str | None = None) -> None:
+                 hot_wallet_address: str | None = None, lag_alert_blocks: int = 0) -> None:
         self.db = db
+        self.lag_alert_blocks = lag_alert_blocks
+        self.lag_blocks: int | None = None
+        self._lagging: bool | None = None  # as last written (None: not known yet)
         self.hot_wallet_address = hot_wallet_address
         self.gateway = gateway
         self.usdt_contract = usdt_contract
@@ -70,16 +75,36 @@ class DepositWatcher:
                 done = await self._pass()
             except ChainUnavailable as exc:
                 self._fail(str(exc))
+                await self._observe_lag()
                 return 0
             except Exception as exc:  # keep watching whatever happened; say why
                 log.exception("deposit watcher pass failed")
                 self._fail(f"{type(exc).__name__}: {exc}")
+                await self._observe_lag()
                 return 0
-        if self.failures:
-            event(log, "watcher_recovered", after_failures=self.failures)
-        self.failures = 0
-        self.last_error = None
+            if self.failures:
+                event(log, "watcher_recovered", after_failures=self.failures)
+            self.failures = 0
+            self.last_error = None
+            await self._observe_lag()
         return done
+
+    async def _observe_lag(self) -> None:
+        """watcher.lagging: written only when the condition crosses (the stored state is
+        read once, then kept here)."""
+        lagging = event_rules.watcher_lagging(self.lag_blocks, self.failures,
+                                              self.lag_alert_blocks)
+        if lagging == self._lagging:
+            return
+        try:
+            await self.db.tx(events.threshold_tx, event_rules.WATCHER_LAGGING, lagging, {
+                "lag_blocks": self.lag_blocks, "failed_passes": self.failures,
+                "threshold_blocks": self.lag_alert_blocks,
+                "error": self.last_error[:300] if self.last_error else None}, now_ms())
+        except Exception:  # the database is what fails: the next pass tries again
+            log.exception("watcher.lagging could not be written")
+            return
+        self._lagging = lagging
 
     def _fail(self, reason: str) -> None:
         self.failures += 1
@@ -114,8 +139,9 @@ class DepositWatcher:
                           status=r.status, amount_musdt=r.amount_musdt, block=n)
             at = n
             done += 1
+        self.lag_blocks = max(0, solid - at)
         if self.metrics is not None:
-            self.metrics.watcher_lag_blocks.set(max(0, solid - at))
+            self.metrics.watcher_lag_blocks.set(self.lag_blocks)
         return done
 
 
@@ -141,6 +167,7 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         app[DB], app[GATEWAY], info.usdt_contract, info.deposit_address,
         config.deposits.watcher_interval_s, app.get(METRICS),
         info.hot_wallet_address or (devnet.hot_wallet_address if devnet else None),
+        config.events.watcher_lag_blocks,
     )
     app[WATCHER] = watcher
     async with interval_job(app, watcher.run_once, config.deposits.watcher_interval_s,

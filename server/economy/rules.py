@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from meterchat.core.units import DAY_MS, MUSDT_PER_TOKEN, PPM
+from meterchat.core.units import DAY_MS, MUSDT_PER_TOKEN, PPM, SECOND_MS
 
 # What moves tokens between a buyer and a seller (+ the platform's commission); refunds
 # count negative.
@@ -171,6 +171,16 @@ def fitted_caps(calls: Sequence[CallUnderWay],
 
 
 # ---- tips ------------------------------------------------------------------------------
+
+def had_live_time(state: str, live_at_ms: int | None, live_ms: int) -> bool:
+    """Did the call have live time? A call under way once it has gone live (its row's
+    live time lags behind); a call that is over if it recorded at least a second of live
+    video, what its summary shows as more than 0:00. A call without live time never connected:
+    no tip, no rating, no dispute (409 `call_not_taken_place`)."""
+    if state in ("connecting", "live", "paused"):
+        return live_at_ms is not None
+    return live_ms >= SECOND_MS
+
 
 def tip_open(state: str, ended_at_ms: int | None, now_ms: int, window_ms: int,
              went_live: bool) -> str | None:

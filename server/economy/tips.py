@@ -2,7 +2,8 @@
 transaction), the tips of a call, and a tip as JSON.
 
 A tip is whole tokens, by the call's buyer, of a call that went live, while it is under way
-or up to tip_window_hours after it ended (rules.tip_open), within the buyer's limits and
+or up to tip_window_hours after it ended with live time (rules.tip_open, rules.had_live_time:
+a call that ended at 0:00 never connected and is 409 `call_not_taken_place`), within the buyer's limits and
 self-exclusion (limits.py), from bought tokens only (beyond what the buyer could withdraw:
 402 `bonus_not_tippable`). Commission as for the call's minutes unless
 economy.tip_commission_percent >= 0; the seller's part goes where the call's earnings go
@@ -18,6 +19,7 @@ from meterchat.core.units import HOUR_MS, MUSDT_PER_TOKEN, iso_ms, musdt_to_toke
 from meterchat.economy import bonuses, limits
 from meterchat.economy.rules import (
     floor_whole_tokens,
+    had_live_time,
     tip_open,
     unspent_bonus_musdt,
     withdrawable_musdt,
@@ -47,7 +49,8 @@ def _not_open_message(why: str, window_ms: int) -> str:
     return {
         "call_not_started": "the call has not been accepted yet",
         "call_not_live": "the call has not gone live yet: tips are for a call that took place",
-        "call_not_taken_place": "this call did not take place (it never went live)",
+        "call_not_taken_place": "this call did not take place (it never went live, or had"
+                                " no live time): there is nothing to tip for",
         "tip_window_closed": f"tips are possible up to {window_ms // HOUR_MS} hours after a"
                              " call",
     }[why]
@@ -68,14 +71,14 @@ def tip_tx(conn: sqlite3.Connection, buyer_id: int, call_id: int, tokens: int, k
     # The seller's part goes where the call's earnings go (`pending` during an earnings hold).
     call = conn.execute(
         "SELECT c.buyer_id, c.seller_id, c.state, c.ended_at_ms, c.commission_ppm,"
-        " a.name AS seller_account, c.live_at_ms FROM calls c"
+        " a.name AS seller_account, c.live_at_ms, c.live_ms FROM calls c"
         " JOIN accounts a ON a.id = c.seller_acct WHERE c.id = ?", (call_id,)).fetchone()
     if call is None or buyer_id not in (call["buyer_id"], call["seller_id"]):
         raise NotFound("no such call of yours", "call_not_found")
     if call["buyer_id"] != buyer_id:
         raise Forbidden("only the buyer of a call tips", "not_buyer")
     why = tip_open(call["state"], call["ended_at_ms"], now_ms, window_ms,
-                   call["live_at_ms"] is not None)
+                   had_live_time(call["state"], call["live_at_ms"], call["live_ms"]))
     if why is not None:
         raise Conflict(_not_open_message(why, window_ms), why)
     limits.check_not_excluded(conn, buyer_id, now_ms)

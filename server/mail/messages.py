@@ -109,6 +109,30 @@ def withdrawal_requested(tokens: str, net_usdt: str, address: str, status: str,
                  ("Open my withdrawals", f"{base_url.rstrip('/')}/#/dashboard"))
 
 
+def event_alert(event_type: str, events: list[tuple[str, str, str]], base_url: str
+                ) -> Message:
+    """The operator's alert: every event of one type since the last alert of that type, as
+    (event id, time, the event's data as `key: value` text)."""
+    n = len(events)
+    paragraphs = [f"{n} {event_type} event{'s' if n != 1 else ''} since the last alert of "
+                  "this type:"]
+    paragraphs += [f"{at}  {event_id}  {data}" for event_id, at, data in events]
+    paragraphs.append("The operator page lists every event and its webhook deliveries.")
+    return _mail("event_alert", f"[meterchat] {event_type} ({n})", paragraphs,
+                 ("Open the operator page", f"{base_url.rstrip('/')}/#/admin"))
+
+
+def favourite_online(base_url: str, seller_name: str, interval_minutes: float) -> Message:
+    url = f"{base_url.rstrip('/')}/#/sellers?favourites=true"
+    every = (f"at most once every {interval_minutes:g} minutes per seller"
+             if interval_minutes else "each time a favourite comes online")
+    return _mail("favourite_online", f"{seller_name} is online now", [
+        f"{seller_name}, one of your favourites, just came online on meterchat.",
+        f"You get this mail {every} because you asked for it; turn it off on the sellers "
+        "page (Favourites: mail me).",
+    ], (f"See {seller_name}", url))
+
+
 def public_base_url(mail_url: str, server_url: str, host: str, port: int) -> str:
     """Where links in mails point: mail.public_url, else server.public_url, else the
     address the server listens on."""

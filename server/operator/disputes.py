@@ -19,9 +19,13 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from meterchat.calls import chat
 from meterchat.calls import store as calls
 from meterchat.core.errors import Conflict, NotFound, Unprocessable
 from meterchat.core.units import iso_ms, musdt_to_tokens_str
+from meterchat.economy.rules import had_live_time
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_types
 from meterchat.money import ledger
 from meterchat.money.billing import FINAL_STATES
 from meterchat.money.ledger import REVENUE_COMMISSION
@@ -101,13 +105,19 @@ def refunded_musdt(conn: sqlite3.Connection, call_id: int) -> int:
 def open_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, reason: str,
             window_days: int, at_ms: int) -> Dispute:
     call = conn.execute(
-        "SELECT buyer_id, seller_id, state, ended_at_ms, charged_musdt FROM calls WHERE id = ?",
-        (call_id,)).fetchone()
+        "SELECT buyer_id, seller_id, state, ended_at_ms, charged_musdt, live_at_ms, live_ms"
+        " FROM calls WHERE id = ?", (call_id,)).fetchone()
     if call is None or call["buyer_id"] != buyer_id:
         raise NotFound("no such call of yours", "call_not_found")
     if call["state"] not in FINAL_STATES:
         raise Conflict("a call can be disputed once it has ended", "call_not_ended")
-    if call["charged_musdt"] - refunded_musdt(conn, call_id) <= 0:
+    left = call["charged_musdt"] - refunded_musdt(conn, call_id)
+    if left <= 0 and not had_live_time(call["state"], call["live_at_ms"], call["live_ms"]):
+        # Money taken stays disputable whatever the live time; nothing taken and no live
+        # time: the call never connected.
+        raise Conflict("this call never connected (no live time): nothing was charged",
+                       "call_not_taken_place")
+    if left <= 0:
         raise Conflict("nothing was charged for this call (or it was refunded already)",
                        "nothing_to_dispute")
     if not within_window(call["ended_at_ms"], at_ms, window_days):
@@ -120,6 +130,10 @@ def open_tx(conn: sqlite3.Connection, call_id: int, buyer_id: int, reason: str,
         "INSERT INTO disputes (call_id, buyer_id, seller_id, reason, status, created_at_ms)"
         " VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
         (call_id, buyer_id, call["seller_id"], reason, at_ms)).fetchone()
+    events.emit_tx(conn, event_types.DISPUTE_OPENED, {
+        "dispute_id": str(new["id"]), "call_id": str(call_id), "buyer_id": str(buyer_id),
+        "seller_id": str(call["seller_id"]), "reason": reason,
+        "charged_tokens": musdt_to_tokens_str(call["charged_musdt"])}, at_ms)
     return _require(conn, new["id"])
 
 
@@ -142,7 +156,7 @@ def list_for_admin(conn: sqlite3.Connection, status: str | None, limit: int = 50
 
 def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
     """Everything kept about a call: its row, every state change, every segment, both
-    parties' media reports, its ledger transactions and its disputes."""
+    parties' media reports, its ledger transactions, its disputes and its chat messages."""
     call = calls.get_call(conn, call_id)
     if call is None:
         raise NotFound("no such call", "call_not_found")
@@ -177,7 +191,8 @@ def call_record(conn: sqlite3.Connection, call_id: int) -> dict[str, Any]:
     disputes = [_dispute(r).view() for r in conn.execute(
         f"SELECT {_COLS} FROM disputes d WHERE d.call_id = ? ORDER BY d.id", (call_id,))]
     return {"call": calls.call_json(call), "events": events, "segments": segments,
-            "media": media, "ledger": txs, "disputes": disputes}
+            "media": media, "ledger": txs, "disputes": disputes,
+            "messages": chat.messages_of(conn, call_id)}
 
 
 def record_of_dispute(conn: sqlite3.Connection, dispute_id: int) -> dict[str, Any]:

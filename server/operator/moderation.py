@@ -1,4 +1,5 @@
-"""Moderation: the queue of user reports, bans and unbans.
+"""Moderation: the queue of user reports (a report of a chat message carries the message),
+bans and unbans.
 
 A ban, in one transaction: the user is marked banned (requests with any of their tokens are
 refused from then on), every session is revoked (logged out everywhere), a seller goes
@@ -19,7 +20,9 @@ from meterchat.accounts import users as accounts
 from meterchat.accounts.sessions import revoke_all_sessions_tx
 from meterchat.core.errors import Conflict, NotFound
 from meterchat.core.units import iso_ms
+from meterchat.events import rules as event_types
 from meterchat.operator import audit_log
+from meterchat.withdrawals import sending
 
 REVIEW_ACCOUNT_BANNED = "account_banned"
 MAX_REASON_CHARS = 2000
@@ -59,10 +62,14 @@ def ban_tx(conn: sqlite3.Connection, user_id: int, actor_id: int, reason: str,
     revoke_all_sessions_tx(conn, user_id)
     conn.execute("UPDATE sellers SET online = 0, updated_at_ms = ? WHERE user_id = ?",
                  (at_ms, user_id))
-    held = conn.execute(
+    held_ids = [r["id"] for r in conn.execute(
         "UPDATE withdrawals SET status = 'review', review_reason = ?, updated_at_ms = ?"
-        " WHERE user_id = ? AND status = 'queued'",
-        (REVIEW_ACCOUNT_BANNED, at_ms, user_id)).rowcount
+        " WHERE user_id = ? AND status = 'queued' RETURNING id",
+        (REVIEW_ACCOUNT_BANNED, at_ms, user_id)).fetchall()]
+    for wid in sorted(held_ids):
+        sending.emit_tx(conn, event_types.WITHDRAWAL_REVIEW, wid, at_ms,
+                        reason=REVIEW_ACCOUNT_BANNED)
+    held = len(held_ids)
     closed = conn.execute(
         "UPDATE user_reports SET closed_at_ms = ?, closed_by = ?, outcome = 'banned'"
         " WHERE reported_id = ? AND closed_at_ms IS NULL", (at_ms, actor_id, user_id)).rowcount
@@ -89,32 +96,56 @@ def withdrawals_blocked(conn: sqlite3.Connection, user_id: int) -> bool:
     return bool(row and row["withdrawals_blocked"])
 
 
+# The call a report is about, if any: the last call between the two users that began before
+# the report was made (a report carries no call of its own).
+REPORT_CALL_SQL = (
+    "(SELECT c.id FROM calls c WHERE c.created_at_ms <= r.created_at_ms AND"
+    " ((c.buyer_id = r.reporter_id AND c.seller_id = r.reported_id) OR"
+    " (c.buyer_id = r.reported_id AND c.seller_id = r.reporter_id))"
+    " ORDER BY c.id DESC LIMIT 1)")
+
 _REPORT_STATUS = {"open": "r.closed_at_ms IS NULL", "closed": "r.closed_at_ms IS NOT NULL",
                   None: "1"}
 
 
 def reports(conn: sqlite3.Connection, status: str | None, limit: int = 500
             ) -> list[dict[str, Any]]:
-    """The queue of reports, newest first, each with how often its user was reported."""
+    """The queue of reports, newest first, each with how often its user was reported and the
+    call it is about, if any."""
     rows = conn.execute(
-        "SELECT r.id, r.reporter_id, ru.email AS reporter_email, r.reported_id,"
-        " tu.email AS reported_email, tu.role AS reported_role,"
+        "SELECT r.id, r.reporter_id, ru.email AS reporter_email,"
+        " ru.display_name AS reporter_display_name, r.reported_id,"
+        " tu.email AS reported_email, tu.display_name AS reported_display_name,"
+        " tu.role AS reported_role,"
         " tu.banned_at_ms AS reported_banned_at_ms, r.reason, r.created_at_ms,"
         " r.closed_at_ms, r.outcome,"
         " (SELECT COUNT(*) FROM user_reports x WHERE x.reported_id = r.reported_id)"
-        " AS reports_about_user"
+        # A reported chat message names its call; otherwise the last call between the two.
+        f" AS reports_about_user, COALESCE(m.call_id, {REPORT_CALL_SQL}) AS call_id,"
+        " m.id AS message_id, m.call_id AS message_call_id,"
+        " m.text AS message_text, m.at_ms AS message_at_ms"
         " FROM user_reports r JOIN users ru ON ru.id = r.reporter_id"
-        f" JOIN users tu ON tu.id = r.reported_id WHERE {_REPORT_STATUS[status]}"
+        " JOIN users tu ON tu.id = r.reported_id"
+        " LEFT JOIN call_messages m ON m.id = r.call_message_id"
+        f" WHERE {_REPORT_STATUS[status]}"
         " ORDER BY r.id DESC LIMIT ?", (limit,)).fetchall()
     return [{
         "id": str(r["id"]), "reporter_id": str(r["reporter_id"]),
-        "reporter_email": r["reporter_email"], "reported_id": str(r["reported_id"]),
-        "reported_email": r["reported_email"], "reported_role": r["reported_role"],
+        "reporter_email": r["reporter_email"],
+        "reporter_display_name": r["reporter_display_name"],
+        "reported_id": str(r["reported_id"]), "reported_email": r["reported_email"],
+        "reported_display_name": r["reported_display_name"],
+        "reported_role": r["reported_role"],
         "reported_banned": r["reported_banned_at_ms"] is not None, "reason": r["reason"],
         "created_at": iso_ms(r["created_at_ms"]),
         "status": "open" if r["closed_at_ms"] is None else "closed",
         "closed_at": iso_ms(r["closed_at_ms"]), "outcome": r["outcome"],
         "reports_about_user": r["reports_about_user"],
+        "call_id": None if r["call_id"] is None else str(r["call_id"]),
+        # A report of a chat message carries it (null for a report about the user only).
+        "message": None if r["message_id"] is None else {
+            "id": str(r["message_id"]), "call_id": str(r["message_call_id"]),
+            "text": r["message_text"], "at": iso_ms(r["message_at_ms"])},
     } for r in rows]
 
 

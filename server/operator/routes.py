@@ -14,7 +14,15 @@ from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Unprocessable
 from meterchat.core.units import SUN_PER_TRX, AmountError, tokens_to_musdt
-from meterchat.operator import audit_log, disputes, earnings, moderation, reconcile
+from meterchat.operator import (
+    audit_log,
+    disputes,
+    earnings,
+    finder,
+    finder_views,
+    moderation,
+    reconcile,
+)
 
 
 def _id(request: web.Request, what: str) -> int:
@@ -105,9 +113,11 @@ async def dismiss_report(request: web.Request) -> web.Response:
 
 
 async def get_user(request: web.Request) -> web.Response:
+    """A user's page: moderation state and balance, their calls, deposits, withdrawals,
+    reports by and about them, audit-log lines (operator/finder.py)."""
     await require_role(request, "admin")
-    return web.json_response(
-        {"user": await request.app[DB].read(moderation.user_view, _id(request, "user"))})
+    page = await request.app[DB].read(finder.user_page, _id(request, "user"))
+    return web.json_response(finder_views.user_page_view(page, request.app[CALLS].view))
 
 
 async def ban(request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
 """Blocks and reports between users: a block hides each side from the other (listing, calls)
 until lifted; a report goes to the operator's queue (operator/moderation.py), at most
-REPORTS_PER_HOUR per reporter."""
+REPORTS_PER_HOUR per reporter, and may carry a chat message of a call (calls/chat.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sqlite3
 from meterchat.core.db import now_ms
 from meterchat.core.errors import NotFound, TooManyRequests, Unprocessable
 from meterchat.core.units import HOUR_MS
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_types
 from meterchat.sellers.rules import REPORTS_PER_HOUR
 
 
@@ -45,8 +47,9 @@ def unblock_tx(conn: sqlite3.Connection, blocker_id: int, blocked_id: int) -> No
 
 
 def report_tx(conn: sqlite3.Connection, reporter_id: int, reported_id: int,
-              reason: str | None) -> None:
-    """File a report; 429 past REPORTS_PER_HOUR in the last hour."""
+              reason: str | None, *, call_message_id: int | None = None) -> None:
+    """File a report; 429 past REPORTS_PER_HOUR in the last hour. `call_message_id`: the
+    chat message of a call it is about (calls/chat.py checks it first)."""
     _check_target(conn, reporter_id, reported_id)
     now = now_ms()
     recent = conn.execute(
@@ -55,8 +58,12 @@ def report_tx(conn: sqlite3.Connection, reporter_id: int, reported_id: int,
     ).fetchone()["n"]
     if recent >= REPORTS_PER_HOUR:
         raise TooManyRequests("too many reports in the last hour; try again later")
-    conn.execute(
-        "INSERT INTO user_reports (reporter_id, reported_id, reason, created_at_ms)"
-        " VALUES (?, ?, ?, ?)",
-        (reporter_id, reported_id, reason, now),
-    )
+    report = conn.execute(
+        "INSERT INTO user_reports (reporter_id, reported_id, reason, created_at_ms,"
+        " call_message_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        (reporter_id, reported_id, reason, now, call_message_id),
+    ).fetchone()
+    events.emit_tx(conn, event_types.REPORT_OPENED, {
+        "report_id": str(report["id"]), "reporter_id": str(reporter_id),
+        "reported_id": str(reported_id), "reason": reason,
+        "call_message_id": None if call_message_id is None else str(call_message_id)}, now)

@@ -1,6 +1,7 @@
 """The sellers' rules (pure, no I/O): a rate within the operator's limits, how tags and
 languages are written (one space, lower case, no duplicates), the length of a bio and of a
-block or report reason, and how many reports one user may file per hour."""
+block or report reason, how many reports one user may file per hour, and when a buyer may
+be told again that a favourite came online."""
 
 from __future__ import annotations
 
@@ -35,3 +36,12 @@ def check_rate(rate: int, min_rate: int, max_rate: int) -> None:
             f"rate must be a whole number of tokens per minute from {min_rate} to {max_rate}",
             "rate_out_of_range",
         )
+
+
+def notice_due(last_at_ms: int | None, now_ms: int, interval_ms: int) -> bool:
+    """Whether a buyer may be told (again) that a favourite seller came online: never told,
+    or told at least `favourites.notice_interval_minutes` ago. A clock that went back (a
+    last notice in the future) counts as within the interval."""
+    if last_at_ms is None:
+        return True
+    return now_ms - last_at_ms >= interval_ms

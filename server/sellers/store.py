@@ -32,14 +32,22 @@ class Seller:
     bio: str
     tags: list[str]
     languages: list[str]
+    # The approved photo's two files (sellers/photos.py), or None: initials are shown.
+    photo_card: str | None = None
+    photo_profile: str | None = None
+    # In the viewer's favourites (always False for a listing without a viewer).
+    favourite: bool = False
 
 
 _SELECT_SELLER = """
 SELECT s.user_id, u.display_name, s.rate_tokens_per_min, s.online, s.bio, s.tags_json,
        s.languages_json, s.busy,
        CASE WHEN s.rating_count > 0 THEN s.rating_sum * 1.0 / s.rating_count END AS rating,
-       s.calls_count
+       s.calls_count, p.card_file AS photo_card, p.profile_file AS photo_profile,
+       EXISTS (SELECT 1 FROM favourites f WHERE f.buyer_id = ? AND f.seller_id = s.user_id)
+           AS favourite
 FROM sellers s JOIN users u ON u.id = s.user_id
+LEFT JOIN seller_photos p ON p.seller_id = s.user_id AND p.status = 'approved'
 """
 
 
@@ -55,13 +63,17 @@ def _seller(row: sqlite3.Row) -> Seller:
         bio=row["bio"],
         tags=json.loads(row["tags_json"]),
         languages=json.loads(row["languages_json"]),
+        photo_card=row["photo_card"],
+        photo_profile=row["photo_profile"],
+        favourite=bool(row["favourite"]),
     )
 
 
-def get_seller(conn: sqlite3.Connection, user_id: int) -> Seller:
+def get_seller(conn: sqlite3.Connection, user_id: int, viewer_id: int | None = None) -> Seller:
     """A seller who is not banned; 404 seller_not_found otherwise."""
     row = conn.execute(
-        _SELECT_SELLER + " WHERE s.user_id = ? AND u.banned_at_ms IS NULL", (user_id,)
+        _SELECT_SELLER + " WHERE s.user_id = ? AND u.banned_at_ms IS NULL",
+        (viewer_id or 0, user_id),
     ).fetchone()
     if row is None:
         raise NotFound("no such seller", "seller_not_found")
@@ -112,11 +124,15 @@ def online_seller_ids(conn: sqlite3.Connection) -> list[int]:
 def list_sellers(conn: sqlite3.Connection, *, online: bool | None = None,
                  max_rate: int | None = None, tag: str | None = None,
                  language: str | None = None, viewer_id: int | None = None,
-                 limit: int = 100) -> list[Seller]:
+                 favourites: bool = False, limit: int = 100) -> list[Seller]:
     """The listing: sellers who are not banned, online first, then free before busy, then
-    by finished calls (the index sellers_listing gives this order without sorting)."""
+    by finished calls (the index sellers_listing gives this order without sorting);
+    `favourites`: only the viewer's favourites."""
     where = ["u.banned_at_ms IS NULL"]
-    args: list[Any] = []
+    args: list[Any] = [viewer_id or 0]
+    if favourites:
+        where.append("s.user_id IN (SELECT seller_id FROM favourites WHERE buyer_id = ?)")
+        args.append(viewer_id or 0)
     if online is not None:
         where.append("s.online = ?")
         args.append(1 if online else 0)

@@ -107,8 +107,36 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("put", "/api/seller/status"): (
         "go online or offline", obj(["online"], online=BOOL), 200, "sellers"),
     ("get", "/api/sellers"): (
-        "sellers, filtered by query online, max_rate, tag, language", None, 200, "sellers"),
+        "sellers, filtered by query online, max_rate, tag, language, favourites", None, 200,
+        "sellers"),
     ("get", "/api/sellers/{id}"): ("one seller", None, 200, "sellers"),
+    ("get", "/api/favourites"): ("the buyer's favourite sellers", None, 200, "sellers"),
+    ("get", "/api/favourites/mail"): (
+        "whether the buyer gets a mail when a favourite comes online", None, 200, "sellers"),
+    ("put", "/api/favourites/mail"): (
+        "turn the favourite-online mail on or off (off by default)", obj(["mail"], mail=BOOL),
+        200, "sellers"),
+    ("put", "/api/favourites/{id}"): ("add a seller to the buyer's favourites (idempotent)",
+                                      None, 204, "sellers"),
+    ("delete", "/api/favourites/{id}"): (
+        "remove a seller from the buyer's favourites (idempotent)", None, 204, "sellers"),
+    ("get", "/api/seller/photo"): (
+        "the seller's shown photo, the upload waiting for review, a refused last upload",
+        None, 200, "sellers"),
+    ("put", "/api/seller/photo"): (
+        "upload a photo: the image as the body (Content-Type image/jpeg, image/png or"
+        " image/webp, at most sellers.max_photo_bytes); pending until the operator approves",
+        None, 202, "sellers"),
+    ("get", "/api/photos/{name}"): (
+        "a stored photo (JPEG); public once approved", None, 200, "sellers"),
+    ("get", "/api/admin/photos"): (
+        "seller photos, ?status=pending|approved|rejected|replaced (admin)", None, 200,
+        "operator"),
+    ("post", "/api/admin/photos/{id}/approve"): (
+        "approve a pending photo: it replaces the seller's shown one (admin)",
+        obj(reason=STR), 200, "operator"),
+    ("post", "/api/admin/photos/{id}/reject"): (
+        "reject a pending photo (admin)", obj(reason=STR), 200, "operator"),
     ("post", "/api/users/{id}/block"): ("block a user", obj(reason=STR), 204, "sellers"),
     ("delete", "/api/users/{id}/block"): ("unblock a user", None, 204, "sellers"),
     ("post", "/api/users/{id}/report"): ("report a user", obj(reason=STR), 204, "sellers"),
@@ -116,7 +144,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "start a call at the rate the buyer saw, with an optional spending cap",
         obj(["seller_id", "rate"], seller_id=STR, rate=integer(1), spend_cap=TOKENS),
         201, "calls"),
-    ("get", "/api/calls"): ("my recent calls", None, 200, "calls"),
+    ("get", "/api/calls"): (
+        "my calls, newest first, 50 a page (?before=<id>, ?limit=1..50; next_before), each with what it cost"
+        " (buyer) or earned (seller, after commission), tips and refunds", None, 200, "calls"),
+    ("get", "/api/calls/{id}/receipt"): (
+        "one call of mine with its figures and my ledger lines of it", None, 200, "calls"),
     ("get", "/api/calls/{id}"): ("one call of mine", None, 200, "calls"),
     ("post", "/api/calls/{id}/accept"): ("the seller accepts a ringing call", None, 200,
                                          "calls"),
@@ -127,6 +159,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/api/calls/{id}/rating"): (
         "the buyer rates an ended call", obj(["stars"], stars=integer(1, 5), comment=STR),
         200, "calls"),
+    ("get", "/api/calls/{id}/messages"): (
+        "the chat messages of a call of mine, oldest first, 500 at a time after ?after=ID"
+        " (`more`: ask again from the last id)", None, 200, "calls"),
+    ("post", "/api/calls/{id}/messages/{mid}/report"): (
+        "report a chat message the other party sent (to the operator's reports queue)",
+        obj(reason=STR), 204, "calls"),
     ("get", "/api/ice"): ("STUN/TURN servers with short-lived TURN credentials", None, 200,
                           "calls"),
     ("post", "/api/deposits/intents"): (
@@ -139,7 +177,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "claim a USDT transfer by its TXID (202 while it is not final yet)",
         obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200, "wallet"),
     ("get", "/api/deposits"): ("the user's deposits and top-up intents", None, 200, "wallet"),
-    ("get", "/api/ledger"): ("the user's ledger lines, newest first", None, 200, "wallet"),
+    ("get", "/api/ledger"): (
+        "the user's ledger lines, newest first; ?group=calls: each call's lines as one",
+        None, 200, "wallet"),
     ("get", "/api/admin/deposits"): (
         "recorded deposits, ?status=unmatched|credited (admin)", None, 200, "operator"),
     ("post", "/api/admin/deposits/{txid}/assign"): (
@@ -191,8 +231,18 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "the queue of user reports, ?status=open|closed (admin)", None, 200, "operator"),
     ("post", "/api/admin/reports/{id}/dismiss"): (
         "close a report without action (admin)", obj(reason=STR), 200, "operator"),
+    ("get", "/api/admin/users"): (
+        "search users, ?q= an id, an email or its beginning, part of a display name;"
+        " no q: every user, newest first; ?limit=1..100 (20), ?offset=; each with role,"
+        " balance, banned (admin)", None, 200,
+        "operator"),
     ("get", "/api/admin/users/{id}"): (
-        "a user's moderation state (admin)", None, 200, "operator"),
+        "a user's moderation state, balance, and their latest calls, deposits, withdrawals,"
+        " reports by and about them, audit-log lines, 20 of each (admin)", None, 200,
+        "operator"),
+    ("get", "/api/admin/calls"): (
+        "calls, ?status=live|recent, newest first, ?before= a call id, ?limit=1..200 (50),"
+        " with both parties (admin)", None, 200, "operator"),
     ("post", "/api/admin/users/{id}/ban"): (
         "ban a user: logs them out everywhere, ends their call, closes their sockets,"
         " blocks their withdrawals (admin)",
@@ -205,6 +255,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/api/admin/reconcile"): (
         "what users hold against the hot wallet's USDT and TRX on chain, and unmatched"
         " deposits (admin)", None, 200, "operator"),
+    # Events (events/routes.py)
+    ("get", "/api/admin/events"): (
+        "operator events {id, type, at, data}, newest first, each with its deliveries to "
+        "each webhook and its last attempts; ?type=, ?status=dead, ?before=<event id>, "
+        "?limit= (admin)", None, 200, "operator"),
+    ("post", "/api/admin/events/{id}/resend"): (
+        "send a dead (or delivered) event again, with the same id, to every webhook it was "
+        "for or to `webhook` only (admin)", obj(webhook=STR), 200, "operator"),
     # Economy (economy/routes.py)
     ("post", "/api/calls/{id}/tip"): (
         "the buyer tips the seller whole tokens of a call that went live, during it or up to "

@@ -18,6 +18,7 @@ from meterchat.core.config import WithdrawalsConfig
 from meterchat.core.errors import Conflict, Unprocessable
 from meterchat.core.units import DAY_MS, iso_ms, musdt_to_usdt_str
 from meterchat.economy import bonuses
+from meterchat.events import rules as event_types
 from meterchat.money import ledger
 from meterchat.withdrawals import sending
 from meterchat.withdrawals import store as wd
@@ -87,6 +88,8 @@ def request_tx(conn: sqlite3.Connection, user_id: int, idem_key: str, address: s
     ledger.transfer(conn, ledger.user_account(user_id), ledger.CLEARING_WITHDRAWALS,
                     q.amount_musdt, KIND_REQUEST, idem_key=f"withdrawal:{wid}:request",
                     ref=f"withdrawal:{wid}")
+    if reason:
+        sending.emit_tx(conn, event_types.WITHDRAWAL_REVIEW, wid, at_ms, reason=reason)
     return Requested(wd.require(conn, wid), False)
 
 
@@ -225,6 +228,8 @@ def confirm_paid_by_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str,
         " updated_at_ms = ? WHERE id = ? AND status = 'review'",
         (txid, block_number, at_ms, actor_id, at_ms, at_ms, w.id))
     sending.post_sent_tx(conn, w, txid)
+    sending.emit_tx(conn, event_types.WITHDRAWAL_CONFIRMED, w.id, at_ms,
+                    block_number=block_number)
     _audit_tx(conn, actor_id, "withdrawal.confirm", w.id, at_ms, txid=txid,
               block_number=block_number, net_musdt=w.net_musdt, address=w.address)
     return wd.require(conn, w.id)
@@ -248,6 +253,8 @@ def hold_restored_tx(conn: sqlite3.Connection, at_ms: int, source: str) -> list[
             " updated_at_ms = ? WHERE id = ?", (REVIEW_RESTORED, at_ms, r["id"]))
         _audit_tx(conn, None, "withdrawal.hold", r["id"], at_ms, restored_from=source,
                   was=r["status"], txid=r["txid"])
+        sending.emit_tx(conn, event_types.WITHDRAWAL_REVIEW, r["id"], at_ms,
+                        reason=REVIEW_RESTORED)
     conn.execute("DELETE FROM backup_marker")
     return [r["id"] for r in rows]
 

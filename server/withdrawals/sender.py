@@ -30,17 +30,20 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 
 from aiohttp import web
 
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain.gateway import BadTransaction, ChainGateway, ChainTx, ChainUnavailable
 from meterchat.chain_ctx import CHAIN_INFO, GATEWAY
-from meterchat.core.config import Secret, WithdrawalsConfig
+from meterchat.core.config import EventsConfig, Secret, WithdrawalsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
 from meterchat.core.units import SUN_PER_TRX, musdt_to_usdt_str
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_rules
 from meterchat.withdrawals import requests
 from meterchat.withdrawals import sending as wd
 from meterchat.withdrawals.rules import REVIEW_RESTORED
@@ -56,8 +59,12 @@ NO_KEY_REASON = ("no hot wallet key is configured (chain.hot_wallet_key_file or 
 class WithdrawalSender:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  hot_wallet_key: Secret | None, hot_wallet_address: str | None,
-                 cfg: WithdrawalsConfig, hook: Callable[[str], None] | None = None) -> None:
+                 cfg: WithdrawalsConfig, hook: Callable[[str], None] | None = None,
+                 events_cfg: EventsConfig | None = None) -> None:
         self.db = db
+        self.events_cfg = events_cfg
+        self._wallet_read_at = float("-inf")
+        self._wallet_low: bool | None = None  # as last written (None: not known yet)
         self.gateway = gateway
         self.usdt_contract = usdt_contract
         self._key = hot_wallet_key
@@ -113,6 +120,32 @@ class WithdrawalSender:
         waiting = await self.db.read(wd.queued)
         if waiting:
             await self._send(waiting)
+        await self._observe_hot_wallet()
+
+    async def _observe_hot_wallet(self) -> None:
+        """hot_wallet.low: the balances read at most every events.hot_wallet_check_s; an
+        event only when the condition crosses (the stored state read once, then kept)."""
+        cfg = self.events_cfg
+        if cfg is None or not self.hot_wallet_address or (
+                cfg.hot_wallet_low_sun == 0 and cfg.hot_wallet_low_musdt == 0):
+            return
+        if time.monotonic() - self._wallet_read_at < cfg.hot_wallet_check_s:
+            return
+        self._wallet_read_at = time.monotonic()
+        try:
+            trx_sun = await self.gateway.trx_balance_sun(self.hot_wallet_address)
+            usdt_musdt = await self.gateway.usdt_balance(self.hot_wallet_address)
+        except ChainUnavailable:
+            return  # the watcher's watcher.lagging tells of a node that is gone
+        low = event_rules.hot_wallet_low(trx_sun, usdt_musdt, cfg.hot_wallet_low_sun,
+                                         cfg.hot_wallet_low_musdt)
+        if low == self._wallet_low:
+            return
+        await self.db.tx(events.threshold_tx, event_rules.HOT_WALLET_LOW, low, {
+            "address": self.hot_wallet_address, "trx": str(Decimal(trx_sun) / SUN_PER_TRX),
+            "usdt": musdt_to_usdt_str(usdt_musdt), "min_trx": str(cfg.hot_wallet_low_trx),
+            "min_usdt": str(cfg.hot_wallet_low_usdt)}, now_ms())
+        self._wallet_low = low
 
     # -- following what was signed
 
@@ -235,7 +268,8 @@ def sender_from_app(app: web.Application,
                     hook: Callable[[str], None] | None = None) -> WithdrawalSender:
     info = app[CHAIN_INFO]
     return WithdrawalSender(app[DB], app[GATEWAY], info.usdt_contract, info.hot_wallet_key,
-                            info.hot_wallet_address, app[CONFIG].withdrawals, hook)
+                            info.hot_wallet_address, app[CONFIG].withdrawals, hook,
+                            app[CONFIG].events)
 
 
 async def sender_ctx(app: web.Application) -> AsyncIterator[None]:

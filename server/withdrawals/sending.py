@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 from meterchat.chain.gateway import SignedTransfer
 from meterchat.core.db import now_ms
+from meterchat.core.units import musdt_to_usdt_str
+from meterchat.events import outbox as events
+from meterchat.events import rules as event_types
 from meterchat.money import ledger
 from meterchat.withdrawals import store as wd
 from meterchat.withdrawals.rules import IN_FLIGHT, KIND_SENT
@@ -107,6 +110,18 @@ def mark_seen_in_block_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: st
         " WHERE id = ? AND txid = ? AND status = 'signed'", (at_ms, withdrawal_id, txid))
 
 
+def emit_tx(conn: sqlite3.Connection, type: str, withdrawal_id: int, at_ms: int,
+            **extra: object) -> None:
+    """A withdrawal event (`withdrawal.review`, `.failed`, `.confirmed`) in the transaction
+    of the change, with the withdrawal as it now is."""
+    w = wd.require(conn, withdrawal_id)
+    events.emit_tx(conn, type, {
+        "withdrawal_id": str(w.id), "user_id": str(w.user_id), "status": w.status,
+        "amount_usdt": musdt_to_usdt_str(w.amount_musdt),
+        "net_usdt": musdt_to_usdt_str(w.net_musdt), "address": w.address, "txid": w.txid,
+        **extra}, at_ms)
+
+
 def post_sent_tx(conn: sqlite3.Connection, w: Withdrawal, txid: str) -> None:
     """The tokens of a paid withdrawal leave clearing: the net to chain:withdrawals, the fees
     to revenue (once per withdrawal and transaction)."""
@@ -131,6 +146,7 @@ def confirm_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str, block_nu
         "UPDATE withdrawal_txs SET outcome = 'confirmed', result = 'SUCCESS',"
         " finished_at_ms = ? WHERE txid = ?", (at_ms, txid))
     post_sent_tx(conn, w, txid)
+    emit_tx(conn, event_types.WITHDRAWAL_CONFIRMED, w.id, at_ms, block_number=block_number)
     return True
 
 
@@ -147,6 +163,7 @@ def fail_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str, result: str
     conn.execute(
         "UPDATE withdrawal_txs SET outcome = 'failed', result = ?, finished_at_ms = ?"
         " WHERE txid = ?", (result, at_ms, txid))
+    emit_tx(conn, event_types.WITHDRAWAL_FAILED, w.id, at_ms, result=result, reason=reason)
     return True
 
 

@@ -27,7 +27,9 @@ export function onUnauthorized(fn) {
 
 export async function api(method, path, body, { headers = {}, quiet401 = false } = {}) {
   const h = { Accept: "application/json", ...headers };
-  if (body !== undefined) h["Content-Type"] = "application/json";
+  // A Blob (a photo) goes as it is, with its own type; anything else as JSON.
+  const raw = typeof Blob !== "undefined" && body instanceof Blob;
+  if (body !== undefined) h["Content-Type"] = raw ? (body.type || "application/octet-stream") : "application/json";
   if (method !== "GET" && method !== "HEAD") {
     const csrf = csrfFromCookie() || csrfToken;
     if (csrf) h["X-CSRF-Token"] = csrf;
@@ -36,7 +38,7 @@ export async function api(method, path, body, { headers = {}, quiet401 = false }
   try {
     resp = await fetch(path, {
       method, headers: h, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "network", "Cannot reach the server. Check your connection and try again.");

@@ -11,6 +11,7 @@ import * as admin from "./pages/admin.js";
 import * as auth from "./pages/auth.js";
 import * as call from "./pages/call.js";
 import * as dashboard from "./pages/dashboard.js";
+import * as history from "./pages/history.js";
 import * as sellers from "./pages/sellers.js";
 import * as wallet from "./pages/wallet.js";
 
@@ -25,13 +26,14 @@ const ROUTES = {
   sellers: { page: sellers.render, title: "Sellers" },
   wallet: { page: wallet.render, title: "Wallet" },
   call: { page: call.render, title: "Call" },
+  calls: { page: history.render, roles: ["buyer", "seller"], title: "Calls" },
   dashboard: { page: dashboard.render, roles: ["seller"], title: "Dashboard" },
   admin: { page: admin.render, roles: ["admin"], title: "Operator" },
 };
 
 const NAV = {
-  buyer: [["sellers", "Sellers"], ["wallet", "Wallet"], ["account", "Account"]],
-  seller: [["dashboard", "Dashboard"], ["wallet", "Wallet"], ["sellers", "Sellers"], ["account", "Account"]],
+  buyer: [["sellers", "Sellers"], ["calls", "Calls"], ["wallet", "Wallet"], ["account", "Account"]],
+  seller: [["dashboard", "Dashboard"], ["calls", "Calls"], ["wallet", "Wallet"], ["sellers", "Sellers"], ["account", "Account"]],
   admin: [["admin", "Operator"], ["sellers", "Sellers"], ["account", "Account"]],
 };
 
@@ -264,6 +266,12 @@ function watchCallsEverywhere() {
   s.on("call.ended", (msg) => {
     maybeClose(msg);
     app.refreshBalance();
+  });
+  // A favourite came online (at most once per seller per notice interval, by the server).
+  s.on("seller.online", (msg) => {
+    if (app.me?.role !== "buyer" || !msg.seller?.display_name) return;
+    toast(`${msg.seller.display_name} is online now`, "ok");
+    app.onSellerOnline?.(msg.seller);
   });
   s.on("meter", (msg) => {
     if (app.me?.role === "buyer" && msg.balance != null) app.setBalance(msg.balance);

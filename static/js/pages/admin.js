@@ -1,10 +1,16 @@
-// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes,
-// bans, top-up promotions. Every action asks for confirmation; every answer is shown.
+// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes
+// (each with its call's record, the chat included: admin_calls.js), bans, top-up promotions,
+// seller photos waiting for review; user search, a user's page, the reports queue and calls
+// (admin_find.js); events (admin_events.js). Every action asks for confirmation; every
+// answer is shown.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
 import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
+import { recordButton } from "./admin_calls.js";
+import { findSections } from "./admin_find.js";
 import { explorerLink } from "./wallet.js";
+import { eventsSection } from "./admin_events.js";
 
 function section(title, body, extra) {
   return h("section.card", h("div.spread", h("h2", title), extra || null), body);
@@ -79,6 +85,8 @@ export async function render(main, _route, app) {
   const depBox = h("div");
   const dispBox = h("div");
   const promoBox = h("div");
+  const events = eventsSection(); // the operator events and their webhook deliveries
+  const photoBox = h("div", { "data-testid": "photo-queue" });
   const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
     ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
 
@@ -168,7 +176,7 @@ export async function render(main, _route, app) {
           const open = !d.status || d.status === "open";
           return h("tr",
             h("td.small", formatDate(d.created_at)),
-            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null),
+            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null, recordButton(d.call_id)),
             h("td", d.reason),
             h("td", statusBadge(d.status || "open")),
             h("td", open ? h("div.row", amount, btn) : (d.refund != null ? money.tokens(d.refund) : "—")));
@@ -286,6 +294,29 @@ export async function render(main, _route, app) {
     await loadPromotions();
   });
 
+  // Seller photos: nothing is shown to buyers before it is approved here.
+  async function loadPhotos() {
+    try {
+      const { photos = [] } = await get("/api/admin/photos?status=pending");
+      clear(photoBox, photos.length ? h("div.photo-queue", photos.map((p) => {
+        const approve = h("button.btn.small", { type: "button" }, "Approve");
+        const reject = h("button.btn.secondary.small", { type: "button" }, "Reject");
+        approve.addEventListener("click", () => act(approve, () => post(`/api/admin/photos/${encodeURIComponent(p.id)}/approve`), loadPhotos));
+        reject.addEventListener("click", () => {
+          const reason = window.prompt("Why is this photo refused? The seller reads it.", "Not a clear photo of you");
+          if (reason === null) return;
+          act(reject, () => post(`/api/admin/photos/${encodeURIComponent(p.id)}/reject`, { reason }), loadPhotos);
+        });
+        return h("div.card", { "data-photo-id": p.id },
+          h("img.photo-preview", { src: p.url, alt: `Photo uploaded by ${p.seller_name}` }),
+          h("p.small", p.seller_name, h("span.muted", ` · ${formatDate(new Date(p.created_at_ms).toISOString())}`)),
+          h("div.row", approve, reject));
+      })) : h("p.empty", "No photos waiting for review."));
+    } catch (err) {
+      clear(photoBox, errorBox(err));
+    }
+  }
+
   async function loadWallet() {
     try {
       const r = await get("/api/admin/reconcile");
@@ -304,18 +335,23 @@ export async function render(main, _route, app) {
     }
   }
   wdStatus.addEventListener("change", loadWithdrawals);
+  // Search, a user's page, the reports queue and the calls list.
+  const find = findSections({ refreshFigures });
 
   clear(main,
     h("div.page-head", h("div", h("h1", "Operator"), h("p.muted", "Review money movements and keep the platform healthy."))),
+    find.sections,
     section("Audit", auditBox, h("button.btn.secondary.small", { type: "button", onclick: loadAudit }, "Refresh")),
     features.reconcile ? section("Hot wallet", walletBox, h("button.btn.secondary.small", { type: "button", onclick: loadWallet }, "Refresh")) : null,
     section("Withdrawals", wdBox, wdStatus),
     section("Unmatched deposits", depBox),
     section("Disputes", dispBox),
+    section("Seller photos", photoBox, h("button.btn.secondary.small", { type: "button", onclick: loadPhotos }, "Refresh")),
     section("Promotions", h("div", promoBox, h("h3", "Start a promotion"), promoForm),
       h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
-    section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")));
-  await Promise.all([loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(),
-    features.reconcile ? loadWallet() : null]);
+    section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")),
+    events.element);
+  await Promise.all([events.load(), loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(), loadPhotos(),
+    features.reconcile ? loadWallet() : null, find.load()]);
   return undefined;
 }

@@ -240,6 +240,34 @@ export async function render(main, _route, app) {
     return wd.withdrawals || [];
   }
 
+  // The photo: what buyers see (once approved), the upload waiting for review, a refusal.
+  const photoBox = h("div", { "data-testid": "photo" });
+  async function renderPhoto() {
+    const mine = await get("/api/seller/photo");
+    const input = h("input", { type: "file", name: "photo", accept: "image/jpeg,image/png,image/webp" });
+    const form = h("form.stack", field("Upload a photo (JPEG, PNG or WebP)", input,
+      "Shown after the operator approves it. Location and camera data are removed."),
+    h("button.btn", { type: "submit" }, "Upload"));
+    onSubmit(form, async () => {
+      const file = input.files?.[0];
+      if (!file) throw new Error("Choose a photo first.");
+      await put("/api/seller/photo", file);
+      toast("Photo uploaded; it is shown once the operator approves it.", "ok");
+      await renderPhoto();
+    });
+    const shown = mine.approved;
+    clear(photoBox,
+      h("div.row",
+        shown ? h("img.photo-preview", { src: shown.card_url, alt: "Your photo as buyers see it" })
+          : h("p.muted", "No approved photo yet: buyers see your initials."),
+        mine.pending ? h("div", { "data-photo-status": "pending" },
+          h("img.photo-preview", { src: mine.pending.card_url, alt: "Your new photo, waiting for review" }),
+          h("span.badge.warn", "Waiting for review")) : null,
+        mine.rejected ? h("div", { "data-photo-status": "rejected" },
+          h("span.badge", "Not approved"), mine.rejected.reason ? h("p.small", mine.rejected.reason) : null) : null),
+      form);
+  }
+
   renderStatus();
   renderProfile();
   renderWithdrawForm();
@@ -248,7 +276,8 @@ export async function render(main, _route, app) {
     h("div.grid-2",
       h("div",
         h("section.card", h("h2", "Availability"), statusBox),
-        h("section.card", h("h2", "Your profile"), profileBox)),
+        h("section.card", h("h2", "Your profile"), profileBox),
+        h("section.card", h("h2", "Your photo"), photoBox)),
       h("div",
         h("section.card", h("h2", "Earnings"), earningsBox),
         h("section.card", h("h2", "Withdraw to your wallet"), withdrawBox))),
@@ -256,6 +285,7 @@ export async function render(main, _route, app) {
     h("section.card", h("h2", "Withdrawals"), historyBox));
   await refresh();
   await renderStats().catch((err) => clear(statsBox, errorBox(err)));
+  await renderPhoto().catch((err) => clear(photoBox, errorBox(err)));
   timer = setInterval(() => refresh().catch(() => {}), POLL_MS);
   return () => clearInterval(timer);
 }

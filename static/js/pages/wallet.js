@@ -1,6 +1,8 @@
 // Wallet: balance in tokens and USDT, top-up by USDT TRC20 transfer (exact amount, address,
 // QR code, TXID claim with live status), deposit history and ledger entries; for buyers also
-// spending limits, a break (self-exclusion), spending per day and seller, and privacy.
+// spending limits, a break (self-exclusion), spending per day and seller, and privacy. A
+// call's ledger lines (hold, charges, release, refunds, tips) show as one line for the call,
+// with its total and a link to its receipt.
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
@@ -73,12 +75,30 @@ function balanceCards(balance, role) {
     role === "seller" ? stat("Pending earnings", balance.pending, "Released after the hold period", "balance-pending") : null);
 }
 
+// Inside a call's one line: the parts worth naming besides the minutes.
+const CALL_PARTS = { tip: "Tip", call_refund: "Call refund", dispute_refund: "Dispute refund" };
+
+function callLine(e, role) {
+  const parts = (e.kinds || []).filter((k) => CALL_PARTS[k]).map((k) => (role === "seller" && k === "tip" ? "Tip received" : CALL_PARTS[k]));
+  return h("td",
+    h("a", { href: `#/calls/${encodeURIComponent(e.call_id)}` }, role === "seller" ? "Call earnings" : "Call charge"),
+    parts.length ? h("span.muted.small", ` · incl. ${parts.join(", ")}`) : null,
+    h("div.muted.small", `call ${e.call_id} · ${e.line_count} ${e.line_count === 1 ? "entry" : "entries"}`));
+}
+
 function ledgerTable(entries, role) {
   if (!entries.length) return h("p.empty", "No entries yet.");
   return h("div.table-wrap", h("table",
     h("thead", h("tr", h("th", "When"), h("th", "What"), h("th.amount", "Amount"), h("th.amount", "Balance after"))),
     h("tbody", entries.map((e) => {
       const neg = String(e.amount).startsWith("-");
+      if (e.kind === "call") {
+        return h("tr", { "data-call-id": e.call_id },
+          h("td.small", formatDate(e.at)),
+          callLine(e, role),
+          h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
+          h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
+      }
       return h("tr",
         h("td.small", formatDate(e.at)),
         h("td", kindLabel(e.kind, role), e.bucket && e.bucket !== "available" ? h("span.muted.small", ` · ${e.bucket}`) : null,
@@ -285,7 +305,7 @@ export async function render(main, _route, app) {
   async function refresh() {
     const [me, ledger, deposits] = await Promise.all([
       get("/api/me"),
-      get("/api/ledger").catch((err) => ({ error: err })),
+      get("/api/ledger?group=calls").catch((err) => ({ error: err })),
       isBuyer ? get("/api/deposits").catch((err) => ({ error: err })) : null,
     ]);
     app.balance = me.balance;
