@@ -392,11 +392,19 @@ async def _reconcile_with_chain(config: Config, owed: Liabilities) -> Report:
     import httpx
     from aiohttp import web
 
-    from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, _devnet_status, chain_ctx
+    from meterchat.chain_ctx import (
+        CHAIN_INFO,
+        DEVNET,
+        GATEWAY,
+        _devnet_status,
+        chain_ctx,
+        configured_endpoints,
+    )
     from meterchat.operator import reconcile
 
     cfg = config
-    if config.chain.network == "devnet" and not config.chain.endpoint and config.devnet.port:
+    if config.chain.network == "devnet" and not configured_endpoints(config) \
+            and config.devnet.port:
         url = f"http://{config.devnet.host}:{config.devnet.port}"
         try:
             await _devnet_status(url, 1.0)

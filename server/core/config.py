@@ -141,7 +141,15 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class ChainConfig:
     network: str = key("devnet", "TRON network", choices=NETWORKS)
-    endpoint: str = key("", "full node HTTP API; empty = the network's public default")
+    endpoint: str = key("", "full node HTTP API; empty = the network's public default (or the "
+                        "embedded devnet); ignored when endpoints is set")
+    endpoints: list[str] = key(
+        [], "full nodes' HTTP APIs, tried in this order (reads fail over to the next, "
+        "broadcasts go to all); set, it takes precedence over endpoint")
+    node_backoff_s: float = key(
+        1.0, "a node that failed is skipped this long, doubled at each failure in a row",
+        min=0)
+    node_backoff_max_s: float = key(60.0, "the longest a failed node is skipped", min=0)
     api_key_env: str = key("TRONGRID_API_KEY", "environment variable holding the TronGrid API key")
     usdt_contract: str = key("", "USDT TRC20 contract; empty = the network's USDT")
     deposit_address: str = key("", "platform deposit address; empty on devnet = a generated one")

@@ -133,13 +133,14 @@ class WithdrawalSender:
                 head = await self.gateway.head_block_number()
                 await self.db.tx(wd.set_dead_after_tx, txid, head + 1)
             return
-        solid = await self.gateway.solidified_block_number()
-        if solid < item.dead_after_block:
+        # One node's whole answer (chain/failover.py): its solidified height and, read after
+        # it, the transaction; absence counts only from a node solidified past the bound.
+        seen = await self.gateway.lookup_transaction(txid)
+        if seen.tx is not None and seen.tx.in_block:
+            await self._settle(item, seen.tx)
             return
-        # Read again after the solidified height: a block made before it is in its view.
-        tx = await self.gateway.get_transaction(txid)
-        if tx is not None and tx.in_block:
-            await self._settle(item, tx)
+        solid = seen.solidified_block
+        if solid < item.dead_after_block:
             return
         if await self.db.tx(wd.expire_tx, w.id, txid, now_ms()):
             event(log, "withdrawal_tx_expired", withdrawal_id=w.id, txid=txid,
