@@ -51,3 +51,41 @@ async def test_seller_sees_the_auto_fee_before_confirming_and_is_charged_it(
             await b.close()
     row = await app[DB].fetchone("SELECT fee_musdt, net_musdt FROM withdrawals")
     assert (row["fee_musdt"], row["net_musdt"]) == (3_757_125, 242_875)
+
+
+async def test_operator_sees_the_trx_costs_and_the_runway(aiohttp_server, tmp_path):
+    from meterchat.accounts import users as accounts
+    from meterchat.appkeys import PASSWORDS
+    from tests.conftest import Actor, login
+    from tests.test_browser import PASSWORD
+    from tests.test_operator_costs import withdraw_and_confirm
+
+    app = create_app(chain_config(tmp_path, withdrawals={"sender_interval_s": 0.1}))
+    server = await aiohttp_server(app)
+    base_url = str(server.make_url("/")).rstrip("/")
+    seller_id, seller_email = await new_user(app, "seller", "Sam Seller")
+    await fund_tokens(app, seller_id, "750")
+    admin_email = "ops-costs@example.com"
+    await app[DB].tx(accounts.insert_user_tx, admin_email, app[PASSWORDS].hash(PASSWORD),
+                     "admin", "Olga Operator")
+    from aiohttp import ClientSession
+
+    async with ClientSession(base_url) as http:
+        session = await login(http, seller_email, PASSWORD)
+        seller = Actor(http, session["user"], session["token"])
+        dest = PrivateKey.random().public_key.to_base58check_address()
+        await withdraw_and_confirm(http, seller, dest, "400")  # a fresh address: 13.0285 TRX
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, base_url)
+        try:
+            page = await b.page("operator")
+            await log_in(page, admin_email)
+            await expect(page.get_by_role("heading", name="Operator")).to_be_visible()
+            await expect(page.get_by_test_id("trx-spent")).to_have_text("13.0285 TRX")
+            await expect(page.get_by_test_id("trx-runway")).to_contain_text("days")
+            table = page.get_by_test_id("costs-table")
+            await expect(table).to_contain_text("1 withdrawal")
+            await expect(table).to_contain_text("5.2114")  # TRX per USDT: 13.0285 / 2.5
+            assert unexpected(b.errors) == []
+        finally:
+            await b.close()

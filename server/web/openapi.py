@@ -210,7 +210,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "operator actions, newest first, ?target=&before= (admin)", None, 200, "operator"),
     ("get", "/api/admin/reconcile"): (
         "what users hold against the hot wallet's USDT and TRX on chain, and unmatched"
-        " deposits (admin)", None, 200, "operator"),
+        " deposits, with the TRX costs (admin)", None, 200, "operator"),
+    ("get", "/api/admin/costs"): (
+        "TRX spent on withdrawals from their receipts, per UTC day for 30 days, per USDT"
+        " moved, and the hot wallet's TRX runway in days (admin)", None, 200, "operator"),
     # Economy (economy/routes.py)
     ("post", "/api/calls/{id}/tip"): (
         "the buyer tips the seller whole tokens of a call that went live, during it or up to "

@@ -155,8 +155,10 @@ class WithdrawalSender:
             return
         paid = any(t.to_address == w.address and t.amount == w.net_musdt
                    for t in tx.transfers_of(self.usdt_contract))
+        spent = wd.Spent(tx.fee_sun, tx.energy_used, tx.block_time_ms)
         if tx.succeeded and paid:
-            if await self.db.tx(wd.confirm_tx, w.id, txid, tx.block_number or 0, now_ms()):
+            if await self.db.tx(wd.confirm_tx, w.id, txid, tx.block_number or 0, now_ms(),
+                                spent):
                 event(log, "withdrawal_confirmed", withdrawal_id=w.id, txid=txid,
                       block=tx.block_number, net_musdt=w.net_musdt)
             return
@@ -166,7 +168,7 @@ class WithdrawalSender:
         else:
             reason = (f"the transfer failed on chain ({result}, {tx.fee_sun / SUN_PER_TRX:g} "
                       "TRX burned): retry it or return the tokens")
-        if await self.db.tx(wd.fail_tx, w.id, txid, result, reason, now_ms()):
+        if await self.db.tx(wd.fail_tx, w.id, txid, result, reason, now_ms(), spent):
             event(log, "withdrawal_failed", logging.WARNING, withdrawal_id=w.id, txid=txid,
                   result=result, block=tx.block_number)
 
