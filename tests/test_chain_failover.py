@@ -24,7 +24,10 @@ from meterchat.appkeys import DB
 from meterchat.chain.devnet import DevnetNode, DevnetSettings
 from meterchat.chain.failover import FailoverGateway, endpoint_label
 from meterchat.chain.gateway import ChainUnavailable
+from meterchat.chain_ctx import configured_endpoints
+from meterchat.core.config import config_from_dict
 from meterchat.money import ledger
+from meterchat.withdrawals.sender import SENDER, sender_from_app
 from tests.conftest import actor, chain_config, devnet_pay, eventually, fund_tokens
 
 
@@ -35,6 +38,19 @@ async def node(tmp_path):
     await n.start()
     yield n
     await n.stop()
+
+
+def test_endpoints_take_precedence_and_one_endpoint_is_a_list_of_one(tmp_path):
+    def nodes(**chain):
+        return configured_endpoints(config_from_dict({"chain": chain}, tmp_path))
+
+    assert nodes() == []  # the embedded devnet, or the network's public node
+    assert nodes(endpoint="http://a:8090") == ["http://a:8090"]
+    assert nodes(endpoint="http://a:8090", endpoints=["http://b", "http://c"]) == \
+        ["http://b", "http://c"]
+    assert nodes(endpoints=["http://b", " http://b ", ""]) == ["http://b"]
+    assert endpoint_label("https://user:secret@node.example:8443/jsonrpc?key=k") == \
+        "https://node.example:8443"
 
 
 class Clock:
@@ -252,8 +268,10 @@ async def test_a_node_killed_mid_run_loses_and_doubles_nothing(aiohttp_client, n
     cfg = chain_config(tmp_path, chain={"endpoints": [a, b], "hot_wallet_key_file": str(key_file),
                                         "request_timeout_s": 1.0, "node_backoff_s": 0.05,
                                         "node_backoff_max_s": 0.2},
-                       withdrawals={"sender_interval_s": 0.1, "expiry_margin_s": 0.2})
+                       withdrawals={"sender_interval_s": 3600, "expiry_margin_s": 0.2})
     client = await aiohttp_client(create_app(cfg))
+    await client.app[SENDER].stop()  # driven pass by pass here, to kill a node between two
+    sender = sender_from_app(client.app)
     buyer, seller = await actor(client), await actor(client, "seller")
     intents = []
     for usdt in ("3", "4", "5"):
@@ -267,6 +285,9 @@ async def test_a_node_killed_mid_run_loses_and_doubles_nothing(aiohttp_client, n
                              headers={"Idempotency-Key": uuid.uuid4().hex})
     assert resp.status == 201, await resp.text()
     wid = (await resp.json())["withdrawal"]["id"]
+    await sender.run_once()  # signed, stored, broadcast to both nodes
+    rows = (await (await seller.get("/api/withdrawals")).json())["withdrawals"]
+    assert next(w for w in rows if w["id"] == wid)["status"] == "sent"
 
     await node.stop_listener(a)  # the first node dies while all of that is under way
     for intent in intents[1:]:
@@ -277,6 +298,7 @@ async def test_a_node_killed_mid_run_loses_and_doubles_nothing(aiohttp_client, n
         return Decimal(await available(buyer)) == expected
 
     async def confirmed():
+        await sender.run_once()
         rows = (await (await seller.get("/api/withdrawals")).json())["withdrawals"]
         return next(w for w in rows if w["id"] == wid)["status"] == "confirmed"
 
