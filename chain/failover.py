@@ -96,10 +96,11 @@ class FailoverGateway:
     @classmethod
     def of_endpoints(cls, endpoints: Sequence[str], usdt_contract: str, timeout_s: float,
                      api_key_env: str = "", backoff_base_s: float = BACKOFF_BASE_S,
-                     backoff_max_s: float = BACKOFF_MAX_S) -> FailoverGateway:
+                     backoff_max_s: float = BACKOFF_MAX_S,
+                     clock: Callable[[], float] = time.monotonic) -> FailoverGateway:
         return cls([TronClient(ClientSettings(e, usdt_contract, timeout_s, api_key_env))
                     for e in endpoints], backoff_base_s=backoff_base_s,
-                   backoff_max_s=backoff_max_s)
+                   backoff_max_s=backoff_max_s, clock=clock)
 
     def stats(self) -> list[NodeState]:
         return list(self.nodes)
@@ -118,7 +119,8 @@ class FailoverGateway:
             _event("chain_node_up", endpoint=node.label, after_failures=node.failures)
         node.up, node.failures, node.skip_until = True, 0, 0.0
 
-    def _failed(self, node: NodeState, op: str, exc: BaseException) -> float:
+    def _failed(self, node: NodeState) -> float:
+        """Mark a failure; returns how long the node is skipped now."""
         node.up = False
         node.failures += 1
         node.errors += 1
@@ -134,7 +136,7 @@ class FailoverGateway:
                 answer = await fn(node)
             except (ChainUnavailable, TimeoutError) as exc:
                 last = exc
-                wait = self._failed(node, op, exc)
+                wait = self._failed(node)
                 nxt = order[i + 1].label if i + 1 < len(order) else None
                 if nxt is not None:
                     node.failovers += 1
@@ -203,7 +205,7 @@ class FailoverGateway:
             try:
                 answer = await node.client.broadcast(signed_json)
             except (ChainUnavailable, TimeoutError) as exc:
-                self._failed(node, "broadcast", exc)
+                self._failed(node)
                 _event("chain_node_error", logging.WARNING, op="broadcast",
                        endpoint=node.label, error=f"{type(exc).__name__}: {exc}"[:300],
                        failures=node.failures)

@@ -116,9 +116,8 @@ class SilentNode:
 
 
 def gateway_of(node, urls, timeout_s=2.0, clock=None):
-    return FailoverGateway.of_endpoints(urls, node.usdt_contract, timeout_s) if clock is None \
-        else FailoverGateway([g.client for g in FailoverGateway.of_endpoints(
-            urls, node.usdt_contract, timeout_s).nodes], clock=clock)
+    kw = {"clock": clock} if clock is not None else {}
+    return FailoverGateway.of_endpoints(urls, node.usdt_contract, timeout_s, **kw)
 
 
 async def test_reads_fail_over_to_the_next_node_and_a_failed_node_waits_longer_each_time(
