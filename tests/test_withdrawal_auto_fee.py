@@ -203,3 +203,16 @@ async def test_a_fixed_network_fee_is_quoted_as_before(aiohttp_client, tmp_path)
     assert q["energy"] is None and q["network_fee_usdt"] == "1"
     cc = await (await client.get("/api/client-config")).json()
     assert cc["withdrawal_fees_musdt"] == 1_500_000
+
+
+async def test_auto_fee_quotes_are_limited_per_account(aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(chain_config(
+        tmp_path, withdrawals={**AUTO, "quotes_per_user_per_minute": 2})))
+    seller, other = await actor(client, "seller"), await actor(client, "seller")
+    dest = fresh_address()
+    for _ in range(2):
+        assert (await quote(seller, dest, "400")).status == 200
+    resp = await quote(seller, dest, "400")
+    await assert_error(resp, 429, "rate_limited")
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert (await quote(other, dest, "400")).status == 200  # per account

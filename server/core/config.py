@@ -233,6 +233,9 @@ class WithdrawalsConfig:
         "the energy the transfer needs (triggerconstantcontract) times the chain's energy price "
         "(getchainparameters), converted at trx_usdt_price", min=Decimal(0), words=("auto",)
     )
+    quotes_per_user_per_minute: int = key(
+        60, "withdrawal quotes one account may ask for per minute while the network fee is "
+        "\"auto\" (each may read the node); more is 429", min=1)
     trx_usdt_price: Decimal = key(
         Decimal("0.25"), "USDT per TRX, to convert the TRX an \"auto\" network fee burns "
         "into the USDT charged", min=Decimal("0.000001"))

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from meterchat.accounts.auth import current_user, otp_counted, require_role
-from meterchat.appkeys import CONFIG, DB
+from meterchat.accounts.auth import current_user, enforce, otp_counted, require_role
+from meterchat.appkeys import CONFIG, DB, LIMITS
 from meterchat.chain_ctx import CHAIN_INFO, GATEWAY
 from meterchat.core import validate
 from meterchat.core.db import now_ms
@@ -72,6 +72,9 @@ async def quote_withdrawal(request: web.Request) -> web.Response:
     user = await current_user(request)
     cfg = request.app[CONFIG].withdrawals
     rules.check_role(user.role, cfg)
+    if cfg.network_fee_auto:
+        enforce("too many fee quotes; wait a moment",
+                (request.app[LIMITS].withdrawal_quotes, str(user.id)))
     address = rules.check_address(request.query.get("address"),
                                   platform_addresses(request.app))
     if request.query.get("tokens") is None:
