@@ -23,7 +23,7 @@ from tronpy.keys import PrivateKey
 from tronpy.providers.async_http import AsyncHTTPProvider
 
 from meterchat.chain import parse
-from meterchat.chain.address import is_valid_address
+from meterchat.chain.address import is_valid_address, to_raw20
 from meterchat.chain.gateway import (
     BadTransaction,
     BlockTransfers,
@@ -31,6 +31,7 @@ from meterchat.chain.gateway import (
     ChainTx,
     ChainUnavailable,
     SignedTransfer,
+    TxLookup,
 )
 
 API_KEY_HEADER = "TRON-PRO-API-KEY"
@@ -98,6 +99,15 @@ class TronClient:
             raise ChainUnavailable(str(exc)) from exc
 
     async def get_transaction(self, txid: str) -> ChainTx | None:
+        return await self._transaction(txid, None)
+
+    async def lookup_transaction(self, txid: str) -> TxLookup:
+        # The height first: a block the transaction is found in later is judged against a
+        # height this node had reached before, never against a newer one it may not have.
+        solid = await self.solidified_block_number()
+        return TxLookup(await self._transaction(txid, solid), solid)
+
+    async def _transaction(self, txid: str, solid: int | None) -> ChainTx | None:
         params = {"value": txid, "visible": True}
         tx, info = await asyncio.gather(
             self._request("wallet/gettransactionbyid", params),
@@ -107,7 +117,8 @@ class TronClient:
         if "Error" in tx or "Error" in info:
             # java-tron answers {"Error": ...} for ids it cannot even look up.
             return None
-        solid = await self.solidified_block_number() if info else None
+        if solid is None and info:
+            solid = await self.solidified_block_number()
         try:
             return parse.parse_transaction(tx, info, solid)
         except (parse.ParseError, KeyError, TypeError, ValueError) as exc:
@@ -147,6 +158,28 @@ class TronClient:
         if not account:
             return 0  # an address never seen on chain holds nothing
         return int(account.get("balance") or 0)
+
+    async def usdt_transfer_energy(self, owner: str, to_address: str, amount_musdt: int) -> int:
+        if not is_valid_address(owner) or not is_valid_address(to_address):
+            raise BadTransaction("owner and destination must be TRON addresses")
+        answer = await self._request("wallet/triggerconstantcontract", {
+            "owner_address": owner, "contract_address": self.settings.usdt_contract,
+            "function_selector": "transfer(address,uint256)",
+            # ABI words: the address (20 bytes, left-padded) and the amount.
+            "parameter": to_raw20(to_address).hex().rjust(64, "0") + f"{amount_musdt:064x}",
+            "visible": True,
+        })
+        try:
+            return parse.parse_constant_energy(answer)
+        except parse.ParseError as exc:
+            raise ChainUnavailable(str(exc)) from exc
+
+    async def energy_price_sun(self) -> int:
+        answer = await self._request("wallet/getchainparameters")
+        try:
+            return parse.parse_chain_parameter(answer, "getEnergyFee")
+        except parse.ParseError as exc:
+            raise ChainUnavailable(str(exc)) from exc
 
     async def build_usdt_transfer(
         self, private_key_hex: str, to_address: str, amount_musdt: int, fee_limit_sun: int

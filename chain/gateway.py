@@ -81,6 +81,16 @@ class ChainTx:
 
 
 @dataclass(frozen=True)
+class TxLookup:
+    """One node's whole answer about a transaction: the transaction (None: the node does not
+    have it) and that node's solidified height, read before the transaction. Absent with
+    `solidified_block` >= n means: not in any block up to n on that node."""
+
+    tx: ChainTx | None
+    solidified_block: int
+
+
+@dataclass(frozen=True)
 class BlockTransfers:
     """The Transfer logs of one token in one block, for the watcher."""
 
@@ -116,6 +126,10 @@ class ChainGateway(Protocol):
         """The transaction with its receipt, or None when the node does not know the TXID."""
         ...
 
+    async def lookup_transaction(self, txid: str) -> TxLookup:
+        """The transaction and the solidified height, both from one node."""
+        ...
+
     async def solidified_block_number(self) -> int: ...
 
     async def head_block_number(self) -> int: ...
@@ -129,6 +143,14 @@ class ChainGateway(Protocol):
         ...
 
     async def trx_balance_sun(self, address: str) -> int: ...
+
+    async def usdt_transfer_energy(self, owner: str, to_address: str, amount_musdt: int) -> int:
+        """The energy a USDT transfer from `owner` would burn now (triggerconstantcontract)."""
+        ...
+
+    async def energy_price_sun(self) -> int:
+        """Sun per unit of energy (getchainparameters' getEnergyFee)."""
+        ...
 
     async def build_usdt_transfer(
         self, private_key_hex: str, to_address: str, amount_musdt: int, fee_limit_sun: int

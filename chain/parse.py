@@ -171,3 +171,41 @@ def parse_broadcast(payload: Json) -> BroadcastResult:
     except ValueError:
         message = raw
     return BroadcastResult(False, code, message)
+
+
+def parse_constant_energy(answer: Any) -> int:
+    """triggerconstantcontract's answer -> the energy the call used. A call that fails (a
+    validation error, a revert) has no energy figure worth quoting."""
+    if not isinstance(answer, dict):
+        raise ParseError("triggerconstantcontract answered no object")
+    result = answer.get("result")
+    if not isinstance(result, dict) or result.get("result") is not True:
+        message = result.get("message", "") if isinstance(result, dict) else ""
+        try:
+            message = bytes.fromhex(str(message)).decode("utf-8", "replace")
+        except ValueError:
+            pass
+        raise ParseError(f"triggerconstantcontract refused the call: {message}"[:300])
+    rets = (answer.get("transaction") or {}).get("ret") or [{}]
+    if isinstance(rets, list) and rets and isinstance(rets[0], dict) \
+            and rets[0].get("ret") == "FAILED":
+        raise ParseError("triggerconstantcontract: the call would fail")
+    energy = answer.get("energy_used")
+    if isinstance(energy, bool) or not isinstance(energy, int) or energy <= 0:
+        raise ParseError("triggerconstantcontract answered no energy_used")
+    return energy
+
+
+def parse_chain_parameter(answer: Any, key: str) -> int:
+    """getchainparameters' `{"chainParameter": [{"key": ..., "value": ...}, ...]}` -> the
+    value of `key` (java-tron leaves a zero value out: then 0)."""
+    params = answer.get("chainParameter") if isinstance(answer, dict) else None
+    if not isinstance(params, list):
+        raise ParseError("getchainparameters answered no chainParameter list")
+    for p in params:
+        if isinstance(p, dict) and p.get("key") == key:
+            value = p.get("value", 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ParseError(f"getchainparameters: {key} is not a number")
+            return value
+    raise ParseError(f"getchainparameters has no {key}")

@@ -1,7 +1,11 @@
-"""The app's link to TRON: resolves the network's endpoint, USDT contract, deposit address and
+"""The app's link to TRON: resolves the network's endpoints, USDT contract, deposit address and
 hot-wallet key from config, starts the embedded devnet node in this process when the network
-is devnet (and no endpoint is set), and opens the ChainGateway. Everything is published under
-typed AppKeys and closed again in the same cleanup_ctx."""
+is devnet (and no endpoint is set), and opens the ChainGateway (chain/failover.py: one node
+or several, reads failing over, broadcasts to all). Everything is published under typed
+AppKeys and closed again in the same cleanup_ctx.
+
+Which nodes: `chain.endpoints` when it lists any, else `chain.endpoint` when set, else the
+embedded devnet (network devnet) or the network's public node."""
 
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ import httpx
 from aiohttp import web
 
 from meterchat.chain.address import address_of_key, is_valid_address
-from meterchat.chain.client import ClientSettings, TronClient
 from meterchat.chain.devnet import DevnetNode, DevnetSettings
+from meterchat.chain.failover import FailoverGateway, endpoint_label
 from meterchat.chain.gateway import ChainGateway
 from meterchat.chain.networks import network
 from meterchat.core.config import Config, ConfigError, Secret
@@ -31,12 +35,13 @@ class ChainInfo:
     """What the domain needs to know about the chain it runs on."""
 
     network: str
-    endpoint: str
+    endpoint: str  # the first of `endpoints`
     usdt_contract: str
     deposit_address: str
     # The hot wallet's private key (hex) for withdrawals; None when none is configured.
     hot_wallet_key: Secret | None
     hot_wallet_address: str | None
+    endpoints: tuple[str, ...] = ()
 
 
 GATEWAY = web.AppKey("chain_gateway", ChainGateway)
@@ -87,20 +92,35 @@ async def _devnet_status(endpoint: str, timeout_s: float) -> dict[str, Any]:
     return status
 
 
+def configured_endpoints(config: Config) -> list[str]:
+    """The nodes config names (`endpoints` first, then `endpoint`); [] = none named."""
+    chain = config.chain
+    listed = [e.strip() for e in chain.endpoints if e.strip()]
+    if listed:
+        return list(dict.fromkeys(listed))
+    return [chain.endpoint] if chain.endpoint else []
+
+
 async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
     chain = config.chain
     net = network(chain.network)
-    endpoint = chain.endpoint or (devnet.url if devnet else net.endpoint)
+    endpoints = configured_endpoints(config) or [devnet.url if devnet else net.endpoint]
+    endpoint = endpoints[0]
     usdt = chain.usdt_contract or (devnet.usdt_contract if devnet else net.usdt_contract)
     deposit = chain.deposit_address or (devnet.deposit_address if devnet else "")
     if chain.network == "devnet" and devnet is None and not (usdt and deposit):
         # A devnet node run on its own (`meterchat devnet serve`) tells what it has.
-        try:
-            status = await _devnet_status(endpoint, chain.request_timeout_s)
-        except (httpx.HTTPError, ValueError) as exc:
+        status, error = None, None
+        for url in endpoints:
+            try:
+                status = await _devnet_status(url, chain.request_timeout_s)
+                break
+            except (httpx.HTTPError, ValueError) as exc:
+                error = exc
+        if status is None:
             raise ConfigError(
-                f"config key chain.endpoint: no devnet node answers at {endpoint} ({exc})"
-            ) from exc
+                f"config key chain.endpoint: no devnet node answers at {', '.join(endpoints)}"
+                f" ({error})")
         usdt = usdt or status["usdt_contract"]
         deposit = deposit or status["deposit_address"]
     if not is_valid_address(usdt):
@@ -115,6 +135,7 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
     return ChainInfo(
         network=chain.network,
         endpoint=endpoint,
+        endpoints=tuple(endpoints),
         usdt_contract=usdt,
         deposit_address=deposit,
         hot_wallet_key=key,
@@ -125,23 +146,23 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
 def chain_ctx(config: Config) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         devnet = None
-        if config.chain.network == "devnet" and not config.chain.endpoint:
+        if config.chain.network == "devnet" and not configured_endpoints(config):
             devnet = DevnetNode(DevnetSettings.from_config(config.devnet))
             await devnet.start()
             app[DEVNET] = devnet
         try:
             info = await resolve(config, devnet)
             app[CHAIN_INFO] = info
-            event(log, "chain_ready", network=info.network, endpoint=info.endpoint,
+            event(log, "chain_ready", network=info.network,
+                  endpoint=endpoint_label(info.endpoint),
+                  endpoints=[endpoint_label(e) for e in info.endpoints],
                   node="embedded devnet" if devnet is not None else "remote",
                   usdt_contract=info.usdt_contract, deposit_address=info.deposit_address,
                   hot_wallet_address=info.hot_wallet_address)
-            gateway = TronClient(ClientSettings(
-                endpoint=info.endpoint,
-                usdt_contract=info.usdt_contract,
-                timeout_s=config.chain.request_timeout_s,
-                api_key_env=config.chain.api_key_env,
-            ))
+            gateway = FailoverGateway.of_endpoints(
+                info.endpoints, info.usdt_contract, config.chain.request_timeout_s,
+                config.chain.api_key_env, backoff_base_s=config.chain.node_backoff_s,
+                backoff_max_s=config.chain.node_backoff_max_s)
             app[GATEWAY] = gateway
             try:
                 yield

@@ -33,6 +33,8 @@ from meterchat.chain.devnet.abi import (
     word,
 )
 from meterchat.chain.devnet.state import (
+    ENERGY_PRICE_SUN,
+    ENERGY_REVERT,
     TRX_TOKEN,
     USDT_TOKEN,
     USDT_TOTAL_SUPPLY,
@@ -118,6 +120,7 @@ class DevnetNode:
         self._runner: web.AppRunner | None = None
         self._producer: asyncio.Task[None] | None = None
         self.url = ""
+        self._listeners: dict[str, web.AppRunner] = {}
         self.new_block = asyncio.Event()
 
     # In-process facts (never served over HTTP except the public addresses).
@@ -153,17 +156,36 @@ class DevnetNode:
 
     async def start(self) -> None:
         self.state = DevnetState(self.settings.path, self.settings.solidify_depth)
-        app = web.Application(client_max_size=1 << 20)
-        self._routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await self._listen(self.settings.port)
         self._producer = asyncio.create_task(self._produce_forever(), name="devnet-blocks")
 
+    async def _listen(self, port: int) -> tuple[web.AppRunner, str]:
+        app = web.Application(client_max_size=1 << 20)
+        self._routes(app)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, port)
+        await site.start()
+        host, bound = runner.addresses[0][:2]
+        return runner, f"http://{host}:{bound}"
+
+    async def add_listener(self, port: int = 0) -> str:
+        """One more HTTP listener over this node's state, returning its URL: to a client, a
+        second node of the same network (one chain, two servers that answer for it), which
+        `stop_listener(url)` takes down alone."""
+        if self.state is None:
+            raise RuntimeError("devnet is not started")
+        runner, url = await self._listen(port)
+        self._listeners[url] = runner
+        return url
+
+    async def stop_listener(self, url: str) -> None:
+        runner = self._listeners.pop(url)
+        await runner.cleanup()
+
     async def stop(self) -> None:
+        for url in list(self._listeners):
+            await self.stop_listener(url)
         if self._producer is not None:
             self._producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -233,6 +255,7 @@ class DevnetNode:
             "getcontract": self._getcontract,
             "triggerconstantcontract": self._triggerconstantcontract,
             "getaccount": self._getaccount,
+            "getchainparameters": self._getchainparameters,
         }
         solidity = ("getnowblock", "getblockbynum", "gettransactionbyid",
                     "gettransactioninfobyid", "gettransactioninfobyblocknum", "getaccount")
@@ -366,11 +389,38 @@ class DevnetNode:
             out = abi_string(USDT_NAME)
         elif selector == "totalSupply()":
             out = word(USDT_TOTAL_SUPPLY)
+        elif selector == "transfer(address,uint256)" and len(param) == 128:
+            return self._estimate_transfer(str(body.get("owner_address", "")), param)
         else:
             return {"result": {"code": "CONTRACT_EXE_ERROR",
                                "message": hexmsg("REVERT opcode executed")},
                     "constant_result": [""]}
         return {"result": {"result": True}, "energy_used": 935, "constant_result": [out]}
+
+    def _estimate_transfer(self, owner: str, param: str) -> Json:
+        """A USDT transfer run without a transaction: the energy execution would burn
+        (DevnetState.usdt_transfer_energy, the same figure), or a revert when the owner
+        holds too little."""
+        to, amount = to_base58(param[24:64]), int(param[64:], 16)
+        holds = self._state.balance(to_base58(owner), USDT_TOKEN) if owner else 0
+        if holds < amount:
+            return {"result": {"result": True}, "energy_used": ENERGY_REVERT,
+                    "constant_result": [""],
+                    "transaction": {"ret": [{"ret": "FAILED"}]}}
+        return {"result": {"result": True},
+                "energy_used": self._state.usdt_transfer_energy(to),
+                "constant_result": [word(1)],
+                "transaction": {"ret": [{}], "txID": ""}}
+
+    def _getchainparameters(self, body: Json, solid: bool) -> Json:
+        """java-tron's shape; the devnet's prices are state.py's constants."""
+        return {"chainParameter": [
+            {"key": "getMaintenanceTimeInterval", "value": 21_600_000},
+            {"key": "getTransactionFee", "value": 1000},
+            {"key": "getEnergyFee", "value": ENERGY_PRICE_SUN},
+            {"key": "getCreateAccountFee", "value": 100_000},
+            {"key": "getCreateNewAccountFeeInSystemContract", "value": 1_000_000},
+        ]}
 
     def _getaccount(self, body: Json, solid: bool) -> Json:
         addr = to_base58(str(body.get("address", "")))

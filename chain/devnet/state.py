@@ -216,6 +216,11 @@ class DevnetState:
         ).fetchone()
         return int(row["amount"]) if row else 0
 
+    def usdt_transfer_energy(self, to: str) -> int:
+        """The energy a USDT transfer to `to` burns (what execution charges and what
+        triggerconstantcontract answers): a new balance slot costs more than an existing one."""
+        return ENERGY_TO_HOLDER if self.balance(to, USDT_TOKEN) > 0 else ENERGY_TO_FRESH
+
     def account_exists(self, address: str) -> bool:
         return self.conn.execute(
             "SELECT 1 FROM balances WHERE address = ? LIMIT 1", (address,)).fetchone() is not None
@@ -396,7 +401,7 @@ class DevnetState:
                 amount = int(data[72:136], 16)
             except ValueError:
                 to = None
-        energy = ENERGY_TO_HOLDER if to and self.balance(to, USDT_TOKEN) > 0 else ENERGY_TO_FRESH
+        energy = self.usdt_transfer_energy(to) if to else ENERGY_TO_FRESH
         result, message, logs = "SUCCESS", "", []
         if to is None:
             energy, result, message = ENERGY_REVERT, "REVERT", "REVERT opcode executed"

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -51,7 +52,7 @@ class Secret:
 
 def key(default: Any, help: str, **limits: Any) -> Any:
     """Declare a config key: its default, its help text and optional limits
-    (`choices`, `min`, `max`); `toml="name"` when the file's name is no Python name
+    (`choices`, `min`, `max`; `words`: strings a number key takes too); `toml="name"` when the file's name is no Python name
     (`[mail] from`)."""
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata={"help": help, **limits})
@@ -142,7 +143,15 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class ChainConfig:
     network: str = key("devnet", "TRON network", choices=NETWORKS)
-    endpoint: str = key("", "full node HTTP API; empty = the network's public default")
+    endpoint: str = key("", "full node HTTP API; empty = the network's public default (or the "
+                        "embedded devnet); ignored when endpoints is set")
+    endpoints: list[str] = key(
+        [], "full nodes' HTTP APIs, tried in this order (reads fail over to the next, "
+        "broadcasts go to all); set, it takes precedence over endpoint")
+    node_backoff_s: float = key(
+        1.0, "a node that failed is skipped this long, doubled at each failure in a row",
+        min=0)
+    node_backoff_max_s: float = key(60.0, "the longest a failed node is skipped", min=0)
     api_key_env: str = key("TRONGRID_API_KEY", "environment variable holding the TronGrid API key")
     usdt_contract: str = key("", "USDT TRC20 contract; empty = the network's USDT")
     deposit_address: str = key("", "platform deposit address; empty on devnet = a generated one")
@@ -234,9 +243,17 @@ class CallsConfig:
 class WithdrawalsConfig:
     min_usdt: Decimal = key(Decimal(3), "smallest withdrawal in USDT", min=Decimal("0.000001"))
     fee_usdt: Decimal = key(Decimal("0.5"), "platform fee per withdrawal, USDT", min=Decimal(0))
-    network_fee_usdt: Decimal = key(
-        Decimal("1.0"), "charged per withdrawal for the TRX burned for energy, USDT", min=Decimal(0)
+    network_fee_usdt: Decimal | str = key(
+        Decimal("1.0"), "charged per withdrawal for the TRX burned for energy, USDT; \"auto\" = "
+        "the energy the transfer needs (triggerconstantcontract) times the chain's energy price "
+        "(getchainparameters), converted at trx_usdt_price", min=Decimal(0), words=("auto",)
     )
+    quotes_per_user_per_minute: int = key(
+        60, "withdrawal quotes one account may ask for per minute while the network fee is "
+        "\"auto\" (each may read the node); more is 429", min=1)
+    trx_usdt_price: Decimal = key(
+        Decimal("0.25"), "USDT per TRX, to convert the TRX an \"auto\" network fee burns "
+        "into the USDT charged", min=Decimal("0.000001"))
     fee_limit_trx: int = key(40, "fee_limit of a USDT transfer, TRX", min=1)
     manual_review_above_usdt: Decimal = key(
         Decimal(200), "withdrawals above this wait for an operator, USDT", min=Decimal(0)
@@ -267,8 +284,14 @@ class WithdrawalsConfig:
         return usdt_to_musdt(self.fee_usdt)
 
     @property
+    def network_fee_auto(self) -> bool:
+        return self.network_fee_usdt == "auto"
+
+    @property
     def network_fee_musdt(self) -> int:
-        return usdt_to_musdt(self.network_fee_usdt)
+        """The fixed network fee; 0 when it is "auto" (read from the chain per request)."""
+        fee = self.network_fee_usdt
+        return 0 if isinstance(fee, str) else usdt_to_musdt(fee)
 
     @property
     def manual_review_above_musdt(self) -> int:
@@ -577,7 +600,14 @@ def _section_to_dict(section: Any) -> dict[str, Any]:
 def _convert(where: str, hint: Any, value: Any, meta: dict[str, Any],
              base_dir: Path) -> Any:
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"config key {where}: expected {expected}, got {value!r}")
+        words = " or ".join(f'"{w}"' for w in meta.get("words", ()))
+        return ConfigError(f"config key {where}: expected {expected}"
+                           f"{' or ' + words if words else ''}, got {value!r}")
+
+    if isinstance(value, str) and value in meta.get("words", ()):
+        return value  # a word a number key also takes ("auto")
+    if meta.get("words") and typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not str)
 
     if hint is bool:
         if not isinstance(value, bool):

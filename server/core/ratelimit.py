@@ -136,6 +136,7 @@ class Limits:
     mails_by_email: SlidingWindow  # reset and verification mails to one address
     otp_failures: SlidingWindow  # wrong 2FA codes per account
     photo_uploads: SlidingWindow  # seller photo uploads per seller
+    withdrawal_quotes: SlidingWindow  # "auto" fee quotes per account (each may read the node)
 
     @classmethod
     def from_config(cls, config: Config, clock: Callable[[], float] = time.monotonic) -> Limits:
@@ -151,4 +152,6 @@ class Limits:
             mails_by_email=SlidingWindow(sec.resets_per_email_per_hour, 3600, clock),
             otp_failures=SlidingWindow(sec.otp_attempts_per_account, LOGIN_WINDOW_S, clock),
             photo_uploads=SlidingWindow(config.sellers.photo_uploads_per_hour, 3600, clock),
+            withdrawal_quotes=SlidingWindow(config.withdrawals.quotes_per_user_per_minute, 60,
+                                            clock),
         )

@@ -15,6 +15,7 @@ the backup a restored database came from. It lists the not-final withdrawals it 
 `ok` is False when the hot wallet cannot cover what users hold, when the chain cannot be
 read, or when USDT left the hot wallet that no withdrawal accounts for. A low TRX balance is
 a warning: withdrawals wait, nobody's money is missing.
+With the cost rows, the report carries the TRX costs too (operator/costs.py).
 Used by `meterchat reconcile` and GET /api/admin/reconcile.
 """
 
@@ -29,6 +30,7 @@ from meterchat.core.units import SUN_PER_TRX, iso_ms, musdt_to_usdt_str
 from meterchat.deposits import credits, views
 from meterchat.deposits import store as deposits
 from meterchat.money import ledger
+from meterchat.operator import costs
 
 MAX_LISTED_TRANSFERS = 200
 MAX_SQLITE_INT = 2**63 - 1
@@ -146,6 +148,8 @@ class Report:
     transfers_read_to_block: int | None = None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # TRX spent per day, per USDT moved, and the hot wallet's runway (operator/costs.py).
+    costs: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -204,7 +208,23 @@ def judge(report: Report, fee_limit_sun: int) -> Report:
 
 async def reconcile(owed: Liabilities, gateway: ChainGateway, network: str,
                     wallet_address: str | None, deposit_address: str | None,
-                    fee_limit_sun: int) -> Report:
+                    fee_limit_sun: int, cost_rows: list[costs.CostRow] | None = None,
+                    now_ms: int | None = None) -> Report:
+    """The report; with `cost_rows` (costs.gather) its `costs` too, the runway from the TRX
+    balance just read (a warning when it lasts less than a week)."""
+    report = await _reconcile(owed, gateway, network, wallet_address, deposit_address,
+                              fee_limit_sun)
+    if cost_rows is not None and now_ms is not None:
+        report.costs = costs.report(cost_rows, now_ms, report.wallet_trx_sun)
+        warning = costs.runway_warning(report.costs)
+        if warning:
+            report.warnings.append(warning)
+    return report
+
+
+async def _reconcile(owed: Liabilities, gateway: ChainGateway, network: str,
+                     wallet_address: str | None, deposit_address: str | None,
+                     fee_limit_sun: int) -> Report:
     report = Report(ok=False, network=network, wallet_address=wallet_address,
                     liability_musdt=owed.total_musdt, users_musdt=owed.users_musdt,
                     clearing_withdrawals_musdt=owed.clearing_withdrawals_musdt,

@@ -9,6 +9,7 @@ from aiohttp import web
 from meterchat.accounts.auth import require_role
 from meterchat.appkeys import CONFIG, DB
 from meterchat.calls.manager import CALLS, HUB
+from meterchat.chain.gateway import ChainUnavailable
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core import validate
 from meterchat.core.db import now_ms
@@ -16,6 +17,7 @@ from meterchat.core.errors import Unprocessable
 from meterchat.core.units import SUN_PER_TRX, AmountError, tokens_to_musdt
 from meterchat.operator import (
     audit_log,
+    costs,
     disputes,
     earnings,
     finder,
@@ -164,11 +166,30 @@ async def reconcile_view(request: web.Request) -> web.Response:
     await require_role(request, "admin")
     app = request.app
     owed = await app[DB].read(reconcile.liabilities)
+    at = now_ms()
+    rows = await app[DB].read(costs.gather, at)
     info = app[CHAIN_INFO]
     report = await reconcile.reconcile(
         owed, app[GATEWAY], info.network, await wallet_address(app), info.deposit_address,
-        app[CONFIG].withdrawals.fee_limit_trx * SUN_PER_TRX)
+        app[CONFIG].withdrawals.fee_limit_trx * SUN_PER_TRX, rows, at)
     return web.json_response(report.as_dict())
+
+
+async def costs_view(request: web.Request) -> web.Response:
+    """The TRX costs alone (operator/costs.py): per day, per USDT moved, the runway."""
+    await require_role(request, "admin")
+    app = request.app
+    at = now_ms()
+    rows = await app[DB].read(costs.gather, at)
+    address = await wallet_address(app)
+    balance = None
+    if address:
+        try:
+            balance = await app[GATEWAY].trx_balance_sun(address)
+        except ChainUnavailable:
+            balance = None  # the figures from the database stand; the runway waits
+    return web.json_response({"costs": costs.report(rows, at, balance),
+                              "wallet_address": address})
 
 
 def setup(app: web.Application) -> None:
@@ -185,3 +206,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/admin/users/{id}/unban", unban)
     app.router.add_get("/api/admin/audit-log", list_audit_log)
     app.router.add_get("/api/admin/reconcile", reconcile_view)
+    app.router.add_get("/api/admin/costs", costs_view)

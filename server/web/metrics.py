@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from meterchat.appkeys import CONFIG, DB
 from meterchat.calls.manager import HUB
+from meterchat.chain.failover import FailoverGateway
 from meterchat.chain.gateway import ChainError
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.units import MUSDT_PER_USDT, SUN_PER_TRX
@@ -106,6 +107,34 @@ class _SendQueues:
         yield CounterMetricFamily(
             "meterchat_ws_slow_consumers_closed", "sockets closed because they did not read "
             "(send queue full or a send timed out)", value=hub.slow_consumers_closed)
+
+class _ChainNodes:
+    """Each chain node's state (chain/failover.py), read at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        gateway = self.app.get(GATEWAY)
+        nodes = gateway.stats() if isinstance(gateway, FailoverGateway) else []
+        if not nodes:
+            return
+        up = GaugeMetricFamily("meterchat_chain_node_up", "1 while a chain node answers, 0 "
+                               "after it failed (until it answers again)", labels=["endpoint"])
+        failovers = CounterMetricFamily(
+            "meterchat_chain_failovers", "reads moved from this node to the next after an "
+            "error or a timeout", labels=["endpoint"])
+        errors = CounterMetricFamily(
+            "meterchat_chain_node_errors", "failed requests to this node (reads and "
+            "broadcasts)", labels=["endpoint"])
+        for n in nodes:
+            up.add_metric([n.label], 1 if n.up else 0)
+            failovers.add_metric([n.label], n.failovers)
+            errors.add_metric([n.label], n.errors)
+        yield up
+        yield failovers
+        yield errors
+
 
 # (gauge attribute, table, column) read at scrape time when the table exists.
 _DB_GAUGES = (
@@ -208,5 +237,6 @@ async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     app[METRICS] = Metrics()
     app[METRICS].registry.register(_SendQueues(app))
+    app[METRICS].registry.register(_ChainNodes(app))
     app.cleanup_ctx.append(_loop_lag_ctx)
     app.router.add_get("/metrics", metrics_handler)

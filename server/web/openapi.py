@@ -191,8 +191,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         obj(["tokens", "address"], tokens=TOKENS,
             address={"type": "string", "pattern": "^T[1-9A-HJ-NP-Za-km-z]{33}$"},
             otp={"type": "string", "description": "with 2FA on: a fresh code (403 "
-                 "otp_required, otp_invalid)"}),
+                 "otp_required, otp_invalid)"},
+            fee_tokens={"type": "string", "description": "the fee_tokens of the quote the "
+                        "seller was shown: another fee now is 409 fee_changed"}),
         201, "wallet"),
+    ("get", "/api/withdrawals/quote"): (
+        "the fees and net of a withdrawal, ?address=T...&tokens=400, before confirming (with "
+        "withdrawals.network_fee_usdt = \"auto\": read from the chain for this address)",
+        None, 200, "wallet"),
     ("get", "/api/withdrawals"): ("the user's withdrawals, newest first", None, 200, "wallet"),
     ("post", "/api/withdrawals/{id}/cancel"): (
         "cancel my withdrawal that has not gone out (queued, held or in review); the "
@@ -254,7 +260,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "operator actions, newest first, ?target=&before= (admin)", None, 200, "operator"),
     ("get", "/api/admin/reconcile"): (
         "what users hold against the hot wallet's USDT and TRX on chain, and unmatched"
-        " deposits (admin)", None, 200, "operator"),
+        " deposits, with the TRX costs (admin)", None, 200, "operator"),
+    ("get", "/api/admin/costs"): (
+        "TRX spent on withdrawals from their receipts, per UTC day for 30 days, per USDT"
+        " moved, and the hot wallet's TRX runway in days (admin)", None, 200, "operator"),
     # Events (events/routes.py)
     ("get", "/api/admin/events"): (
         "operator events {id, type, at, data}, newest first, each with its deliveries to "

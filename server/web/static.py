@@ -83,8 +83,9 @@ async def client_config(request: web.Request) -> web.Response:
         "withdrawal_min_usdt": str(w.min_usdt),
         "withdrawal_fee_usdt": str(w.fee_usdt),
         "withdrawal_network_fee_usdt": str(w.network_fee_usdt),
-        # µUSDT ints let the page preview net amounts without floats.
-        "withdrawal_fees_musdt": w.fee_musdt + w.network_fee_musdt,
+        # µUSDT ints let the page preview net amounts without floats; with an "auto" network
+        # fee only GET /api/withdrawals/quote knows it (null here).
+        "withdrawal_fees_musdt": None if w.network_fee_auto else w.fee_musdt + w.network_fee_musdt,
         "min_rate": config.billing.min_rate,
         "max_rate": config.billing.max_rate,
         "min_prefund_minutes": config.billing.min_prefund_minutes,

@@ -17,7 +17,7 @@ from meterchat.core.units import HOUR_MS, iso_ms, musdt_to_tokens_str, musdt_to_
 from meterchat.mail import messages, outbox
 from meterchat.withdrawals import requests
 from meterchat.withdrawals import store as wd
-from meterchat.withdrawals.rules import Quote
+from meterchat.withdrawals.rules import Quote, check_fee_shown
 
 NEW_ADDRESS_HOLD = "new_address_hold"
 CANCELLED_REASON = "cancelled by the user; the tokens were returned"
@@ -67,12 +67,14 @@ def check_code_tx(conn: sqlite3.Connection, user_id: int, otp: str | None, now_s
 
 def request_tx(conn: sqlite3.Connection, user_id: int, idem_key: str, address: str, q: Quote,
                cfg: WithdrawalsConfig, at_ms: int, otp: str | None, now_s: float,
-               base_url: str) -> requests.Requested:
+               base_url: str, shown_fee_musdt: int | None = None) -> requests.Requested:
     """A withdrawal request with its code, its hold and its mail, in one transaction: a
-    request that fails (402, a wrong code) uses up no code and mails nothing. A repeated
-    Idempotency-Key answers as before without asking for a new code."""
+    request that fails (402, a wrong code, a fee other than the one shown) uses up no code
+    and mails nothing. A repeated Idempotency-Key answers as before without asking for a
+    new code."""
     if _replay(conn, user_id, idem_key):
         return requests.request_tx(conn, user_id, idem_key, address, q, cfg, at_ms)
+    check_fee_shown(q, shown_fee_musdt)
     check_code_tx(conn, user_id, otp, now_s, at_ms)
     done = requests.request_tx(conn, user_id, idem_key, address, q, cfg, at_ms)
     w = done.withdrawal

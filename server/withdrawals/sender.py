@@ -166,13 +166,14 @@ class WithdrawalSender:
                 head = await self.gateway.head_block_number()
                 await self.db.tx(wd.set_dead_after_tx, txid, head + 1)
             return
-        solid = await self.gateway.solidified_block_number()
-        if solid < item.dead_after_block:
+        # One node's whole answer (chain/failover.py): its solidified height and, read after
+        # it, the transaction; absence counts only from a node solidified past the bound.
+        seen = await self.gateway.lookup_transaction(txid)
+        if seen.tx is not None and seen.tx.in_block:
+            await self._settle(item, seen.tx)
             return
-        # Read again after the solidified height: a block made before it is in its view.
-        tx = await self.gateway.get_transaction(txid)
-        if tx is not None and tx.in_block:
-            await self._settle(item, tx)
+        solid = seen.solidified_block
+        if solid < item.dead_after_block:
             return
         if await self.db.tx(wd.expire_tx, w.id, txid, now_ms()):
             event(log, "withdrawal_tx_expired", withdrawal_id=w.id, txid=txid,
@@ -187,8 +188,10 @@ class WithdrawalSender:
             return
         paid = any(t.to_address == w.address and t.amount == w.net_musdt
                    for t in tx.transfers_of(self.usdt_contract))
+        spent = wd.Spent(tx.fee_sun, tx.energy_used, tx.block_time_ms)
         if tx.succeeded and paid:
-            if await self.db.tx(wd.confirm_tx, w.id, txid, tx.block_number or 0, now_ms()):
+            if await self.db.tx(wd.confirm_tx, w.id, txid, tx.block_number or 0, now_ms(),
+                                spent):
                 event(log, "withdrawal_confirmed", withdrawal_id=w.id, txid=txid,
                       block=tx.block_number, net_musdt=w.net_musdt)
             return
@@ -198,7 +201,7 @@ class WithdrawalSender:
         else:
             reason = (f"the transfer failed on chain ({result}, {tx.fee_sun / SUN_PER_TRX:g} "
                       "TRX burned): retry it or return the tokens")
-        if await self.db.tx(wd.fail_tx, w.id, txid, result, reason, now_ms()):
+        if await self.db.tx(wd.fail_tx, w.id, txid, result, reason, now_ms(), spent):
             event(log, "withdrawal_failed", logging.WARNING, withdrawal_id=w.id, txid=txid,
                   result=result, block=tx.block_number)
 

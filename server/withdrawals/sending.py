@@ -132,12 +132,31 @@ def post_sent_tx(conn: sqlite3.Connection, w: Withdrawal, txid: str) -> None:
     ], idem_key=f"withdrawal:{w.id}:sent:{txid}", ref=f"withdrawal:{w.id}")
 
 
+@dataclass(frozen=True)
+class Spent:
+    """What a settled transaction burned, from its solidified receipt."""
+
+    trx_spent_sun: int
+    energy_used: int
+    block_time_ms: int | None
+
+
+def _note_spent(conn: sqlite3.Connection, txid: str, spent: Spent | None) -> None:
+    if spent is not None:
+        conn.execute(
+            "UPDATE withdrawal_txs SET trx_spent_sun = ?, energy_used = ?, block_time_ms = ?"
+            " WHERE txid = ?",
+            (spent.trx_spent_sun, spent.energy_used, spent.block_time_ms, txid))
+
+
 def confirm_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str, block_number: int,
-               at_ms: int) -> bool:
-    """A solidified SUCCESS receipt paying the net to the address: the withdrawal is done."""
+               at_ms: int, spent: Spent | None = None) -> bool:
+    """A solidified SUCCESS receipt paying the net to the address: the withdrawal is done
+    (and what its transaction burned is kept for the cost report)."""
     w = wd.require(conn, withdrawal_id)
     if w.txid != txid or w.status not in IN_FLIGHT:
         return False
+    _note_spent(conn, txid, spent)
     conn.execute(
         "UPDATE withdrawals SET status = 'confirmed', wait_reason = NULL, block_number = ?,"
         " confirmed_at_ms = ?, updated_at_ms = ? WHERE id = ?",
@@ -151,12 +170,13 @@ def confirm_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str, block_nu
 
 
 def fail_tx(conn: sqlite3.Connection, withdrawal_id: int, txid: str, result: str,
-            reason: str, at_ms: int) -> bool:
+            reason: str, at_ms: int, spent: Spent | None = None) -> bool:
     """The transaction failed on chain (final): `failed`, tokens stay in clearing until the
-    operator retries or returns them."""
+    operator retries or returns them. A failure burns TRX too: kept like a success's."""
     w = wd.require(conn, withdrawal_id)
     if w.txid != txid or w.status not in IN_FLIGHT:
         return False
+    _note_spent(conn, txid, spent)
     conn.execute(
         "UPDATE withdrawals SET status = 'failed', failure_reason = ?, wait_reason = NULL,"
         " updated_at_ms = ? WHERE id = ?", (reason, at_ms, w.id))

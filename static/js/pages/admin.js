@@ -329,10 +329,40 @@ export async function render(main, _route, app) {
           h("div.stat", h("div.label", "Owed to users"), h("div.value.small-value", usdt(r.liability_usdt)))),
         r.wallet_address ? h("p.small.muted", "Address ", h("span.mono", r.wallet_address)) : null,
         (r.problems || []).map((t) => h("div.form-error", t)),
-        (r.warnings || []).map((t) => h("div.warning", t)));
+        (r.warnings || []).map((t) => h("div.warning", t)),
+        r.costs ? costsView(r.costs) : null);
     } catch (err) {
       clear(walletBox, errorBox(err));
     }
+  }
+
+  // TRX the chain burned for the platform's transactions (their receipts), per day, per USDT
+  // moved, and how long the hot wallet's TRX lasts at the last 7 days' pace.
+  function costsView(c) {
+    const t = c.total;
+    const runway = c.runway;
+    const days = c.per_day.filter((d) => d.transactions > 0).reverse();
+    return h("div", { "data-testid": "costs" },
+      h("h3", `TRX costs, last ${c.days} days`),
+      h("div.stats",
+        h("div.stat", h("div.label", "TRX spent"), h("div.value.small-value", { "data-testid": "trx-spent" }, `${t.trx_spent} TRX`)),
+        h("div.stat", h("div.label", "USDT moved"), h("div.value.small-value", `${t.usdt_moved} USDT`)),
+        h("div.stat", h("div.label", "TRX per USDT moved"), h("div.value.small-value", t.trx_per_usdt ?? "—")),
+        h("div.stat", h("div.label", "TRX runway"), h("div.value.small-value", { "data-testid": "trx-runway" },
+          runway.days_left == null ? "no TRX spent lately" : `${runway.days_left} days`))),
+      h("p.small.muted", runway.days_left == null
+        ? `Nothing was spent in the last ${runway.average_days} days.`
+        : `${runway.trx_balance} TRX at ${runway.average_trx_per_day} TRX a day (the average of the last ${runway.average_days} days).`),
+      days.length
+        ? h("div.table-wrap", h("table", { "data-testid": "costs-table" },
+          h("thead", h("tr", h("th", "Day (UTC)"), h("th", "What"), h("th.amount", "TRX spent"), h("th.amount", "USDT moved"), h("th.amount", "TRX per USDT"))),
+          h("tbody", days.map((d) => h("tr",
+            h("td", d.day),
+            h("td", Object.entries(d.by_kind).map(([kind, k]) => `${k.transactions} ${kind}${k.transactions === 1 ? "" : "s"}`).join(", ")),
+            h("td.amount", d.trx_spent),
+            h("td.amount", d.usdt_moved),
+            h("td.amount", d.trx_per_usdt ?? "—"))))))
+        : h("p.empty", "No TRX spent in these days."));
   }
   wdStatus.addEventListener("change", loadWithdrawals);
   // Search, a user's page, the reports queue and the calls list.

@@ -143,7 +143,9 @@ export async function render(main, _route, app) {
   }
 
   function renderWithdrawForm() {
-    const fees = BigInt(app.config?.withdrawal_fees_musdt ?? 1500000);
+    // null with an "auto" network fee: only the server's quote knows it (per address).
+    const localFees = app.config?.withdrawal_fees_musdt;
+    const fees = localFees == null ? null : BigInt(localFees);
     const minUsdt = app.config?.withdrawal_min_usdt ?? "3";
     const tokens = h("input", { type: "text", name: "tokens", inputmode: "decimal", required: true, autocomplete: "off" });
     const address = h("input", { type: "text", name: "address", required: true, autocomplete: "off", spellcheck: "false", placeholder: "T…", maxlength: 34 });
@@ -151,16 +153,50 @@ export async function render(main, _route, app) {
     const otp = app.me.two_factor
       ? field("Code from your authenticator app", h("input", { type: "text", name: "otp", inputmode: "numeric", autocomplete: "one-time-code", required: true }))
       : null;
+    const validAddress = (a) => /^T[1-9A-HJ-NP-Za-km-z]{33}$/.test(a);
+    // The server's quote for (tokens, address): the fee the request confirms (fee_tokens).
+    let quoted = null;
+    let quoteTimer = null;
+    let quoteSeq = 0;
+    const describe = (q) => {
+      const network = q.network_fee_mode === "auto"
+        ? `network energy ${q.network_fee_usdt} USDT: ${Number(q.energy).toLocaleString()} energy × ${q.energy_price_sun} sun = ${q.network_fee_trx} TRX at ${q.trx_usdt_price} USDT per TRX`
+        : `network energy ${q.network_fee_usdt} USDT`;
+      return `You receive ${q.net_usdt} USDT after fees of ${q.fee_usdt} USDT (platform fee ${q.platform_fee_usdt} USDT, ${network}).`;
+    };
+    const fetchQuote = async () => {
+      const t = tokens.value.trim();
+      const a = address.value.trim();
+      const seq = ++quoteSeq;
+      try {
+        const res = await get(`/api/withdrawals/quote?address=${encodeURIComponent(a)}&tokens=${encodeURIComponent(t)}`);
+        if (seq !== quoteSeq) return null;
+        quoted = { key: `${t}|${a}`, quote: res.quote };
+        preview.textContent = describe(res.quote);
+        return quoted;
+      } catch (err) {
+        if (seq === quoteSeq) preview.textContent = err.message;
+        return null;
+      }
+    };
     const update = () => {
+      quoted = null;
+      clearTimeout(quoteTimer);
       if (!money.isPositive(tokens.value, 4)) {
         preview.textContent = "";
         return;
       }
-      const net = money.tokensToMusdt(tokens.value) - fees;
-      preview.textContent = net > 0n
-        ? `You receive ${money.fromUnits(net, 6)} USDT after fees of ${money.fromUnits(fees, 6)} USDT (platform fee and network energy).`
-        : `That does not cover the fees of ${money.fromUnits(fees, 6)} USDT.`;
+      if (fees != null) {
+        const net = money.tokensToMusdt(tokens.value) - fees;
+        preview.textContent = net > 0n
+          ? `You receive ${money.fromUnits(net, 6)} USDT after fees of ${money.fromUnits(fees, 6)} USDT (platform fee and network energy).`
+          : `That does not cover the fees of ${money.fromUnits(fees, 6)} USDT.`;
+      } else if (!validAddress(address.value.trim())) {
+        preview.textContent = "Enter your address to see the network fee (it depends on whether the address already holds USDT).";
+      }
+      if (validAddress(address.value.trim())) quoteTimer = setTimeout(fetchQuote, 250);
     };
+    address.addEventListener("input", update);
     tokens.addEventListener("input", update);
     let key = null;
     let keyFor = "";
@@ -181,9 +217,23 @@ export async function render(main, _route, app) {
         key = newIdempotencyKey();
         keyFor = `${t}|${a}`;
       }
-      const body = { tokens: t, address: a };
+      // The fee shown is the fee confirmed: the server refuses another (409 fee_changed).
+      let shown = quoted && quoted.key === `${t}|${a}` ? quoted : null;
+      if (!shown) {
+        clearTimeout(quoteTimer);
+        shown = await fetchQuote();
+        if (!shown) throw new Error(preview.textContent || "The fee could not be read; try again.");
+        if (fees == null) throw new Error("Check the fee shown below, then press Withdraw again.");
+      }
+      const body = { tokens: t, address: a, fee_tokens: shown.quote.fee_tokens };
       if (otp) body.otp = String(fd.get("otp") || "").trim();
-      const res = await post("/api/withdrawals", body, { headers: { "Idempotency-Key": key } });
+      let res;
+      try {
+        res = await post("/api/withdrawals", body, { headers: { "Idempotency-Key": key } });
+      } catch (err) {
+        if (err.code === "fee_changed") await fetchQuote();
+        throw err;
+      }
       keyFor = "";
       const w = res.withdrawal || {};
       toast(w.status === "review" ? "Withdrawal requested. An operator reviews large withdrawals first."
