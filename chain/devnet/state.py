@@ -11,7 +11,8 @@ burns energy as mainnet's does (64,285 energy to a holder, 130,285 to a fresh ad
 in the `"visible": true` format tronpy asks for: base58 addresses, hex without 0x.
 
 At genesis it generates a funded faucet key, a funded hot-wallet key (USDT + TRX, for
-withdrawals) and a deposit key; they stay in the `meta` table, never served.
+withdrawals), a deposit key and the BIP-39 mnemonic of the personal deposit addresses (also
+made on first open of a state from before it); they stay in the `meta` table, never served.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from tronpy.keys import PrivateKey, Signature
 from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
+from meterchat.chain import hd
 from meterchat.chain.address import to_base58, to_hex41, to_raw20
 from meterchat.chain.devnet.abi import (
     SELECTOR_TRANSFER,
@@ -144,6 +146,9 @@ class DevnetState:
         self._faucet_ts = 0
         if self.meta("usdt_contract") is None:
             self._genesis()
+        if self.meta("deposit_mnemonic") is None:
+            self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                              ("deposit_mnemonic", hd.new_mnemonic()))
 
     def close(self) -> None:
         self.conn.close()
