@@ -436,9 +436,9 @@ class DevnetState:
         info: Json = {"id": tx["txID"], "blockNumber": num, "blockTimeStamp": t}
         if contract["type"] == "TransferContract":
             amount = int(value["amount"])
-            to = value["to_address"]
+            receiver = str(value["to_address"])
             receipt: Json
-            if not self.account_exists(to):  # activation: the sender pays for the account
+            if not self.account_exists(receiver):  # activation: the sender pays for it
                 free, fee = 0, CREATE_ACCOUNT_FEE_SUN + CREATE_ACCOUNT_NET_FEE_SUN
                 receipt = {"net_fee": CREATE_ACCOUNT_NET_FEE_SUN}
             else:
@@ -450,9 +450,9 @@ class DevnetState:
             if free:
                 self._use_free_net(owner, t, free)
             self._add(owner, TRX_TOKEN, -(amount + fee))
-            self._add(to, TRX_TOKEN, amount)
+            self._add(receiver, TRX_TOKEN, amount)
             self.conn.execute("INSERT OR IGNORE INTO accounts (address, created_at_ms)"
-                              " VALUES (?, ?)", (to, t))
+                              " VALUES (?, ?)", (receiver, t))
             tx["ret"] = [{"contractRet": "SUCCESS"}]
             info["receipt"] = receipt
             if fee:

@@ -15,13 +15,14 @@ from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import BadRequest, Unprocessable
 from meterchat.core.units import AmountError, musdt_to_usdt_str, usdt_to_musdt
-from meterchat.deposits import addresses, claims, credits, intents, personal, views
+from meterchat.deposits import addresses, claims, credits, intents, personal, sweeps, views
 from meterchat.deposits.rules import (
     ASKED_STEP_MUSDT,
     MAX_DEPOSIT_MUSDT,
     PersonalAddressesOff,
     normalize_txid,
 )
+from meterchat.deposits.sweeper import SWEEPER
 from meterchat.deposits.watcher import ADDRESSES
 from meterchat.economy import limits as economy_limits
 
@@ -150,6 +151,17 @@ async def admin_assign(request: web.Request) -> web.Response:
     return web.json_response({"deposit": views.deposit_view(d, admin=True)})
 
 
+async def admin_sweeps(request: web.Request) -> web.Response:
+    """GET /api/admin/sweeps: sweeps of personal addresses, newest first, with the TRX each
+    burned and why one waits; and the sweeper's last node error."""
+    await require_role(request, "admin")
+    body = await request.app[DB].read(sweeps.admin_view)
+    sweeper = request.app.get(SWEEPER)
+    body["mode"] = request.app[CONFIG].deposits.mode
+    body["sweeper_error"] = sweeper.last_error if sweeper is not None else None
+    return web.json_response(body)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/deposits/intents", create_intent)
     app.router.add_post("/api/deposits/claim", claim)
@@ -157,4 +169,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/deposits", list_deposits)
     app.router.add_get("/api/ledger", user_ledger)
     app.router.add_get("/api/admin/deposits", admin_list)
+    app.router.add_get("/api/admin/sweeps", admin_sweeps)
     app.router.add_post("/api/admin/deposits/{txid}/assign", admin_assign)

@@ -143,6 +143,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "deposits.mode = address_per_user: my own deposit address (the same every time), its "
         "QR code, the minimum and what was received below it (409 personal_addresses_off "
         "otherwise)", None, 200, "wallet"),
+    ("get", "/api/admin/sweeps"): (
+        "sweeps of personal deposit addresses to the hot wallet: status, USDT, TRX spent, why "
+        "one waits (admin)", None, 200, "operator"),
     ("get", "/api/ledger"): ("the user's ledger lines, newest first", None, 200, "wallet"),
     ("get", "/api/admin/deposits"): (
         "recorded deposits, ?status=unmatched|credited (admin)", None, 200, "operator"),
