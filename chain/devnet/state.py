@@ -83,7 +83,7 @@ CREATE INDEX IF NOT EXISTS txs_block ON txs(block_num, seq);
 CREATE TABLE IF NOT EXISTS balances (
     address TEXT NOT NULL, token TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (address, token));
-CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS activated (address TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS free_net (
     address TEXT PRIMARY KEY, day INTEGER NOT NULL, used INTEGER NOT NULL);
 """
@@ -160,11 +160,11 @@ class DevnetState:
         self._faucet_ts = 0
         if self.meta("usdt_contract") is None:
             self._genesis()
-        if self.meta("accounts_kept") is None:
+        if self.meta("activations_kept") is None:
             # A state from before accounts were kept: whoever holds TRX was activated.
-            self.conn.execute("INSERT OR IGNORE INTO accounts (address, created_at_ms)"
+            self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
                               " SELECT address, 0 FROM balances WHERE token = ?", (TRX_TOKEN,))
-            self.conn.execute("INSERT INTO meta (key, value) VALUES ('accounts_kept', '1')")
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('activations_kept', '1')")
         if self.meta("deposit_mnemonic") is None:
             self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                               ("deposit_mnemonic", hd.new_mnemonic()))
@@ -203,9 +203,9 @@ class DevnetState:
             (fa, USDT_TOKEN, FAUCET_USDT_MUSDT), (fa, TRX_TOKEN, FAUCET_TRX_SUN),
             (ha, USDT_TOKEN, HOT_WALLET_USDT_MUSDT), (ha, TRX_TOKEN, HOT_WALLET_TRX_SUN),
         ])
-        c.executemany("INSERT INTO accounts (address, created_at_ms) VALUES (?, ?)",
+        c.executemany("INSERT INTO activated (address, created_at_ms) VALUES (?, ?)",
                       [(fa, t), (ha, t)])
-        c.execute("INSERT INTO meta (key, value) VALUES ('accounts_kept', '1')")
+        c.execute("INSERT INTO meta (key, value) VALUES ('activations_kept', '1')")
         c.execute("COMMIT")
 
     @staticmethod
@@ -246,7 +246,7 @@ class DevnetState:
     def account_exists(self, address: str) -> bool:
         """Activated: it has received TRX (a TRC20 token alone does not make an account)."""
         return self.conn.execute(
-            "SELECT 1 FROM accounts WHERE address = ?", (address,)).fetchone() is not None
+            "SELECT 1 FROM activated WHERE address = ?", (address,)).fetchone() is not None
 
     def free_net_left(self, address: str, at_ms: int) -> int:
         """Free bandwidth points the account has left today (600 a day)."""
@@ -451,7 +451,7 @@ class DevnetState:
                 self._use_free_net(owner, t, free)
             self._add(owner, TRX_TOKEN, -(amount + fee))
             self._add(receiver, TRX_TOKEN, amount)
-            self.conn.execute("INSERT OR IGNORE INTO accounts (address, created_at_ms)"
+            self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
                               " VALUES (?, ?)", (receiver, t))
             tx["ret"] = [{"contractRet": "SUCCESS"}]
             info["receipt"] = receipt
