@@ -105,8 +105,9 @@ def owed_at_addresses(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """(address, µUSDT received and not yet swept away by a confirmed sweep) of every personal
     address that should hold USDT, for the sweeper and reconcile."""
     rows = conn.execute(
-        "SELECT a.address, (SELECT COALESCE(SUM(amount_musdt), 0) FROM address_transfers t"
-        "  WHERE t.address = a.address) - (SELECT COALESCE(SUM(amount_musdt), 0) FROM sweeps s"
-        "  WHERE s.address = a.address AND s.status = 'confirmed') AS held"
-        " FROM deposit_addresses a ORDER BY a.derivation_index").fetchall()
+        "SELECT t.address, t.received - COALESCE(s.swept, 0) AS held FROM"
+        " (SELECT address, SUM(amount_musdt) AS received FROM address_transfers"
+        "  GROUP BY address) t LEFT JOIN"
+        " (SELECT address, SUM(amount_musdt) AS swept FROM sweeps WHERE status = 'confirmed'"
+        "  GROUP BY address) s ON s.address = t.address ORDER BY t.address").fetchall()
     return [(r["address"], r["held"]) for r in rows if r["held"] > 0]

@@ -69,6 +69,8 @@ class Sweeper:
         self.last_error: str | None = None
         self.stopped = False
         self._lock = asyncio.Lock()
+        # The hot wallet's TRX not yet promised to a top-up of this pass (read once a pass).
+        self._hot_trx_left: int | None = None
 
     async def stop(self) -> None:
         self.stopped = True
@@ -105,6 +107,7 @@ class Sweeper:
             self.hook(point)
 
     async def _pass(self) -> None:
+        self._hot_trx_left = None
         busy = set()
         for s in await self.db.read(sweeps.open_sweeps):
             busy.add(s.address)
@@ -152,8 +155,10 @@ class Sweeper:
             await self.gateway.usdt_balance(hot) > 0, self.cfg.energy_price_sun,
             await self.gateway.trx_balance_sun(s.address),
             await self.gateway.account_exists(s.address))
-        hot_trx = await self.gateway.trx_balance_sun(hot) if cost.topup_sun else None
-        reason = sweep_rules.wait_reason(cost, self.cfg.max_sun, hot_trx)
+        if cost.topup_sun and self._hot_trx_left is None:
+            self._hot_trx_left = await self.gateway.trx_balance_sun(hot)
+        reason = sweep_rules.wait_reason(cost, self.cfg.max_sun,
+                                         self._hot_trx_left if cost.topup_sun else None)
         if reason is not None:
             await self._wait(s, reason)
             return
@@ -169,6 +174,8 @@ class Sweeper:
         if not await self.db.tx(sweeps.store_topup_tx, s.id, signed, cost.topup_sun,
                                 now_ms()):
             return
+        if self._hot_trx_left is not None:
+            self._hot_trx_left -= cost.topup_sun + cost.topup_fee_sun
         event(log, "sweep_topup_signed", sweep_id=s.id, txid=signed.txid,
               topup_sun=cost.topup_sun, activation=cost.activation)
         self._at("topup_signed")
