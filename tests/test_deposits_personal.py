@@ -147,3 +147,48 @@ async def test_unique_amount_mode_has_no_personal_address(aiohttp_client, tmp_pa
     client = await aiohttp_client(create_app(chain_config(tmp_path)))
     buyer = await actor(client)
     await assert_error(await buyer.get("/api/deposits/address"), 409, "personal_addresses_off")
+
+
+async def test_a_personal_top_up_gets_its_bonus_tier_on_the_sum(aiohttp_client, tmp_path):
+    cfg = chain_config(tmp_path, deposits=PERSONAL, sweeps=NO_SWEEPS,
+                       economy={"bonus_tiers": ["5:10"]})
+    client = await aiohttp_client(create_app(cfg))
+    node = client.app[DEVNET]
+    buyer = await actor(client)
+    addr = (await my_address(buyer))["address"]
+    first = await devnet_pay(node.url, addr, usdt="2.5")
+    await node.wait_solidified(first)
+    await devnet_pay(node.url, addr, usdt="3")  # 5.5 in all: the 5-USDT tier, 10 %
+    await until_available(buyer, "605")
+    await audit_ok(client)
+
+
+ABANDON = "abandon " * 11 + "about"
+
+
+async def test_start_up_refuses_personal_mode_without_a_usable_xpub_or_seed(tmp_path):
+    from meterchat.chain_ctx import load_deposit_seed, resolve
+    from meterchat.core.config import ConfigError
+
+    base = {"network": "nile", "deposit_address": "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t"}
+    missing = chain_config(tmp_path, chain=base, deposits={"mode": "address_per_user"})
+    with pytest.raises(ConfigError, match="chain.deposit_xpub"):
+        await resolve(missing, None)
+    bad = chain_config(tmp_path, chain={**base, "deposit_xpub": "xpubnotakey"},
+                       deposits={"mode": "address_per_user"})
+    with pytest.raises(ConfigError, match="chain.deposit_xpub") as err:
+        await resolve(bad, None)
+    assert "xpubnotakey" not in str(err.value)
+    seed_file = tmp_path / "seed.txt"
+    seed_file.write_text(hd.new_mnemonic())
+    other = chain_config(tmp_path, chain={**base, "deposit_xpub": hd.xpub_of(ABANDON),
+                                          "deposit_seed_file": str(seed_file)},
+                         deposits={"mode": "address_per_user"})
+    info = await resolve(other, None)
+    assert info.deposit_xpub == hd.xpub_of(ABANDON)
+    with pytest.raises(ConfigError, match="does not derive chain.deposit_xpub") as err:
+        load_deposit_seed(other, None)
+    assert seed_file.read_text() not in str(err.value)
+    seed_file.write_text(ABANDON + "\n")
+    secret = load_deposit_seed(other, None)
+    assert secret is not None and secret.reveal() == ABANDON and "abandon" not in repr(secret)

@@ -9,12 +9,14 @@ sweeps.max_trx_per_sweep, or a hot wallet short of TRX, waits and says why."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from tronpy.keys import PrivateKey
 
 from meterchat.app import create_app
 from meterchat.appkeys import CONFIG, DB
+from meterchat.chain import hd
 from meterchat.chain.address import to_base58
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, load_deposit_seed
 from meterchat.core.config import Secret
@@ -86,7 +88,8 @@ async def until_sweep(client, sweeper: Sweeper, *statuses: str, timeout_s: float
     return await eventually(check, timeout_s=timeout_s, interval_s=0.1)
 
 
-async def test_first_sweep_activates_the_address_and_moves_its_usdt_once(manual):
+async def test_first_sweep_activates_the_address_and_moves_its_usdt_once(manual, caplog):
+    caplog.set_level(logging.DEBUG)
     app = manual.app
     node, gw = app[DEVNET], app[GATEWAY]
     hot = app[CHAIN_INFO].hot_wallet_address
@@ -118,6 +121,12 @@ async def test_first_sweep_activates_the_address_and_moves_its_usdt_once(manual)
     body = await admin_sweeps(manual)
     assert body["totals"]["usdt_swept"] == "7.5"
     assert body["totals"]["trx_spent_sun"] == done["trx_spent_sun"]
+    # The seed and the keys it derives are never logged nor shown.
+    seed = node.deposit_mnemonic
+    key = hd.private_key_at(seed, 0)
+    logged = " ".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+    assert caplog.records and seed not in logged and key not in logged
+    assert seed.split()[0] + " " + seed.split()[1] not in json.dumps(body)
 
 
 async def test_a_later_sweep_uses_the_trx_left_over_and_needs_no_activation(manual):
