@@ -192,3 +192,18 @@ async def test_start_up_refuses_personal_mode_without_a_usable_xpub_or_seed(tmp_
     seed_file.write_text(ABANDON + "\n")
     secret = load_deposit_seed(other, None)
     assert secret is not None and secret.reveal() == ABANDON and "abandon" not in repr(secret)
+
+
+async def test_racing_first_asks_allocate_one_index_per_user(personal):
+    import asyncio
+
+    users = [await actor(personal) for _ in range(3)]
+    answers = await asyncio.gather(*(my_address(u) for u in users for _ in range(4)))
+    by_user: dict[str, set[str]] = {}
+    for i, a in enumerate(answers):
+        by_user.setdefault(users[i // 4].id, set()).add(a["address"])
+    assert all(len(v) == 1 for v in by_user.values())
+    assert len({next(iter(v)) for v in by_user.values()}) == 3
+    rows = await personal.app[DB].read(lambda c: c.execute(
+        "SELECT COUNT(*) AS n, MAX(derivation_index) AS top FROM deposit_addresses").fetchone())
+    assert (rows["n"], rows["top"]) == (3, 2)
