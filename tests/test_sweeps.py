@@ -209,6 +209,8 @@ async def test_a_sweep_dearer_than_max_trx_per_sweep_waits_and_says_why(aiohttp_
     assert waiting["trx_spent_sun"] == 0 and waiting["topup_txid"] is None
     assert not await client.app[GATEWAY].account_exists(address)  # no TRX was sent
     assert (await admin_sweeps(client))["totals"]["waiting"] == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'meterchat_sweeps{status="waiting"} 1.0' in metrics
 
 
 async def test_a_hot_wallet_short_of_trx_leaves_the_sweep_waiting_saying_why(manual):
