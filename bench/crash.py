@@ -18,6 +18,11 @@ server is). After each kill, with the server down, `check_books` verifies:
   charged = billed tenths x segment price, and the call's ledger postings add up to exactly
   what the call row says the buyer paid, the seller earned and the platform kept.
 After each restart: no call that was active before it is still active (recovery ended it).
+With `--personal` (deposits.mode = "address_per_user") buyers pay their own addresses odd,
+round and small amounts instead, and the sweeper runs: every transfer to a personal address
+is recorded once with its chain amount, each credit is the sum of its parts (credited once),
+nothing uncredited reaches the minimum, and every USDT transfer out of a personal address is
+the stored transaction of its sweep, at most one per sweep, a confirmed one exactly once.
 At the end, with the clients stopped and the server up until the watcher has caught up:
 every solidified transfer to the deposit address is recorded (never ignored).
 
@@ -63,10 +68,14 @@ class CheckFailed(AssertionError):
     pass
 
 
-def write_config(workdir: Path) -> Path:
+PERSONAL_MIN_MUSDT = 3_000_000
+PERSONAL_CONFIG = ("[sweeps]\nmin_usdt = 20\ninterval_s = 0.2\nexpiry_margin_s = 1\n")
+
+
+def write_config(workdir: Path, personal: bool = False) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "meterchat.toml"
-    cfg.write_text(
+    text = (
         "[server]\nport = 0\npassword_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n"
         "presence_grace_s = 2\nlogin_attempts_per_account = 100000\n"
         "login_attempts_per_ip = 100000\n"
@@ -79,6 +88,10 @@ def write_config(workdir: Path) -> Path:
         "[withdrawals]\nbuyer_withdrawals = true\nsender_interval_s = 0.2\n"
         "expiry_margin_s = 1\ndaily_limit_usdt = 1000000\nmanual_review_above_usdt = 1000000\n"
     )
+    if personal:
+        text = text.replace("[deposits]\n", '[deposits]\nmode = "address_per_user"\n', 1)
+        text += PERSONAL_CONFIG
+    cfg.write_text(text)
     return cfg
 
 
@@ -163,6 +176,7 @@ class Ctx:
     stats: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     withdrawal_keys: dict[str, str] = field(default_factory=dict)  # key -> address
+    personal: bool = False
 
     async def api(self, method: str, path: str, user: User | None = None, body=None,
                   headers: dict | None = None, base: str | None = None) -> tuple[int, dict]:
@@ -273,6 +287,9 @@ async def top_up(ctx: Ctx, buyer: User, rng: random.Random) -> None:
     status, me = await ctx.api("GET", "/api/me", buyer)
     if status != 200 or int(me["balance"]["available"].split(".")[0]) >= 2 * RATE:
         return
+    if ctx.personal:
+        await top_up_personal(ctx, buyer, rng)
+        return
     status, data = await ctx.api("POST", "/api/deposits/intents", buyer,
                                  {"usdt": rng.choice(["40", "60", "80"])})
     if status != 201:
@@ -294,6 +311,31 @@ async def top_up(ctx: Ctx, buyer: User, rng: random.Random) -> None:
             ctx.stats["deposits_claimed" if status == 200 else "claims_already_credited"] += 1
             return
         await asyncio.sleep(0.2)
+
+
+async def top_up_personal(ctx: Ctx, buyer: User, rng: random.Random) -> None:
+    """To the buyer's own address: an odd, a round or a small amount (small ones add up)."""
+    status, data = await ctx.api("GET", "/api/deposits/address", buyer)
+    if status != 200:
+        ctx.stats["address_refused"] += 1
+        return
+    amount = rng.choice(["40", "60", f"{rng.randint(30, 70)}.{rng.randint(0, 999_999):06d}",
+                         f"1.{rng.randint(0, 99):02d}"])
+    status, sent = await ctx.api("POST", "/devnet/transfer", body={
+        "to": data["address"], "usdt": amount}, base=ctx.server.devnet_url)
+    if status != 200:
+        ctx.stats["faucet_refused"] += 1
+        return
+    ctx.stats["deposits_sent"] += 1
+    if rng.random() < 0.3:
+        for _ in range(40):
+            status, data = await ctx.api("POST", "/api/deposits/claim", buyer,
+                                         {"txid": sent["txid"]})
+            if status in (200, 409) or (status == 202 and
+                                        data["deposit"]["status"] == "below_minimum"):
+                ctx.stats["deposits_claimed" if status == 200 else "claims_done"] += 1
+                return
+            await asyncio.sleep(0.2)
 
 
 async def stray_transfer(ctx: Ctx, rng: random.Random) -> None:
@@ -366,6 +408,8 @@ class Chain:
     deposits: dict[tuple[str, int], int]  # (txid, log index) -> µUSDT to the deposit address
     solid_deposits: set[tuple[str, int]]
     hot_sends: dict[str, list[tuple[str, int]]]  # to address -> [(txid, µUSDT)], SUCCESS only
+    # Every SUCCESS USDT Transfer log: (txid, log index) -> (from, to, µUSDT, solidified).
+    logs: dict[tuple[str, int], tuple[str, str, int, bool]] = field(default_factory=dict)
 
 
 def read_chain(devnet_db: Path, usdt: str, deposit_address: str) -> Chain:
@@ -378,7 +422,7 @@ def read_chain(devnet_db: Path, usdt: str, deposit_address: str) -> Chain:
             .to_base58check_address()
         head = conn.execute("SELECT MAX(num) FROM blocks").fetchone()[0]
         solid = head - 2
-        deposits, solid_deposits, sends = {}, set(), {}
+        deposits, solid_deposits, sends, logs = {}, set(), {}, {}
         for txid, num, info_json in conn.execute(
                 "SELECT txid, block_num, info_json FROM txs WHERE block_num IS NOT NULL"):
             info = json.loads(info_json or "{}")
@@ -390,13 +434,14 @@ def read_chain(devnet_db: Path, usdt: str, deposit_address: str) -> Chain:
                     continue
                 src, dst = to_base58(topics[1][24:]), to_base58(topics[2][24:])
                 amount = int(log["data"], 16)
+                logs[(txid, i)] = (src, dst, amount, num <= solid)
                 if dst == deposit_address:
                     deposits[(txid, i)] = amount
                     if num <= solid:
                         solid_deposits.add((txid, i))
                 if src == hot:
                     sends.setdefault(dst, []).append((txid, amount))
-        return Chain(deposits, solid_deposits, sends)
+        return Chain(deposits, solid_deposits, sends, logs)
     finally:
         conn.close()
 
@@ -414,6 +459,7 @@ def check_books(workdir: Path, cfg: Path, usdt: str, deposit_address: str) -> di
     conn = sqlite3.connect(f"file:{workdir / 'meterchat.sqlite3'}?mode=ro", uri=True, timeout=10)
     try:
         _check_deposits(conn, chain, problems)
+        _check_personal(conn, chain, problems)
         _check_withdrawals(conn, chain, problems)
         out = _check_calls(conn, problems)
     finally:
@@ -432,10 +478,12 @@ def _balance(conn: sqlite3.Connection, name: str) -> int:
 
 
 def _check_deposits(conn: sqlite3.Connection, chain: Chain, problems: list[str]) -> None:
-    credited_sum = 0
+    """Deposits to the shared address (those to personal addresses: _check_personal)."""
+    credited_sum = _personal_credited(conn)
     seen: Counter = Counter()
     for txid, idx, amount, status in conn.execute(
-            "SELECT txid, log_index, amount_musdt, status FROM deposits"):
+            "SELECT txid, log_index, amount_musdt, status FROM deposits WHERE to_address NOT IN"
+            " (SELECT address FROM deposit_addresses)"):
         seen[(txid, idx)] += 1
         on_chain = chain.deposits.get((txid, idx))
         if on_chain is None:
@@ -462,6 +510,63 @@ def _check_deposits(conn: sqlite3.Connection, chain: Chain, problems: list[str])
         " GROUP BY paid_deposit_id HAVING COUNT(*) > 1").fetchall()
     if doubly_paid:
         problems.append(f"deposits paying two intents: {doubly_paid}")
+
+
+def _personal_credited(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "SELECT COALESCE(SUM(amount_musdt), 0) FROM deposits WHERE status = 'credited'"
+        " AND to_address IN (SELECT address FROM deposit_addresses)").fetchone()[0]
+
+
+def _check_personal(conn: sqlite3.Connection, chain: Chain, problems: list[str]) -> None:
+    """Transfers to personal addresses and their sweeps, against the chain."""
+    owners = dict(conn.execute("SELECT address, user_id FROM deposit_addresses"))
+    for txid, idx, address, user_id, amount in conn.execute(
+            "SELECT txid, log_index, address, user_id, amount_musdt FROM address_transfers"):
+        log = chain.logs.get((txid, idx))
+        if log is None or log[1] != address or log[2] != amount:
+            problems.append(f"personal transfer {txid}:{idx} of {amount} to {address}"
+                            f" recorded, chain says {log}")
+        if log is not None and log[0] in owners:
+            problems.append(f"personal transfer {txid}:{idx} from a deposit address recorded")
+        if owners.get(address) != user_id:
+            problems.append(f"personal transfer {txid}:{idx} recorded for user {user_id}")
+    for dep_id, txid, idx, address, amount, user_id in conn.execute(
+            "SELECT id, txid, log_index, to_address, amount_musdt, user_id FROM deposits"
+            " WHERE to_address IN (SELECT address FROM deposit_addresses)"):
+        parts = conn.execute("SELECT COALESCE(SUM(amount_musdt), 0), COUNT(*) FROM"
+                             " address_transfers WHERE deposit_id = ?", (dep_id,)).fetchone()
+        if parts[0] != amount or parts[1] == 0:
+            problems.append(f"personal credit {dep_id}: {amount} credited, its parts {parts}")
+        if owners.get(address) != user_id:
+            problems.append(f"personal credit {dep_id} of {address} went to user {user_id}")
+        n = conn.execute("SELECT COUNT(*) FROM ledger_tx WHERE idem_key = ?",
+                         (f"deposit:{txid}:{idx}",)).fetchone()[0]
+        if n != 1:
+            problems.append(f"personal credit {txid}:{idx} has {n} ledger credits")
+    for address, pending in conn.execute(
+            "SELECT address, SUM(amount_musdt) FROM address_transfers WHERE deposit_id IS NULL"
+            " GROUP BY address"):
+        if pending >= PERSONAL_MIN_MUSDT:
+            problems.append(f"{address} holds {pending} µUSDT uncredited, past the minimum")
+    # Every USDT transfer out of a personal address is its sweep's stored transaction.
+    stored = {txid: (sweep_id, amount) for txid, sweep_id, amount in conn.execute(
+        "SELECT txid, sweep_id, amount FROM sweep_txs WHERE kind = 'sweep'")}
+    per_sweep: Counter = Counter()
+    for (txid, _idx), (src, _dst, amount, _solid) in chain.logs.items():
+        if src not in owners:
+            continue
+        if txid not in stored:
+            problems.append(f"USDT left personal address {src} in {txid} without a sweep")
+            continue
+        if stored[txid][1] != amount:
+            problems.append(f"sweep transaction {txid} moved {amount}, {stored[txid][1]} signed")
+        per_sweep[stored[txid][0]] += 1
+    problems += [f"sweep {k} is on chain {n} times" for k, n in per_sweep.items() if n > 1]
+    for sweep_id, txid in conn.execute(
+            "SELECT id, sweep_txid FROM sweeps WHERE status = 'confirmed'"):
+        if per_sweep.get(sweep_id) != 1:
+            problems.append(f"confirmed sweep {sweep_id} ({txid}) is not on chain once")
 
 
 def _check_withdrawals(conn: sqlite3.Connection, chain: Chain, problems: list[str]) -> None:
@@ -557,9 +662,14 @@ def check_nothing_ignored(workdir: Path, usdt: str, deposit_address: str) -> tup
     conn = sqlite3.connect(f"file:{workdir / 'meterchat.sqlite3'}?mode=ro", uri=True, timeout=10)
     try:
         recorded = set(conn.execute("SELECT txid, log_index FROM deposits"))
+        recorded |= set(conn.execute("SELECT txid, log_index FROM address_transfers"))
+        owners = {a for (a,) in conn.execute("SELECT address FROM deposit_addresses")}
     finally:
         conn.close()
-    return len(chain.solid_deposits), len(chain.solid_deposits & recorded)
+    solid = set(chain.solid_deposits)
+    solid |= {k for k, (src, dst, _, is_solid) in chain.logs.items()
+              if is_solid and dst in owners and src not in owners}
+    return len(solid), len(solid & recorded)
 
 
 # ---- the run ---------------------------------------------------------------------------
@@ -586,6 +696,7 @@ class Report:
             f"deposits: {s['deposits_sent']} sent ({s['deposits_claimed']} claimed,"
             f" rest by the watcher), {s['stray_transfers_sent']} unmatched strays;"
             f" ledger {b['deposits_in_musdt'] / 1e6:.6f} USDT in",
+            *([f"sweeps: {b['sweeps_by_status']}"] if b.get("sweeps_by_status") else []),
             f"withdrawals: {b['withdrawals_by_status']}; ledger"
             f" {b['withdrawals_out_musdt'] / 1e6:.6f} USDT out,"
             f" {s['withdrawal_retried_after_crash']} retried after a crash with the same key",
@@ -599,14 +710,14 @@ class Report:
 
 
 async def run(kills: int, seed: int, workdir: Path, pairs: int = 3, min_up_s: float = 1.0,
-              max_up_s: float = 5.0, say=print) -> Report:
-    cfg = await asyncio.to_thread(write_config, workdir)
+              max_up_s: float = 5.0, say=print, personal: bool = False) -> Report:
+    cfg = await asyncio.to_thread(write_config, workdir, personal)
     kill_rng = random.Random(seed)
     server = Server(workdir, cfg)
     started = time.monotonic()
     await server.start()
     async with aiohttp.ClientSession() as http:
-        ctx = Ctx(server, http)
+        ctx = Ctx(server, http, personal=personal)
         buyers = [User(f"buyer{i}@example.com", "buyer") for i in range(pairs)]
         sellers = [User(f"seller{i}@example.com", "seller") for i in range(pairs)]
         for u in buyers + sellers:
@@ -653,6 +764,7 @@ async def run(kills: int, seed: int, workdir: Path, pairs: int = 3, min_up_s: fl
         raise CheckFailed(f"the server exited with {code} on SIGTERM")
     books = check_books(workdir, cfg, server.usdt_contract, server.deposit_address)
     books["withdrawals_by_status"] = _withdrawal_states(workdir)
+    books["sweeps_by_status"] = _sweep_states(workdir)
     active = {k: v for k, v in books["calls_by_state"].items() if k in ACTIVE_STATES}
     if active:
         raise CheckFailed(f"calls left active after a clean stop: {active}")
@@ -671,6 +783,14 @@ def _withdrawal_states(workdir: Path) -> dict:
         conn.close()
 
 
+def _sweep_states(workdir: Path) -> dict:
+    conn = sqlite3.connect(f"file:{workdir / 'meterchat.sqlite3'}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT status, COUNT(*) FROM sweeps GROUP BY status"))
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kills", type=int, default=30)
@@ -679,6 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-up", type=float, default=1.0, help="least seconds between kills")
     p.add_argument("--max-up", type=float, default=10.0, help="most seconds between kills")
     p.add_argument("--workdir", type=Path, help="keep the files here (default: a temp dir)")
+    p.add_argument("--personal", action="store_true",
+                   help='deposits.mode = "address_per_user": personal addresses and sweeps')
     args = p.parse_args(argv)
     import tempfile
 
@@ -686,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         try:
             report = asyncio.run(run(args.kills, args.seed, workdir, args.pairs, args.min_up,
-                                     args.max_up))
+                                     args.max_up, personal=args.personal))
         except CheckFailed as exc:
             print(f"CHECK FAILED: {exc}", file=sys.stderr)
             return 1

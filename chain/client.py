@@ -210,6 +210,35 @@ class TronClient:
             signed_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
         )
 
+    async def account_exists(self, address: str) -> bool:
+        account = await self._request("wallet/getaccount", {"address": address, "visible": True})
+        return bool(account)
+
+    async def build_trx_transfer(self, private_key_hex: str, to_address: str,
+                                 amount_sun: int) -> SignedTransfer:
+        if not is_valid_address(to_address):
+            raise BadTransaction("destination is not a valid TRON address")
+        if amount_sun <= 0:
+            raise BadTransaction("amount must be positive")
+        try:
+            key = PrivateKey(bytes.fromhex(private_key_hex))
+        except Exception as exc:  # never echo the key
+            raise BadTransaction("not a valid private key") from exc
+        owner = key.public_key.to_base58check_address()
+        try:
+            txn = await self.tron.trx.transfer(owner, to_address, amount_sun).build()
+            txn.sign(key)
+        except httpx.HTTPError as exc:
+            raise ChainUnavailable(f"building the TRX transfer: {exc}") from exc
+        except TRONPY_ERRORS as exc:
+            raise BadTransaction(f"building the TRX transfer: {exc}") from exc
+        body = txn.to_json()
+        return SignedTransfer(
+            txid=body["txID"],
+            expiration_ms=int(body["raw_data"]["expiration"]),
+            signed_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
+        )
+
     async def broadcast(self, signed_json: str) -> BroadcastResult:
         try:
             body = json.loads(signed_json)

@@ -194,6 +194,14 @@ class FailoverGateway:
     async def energy_price_sun(self) -> int:
         return await self._read("energy_price_sun", lambda n: n.client.energy_price_sun())
 
+    async def account_exists(self, address: str) -> bool:
+        return await self._read("account_exists", lambda n: n.client.account_exists(address))
+
+    async def build_trx_transfer(self, private_key_hex: str, to_address: str,
+                                 amount_sun: int) -> SignedTransfer:
+        return await self._read("build_trx_transfer", lambda n: n.client.build_trx_transfer(
+            private_key_hex, to_address, amount_sun))
+
     async def build_usdt_transfer(
         self, private_key_hex: str, to_address: str, amount_musdt: int, fee_limit_sun: int
     ) -> SignedTransfer:

@@ -152,6 +152,17 @@ class ChainGateway(Protocol):
         """Sun per unit of energy (getchainparameters' getEnergyFee)."""
         ...
 
+    async def account_exists(self, address: str) -> bool:
+        """Activated on chain (it has received TRX); an address holding only a TRC20 token
+        is not, and cannot own a transaction until it is."""
+        ...
+
+    async def build_trx_transfer(self, private_key_hex: str, to_address: str,
+                                 amount_sun: int) -> SignedTransfer:
+        """Build and sign (not broadcast) a TRX transfer (activating `to_address` when it
+        does not exist yet, at the sender's cost)."""
+        ...
+
     async def build_usdt_transfer(
         self, private_key_hex: str, to_address: str, amount_musdt: int, fee_limit_sun: int
     ) -> SignedTransfer:

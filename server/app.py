@@ -30,6 +30,7 @@ from meterchat.core.errors import ApiError
 from meterchat.core.jobs import jobs_ctx
 from meterchat.core.ratelimit import Limits
 from meterchat.deposits import routes as deposits_routes
+from meterchat.deposits.sweeper import sweeper_ctx
 from meterchat.deposits.watcher import watcher_ctx
 from meterchat.economy import routes as economy_routes
 from meterchat.events import routes as events_routes
@@ -172,6 +173,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
         economy_routes.bonus_tiers_ctx,  # the bonus tiers, before the watcher credits any
         chain_ctx(config),  # the gateway (and the embedded devnet node)
         watcher_ctx,  # the deposit watcher job
+        sweeper_ctx,  # the sweeper job (deposits.mode = "address_per_user")
         sender_ctx,  # the withdrawal sender job
         mail_ctx,  # the mail sender job (with mail.smtp_host set)
         events_ctx,  # the webhooks and alert mails job (with either configured)

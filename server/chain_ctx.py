@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from meterchat.chain import hd
 from meterchat.chain.address import address_of_key, is_valid_address
 from meterchat.chain.devnet import DevnetNode, DevnetSettings
 from meterchat.chain.failover import FailoverGateway, endpoint_label
@@ -42,6 +43,9 @@ class ChainInfo:
     hot_wallet_key: Secret | None
     hot_wallet_address: str | None
     endpoints: tuple[str, ...] = ()
+    # deposits.mode = "address_per_user": the account xpub personal addresses derive from
+    # ("" in unique_amount mode). Public: watching needs nothing else.
+    deposit_xpub: str = ""
 
 
 GATEWAY = web.AppKey("chain_gateway", ChainGateway)
@@ -77,6 +81,42 @@ def _checked_key(text: str, where: str) -> Secret:
     except Exception:
         # Never echo the value: it may be a key with a typo.
         raise ConfigError(f"config key {where}: not a hex private key") from None
+    return Secret(text)
+
+
+def load_deposit_seed(config: Config, devnet: DevnetNode | None) -> Secret | None:
+    """The BIP-39 mnemonic of chain.deposit_xpub from the file or environment variable named
+    in config (the devnet's own on devnet); read by the sweeper alone, never logged. None
+    when none is configured. ConfigError when it does not derive the configured xpub."""
+    chain = config.chain
+    text = ""
+    where = ""
+    if chain.deposit_seed_file:
+        path = Path(chain.deposit_seed_file)
+        if not path.is_absolute():
+            path = config.base_dir / path
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"config key chain.deposit_seed_file: cannot read {path}: {exc.strerror}"
+            ) from exc
+        where = "chain.deposit_seed_file"
+    elif chain.deposit_seed_env:
+        text = os.environ.get(chain.deposit_seed_env, "").strip()
+        where = "chain.deposit_seed_env"
+    if not text:
+        if devnet is not None and not chain.deposit_xpub:
+            return Secret(devnet.deposit_mnemonic)
+        return None
+    try:
+        xpub = hd.xpub_of(text)
+    except hd.HdKeyError:
+        raise ConfigError(f"config key {where}: not a BIP-39 mnemonic") from None
+    expected = chain.deposit_xpub or (devnet.deposit_xpub if devnet else "")
+    if expected and xpub != expected:
+        raise ConfigError(f"config key {where}: this mnemonic does not derive "
+                          "chain.deposit_xpub")
     return Secret(text)
 
 
@@ -132,6 +172,19 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
     key = load_hot_wallet_key(config)
     if key is None and devnet is not None:
         key = Secret(devnet.hot_wallet_key_hex)
+    xpub = ""
+    if config.deposits.mode == "address_per_user":
+        xpub = chain.deposit_xpub or (devnet.deposit_xpub if devnet else "")
+        if not xpub and chain.network == "devnet" and devnet is None:
+            xpub = str((await _devnet_status(endpoint, chain.request_timeout_s))
+                       .get("deposit_xpub") or "")
+        if not xpub:
+            raise ConfigError("config key chain.deposit_xpub: deposits.mode ="
+                              ' "address_per_user" needs the account xpub of m/44\'/195\'/0\'')
+        try:
+            hd.check_xpub(xpub)
+        except hd.HdKeyError as exc:
+            raise ConfigError(f"config key chain.deposit_xpub: {exc}") from None
     return ChainInfo(
         network=chain.network,
         endpoint=endpoint,
@@ -140,6 +193,7 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
         deposit_address=deposit,
         hot_wallet_key=key,
         hot_wallet_address=address_of_key(key.reveal()) if key else None,
+        deposit_xpub=xpub,
     )
 
 

@@ -21,7 +21,8 @@ LAYER_NAMES = ["chain", "core", "money", "domain", "http", "entry"]
 DOMAIN_ORDER = ["accounts", "mail", "events", "sellers", "economy", "deposits", "withdrawals", "calls",
                 "operator"]
 # Modules of a domain room that face HTTP or wire jobs into the app (they read app keys).
-HTTP_MODULES = {"routes", "admin_routes", "ws", "auth", "watcher", "sender", "earnings"}
+HTTP_MODULES = {"routes", "admin_routes", "ws", "auth", "watcher", "sender", "sweeper",
+                "earnings"}
 
 
 def module_name(path: Path) -> str:

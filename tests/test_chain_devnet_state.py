@@ -153,7 +153,8 @@ def test_a_transfer_no_longer_payable_at_block_time_is_dropped(state):
     state.produce_block()
     assert stored(state, first).block_num is not None
     assert state.stored_tx(second) is None
-    assert state.balance(owner, TRX_TOKEN) == 2_000_000
+    # The first transfer activated `to`: 1 TRX + 0.1 TRX of bandwidth burned from the owner.
+    assert state.balance(owner, TRX_TOKEN) == 2_000_000 - 1_100_000
     assert state.balance(to, TRX_TOKEN) == 8_000_000
 
 
@@ -182,7 +183,10 @@ def test_usdt_beyond_balance_reverts_and_low_fee_limit_runs_out_of_energy(state)
     state.produce_block()
     assert stored(state, too_much).info["receipt"]["result"] == "REVERT"
     out = stored(state, starved).info
-    assert out["receipt"]["result"] == "OUT_OF_ENERGY" and out["fee"] == 1_000_000
+    # The fee_limit caps the energy burned; the owner's second transaction of the day has no
+    # free bandwidth left (600 points a day, 345 a transfer), so its bytes are burned too.
+    assert out["receipt"]["result"] == "OUT_OF_ENERGY" and out["receipt"]["energy_fee"] == 1_000_000
+    assert out["receipt"]["net_fee"] == 345_000 and out["fee"] == 1_345_000
     assert out["result"] == "FAILED" and "log" not in out
     assert state.balance(owner, USDT_TOKEN) == 1_000_000 and state.balance(to, USDT_TOKEN) == 0
 
@@ -209,3 +213,48 @@ def test_abi_encodings():
     encoded = abi_string("USDT")
     assert encoded[:64] == word(32) and encoded[64:128] == word(4)
     assert encoded[128:136] == b"USDT".hex() and len(encoded) == 192
+
+
+def test_the_first_trx_to_an_address_activates_it_and_burns_the_account_fee(state):
+    _, to = fresh()
+    state.faucet_transfer(to, 2_000_000, USDT_TOKEN, 40_000_000)
+    state.produce_block()
+    # USDT alone makes no account: it cannot own a transaction, getaccount knows nothing.
+    assert not state.account_exists(to) and state.balance(to, USDT_TOKEN) == 2_000_000
+    key, owner = fresh()
+    state.faucet_transfer(owner, 10_000_000, TRX_TOKEN, 0)
+    state.produce_block()
+    assert state.account_exists(owner)
+    txid = state.broadcast(signed_trx_transfer(state, key, to, 3_000_000))
+    state.produce_block()
+    info = stored(state, txid).info
+    assert info["fee"] == 1_100_000 and info["receipt"] == {"net_fee": 100_000}
+    assert state.account_exists(to) and state.balance(to, TRX_TOKEN) == 3_000_000
+    assert state.balance(owner, TRX_TOKEN) == 10_000_000 - 3_000_000 - 1_100_000
+    # To an account that exists: its bandwidth only (free: 268 of the day's 600 points).
+    again = state.broadcast(signed_trx_transfer(state, key, to, 1_000_000, stamp=1))
+    state.produce_block()
+    assert stored(state, again).info["receipt"] == {"net_usage": 268}
+    assert state.free_net_left(owner, now_ms()) == 600 - 268
+
+
+def test_an_owner_without_free_bandwidth_or_trx_is_refused_bandwith_error(state):
+    key, owner = fresh()
+    state.faucet_transfer(owner, 300_000, TRX_TOKEN, 0)
+    state.faucet_transfer(owner, 1_000_000, USDT_TOKEN, 40_000_000)
+    state.produce_block()
+    _, to = fresh()
+    body = signed_trx_transfer(state, key, to, 1, 5)
+    raw = body["raw_data"]
+    raw["contract"] = [{"type": "TriggerSmartContract", "parameter": {
+        "type_url": "type.googleapis.com/protocol.TriggerSmartContract",
+        "value": {"owner_address": to_hex41(owner),
+                  "contract_address": to_hex41(state.meta("usdt_contract") or ""),
+                  "data": transfer_call_data(bytes.fromhex(to_hex41(to))[1:], 1)}}}]
+    raw["fee_limit"] = 1
+    state._use_free_net(owner, now_ms(), 600)  # the day's free points are spent
+    txid = calculate_txid_from_raw_data(raw)
+    with pytest.raises(Refused) as refused:
+        state.broadcast({"txID": txid, "raw_data": raw,
+                         "signature": [key.sign_msg_hash(bytes.fromhex(txid)).hex()]})
+    assert refused.value.code == "BANDWITH_ERROR"

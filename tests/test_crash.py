@@ -96,3 +96,41 @@ def test_the_checks_catch_a_deposit_credited_twice(crashed, tmp_path):
     conn.close()
     with pytest.raises(crash.CheckFailed, match="ledger deposits"):
         crash.check_books(tmp_path, cfg, *_addresses(workdir))
+
+
+# -- the same in personal-address mode (deposits.mode = "address_per_user", sweeps running)
+
+
+@pytest.fixture(scope="module")
+def crashed_personal(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("crash-personal")
+    report = asyncio.run(crash.run(kills=3, seed=3, workdir=workdir, pairs=2, min_up_s=3.0,
+                                   max_up_s=6.0, say=lambda _: None, personal=True))
+    return workdir, report
+
+
+def test_three_kills_in_personal_address_mode_leave_the_books_whole(crashed_personal):
+    workdir, report = crashed_personal
+    assert report.errors == [], report.errors
+    assert report.stats["http_5xx"] == 0
+    assert report.books["deposits_in_musdt"] > 0
+    conn = sqlite3.connect(workdir / "meterchat.sqlite3")
+    personal = conn.execute("SELECT COUNT(*) FROM address_transfers").fetchone()[0]
+    conn.close()
+    assert personal > 0
+    assert report.books["sweeps_by_status"].get("confirmed", 0) >= 1
+
+
+def test_the_checks_catch_a_personal_transfer_credited_twice(crashed_personal, tmp_path):
+    workdir, _ = crashed_personal
+    cfg = _copy(workdir, tmp_path)
+    conn = sqlite3.connect(tmp_path / "meterchat.sqlite3")
+    dep_id, amount = conn.execute(
+        "SELECT id, amount_musdt FROM deposits WHERE to_address IN"
+        " (SELECT address FROM deposit_addresses) LIMIT 1").fetchone()
+    # The credit claims one µUSDT more than its parts received on chain.
+    conn.execute("UPDATE deposits SET amount_musdt = ? WHERE id = ?", (amount + 1, dep_id))
+    conn.commit()
+    conn.close()
+    with pytest.raises(crash.CheckFailed, match=f"personal credit {dep_id}"):
+        crash.check_books(tmp_path, cfg, *_addresses(workdir))

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
+from meterchat.chain import hd
 from meterchat.chain.address import is_valid_address, to_base58, to_hex41
 from meterchat.chain.devnet.abi import (
     TRC20_ABI,
@@ -122,6 +123,7 @@ class DevnetNode:
         self.url = ""
         self._listeners: dict[str, web.AppRunner] = {}
         self.new_block = asyncio.Event()
+        self._xpub: str | None = None
 
     # In-process facts (never served over HTTP except the public addresses).
     @property
@@ -131,6 +133,18 @@ class DevnetNode:
     @property
     def deposit_address(self) -> str:
         return address_of(self._state.key("deposit_key"))
+
+    @property
+    def deposit_mnemonic(self) -> str:
+        """The BIP-39 mnemonic of the personal deposit addresses (in-process only)."""
+        return self._state.meta("deposit_mnemonic") or ""
+
+    @property
+    def deposit_xpub(self) -> str:
+        """Its account xpub (m/44'/195'/0'), public."""
+        if self._xpub is None:
+            self._xpub = hd.xpub_of(self.deposit_mnemonic)
+        return self._xpub
 
     @property
     def hot_wallet_key_hex(self) -> str:
@@ -214,6 +228,7 @@ class DevnetNode:
             "solidified_block": self._state.solid_num(),
             "usdt_contract": self.usdt_contract,
             "deposit_address": self.deposit_address,
+            "deposit_xpub": self.deposit_xpub,
             "hot_wallet_address": self.hot_wallet_address,
             "block_time_s": self.settings.block_time_s,
             "solidify_depth": self.settings.solidify_depth,

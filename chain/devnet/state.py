@@ -2,6 +2,12 @@
 their own SQLite file (so they survive a restart), the checks a broadcast must pass, the
 execution of each transaction when its block is made, and the faucet.
 
+Accounts and resources as java-tron keeps them: an address exists (`getaccount`, may own a
+transaction) once it has received TRX; the first TRX transfer to it activates it and burns
+1 TRX plus 0.1 TRX of account-creation bandwidth from the sender. Every other transaction
+uses bandwidth (its bytes): 600 free points per account per day, then burned at 1,000 sun a
+byte; an owner who can pay neither is refused BANDWITH_ERROR at broadcast.
+
 Broadcasts are checked the way java-tron checks them: the TXID is recomputed from the raw
 data with tronpy's protobuf messages (never trusted from the client), a TXID seen before is
 DUP_TRANSACTION_ERROR, an expired one TRANSACTION_EXPIRATION_ERROR, an unknown reference
@@ -11,7 +17,8 @@ burns energy as mainnet's does (64,285 energy to a holder, 130,285 to a fresh ad
 in the `"visible": true` format tronpy asks for: base58 addresses, hex without 0x.
 
 At genesis it generates a funded faucet key, a funded hot-wallet key (USDT + TRX, for
-withdrawals) and a deposit key; they stay in the `meta` table, never served.
+withdrawals), a deposit key and the BIP-39 mnemonic of the personal deposit addresses (also
+made on first open of a state from before it); they stay in the `meta` table, never served.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 from tronpy.keys import PrivateKey, Signature
 from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
+from meterchat.chain import hd
 from meterchat.chain.address import to_base58, to_hex41, to_raw20
 from meterchat.chain.devnet.abi import (
     SELECTOR_TRANSFER,
@@ -48,6 +56,11 @@ ENERGY_REVERT = 29_631
 NET_USAGE_BYTES = 345
 TRX_TRANSFER_NET_USAGE_BYTES = 268
 MAX_EXPIRATION_MS = 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+FREE_NET_PER_DAY = 600
+NET_PRICE_SUN = 1_000  # per byte of bandwidth burned
+CREATE_ACCOUNT_FEE_SUN = 1_000_000  # getCreateNewAccountFeeInSystemContract
+CREATE_ACCOUNT_NET_FEE_SUN = 100_000  # getCreateAccountFee (its bandwidth)
 MAX_FEE_LIMIT_SUN = 15_000 * 1_000_000
 # The two tokens a balance is kept in, and what genesis hands out.
 TRX_TOKEN = "TRX"
@@ -70,6 +83,9 @@ CREATE INDEX IF NOT EXISTS txs_block ON txs(block_num, seq);
 CREATE TABLE IF NOT EXISTS balances (
     address TEXT NOT NULL, token TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (address, token));
+CREATE TABLE IF NOT EXISTS activated (address TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS free_net (
+    address TEXT PRIMARY KEY, day INTEGER NOT NULL, used INTEGER NOT NULL);
 """
 
 
@@ -144,6 +160,14 @@ class DevnetState:
         self._faucet_ts = 0
         if self.meta("usdt_contract") is None:
             self._genesis()
+        if self.meta("activations_kept") is None:
+            # A state from before accounts were kept: whoever holds TRX was activated.
+            self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
+                              " SELECT address, 0 FROM balances WHERE token = ?", (TRX_TOKEN,))
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('activations_kept', '1')")
+        if self.meta("deposit_mnemonic") is None:
+            self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                              ("deposit_mnemonic", hd.new_mnemonic()))
 
     def close(self) -> None:
         self.conn.close()
@@ -179,6 +203,9 @@ class DevnetState:
             (fa, USDT_TOKEN, FAUCET_USDT_MUSDT), (fa, TRX_TOKEN, FAUCET_TRX_SUN),
             (ha, USDT_TOKEN, HOT_WALLET_USDT_MUSDT), (ha, TRX_TOKEN, HOT_WALLET_TRX_SUN),
         ])
+        c.executemany("INSERT INTO activated (address, created_at_ms) VALUES (?, ?)",
+                      [(fa, t), (ha, t)])
+        c.execute("INSERT INTO meta (key, value) VALUES ('activations_kept', '1')")
         c.execute("COMMIT")
 
     @staticmethod
@@ -222,8 +249,31 @@ class DevnetState:
         return ENERGY_TO_HOLDER if self.balance(to, USDT_TOKEN) > 0 else ENERGY_TO_FRESH
 
     def account_exists(self, address: str) -> bool:
+        """Activated: it has received TRX (a TRC20 token alone does not make an account)."""
         return self.conn.execute(
-            "SELECT 1 FROM balances WHERE address = ? LIMIT 1", (address,)).fetchone() is not None
+            "SELECT 1 FROM activated WHERE address = ?", (address,)).fetchone() is not None
+
+    def free_net_left(self, address: str, at_ms: int) -> int:
+        """Free bandwidth points the account has left today (600 a day)."""
+        row = self.conn.execute("SELECT day, used FROM free_net WHERE address = ?",
+                                (address,)).fetchone()
+        if row is None or row["day"] != at_ms // DAY_MS:
+            return FREE_NET_PER_DAY
+        return max(0, FREE_NET_PER_DAY - int(row["used"]))
+
+    def _use_free_net(self, address: str, at_ms: int, points: int) -> None:
+        day = at_ms // DAY_MS
+        self.conn.execute(
+            "INSERT INTO free_net (address, day, used) VALUES (?, ?, ?)"
+            " ON CONFLICT (address) DO UPDATE SET used = CASE WHEN day = excluded.day"
+            " THEN used + excluded.used ELSE excluded.used END, day = excluded.day",
+            (address, day, points))
+
+    def _net_fee(self, owner: str, nbytes: int, at_ms: int) -> tuple[int, int]:
+        """(free points used, sun burned) for a transaction of `nbytes` bytes."""
+        if self.free_net_left(owner, at_ms) >= nbytes:
+            return nbytes, 0
+        return 0, nbytes * NET_PRICE_SUN
 
     def stored_tx(self, txid: str) -> StoredTx | None:
         row = self.conn.execute(
@@ -327,7 +377,13 @@ class DevnetState:
                 raise Refused("CONTRACT_VALIDATE_ERROR", "Amount must be greater than 0.")
             if to == owner:
                 raise Refused("CONTRACT_VALIDATE_ERROR", "Cannot transfer TRX to yourself.")
-            if self.balance(owner, TRX_TOKEN) < amount:
+            if not self.account_exists(owner):
+                raise Refused("CONTRACT_VALIDATE_ERROR", "Validate TransferContract error, "
+                              "no OwnerAccount.")
+            fee = (CREATE_ACCOUNT_FEE_SUN + CREATE_ACCOUNT_NET_FEE_SUN
+                   if not self.account_exists(to) else
+                   self._net_fee(owner, TRX_TRANSFER_NET_USAGE_BYTES, now_ms())[1])
+            if self.balance(owner, TRX_TOKEN) < amount + fee:
                 raise Refused("CONTRACT_VALIDATE_ERROR", "balance is not sufficient.")
         elif ctype == "TriggerSmartContract":
             if to_base58(value["contract_address"]) != self.meta("usdt_contract"):
@@ -338,6 +394,9 @@ class DevnetState:
             if not self.account_exists(owner):
                 raise Refused("CONTRACT_VALIDATE_ERROR", "Validate TriggerSmartContract error, "
                               "no OwnerAccount.")
+            burn = self._net_fee(owner, NET_USAGE_BYTES, now_ms())[1]
+            if burn and self.balance(owner, TRX_TOKEN) < burn:
+                raise Refused("BANDWITH_ERROR", "Account resource insufficient error.")
         else:
             raise Refused("CONTRACT_VALIDATE_ERROR", f"contract type {ctype} is not supported "
                           "on the devnet")
@@ -382,14 +441,36 @@ class DevnetState:
         info: Json = {"id": tx["txID"], "blockNumber": num, "blockTimeStamp": t}
         if contract["type"] == "TransferContract":
             amount = int(value["amount"])
-            if self.balance(owner, TRX_TOKEN) < amount:
+            receiver = str(value["to_address"])
+            receipt: Json
+            if not self.account_exists(receiver):  # activation: the sender pays for it
+                free, fee = 0, CREATE_ACCOUNT_FEE_SUN + CREATE_ACCOUNT_NET_FEE_SUN
+                receipt = {"net_fee": CREATE_ACCOUNT_NET_FEE_SUN}
+            else:
+                free, fee = self._net_fee(owner, TRX_TRANSFER_NET_USAGE_BYTES, t)
+                receipt = ({"net_usage": TRX_TRANSFER_NET_USAGE_BYTES} if free
+                           else {"net_fee": fee})
+            if self.balance(owner, TRX_TOKEN) < amount + fee:
                 return None
-            self._add(owner, TRX_TOKEN, -amount)
-            self._add(value["to_address"], TRX_TOKEN, amount)
+            if free:
+                self._use_free_net(owner, t, free)
+            self._add(owner, TRX_TOKEN, -(amount + fee))
+            self._add(receiver, TRX_TOKEN, amount)
+            self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
+                              " VALUES (?, ?)", (receiver, t))
             tx["ret"] = [{"contractRet": "SUCCESS"}]
-            info["receipt"] = {"net_usage": TRX_TRANSFER_NET_USAGE_BYTES}
+            info["receipt"] = receipt
+            if fee:
+                info["fee"] = fee
             return info
-        # A USDT call: energy is burnt as TRX from the owner, up to fee_limit.
+        # A USDT call: bandwidth (free, else burnt), then energy burnt as TRX from the owner,
+        # up to fee_limit.
+        free_net, net_fee = self._net_fee(owner, NET_USAGE_BYTES, t)
+        if self.balance(owner, TRX_TOKEN) < net_fee:
+            return None
+        if free_net:
+            self._use_free_net(owner, t, free_net)
+        self._add(owner, TRX_TOKEN, -net_fee)
         usdt = value["contract_address"]
         data = str(value.get("data") or "")
         budget_sun = min(int(raw.get("fee_limit") or 0), self.balance(owner, TRX_TOKEN))
@@ -423,13 +504,14 @@ class DevnetState:
         fee = min(energy * ENERGY_PRICE_SUN, budget_sun)
         self._add(owner, TRX_TOKEN, -fee)
         tx["ret"] = [{"contractRet": result}]
+        net: Json = {"net_usage": NET_USAGE_BYTES} if free_net else {"net_fee": net_fee}
         info.update({
-            "fee": fee,
+            "fee": fee + net_fee,
             # Tether's transfer() returns false even when it succeeds (a known trap).
             "contractResult": [word(0) if result == "SUCCESS" else ""],
             "contract_address": usdt,
-            "receipt": {"energy_fee": fee, "energy_usage_total": energy,
-                        "net_usage": NET_USAGE_BYTES, "result": result},
+            "receipt": {"energy_fee": fee, "energy_usage_total": energy, **net,
+                        "result": result},
         })
         if logs:
             info["log"] = logs

@@ -159,6 +159,18 @@ class ChainConfig:
         "", "file holding the hot wallet's private key (hex); relative to the config file"
     )
     hot_wallet_key_env: str = key("", "environment variable holding the hot wallet's private key")
+    deposit_xpub: str = key(
+        "", "account-level extended public key (xpub of m/44'/195'/0') the personal deposit "
+        "addresses derive from (m/44'/195'/0'/0/<index>) when deposits.mode = "
+        "\"address_per_user\"; watching needs nothing else; empty on devnet = a generated one"
+    )
+    deposit_seed_file: str = key(
+        "", "file holding the BIP-39 mnemonic of deposit_xpub, read by the sweeper alone "
+        "(never put the mnemonic in this file); relative to the config file"
+    )
+    deposit_seed_env: str = key(
+        "", "environment variable holding that mnemonic (instead of deposit_seed_file)"
+    )
     request_timeout_s: float = key(10.0, "timeout of one request to the node", min=0.1)
 
 
@@ -173,6 +185,11 @@ class DevnetConfig:
 
 @dataclass(frozen=True)
 class DepositsConfig:
+    mode: str = key(
+        "unique_amount", "how a transfer finds its buyer: unique_amount = one shared address, "
+        "each top-up an exact amount asked for first; address_per_user = each buyer's own "
+        "address (HD-derived from chain.deposit_xpub), any amount credited, swept to the hot "
+        "wallet ([sweeps])", choices=("unique_amount", "address_per_user"))
     min_usdt: Decimal = key(Decimal(3), "smallest top-up in USDT", min=Decimal("0.000001"))
     intent_ttl_minutes: int = key(60, "minutes a deposit intent stays open", min=1)
     watcher_interval_s: float = key(3.0, "seconds between deposit watcher passes", min=0.05)
@@ -300,6 +317,32 @@ class WithdrawalsConfig:
     @property
     def daily_limit_musdt(self) -> int:
         return usdt_to_musdt(self.daily_limit_usdt)
+
+
+@dataclass(frozen=True)
+class SweepsConfig:
+    min_usdt: Decimal = key(
+        Decimal(10), "a personal deposit address holding at least this much USDT is swept to "
+        "the hot wallet", min=Decimal("0.000001"))
+    interval_s: float = key(60.0, "seconds between sweeper passes", min=0.05)
+    max_trx_per_sweep: Decimal = key(
+        Decimal(20), "most TRX one sweep may cost (the TRX sent for its energy and "
+        "bandwidth, an activation); a dearer sweep waits, saying why; also its fee_limit",
+        min=Decimal("0.000001"))
+    energy_price_sun: int = key(
+        100, "sun per unit of energy the sweep's top-up is estimated at (mainnet's "
+        "getEnergyFee)", min=1)
+    expiry_margin_s: float = key(
+        30.0, "seconds past a sweep transaction's expiration before its absence from the "
+        "solidified chain counts", min=0)
+
+    @property
+    def min_musdt(self) -> int:
+        return usdt_to_musdt(self.min_usdt)
+
+    @property
+    def max_sun(self) -> int:
+        return usdt_to_musdt(self.max_trx_per_sweep)  # TRX has 6 decimals too
 
 
 def parse_bonus_tiers(tiers: list[str]) -> list[tuple[int, int]]:
@@ -547,6 +590,7 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     withdrawals: WithdrawalsConfig = field(default_factory=WithdrawalsConfig)
+    sweeps: SweepsConfig = field(default_factory=SweepsConfig)
     ice: IceConfig = field(default_factory=IceConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     economy: EconomyConfig = field(default_factory=EconomyConfig)

@@ -9,6 +9,10 @@ deposit address (rules.deposit_logs), and:
   200 with the deposit credited to this user, 409 when it was credited before or pays
   someone else's intent (or none).
 
+A transaction paying the claimant's own personal address (address_per_user) is recorded by
+deposits/personal.py the same way: 200 when this claim credited it, 202 `below_minimum`
+while the address's uncredited total is below deposits.min_usdt, 409 when credited before.
+
 Claims are optional: the watcher credits every final transfer without them.
 """
 
@@ -18,14 +22,20 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from meterchat.chain.gateway import ChainGateway, ChainUnavailable
+from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
 from meterchat.core.db import Database, now_ms
 from meterchat.core.errors import NotFound, Unavailable
 from meterchat.core.units import musdt_to_usdt_str
-from meterchat.deposits import credits
+from meterchat.deposits import credits, personal
 from meterchat.deposits import store as deposits
+from meterchat.deposits.addresses import PersonalAddress, PersonalAddresses
 from meterchat.deposits.intents import preview_owner
-from meterchat.deposits.rules import AlreadyCredited, UnmatchedTransfer, deposit_logs
+from meterchat.deposits.rules import (
+    AlreadyCredited,
+    TxFailed,
+    UnmatchedTransfer,
+    deposit_logs,
+)
 from meterchat.deposits.views import View, deposit_view
 
 
@@ -36,7 +46,8 @@ class ClaimAnswer:
 
 
 async def claim(db: Database, gateway: ChainGateway, usdt_contract: str, deposit_address: str,
-                user_id: int, txid: str) -> ClaimAnswer:
+                user_id: int, txid: str, addresses: PersonalAddresses | None = None,
+                min_musdt: int = 0) -> ClaimAnswer:
     """Claim a (well-formed) TXID for this user."""
     seen = await db.read(credits.recorded_of_txid, txid)
     if seen:
@@ -50,6 +61,16 @@ async def claim(db: Database, gateway: ChainGateway, usdt_contract: str, deposit
         raise NotFound("no transaction with this TXID on chain (if you just sent it, wait a "
                        "few seconds and try again)", "tx_not_found")
     pending: View = {"txid": txid, "status": "confirming"}
+    mine = _to_own_address(tx.transfers_of(usdt_contract), addresses, user_id)
+    if mine:
+        if tx.in_block and not tx.succeeded:
+            raise TxFailed(f"this transaction failed on chain ({tx.result}); no USDT moved")
+        if not (tx.in_block and tx.solidified):
+            await db.tx(credits.note_claim_tx, txid, user_id, now_ms())
+            return ClaimAnswer(202, {**pending, "amount_usdt": musdt_to_usdt_str(
+                sum(t.amount for t, _ in mine))})
+        return await _claim_personal(db, mine, tx.block_number or 0,
+                                     tx.block_time_ms or now_ms(), min_musdt)
     if not tx.in_block:
         await db.tx(credits.note_claim_tx, txid, user_id, now_ms())
         return ClaimAnswer(202, pending)
@@ -70,6 +91,44 @@ async def claim(db: Database, gateway: ChainGateway, usdt_contract: str, deposit
                 for t in logs]
 
     return await _answer(db, await db.tx(record_all), user_id)
+
+
+def _to_own_address(transfers: Sequence[TransferLog], addresses: PersonalAddresses | None,
+                    user_id: int) -> list[tuple[TransferLog, PersonalAddress]]:
+    """The logs paying this user's own address (not from a deposit address: a sweep)."""
+    if not addresses:
+        return []
+    out = []
+    for t in transfers:
+        owner = addresses.get(t.to_address)
+        if owner is not None and owner.user_id == user_id and t.amount > 0 \
+                and t.from_address not in addresses:
+            out.append((t, owner))
+    return out
+
+
+async def _claim_personal(db: Database, mine: list[tuple[TransferLog, PersonalAddress]],
+                          block_number: int, block_time_ms: int,
+                          min_musdt: int) -> ClaimAnswer:
+    def record_all(conn: sqlite3.Connection) -> list[personal.PersonalRecorded]:
+        at = now_ms()
+        return [personal.record_personal_tx(conn, t, owner, block_number, block_time_ms,
+                                            "claim", at, min_musdt) for t, owner in mine]
+
+    recorded = await db.tx(record_all)
+    credited = [r for r in recorded if r.fresh and r.deposit_id is not None]
+    if credited:
+        d = await db.read(deposits.deposit, credited[0].deposit_id or 0)
+        if d is not None:
+            return ClaimAnswer(200, deposit_view(d))
+    if all(r.deposit_id is not None for r in recorded):
+        raise AlreadyCredited("this transfer is already credited to your balance")
+    last = recorded[-1]
+    return ClaimAnswer(202, {
+        "txid": last.txid, "status": "below_minimum",
+        "amount_usdt": musdt_to_usdt_str(sum(r.amount_musdt for r in recorded)),
+        "pending_usdt": musdt_to_usdt_str(last.pending_musdt),
+        "min_usdt": musdt_to_usdt_str(min_musdt)})
 
 
 def _unmatched() -> UnmatchedTransfer:

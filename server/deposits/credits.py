@@ -49,7 +49,7 @@ class Recorded:
                    user_id=d.user_id, amount_musdt=d.amount_musdt, fresh=fresh)
 
 
-def _credit_tx(conn: sqlite3.Connection, t: TransferLog, user_id: int) -> int:
+def credit_tx(conn: sqlite3.Connection, t: TransferLog, user_id: int) -> int:
     """The ledger posting of one transfer to a user, and its top-up bonus; the ledger
     transaction's id."""
     result = ledger.transfer(
@@ -90,7 +90,7 @@ def record_transfer_tx(conn: sqlite3.Connection, t: TransferLog, block_number: i
             **_event_data(deposit_id, t, block_number), "source": source}, at_ms)
         return Recorded(id=deposit_id, txid=t.txid, log_index=t.log_index, status="unmatched",
                         user_id=None, amount_musdt=t.amount, fresh=True)
-    tx_id = _credit_tx(conn, t, intent.user_id)
+    tx_id = credit_tx(conn, t, intent.user_id)
     conn.execute(
         "UPDATE deposits SET status = 'credited', user_id = ?, intent_id = ?, ledger_tx_id = ?,"
         " credited_at_ms = ? WHERE id = ?",
@@ -165,7 +165,7 @@ def assign_tx(conn: sqlite3.Connection, txid: str, log_index: int | None, user_i
     t = TransferLog(txid=txid, log_index=d.log_index, contract=d.contract,
                     from_address=d.from_address, to_address=d.to_address,
                     amount=d.amount_musdt)
-    tx_id = _credit_tx(conn, t, user_id)
+    tx_id = credit_tx(conn, t, user_id)
     conn.execute(
         "UPDATE deposits SET status = 'credited', user_id = ?, ledger_tx_id = ?,"
         " credited_at_ms = ?, source = 'operator' WHERE id = ?",

@@ -15,8 +15,15 @@ from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import BadRequest, Unprocessable
 from meterchat.core.units import AmountError, musdt_to_usdt_str, usdt_to_musdt
-from meterchat.deposits import claims, credits, intents, views
-from meterchat.deposits.rules import ASKED_STEP_MUSDT, MAX_DEPOSIT_MUSDT, normalize_txid
+from meterchat.deposits import addresses, claims, credits, intents, personal, sweeps, views
+from meterchat.deposits.rules import (
+    ASKED_STEP_MUSDT,
+    MAX_DEPOSIT_MUSDT,
+    PersonalAddressesOff,
+    normalize_txid,
+)
+from meterchat.deposits.sweeper import SWEEPER
+from meterchat.deposits.watcher import ADDRESSES
 from meterchat.economy import limits as economy_limits
 
 
@@ -68,6 +75,32 @@ async def create_intent(request: web.Request) -> web.Response:
     return web.json_response({"intent": view}, status=201)
 
 
+async def deposit_address(request: web.Request) -> web.Response:
+    """GET /api/deposits/address: the user's own deposit address (address_per_user), the
+    same every time; allocated at the first ask."""
+    user = await current_user(request)
+    cfg = request.app[CONFIG].deposits
+    info = request.app[CHAIN_INFO]
+    if cfg.mode != "address_per_user" or not info.deposit_xpub:
+        raise PersonalAddressesOff(
+            "this server takes top-ups by exact amount to its shared address: ask for a "
+            "top-up with POST /api/deposits/intents", "personal_addresses_off")
+    await request.app[DB].read(economy_limits.check_not_excluded, user.id, now_ms())
+    mine = await request.app[DB].tx(addresses.allocate_tx, user.id, info.deposit_xpub,
+                                    now_ms())
+    known = request.app[ADDRESSES]
+    if mine.address not in known:
+        known.add(mine)  # the watcher credits it from its next block on
+    pending = await request.app[DB].read(personal.pending_musdt, mine.address)
+    return web.json_response({
+        "address": mine.address,
+        "qr": views.qr_svg_data_uri(mine.address),
+        "min_usdt": musdt_to_usdt_str(cfg.min_musdt),
+        "network": info.network,
+        "pending_usdt": musdt_to_usdt_str(pending),
+    })
+
+
 async def claim(request: web.Request) -> web.Response:
     user = await current_user(request)
     body = await validate.read_json(request)
@@ -80,7 +113,8 @@ async def claim(request: web.Request) -> web.Response:
             (limits.claims_by_user, str(user.id)), (limits.claims_by_address, client_key(request)))
     answer = await claims.claim(
         request.app[DB], request.app[GATEWAY], info.usdt_contract, info.deposit_address,
-        user.id, txid,
+        user.id, txid, request.app.get(ADDRESSES),
+        request.app[CONFIG].deposits.min_musdt,
     )
     return web.json_response({"deposit": answer.deposit}, status=answer.status)
 
@@ -122,10 +156,23 @@ async def admin_assign(request: web.Request) -> web.Response:
     return web.json_response({"deposit": views.deposit_view(d, admin=True)})
 
 
+async def admin_sweeps(request: web.Request) -> web.Response:
+    """GET /api/admin/sweeps: sweeps of personal addresses, newest first, with the TRX each
+    burned and why one waits; and the sweeper's last node error."""
+    await require_role(request, "admin")
+    body = await request.app[DB].read(sweeps.admin_view)
+    sweeper = request.app.get(SWEEPER)
+    body["mode"] = request.app[CONFIG].deposits.mode
+    body["sweeper_error"] = sweeper.last_error if sweeper is not None else None
+    return web.json_response(body)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/deposits/intents", create_intent)
     app.router.add_post("/api/deposits/claim", claim)
+    app.router.add_get("/api/deposits/address", deposit_address)
     app.router.add_get("/api/deposits", list_deposits)
     app.router.add_get("/api/ledger", user_ledger)
     app.router.add_get("/api/admin/deposits", admin_list)
+    app.router.add_get("/api/admin/sweeps", admin_sweeps)
     app.router.add_post("/api/admin/deposits/{txid}/assign", admin_assign)

@@ -51,6 +51,12 @@ class UnmatchedTransfer(Conflict):
     code = "unmatched"
 
 
+class PersonalAddressesOff(Conflict):
+    """GET /api/deposits/address while deposits.mode is unique_amount."""
+
+    code = "personal_addresses_off"
+
+
 @dataclass(frozen=True)
 class Intent:
     """A top-up the user asked for: the exact amount to send, to which address."""

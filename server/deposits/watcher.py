@@ -1,8 +1,11 @@
 """The deposit watcher: an apscheduler job that follows solidified blocks from a stored cursor,
 records every USDT Transfer to the deposit address (crediting the intent it matches, else
-`unmatched` for the operator) and every USDT Transfer out of the hot wallet (for reconcile),
-and moves the cursor in the same SQLite transaction as the
-block's records, so no block is skipped and none is credited twice across restarts.
+`unmatched` for the operator), every USDT Transfer to a personal deposit address (credited
+to its owner, summed while below deposits.min_usdt: deposits/personal.py; one dict lookup
+per log in `PersonalAddresses`; transfers out of a deposit address, i.e. sweeps, ignored)
+and every USDT Transfer out of the hot wallet (for reconcile), and moves the cursor in the
+same SQLite transaction as the block's records, so no block is skipped and none is credited
+twice across restarts.
 
 Node errors and timeouts never stop it: the pass logs why and backs off (doubling up to a
 minute), then resumes from the cursor.
@@ -25,6 +28,8 @@ from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
 from meterchat.deposits import credits as deposits
+from meterchat.deposits import personal as personal_deposits
+from meterchat.deposits.addresses import PersonalAddress, PersonalAddresses, all_addresses
 from meterchat.events import outbox as events
 from meterchat.events import rules as event_rules
 from meterchat.operator import reconcile
@@ -42,11 +47,14 @@ MAX_BACKOFF_S = 60.0
 class DepositWatcher:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  deposit_address: str, interval_s: float, metrics: Metrics | None = None,
-                 hot_wallet_address: str | None = None, lag_alert_blocks: int = 0) -> None:
+                 hot_wallet_address: str | None = None, lag_alert_blocks: int = 0,
+                 personal: PersonalAddresses | None = None, min_musdt: int = 0) -> None:
         self.db = db
         self.lag_alert_blocks = lag_alert_blocks
         self.lag_blocks: int | None = None
         self._lagging: bool | None = None  # as last written (None: not known yet)
+        self.personal = personal if personal is not None else PersonalAddresses()
+        self.min_musdt = min_musdt
         self.hot_wallet_address = hot_wallet_address
         self.gateway = gateway
         self.usdt_contract = usdt_contract
@@ -131,12 +139,18 @@ class DepositWatcher:
                          if t.to_address == self.deposit_address and t.amount > 0)
             out = tuple(t for t in bt.transfers
                         if self.hot_wallet_address and t.from_address == self.hot_wallet_address)
-            recorded = await self.db.tx(record_block_tx, n, bt.block_time_ms, ours, out,
-                                        now_ms())
+            mine = self._personal(bt.transfers)
+            recorded, personal = await self.db.tx(record_block_tx, n, bt.block_time_ms, ours,
+                                                  mine, out, self.min_musdt, now_ms())
             for r in recorded:
                 if r.fresh:
                     event(log, "deposit_recorded", txid=r.txid, log_index=r.log_index,
                           status=r.status, amount_musdt=r.amount_musdt, block=n)
+            for p in personal:
+                if p.fresh:
+                    event(log, "deposit_recorded", txid=p.txid, log_index=p.log_index,
+                          status=p.status, amount_musdt=p.amount_musdt, block=n,
+                          user_id=p.user_id, credited_musdt=p.credited_musdt)
             at = n
             done += 1
         self.lag_blocks = max(0, solid - at)
@@ -145,17 +159,39 @@ class DepositWatcher:
         return done
 
 
+    def _personal(self, transfers: tuple[TransferLog, ...]
+                  ) -> tuple[tuple[TransferLog, PersonalAddress], ...]:
+        """The logs paying a personal address (a dict lookup each), not from a deposit
+        address (a sweep, or one buyer's address paying another's)."""
+        if not self.personal:
+            return ()
+        out = []
+        for t in transfers:
+            owner = self.personal.get(t.to_address)
+            if owner is None or t.amount <= 0 or t.from_address in self.personal \
+                    or t.from_address == self.deposit_address:
+                continue
+            out.append((t, owner))
+        return tuple(out)
+
+
 def record_block_tx(conn: sqlite3.Connection, block_number: int, block_time_ms: int | None,
-                    ours: tuple[TransferLog, ...], out: tuple[TransferLog, ...],
-                    at_ms: int) -> list[deposits.Recorded]:
-    """One block in one transaction: its deposits, its transfers out of the hot wallet, the
-    cursor."""
-    recorded = deposits.record_block_tx(conn, block_number, block_time_ms, ours, at_ms)
+                    ours: tuple[TransferLog, ...],
+                    mine: tuple[tuple[TransferLog, PersonalAddress], ...],
+                    out: tuple[TransferLog, ...], min_musdt: int, at_ms: int
+                    ) -> tuple[list[deposits.Recorded], list[personal_deposits.PersonalRecorded]]:
+    """One block in one transaction: its deposits (to the shared address and to personal
+    ones), its transfers out of the hot wallet, the cursor."""
+    recorded = personal_deposits.record_block_tx(conn, block_number, block_time_ms, ours, mine,
+                                                 min_musdt, at_ms)
     reconcile.record_outgoing_tx(conn, block_number, block_time_ms, out, at_ms)
     return recorded
 
 
 WATCHER = web.AppKey("deposit_watcher", DepositWatcher)
+# The personal deposit addresses (address_per_user), shared by the watcher, the routes that
+# allocate them and the sweeper.
+ADDRESSES = web.AppKey("personal_addresses", PersonalAddresses)
 
 
 async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -163,11 +199,14 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     info = app[CHAIN_INFO]
     devnet = app.get(DEVNET)
+    personal = PersonalAddresses(await app[DB].read(all_addresses))
+    app[ADDRESSES] = personal
     watcher = DepositWatcher(
         app[DB], app[GATEWAY], info.usdt_contract, info.deposit_address,
         config.deposits.watcher_interval_s, app.get(METRICS),
         info.hot_wallet_address or (devnet.hot_wallet_address if devnet else None),
-        config.events.watcher_lag_blocks,
+        lag_alert_blocks=config.events.watcher_lag_blocks,
+        personal=personal, min_musdt=config.deposits.min_musdt,
     )
     app[WATCHER] = watcher
     async with interval_job(app, watcher.run_once, config.deposits.watcher_interval_s,

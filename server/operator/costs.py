@@ -4,9 +4,9 @@ paid in TRX), per UTC day over the last 30 days, per USDT moved, and the hot wal
 runway (its TRX balance over the average TRX spent per day in the last 7 days).
 
 The report is a pure function of `CostRow`s (kind, at_ms, trx_spent_sun, usdt_moved_musdt)
-gathered from SOURCES, one function per table that records spending: today the withdrawal
-transactions (a failed one burns TRX and moves nothing; it counts); a sweep source joins the
-tuple and nothing else changes. Used by `meterchat reconcile`, GET /api/admin/reconcile and
+gathered from SOURCES, one function per table that records spending: the withdrawal
+transactions (a failed one burns TRX and moves nothing; it counts) and the sweeps of
+personal deposit addresses (the TRX both their top-up and their transfer burned). Used by `meterchat reconcile`, GET /api/admin/reconcile and
 GET /api/admin/costs.
 """
 
@@ -27,7 +27,7 @@ SIX_PLACES = Decimal("0.000001")
 
 @dataclass(frozen=True)
 class CostRow:
-    kind: str  # "withdrawal" (sweeps add "sweep")
+    kind: str  # "withdrawal" or "sweep"
     at_ms: int  # when the TRX was spent: the block's time
     trx_spent_sun: int
     usdt_moved_musdt: int  # 0 for a transaction that failed on chain
@@ -44,8 +44,19 @@ def withdrawal_rows(conn: sqlite3.Connection, since_ms: int) -> list[CostRow]:
     return [CostRow("withdrawal", r["at_ms"], r["trx_spent_sun"], r["moved"]) for r in rows]
 
 
+def sweep_rows(conn: sqlite3.Connection, since_ms: int) -> list[CostRow]:
+    """Every finished sweep since `since_ms`: a confirmed one moved its USDT, a failed one
+    burned its TRX for nothing."""
+    rows = conn.execute(
+        "SELECT COALESCE(confirmed_at_ms, updated_at_ms) AS at_ms, trx_spent_sun,"
+        " CASE WHEN status = 'confirmed' THEN amount_musdt ELSE 0 END AS moved"
+        " FROM sweeps WHERE status IN ('confirmed', 'failed')"
+        " AND COALESCE(confirmed_at_ms, updated_at_ms) >= ?", (since_ms,)).fetchall()
+    return [CostRow("sweep", r["at_ms"], r["trx_spent_sun"], r["moved"]) for r in rows]
+
+
 Source = Callable[[sqlite3.Connection, int], list[CostRow]]
-SOURCES: tuple[Source, ...] = (withdrawal_rows,)
+SOURCES: tuple[Source, ...] = (withdrawal_rows, sweep_rows)
 
 
 def gather(conn: sqlite3.Connection, now_ms: int, days: int = DAYS_SHOWN) -> list[CostRow]:

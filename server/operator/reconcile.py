@@ -7,6 +7,10 @@ USDT transfers out of the hot wallet that match no confirmed withdrawal (the dep
 records every Transfer log out of the hot wallet from the solidified blocks it reads, in the
 same transaction that moves its cursor; a restored backup re-reads them).
 
+USDT at the buyers' personal deposit addresses (deposits.mode = "address_per_user") is the
+platform's: it counts with the hot wallet's against what users hold, read on chain for every
+address the database says holds some (received and not yet swept, or a sweep under way).
+
 A transfer out of the hot wallet that no withdrawal knows (not even as a stored transaction)
 is a problem: money left that the ledger does not account for, e.g. a withdrawal paid after
 the backup a restored database came from. It lists the not-final withdrawals it may pay
@@ -27,7 +31,7 @@ from typing import Any
 
 from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
 from meterchat.core.units import SUN_PER_TRX, iso_ms, musdt_to_usdt_str
-from meterchat.deposits import credits, views
+from meterchat.deposits import credits, personal, views
 from meterchat.deposits import store as deposits
 from meterchat.money import ledger
 from meterchat.operator import costs
@@ -46,6 +50,8 @@ class Liabilities:
     unmatched_transfers: list[dict[str, Any]] = field(default_factory=list)
     unmatched_transfers_musdt: int = 0
     transfers_read_to_block: int | None = None
+    personal_addresses: list[str] = field(default_factory=list)
+    sweeps_trx_spent_sun: int = 0
 
     @property
     def total_musdt(self) -> int:
@@ -63,7 +69,19 @@ def liabilities(conn: sqlite3.Connection) -> Liabilities:
         unmatched_deposits=views.admin_deposits(conn, "unmatched"),
         unmatched_musdt=deposits.unmatched_musdt(conn),
         unmatched_transfers=transfers, unmatched_transfers_musdt=transfers_musdt,
-        transfers_read_to_block=credits.cursor(conn))
+        transfers_read_to_block=credits.cursor(conn),
+        personal_addresses=personal_holding(conn),
+        sweeps_trx_spent_sun=conn.execute(
+            "SELECT COALESCE(SUM(trx_spent_sun), 0) AS total FROM sweeps").fetchone()["total"])
+
+
+def personal_holding(conn: sqlite3.Connection) -> list[str]:
+    """Personal deposit addresses that may hold USDT: received and not swept, or a sweep
+    under way."""
+    held = {address for address, _ in personal.owed_at_addresses(conn)}
+    held |= {r["address"] for r in conn.execute(
+        "SELECT address FROM sweeps WHERE status NOT IN ('confirmed', 'failed')")}
+    return sorted(held)
 
 
 # -- transfers out of the hot wallet
@@ -146,6 +164,11 @@ class Report:
     unmatched_transfers: list[dict[str, Any]] = field(default_factory=list)
     unmatched_transfers_musdt: int = 0
     transfers_read_to_block: int | None = None
+    # USDT at buyers' personal deposit addresses (the platform's, counted with the wallet's),
+    # and the TRX sweeps burned so far (sun).
+    personal_addresses_usdt_musdt: int | None = None
+    personal_addresses_read: int = 0
+    sweeps_trx_spent_sun: int = 0
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     # TRX spent per day, per USDT moved, and the hot wallet's runway (operator/costs.py).
@@ -164,12 +187,17 @@ class Report:
 def judge(report: Report, fee_limit_sun: int) -> Report:
     """Fill ok, surplus, problems and warnings from the figures (pure)."""
     if report.wallet_usdt_musdt is not None:
-        report.surplus_musdt = report.wallet_usdt_musdt - report.liability_musdt
+        personal_musdt = report.personal_addresses_usdt_musdt or 0
+        report.surplus_musdt = (report.wallet_usdt_musdt + personal_musdt
+                                - report.liability_musdt)
         if report.surplus_musdt < 0:
+            at_personal = (f" and the personal deposit addresses"
+                           f" {musdt_to_usdt_str(personal_musdt)} USDT" if personal_musdt
+                           else "")
             report.problems.append(
                 f"the hot wallet is short by {musdt_to_usdt_str(-report.surplus_musdt)} USDT:"
                 f" users hold {musdt_to_usdt_str(report.liability_musdt)} USDT, the wallet"
-                f" {musdt_to_usdt_str(report.wallet_usdt_musdt)} USDT")
+                f" {musdt_to_usdt_str(report.wallet_usdt_musdt)} USDT{at_personal}")
     if report.wallet_trx_sun is not None and report.wallet_trx_sun < fee_limit_sun:
         report.warnings.append(
             f"the hot wallet holds {musdt_to_usdt_str(report.wallet_trx_sun)} TRX, less than"
@@ -233,7 +261,8 @@ async def _reconcile(owed: Liabilities, gateway: ChainGateway, network: str,
                     unmatched_musdt=owed.unmatched_musdt,
                     unmatched_transfers=owed.unmatched_transfers,
                     unmatched_transfers_musdt=owed.unmatched_transfers_musdt,
-                    transfers_read_to_block=owed.transfers_read_to_block)
+                    transfers_read_to_block=owed.transfers_read_to_block,
+                    sweeps_trx_spent_sun=owed.sweeps_trx_spent_sun)
     if not wallet_address:
         report.problems.append("no hot wallet is configured (chain.hot_wallet_key_file or"
                                " chain.hot_wallet_key_env)")
@@ -243,6 +272,12 @@ async def _reconcile(owed: Liabilities, gateway: ChainGateway, network: str,
         report.wallet_trx_sun = await gateway.trx_balance_sun(wallet_address)
         if deposit_address and deposit_address != wallet_address:
             report.deposit_address_usdt_musdt = await gateway.usdt_balance(deposit_address)
+        if owed.personal_addresses:
+            total = 0
+            for address in owed.personal_addresses:
+                total += await gateway.usdt_balance(address)
+            report.personal_addresses_usdt_musdt = total
+            report.personal_addresses_read = len(owed.personal_addresses)
     except ChainUnavailable as exc:
         report.problems.append(f"the chain cannot be read: {exc}")
     return judge(report, fee_limit_sun)

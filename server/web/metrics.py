@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per app (so several apps in one process never share
 figures), the HTTP latency middleware, and GET /metrics. Figures that live in the database
-(calls by state, deposits and withdrawals by status) are read at scrape time, so no domain
+(calls by state, deposits, withdrawals and sweeps by status) are read at scrape time, so no domain
 has to keep a counter in step with its tables. The hot wallet's balances are read from the
 chain at scrape time too, at most once a minute. A probe measures how late the event loop
 runs a timer (`meterchat_event_loop_lag_seconds`): every socket, request and billing pass
@@ -76,6 +76,9 @@ class Metrics:
         self.deposits = Gauge("meterchat_deposits", "deposits by status", ["status"], registry=r)
         self.withdrawals = Gauge(
             "meterchat_withdrawals", "withdrawals by status", ["status"], registry=r)
+        self.sweeps = Gauge(
+            "meterchat_sweeps", "sweeps of personal deposit addresses by status (waiting: "
+            "GET /api/admin/sweeps says why)", ["status"], registry=r)
         self.http_responses = Counter(
             "meterchat_http_responses", "HTTP responses by status code", ["code"], registry=r)
         self.hot_wallet_usdt = Gauge(
@@ -141,6 +144,7 @@ _DB_GAUGES = (
     ("calls", "calls", "state"),
     ("deposits", "deposits", "status"),
     ("withdrawals", "withdrawals", "status"),
+    ("sweeps", "sweeps", "status"),
 )
 
 

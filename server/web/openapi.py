@@ -177,6 +177,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "claim a USDT transfer by its TXID (202 while it is not final yet)",
         obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200, "wallet"),
     ("get", "/api/deposits"): ("the user's deposits and top-up intents", None, 200, "wallet"),
+    ("get", "/api/deposits/address"): (
+        "deposits.mode = address_per_user: my own deposit address (the same every time), its "
+        "QR code, the minimum and what was received below it (409 personal_addresses_off "
+        "otherwise)", None, 200, "wallet"),
+    ("get", "/api/admin/sweeps"): (
+        "sweeps of personal deposit addresses to the hot wallet: status, USDT, TRX spent, why "
+        "one waits (admin)", None, 200, "operator"),
     ("get", "/api/ledger"): (
         "the user's ledger lines, newest first; ?group=calls: each call's lines as one",
         None, 200, "wallet"),

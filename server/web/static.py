@@ -80,6 +80,7 @@ async def client_config(request: web.Request) -> web.Response:
         "explorer_tx_url": EXPLORER_TX_URL.get(config.chain.network, ""),
         "tokens_per_usdt": TOKENS_PER_USDT,
         "deposit_min_usdt": str(config.deposits.min_usdt),
+        "deposit_mode": config.deposits.mode,
         "withdrawal_min_usdt": str(w.min_usdt),
         "withdrawal_fee_usdt": str(w.fee_usdt),
         "withdrawal_network_fee_usdt": str(w.network_fee_usdt),

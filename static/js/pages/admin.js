@@ -1,8 +1,9 @@
-// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, disputes
-// (each with its call's record, the chat included: admin_calls.js), bans, top-up promotions,
-// seller photos waiting for review; user search, a user's page, the reports queue and calls
-// (admin_find.js); events (admin_events.js). Every action asks for confirmation; every
-// answer is shown.
+// Operator page: audit figures, withdrawals waiting for review, unmatched deposits, sweeps of
+// personal deposit addresses (address_per_user: status, USDT, TRX burned, why one waits),
+// disputes (each with its call's record, the chat included: admin_calls.js), bans, top-up
+// promotions, seller photos waiting for review; user search, a user's page, the reports
+// queue and calls (admin_find.js); events (admin_events.js). Every action asks for
+// confirmation; every answer is shown.
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
@@ -83,6 +84,8 @@ export async function render(main, _route, app) {
   const auditBox = h("div");
   const wdBox = h("div");
   const depBox = h("div");
+  const sweepBox = h("div");
+  const personal = app.config?.deposit_mode === "address_per_user";
   const dispBox = h("div");
   const promoBox = h("div");
   const events = eventsSection(); // the operator events and their webhook deliveries
@@ -154,6 +157,29 @@ export async function render(main, _route, app) {
         })))) : h("p.empty", "No unmatched deposits. Every transfer found its buyer."));
     } catch (err) {
       clear(depBox, errorBox(err));
+    }
+  }
+
+  async function loadSweeps() {
+    try {
+      const { sweeps = [], totals = {}, sweeper_error: nodeError } = await get("/api/admin/sweeps");
+      clear(sweepBox,
+        h("p.small.muted", { "data-testid": "sweep-totals" },
+          `${totals.sweeps || 0} sweep(s), ${money.usdt(totals.usdt_swept || "0")} USDT moved to the hot wallet, ${totals.trx_spent || "0"} TRX burned`,
+          totals.waiting ? `, ${totals.waiting} waiting` : ""),
+        nodeError ? h("div.warning", `The sweeper cannot reach the node: ${nodeError}`) : null,
+        sweeps.length ? h("div.table-wrap", h("table",
+          h("thead", h("tr", h("th", "When"), h("th", "Address"), h("th.amount", "USDT"), h("th", "Status"), h("th.amount", "TRX burned"), h("th", "Transaction"))),
+          h("tbody", sweeps.map((s) => h("tr", { "data-sweep": s.id },
+            h("td.small", formatDate(s.confirmed_at || s.updated_at)),
+            h("td.mono.small", s.address, h("div.muted.small", `user ${s.user_id}`)),
+            h("td.amount", money.usdt(s.usdt)),
+            h("td", statusBadge(s.status), s.wait_reason ? h("div.small.muted", s.wait_reason) : null,
+              s.failure_reason ? h("div.small.form-error", s.failure_reason) : null),
+            h("td.amount", s.trx_spent),
+            h("td", explorerLink(app, s.sweep_txid || s.topup_txid))))))) : h("p.empty", "No sweeps yet."));
+    } catch (err) {
+      clear(sweepBox, errorBox(err));
     }
   }
 
@@ -375,13 +401,14 @@ export async function render(main, _route, app) {
     features.reconcile ? section("Hot wallet", walletBox, h("button.btn.secondary.small", { type: "button", onclick: loadWallet }, "Refresh")) : null,
     section("Withdrawals", wdBox, wdStatus),
     section("Unmatched deposits", depBox),
+    personal ? section("Sweeps to the hot wallet", sweepBox, h("button.btn.secondary.small", { type: "button", onclick: loadSweeps }, "Refresh")) : null,
     section("Disputes", dispBox),
     section("Seller photos", photoBox, h("button.btn.secondary.small", { type: "button", onclick: loadPhotos }, "Refresh")),
     section("Promotions", h("div", promoBox, h("h3", "Start a promotion"), promoForm),
       h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
     section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")),
     events.element);
-  await Promise.all([events.load(), loadAudit(), loadWithdrawals(), loadDeposits(), loadDisputes(), loadPromotions(), loadPhotos(),
-    features.reconcile ? loadWallet() : null, find.load()]);
+  await Promise.all([events.load(), loadAudit(), loadWithdrawals(), loadDeposits(), personal ? loadSweeps() : null,
+    loadDisputes(), loadPromotions(), loadPhotos(), features.reconcile ? loadWallet() : null, find.load()]);
   return undefined;
 }

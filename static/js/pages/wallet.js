@@ -1,8 +1,9 @@
 // Wallet: balance in tokens and USDT, top-up by USDT TRC20 transfer (exact amount, address,
-// QR code, TXID claim with live status), deposit history and ledger entries; for buyers also
-// spending limits, a break (self-exclusion), spending per day and seller, and privacy. A
-// call's ledger lines (hold, charges, release, refunds, tips) show as one line for the call,
-// with its total and a link to its receipt.
+// QR code, TXID claim with live status; or, with deposits.mode = "address_per_user", the
+// buyer's own address and its QR code, any amount from the minimum up), deposit history and
+// ledger entries; for buyers also spending limits, a break (self-exclusion), spending per
+// day and seller, and privacy. A call's ledger lines (hold, charges, release, refunds, tips)
+// show as one line for the call, with its total and a link to its receipt.
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
@@ -357,6 +358,29 @@ export async function render(main, _route, app) {
       form, preview);
   }
 
+  async function showPersonalAddress() {
+    let mine;
+    try {
+      mine = await get("/api/deposits/address");
+    } catch (err) {
+      clear(topupBox, h("h2", "Top up with USDT (TRC20)"), errorBox(err));
+      return;
+    }
+    const pending = mine.pending_usdt && mine.pending_usdt !== "0"
+      ? h("p.small", { "data-testid": "deposit-pending" }, `${money.usdt(mine.pending_usdt)} USDT received so far: credited once your transfers reach ${mine.min_usdt} USDT together.`)
+      : null;
+    clear(topupBox,
+      h("h2", "Top up with USDT (TRC20)"),
+      h("div.topup-grid",
+        qrImage(mine.qr, "QR code of your deposit address") || h("div"),
+        h("div.stack",
+          h("p", { "data-testid": "deposit-instructions" }, `Send any amount of at least ${mine.min_usdt} USDT (TRC20) to your own address below, from any wallet or exchange.`),
+          h("div", h("div.muted.small", "Your deposit address (TRON)"),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, mine.address), copyButton(mine.address, "Copy", "Address copied"))),
+          h("p.small.muted", "This address is yours alone and stays the same. Tokens are credited once the transfer is final on chain, usually within a minute or two (1 USDT = 100 tokens). Smaller transfers add up. Only USDT on TRON (TRC20) can be credited."),
+          pending)));
+  }
+
   function showIntent(intent) {
     const status = h("div", statusLine("", "Waiting for your transfer. It is detected automatically; pasting the TXID makes it faster."));
     const txid = h("input", { type: "text", name: "txid", required: true, autocomplete: "off", spellcheck: "false", placeholder: "64 hexadecimal characters", pattern: "[0-9a-fA-F]{64}" });
@@ -440,7 +464,8 @@ export async function render(main, _route, app) {
     isBuyer ? h("section.card", h("h2", "Top-ups"), depositsBox) : null,
     h("section.card", h("h2", "Ledger"), h("p.muted.small", "Every movement of your balance, newest first."), ledgerBox));
 
-  const saved = isBuyer ? sessionStorage.getItem(INTENT_KEY) : null;
+  const personal = app.config?.deposit_mode === "address_per_user";
+  const saved = isBuyer && !personal ? sessionStorage.getItem(INTENT_KEY) : null;
   let savedIntent = null;
   try {
     savedIntent = saved ? JSON.parse(saved) : null;
@@ -448,6 +473,7 @@ export async function render(main, _route, app) {
     savedIntent = null;
   }
   if (savedIntent && (!savedIntent.expires_at || new Date(savedIntent.expires_at) > new Date())) showIntent(savedIntent);
+  else if (isBuyer && personal) await showPersonalAddress();
   else if (isBuyer) showIntentForm();
   await Promise.all([refresh(), controls?.load()]);
   timer = setInterval(() => refresh().catch(() => {}), POLL_MS);

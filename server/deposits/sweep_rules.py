@@ -1,0 +1,80 @@
+"""The pure rules of sweeps (no I/O): what moving a personal address's USDT to the hot wallet
+costs in TRX, how much TRX the hot wallet sends the address first, and why a sweep waits.
+
+The sweep is a USDT transfer owned by the personal address, so the address pays its energy
+and bandwidth by burning TRX (mainnet's figures: 64,285 energy to an address that holds USDT,
+130,285 to one that holds none, at `sweeps.energy_price_sun` a unit; 345 bytes of
+bandwidth at 1,000 sun, counted even though the address's 600 free points a day may cover
+them). The hot wallet sends just what the address lacks (its own TRX, left over from an
+earlier sweep, counts). An address that never received TRX is activated by that first top-up,
+which burns 1.1 TRX from the hot wallet (1 TRX account fee + 0.1 TRX of bandwidth); a later
+top-up burns its 268 bytes of bandwidth. A sweep whose estimated TRX (the burns of the
+top-up and of the sweep) exceeds `sweeps.max_trx_per_sweep` waits, and so does one the hot
+wallet cannot pay for, each saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from meterchat.core.units import musdt_to_usdt_str
+
+USDT_TRANSFER_ENERGY_TO_HOLDER = 64_285
+USDT_TRANSFER_ENERGY_TO_FRESH = 130_285
+USDT_TRANSFER_BYTES = 345
+TRX_TRANSFER_BYTES = 268
+NET_PRICE_SUN = 1_000
+ACTIVATION_SUN = 1_100_000
+
+OPEN = ("waiting", "funding", "funded", "signed", "sent")
+FINAL = ("confirmed", "failed")
+
+
+def trx(sun: int) -> str:
+    """Sun as a TRX string (6 decimals, like µUSDT)."""
+    return musdt_to_usdt_str(sun)
+
+
+@dataclass(frozen=True)
+class SweepCost:
+    energy: int
+    energy_price_sun: int
+    sweep_burn_sun: int  # what the sweep itself burns at the address (energy + bandwidth)
+    topup_sun: int  # what the hot wallet sends the address first (0: it has enough)
+    topup_fee_sun: int  # what that top-up burns from the hot wallet (activation or bandwidth)
+    activation: bool
+
+    @property
+    def total_sun(self) -> int:
+        """The TRX this sweep is estimated to burn in all."""
+        return self.sweep_burn_sun + self.topup_fee_sun
+
+
+def estimate(hot_wallet_holds_usdt: bool, energy_price_sun: int, address_trx_sun: int,
+             activated: bool) -> SweepCost:
+    energy = (USDT_TRANSFER_ENERGY_TO_HOLDER if hot_wallet_holds_usdt
+              else USDT_TRANSFER_ENERGY_TO_FRESH)
+    burn = energy * energy_price_sun + USDT_TRANSFER_BYTES * NET_PRICE_SUN
+    topup = max(0, burn - address_trx_sun) if activated else burn
+    fee = 0
+    if topup:
+        fee = ACTIVATION_SUN if not activated else TRX_TRANSFER_BYTES * NET_PRICE_SUN
+    return SweepCost(energy=energy, energy_price_sun=energy_price_sun, sweep_burn_sun=burn,
+                     topup_sun=topup, topup_fee_sun=fee, activation=not activated)
+
+
+def wait_reason(cost: SweepCost, max_sun: int, hot_wallet_trx_sun: int | None) -> str | None:
+    """Why this sweep cannot start now, or None."""
+    if cost.total_sun > max_sun:
+        parts = f"{cost.energy:,} energy at {cost.energy_price_sun} sun and its bandwidth"
+        if cost.activation:
+            parts += ", plus 1.1 TRX to activate the address"
+        return (f"this sweep would burn {trx(cost.total_sun)} TRX ({parts}), more than "
+                f"sweeps.max_trx_per_sweep ({trx(max_sun)} TRX): it waits until that is "
+                "raised or the energy price falls")
+    need = cost.topup_sun + cost.topup_fee_sun
+    if need and hot_wallet_trx_sun is not None and hot_wallet_trx_sun < need:
+        return (f"the hot wallet holds {trx(hot_wallet_trx_sun)} TRX, less than the "
+                f"{trx(need)} TRX this sweep's top-up needs: waiting for the operator to top "
+                "it up")
+    return None

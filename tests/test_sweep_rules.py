@@ -1,0 +1,59 @@
+"""The pure rules of sweeps: what a sweep costs in TRX (energy at the configured price,
+bandwidth, an activation), what the hot wallet sends first, and why one waits."""
+
+from __future__ import annotations
+
+from meterchat.deposits.sweep_rules import (
+    ACTIVATION_SUN,
+    TRX_TRANSFER_BYTES,
+    USDT_TRANSFER_BYTES,
+    USDT_TRANSFER_ENERGY_TO_FRESH,
+    USDT_TRANSFER_ENERGY_TO_HOLDER,
+    estimate,
+    wait_reason,
+)
+
+TRX = 1_000_000
+
+
+def test_a_fresh_address_is_activated_and_sent_its_whole_burn():
+    cost = estimate(hot_wallet_holds_usdt=True, energy_price_sun=100, address_trx_sun=0,
+                    activated=False)
+    burn = USDT_TRANSFER_ENERGY_TO_HOLDER * 100 + USDT_TRANSFER_BYTES * 1_000
+    assert cost.sweep_burn_sun == burn == 6_773_500
+    assert cost.topup_sun == burn and cost.topup_fee_sun == ACTIVATION_SUN == 1_100_000
+    assert cost.activation and cost.total_sun == burn + 1_100_000
+
+
+def test_trx_left_on_the_address_is_counted_and_enough_of_it_needs_no_top_up():
+    partly = estimate(True, 100, 345_000, activated=True)
+    assert partly.topup_sun == 6_773_500 - 345_000
+    assert partly.topup_fee_sun == TRX_TRANSFER_BYTES * 1_000 and not partly.activation
+    enough = estimate(True, 100, 7 * TRX, activated=True)
+    assert enough.topup_sun == 0 and enough.topup_fee_sun == 0
+    assert enough.total_sun == enough.sweep_burn_sun
+
+
+def test_a_hot_wallet_without_usdt_makes_the_transfer_dearer_and_the_price_counts():
+    fresh = estimate(False, 100, 0, activated=True)
+    assert fresh.energy == USDT_TRANSFER_ENERGY_TO_FRESH
+    assert estimate(True, 420, 0, True).sweep_burn_sun == 64_285 * 420 + 345_000
+
+
+def test_a_sweep_above_the_cap_waits_saying_what_it_would_cost():
+    cost = estimate(True, 100, 0, activated=False)
+    reason = wait_reason(cost, max_sun=2 * TRX, hot_wallet_trx_sun=10**12)
+    assert reason is not None
+    assert "7.8735 TRX" in reason and "sweeps.max_trx_per_sweep (2 TRX)" in reason
+    assert "64,285 energy at 100 sun" in reason and "activate" in reason
+    assert wait_reason(cost, max_sun=8 * TRX, hot_wallet_trx_sun=10**12) is None
+
+
+def test_a_hot_wallet_short_of_trx_for_the_top_up_waits():
+    cost = estimate(True, 100, 0, activated=True)
+    need = cost.topup_sun + cost.topup_fee_sun
+    reason = wait_reason(cost, 20 * TRX, hot_wallet_trx_sun=need - 1)
+    assert reason is not None and reason.startswith("the hot wallet holds 7.041499 TRX")
+    assert wait_reason(cost, 20 * TRX, hot_wallet_trx_sun=need) is None
+    no_topup = estimate(True, 100, 8 * TRX, activated=True)
+    assert wait_reason(no_topup, 20 * TRX, hot_wallet_trx_sun=0) is None
