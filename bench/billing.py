@@ -26,7 +26,7 @@ from pathlib import Path
 from meterchat.calls.live import Runtime
 from meterchat.calls.manager import CallManager
 from meterchat.calls.signalling import Hub
-from meterchat.cli import tune_gc
+from meterchat.commands.serve import tune_gc
 from meterchat.core.config import config_from_dict
 from meterchat.core.db import Database, connect_sync, migrate_sync, now_ms, run_tx
 from meterchat.money import billing, ledger

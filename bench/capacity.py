@@ -99,7 +99,7 @@ def pct(values: list[float], q: float) -> float:
 def event_loop_factory(choice: str = "auto"):
     """The event loop `meterchat serve` runs on for server.event_loop = choice (uvloop when
     installed), for the echo server too."""
-    from meterchat.cli import event_loop_factory as factory
+    from meterchat.commands.serve import event_loop_factory as factory
 
     return factory(choice)
 

@@ -38,7 +38,7 @@ def layer_of(module: str) -> tuple[int, str]:
     parts = module.split(".")
     if parts[:2] == ["meterchat", "chain"]:
         return CHAIN, "chain"
-    if parts == ["meterchat"] or parts[1] in ("app", "cli", "tools", "migrations", "static"):
+    if parts == ["meterchat"] or parts[1] in ("app", "cli", "commands", "tools", "migrations", "static"):
         return ENTRY, parts[-1]
     room = parts[1]
     if room == "core":

@@ -185,7 +185,7 @@ def test_backup_then_restore_into_new_file_passes_audit(tmp_path):
 def test_event_loop_choice(monkeypatch):
     import pytest
 
-    from meterchat.cli import event_loop_factory
+    from meterchat.commands.serve import event_loop_factory
     from meterchat.core.config import ConfigError
 
     assert event_loop_factory("asyncio") == (None, "asyncio")

@@ -156,7 +156,7 @@ async def test_a_failed_start_closes_the_database_it_opened(tmp_path):
 
     import pytest
 
-    from meterchat import cli
+    from meterchat.commands import serve as cli
     from meterchat.core.config import ConfigError
     from tests.conftest import make_config
 
