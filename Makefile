@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench clean axe
+
+# axe-core, the accessibility checker of the browser tests: the npm package, fetched into a
+# git-ignored folder of the test environment (never served with the pages).
+AXE_VERSION := 4.10.3
+AXE := tests/.vendor/axe-core-$(AXE_VERSION)/axe.min.js
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +20,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/meterchat serve $(if $(CONFIG),--config $(CONFIG))
 
-test: $(STAMP) typecheck
+$(AXE):
+	rm -rf tests/.vendor/axe-core-$(AXE_VERSION) && mkdir -p tests/.vendor/axe-core-$(AXE_VERSION)
+	cd tests/.vendor && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+		&& tar -xzf axe-core-$(AXE_VERSION).tgz -C axe-core-$(AXE_VERSION) --strip-components=1 \
+		&& rm axe-core-$(AXE_VERSION).tgz
+	test -s $(AXE)
+
+axe: $(AXE)
+
+test: $(STAMP) typecheck $(AXE)
 	$(BIN)/ruff check server chain tests bench tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

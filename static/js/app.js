@@ -4,7 +4,7 @@
 import { get, onUnauthorized, post, setCsrf } from "./api.js";
 import * as money from "./money.js";
 import { installUnlock, Ringer } from "./sound.js";
-import { clear, h, toast } from "./ui.js";
+import { clear, h, keyboardScrollRegions, toast } from "./ui.js";
 import { Socket } from "./ws.js";
 import * as account from "./pages/account.js";
 import * as admin from "./pages/admin.js";
@@ -273,6 +273,7 @@ function watchCallsEverywhere() {
 
 async function boot() {
   installUnlock();
+  keyboardScrollRegions();
   onUnauthorized(() => {
     if (app.me) {
       app.me = null;
