@@ -97,6 +97,9 @@ async def test_every_page_has_no_serious_accessibility_violation(aiohttp_server,
             await open_app(guest, "/#/signup")
             await expect(guest.get_by_role("heading", name="Create your account")).to_be_visible()
             await audit.check(guest, "signup")
+            await open_app(guest, "/#/terms")
+            await expect(guest.get_by_role("heading", name="Terms of service")).to_be_visible()
+            await audit.check(guest, "terms")
 
             seller = await b.page("seller", bypass_csp=True)
             await log_in(seller, seller_email)
@@ -139,7 +142,7 @@ async def test_every_page_has_no_serious_accessibility_violation(aiohttp_server,
             await audit.check(operator, "operator")
         finally:
             await b.close()
-    assert len(audit.checked) == 2 * 12, audit.checked
+    assert len(audit.checked) == 2 * 13, audit.checked
     assert audit.violations == [], (
         f"{len(audit.violations)} serious or critical accessibility violations:\n"
         + "\n".join(audit.violations))

@@ -12,6 +12,7 @@ import * as auth from "./pages/auth.js";
 import * as call from "./pages/call.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as sellers from "./pages/sellers.js";
+import * as terms from "./pages/terms.js";
 import * as wallet from "./pages/wallet.js";
 
 const ROUTES = {
@@ -21,6 +22,7 @@ const ROUTES = {
   // Links from mails: opened logged in or not.
   reset: { page: account.reset, public: true, title: "New password" },
   verify: { page: account.verify, public: true, title: "Verify email" },
+  terms: { page: terms.render, public: true, title: "Terms of service" },
   account: { page: account.account, title: "Account" },
   sellers: { page: sellers.render, title: "Sellers" },
   wallet: { page: wallet.render, title: "Wallet" },
