@@ -2,7 +2,7 @@
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
-import { clear, errorBox, field, formatDate, h, newIdempotencyKey, onSubmit, statusBadge, toast } from "../ui.js";
+import { clear, errorBox, field, formatDate, h, newIdempotencyKey, onSubmit, plural, statusBadge, toast } from "../ui.js";
 import { unlock } from "../sound.js";
 import { explorerLink } from "./wallet.js";
 
@@ -78,10 +78,17 @@ export async function render(main, _route, app) {
         h("div.stat", h("div.label", "Average call"), h("div.value", `${Math.round(s.average_call_seconds / 60 * 10) / 10} min`), h("div.sub", `${s.average_call_seconds} s`)),
         h("div.stat", h("div.label", "Tips"), h("div.value", money.tokens(s.tips_total)), h("div.sub", "tokens earned")),
         h("div.stat", h("div.label", "Busiest hour"), h("div.value", hasBusy ? `${String(busiest.hour_utc).padStart(2, "0")}:00` : "—"), h("div.sub", "UTC"))),
-      s.top_supporters.length
-        ? h("div", h("h3", "Top supporters"), h("ol", { "data-testid": "top-supporters" },
-          s.top_supporters.map((t) => h("li", `${t.display_name}: ${money.tokens(t.spent)} tokens`))))
-        : h("p.empty", "No supporters yet."));
+      // Named only when they opted in (as the buyers are told), never with amounts.
+      h("div", { "data-testid": "supporters" }, h("h3", "Top supporters"),
+        s.top_supporters.length
+          ? h("ol", { "data-testid": "top-supporters" }, s.top_supporters.map((t) => h("li", t.display_name)))
+          : null,
+        s.supporters_not_shown
+          ? h("p.small.muted", { "data-testid": "supporters-not-shown" },
+            `${s.top_supporters.length ? "And " : ""}${plural(s.supporters_not_shown, "supporter")} who keep${s.supporters_not_shown === 1 ? "s" : ""} their name private.`)
+          : null,
+        !s.top_supporters.length && !s.supporters_not_shown ? h("p.empty", "No supporters yet.") : null,
+        h("p.small.muted", "Buyers choose in their wallet whether their name may be shown; amounts are never shown per buyer.")));
   }
 
   function renderStatus() {

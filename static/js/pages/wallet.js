@@ -225,7 +225,7 @@ function buyerControls(app) {
     });
     clear(privacyBox,
       h("label.check", box, h("span", "Show me on sellers' supporter boards")),
-      h("p.small.muted", "Off by default. When on, your display name (never your amounts) can appear among a seller's top supporters."),
+      h("p.small.muted", { "data-testid": "privacy-rule" }, "Off by default: sellers' supporter boards and their own stats then count you without your name. When on, your display name (never your amounts) can appear among the top supporters of the sellers you paid. Sellers always see your display name in a call with you."),
       msg);
   }
 
