@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench clean axe
+
+# axe-core, the accessibility checker of the browser tests: the npm package, fetched into a
+# git-ignored folder of the test environment (never served with the pages).
+AXE_VERSION := 4.10.3
+AXE := tests/.vendor/axe-core-$(AXE_VERSION)/axe.min.js
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +20,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/meterchat serve $(if $(CONFIG),--config $(CONFIG))
 
+$(AXE):
+	rm -rf tests/.vendor/axe-core-$(AXE_VERSION) && mkdir -p tests/.vendor/axe-core-$(AXE_VERSION)
+	cd tests/.vendor && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+		&& tar -xzf axe-core-$(AXE_VERSION).tgz -C axe-core-$(AXE_VERSION) --strip-components=1 \
+		&& rm axe-core-$(AXE_VERSION).tgz
+	test -s $(AXE)
+
+axe: $(AXE)
+
 # The suite runs on TEST_WORKERS processes (pytest-xdist): most tests wait on sockets, a
 # browser or a child process rather than on a core. A test file stays on one worker (its
 # module fixtures are made once). The API fuzz test runs in a process of its own: its
@@ -22,7 +36,7 @@ run: $(STAMP)
 # refuses such tests on a worker). `make test TEST_WORKERS=0` runs the rest in one process.
 TEST_WORKERS ?= 3
 
-test: $(STAMP) typecheck
+test: $(STAMP) typecheck $(AXE)
 	$(BIN)/ruff check server chain tests bench tools
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_fuzz_api.py $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -n 0 tests/test_fuzz_api.py $(PYTEST_ARGS)

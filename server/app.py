@@ -39,7 +39,7 @@ from meterchat.mail.sender import mail_ctx
 from meterchat.operator import admin_routes as operator_admin_routes
 from meterchat.operator import routes as operator_routes
 from meterchat.sellers import routes as sellers_routes
-from meterchat.web import health, metrics, openapi, static
+from meterchat.web import health, metrics, openapi, static, terms
 from meterchat.withdrawals import routes as withdrawals_routes
 from meterchat.withdrawals.sender import sender_ctx
 
@@ -76,6 +76,7 @@ ROUTES: tuple[Routes, ...] = (
     operator_admin_routes,  # GET /api/admin/audit
     events_routes,  # GET /api/admin/events, POST /api/admin/events/{id}/resend
     static,  # the browser client at / and /static/, GET /api/client-config, headers
+    terms,  # GET /api/terms: the operator's terms file or the shipped default
 )
 
 _HTTP_CODES = {

@@ -59,7 +59,7 @@ async def test_seller_profile_listing_and_filters(app_client):
     mine = next(s for s in body["sellers"] if s["id"] == s1.id)
     assert mine == {"id": s1.id, "display_name": s1.user["display_name"], "rate": 600,
                     "online": True, "busy": False, "rating": None, "calls": 0,
-                    "bio": "Guitar lessons", "tags": ["music", "guitar"],
+                    "bio": "Guitar lessons", "tags": ["Music", "guitar"],
                     "languages": ["en", "de"], "photo_url": None, "photo_card_url": None,
                     "favourite": False}
     body = await (await app_client.get("/api/sellers?max_rate=100")).json()
@@ -70,6 +70,39 @@ async def test_seller_profile_listing_and_filters(app_client):
     assert [s["id"] for s in body["sellers"]] == [s1.id]
     await assert_error(await app_client.get("/api/sellers?online=maybe"), 422)
     await assert_error(await app_client.get("/api/sellers?max_rate=x"), 422)
+
+
+async def test_tags_and_languages_are_shown_as_typed_and_found_in_any_case(app_client):
+    seller = await seller_online(app_client, 60, tags=["Late  Night", "late night", "Jazz"],
+                                 languages=["English", "Ελληνικά"])
+    mine = (await (await seller.get("/api/seller/profile")).json())["seller"]
+    assert (mine["tags"], mine["languages"]) == (["Late Night", "Jazz"], ["English", "Ελληνικά"])
+    for query in ("tag=late%20night", "tag=JAZZ", "language=english", "language=ΕΛΛΗΝΙΚΆ",
+                  "language=ελληνικά"):
+        body = await (await app_client.get(f"/api/sellers?{query}")).json()
+        assert [s["id"] for s in body["sellers"]] == [seller.id], query
+        assert body["sellers"][0]["tags"] == ["Late Night", "Jazz"]
+
+
+async def test_the_sellers_own_profile_says_the_commission_and_what_a_minute_earns(app_client):
+    from meterchat.appkeys import DB
+
+    seller = await seller_online(app_client, 60)
+    mine = (await (await seller.get("/api/seller/profile")).json())["seller"]
+    # The default 25 %: 60 tokens a minute earn the seller 45.
+    assert (mine["commission_percent"], mine["earns_per_minute"]) == ("25", "45")
+    # A commission of the seller's own (set by the operator), and a rate whose split is
+    # fractional: 7 tokens at 12.5 % earn 6.125 (the platform's part rounds down).
+    await app_client.app[DB].tx(lambda c: c.execute(
+        "UPDATE sellers SET commission_ppm = 125000 WHERE user_id = ?", (int(seller.id),)))
+    resp = await seller.put("/api/seller/profile", {"rate": 7})
+    mine = (await resp.json())["seller"]
+    assert (mine["commission_percent"], mine["earns_per_minute"]) == ("12.5", "6.125")
+    # The public card says neither.
+    card = (await (await app_client.get(f"/api/sellers/{seller.id}")).json())["seller"]
+    assert "commission_percent" not in card and "earns_per_minute" not in card
+    cfg = await (await app_client.get("/api/client-config")).json()
+    assert cfg["commission_percent"] == "25"
 
 
 async def test_rate_must_be_within_operator_limits(app_client):

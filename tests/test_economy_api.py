@@ -371,8 +371,8 @@ async def test_seller_stats_and_chart_show_tips(app_client):
     assert (stats["earned_total"], stats["tips_total"]) == ("30", "30")
     assert stats["per_day"][-1]["earned"] == "30" and stats["per_month"][-1]["earned"] == "30"
     assert stats["per_week"][-1]["earned"] == "30"
-    assert stats["top_supporters"] == [{"buyer_id": buyer.id, "display_name": "Tipper",
-                                        "spent": "40"}]
+    # Tipper did not opt in to supporter boards: counted, never named, in the seller's stats.
+    assert stats["top_supporters"] == [] and stats["supporters_not_shown"] == 1
     assert (stats["calls"], stats["minutes_billed"]) == (1, "0.0")  # live a moment, unbilled
     assert len(stats["busiest_hours"]) == 24
     resp = await seller.get("/api/seller/stats/chart.svg")
@@ -380,6 +380,40 @@ async def test_seller_stats_and_chart_show_tips(app_client):
     assert (await resp.text()).startswith("<svg")
     await assert_error(await buyer.get("/api/seller/stats"), 403, "wrong_role")
     await assert_error(await buyer.get("/api/seller/stats/chart.svg"), 403)
+
+
+async def test_seller_stats_name_only_buyers_who_opted_in_and_never_their_amounts(app_client):
+    """The buyer is told: off by default; when on, the display name (never the amounts) can
+    appear among a seller's top supporters. The seller's own stats follow the same rule as the
+    public board."""
+    seller = await seller_online(app_client, 60)
+    fan = await actor(app_client, display_name="Open Fan")
+    shy = await actor(app_client, display_name="Private Pat")
+    for i, (buyer, amount) in enumerate(((fan, 10), (shy, 30))):
+        await fund(app_client, buyer.id, 200)
+        call_id = await tipped_call(app_client, seller, buyer)
+        await tip(buyer, call_id, amount, f"p{i}")
+        await buyer.post(f"/api/calls/{call_id}/end")
+    await fan.put("/api/me/privacy", {"show_on_leaderboard": True})
+
+    resp = await seller.get("/api/seller/stats")
+    raw = await resp.text()
+    stats = (await resp.json())["stats"]
+    assert stats["top_supporters"] == [{"rank": 1, "display_name": "Open Fan"}]
+    assert stats["supporters_not_shown"] == 1
+    # Nowhere in the answer: the private buyer's name or id, or what anyone paid.
+    assert "Private Pat" not in raw
+    assert "buyer_id" not in raw and '"spent"' not in raw
+    assert all(set(s) == {"rank", "display_name"} for s in stats["top_supporters"])
+    board = (await (await app_client.get(f"/api/sellers/{seller.id}/supporters")).json())
+    assert board["supporters"] == stats["top_supporters"]
+
+    # Turned off again: gone from both at once.
+    await fan.put("/api/me/privacy", {"show_on_leaderboard": False})
+    stats = (await (await seller.get("/api/seller/stats")).json())["stats"]
+    assert stats["top_supporters"] == [] and stats["supporters_not_shown"] == 2
+    board = (await (await app_client.get(f"/api/sellers/{seller.id}/supporters")).json())
+    assert board["supporters"] == []
 
 
 async def admin_actor(client) -> Actor:

@@ -8,10 +8,11 @@ from meterchat.core.errors import Unprocessable
 from meterchat.sellers import rules
 
 
-def test_labels_are_lower_case_single_spaced_and_each_once():
+def test_labels_are_kept_as_typed_single_spaced_and_each_once_and_searched_lower_case():
     assert rules.label("  Late   Night ") == "late night"
-    assert rules.clean_labels(["Chess", " chess ", "Go", "LATE  night"], "tags") == [
-        "chess", "go", "late night"]
+    assert rules.shown_label("  Late   Night ") == "Late Night"
+    assert rules.clean_labels(["Chess", " chess ", "Go", "LATE  night", "Ελληνικά"], "tags") == [
+        "Chess", "Go", "LATE night", "Ελληνικά"]
     assert rules.clean_labels(None, "tags") == []
 
 

@@ -55,8 +55,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _fold(text: str | int | float | bytes | None) -> str | int | float | bytes | None:
+    """SQL fold(x): white space tidied and lower case in every alphabet (SQLite's own lower()
+    folds ASCII only)."""
+    return " ".join(text.split()).lower() if isinstance(text, str) else text
+
+
 def configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.row_factory = sqlite3.Row
+    conn.create_function("fold", 1, _fold, deterministic=True)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")

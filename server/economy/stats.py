@@ -1,6 +1,7 @@
 """Seller statistics: earnings per UTC day, week and month, calls, minutes and busiest hours,
-the top supporters, the earnings chart (a standalone SVG), and the public supporters board
-(buyers who opted in, display names only). The per-period sums and the chart are pure
+the top supporters, the earnings chart (a standalone SVG), and the public supporters board.
+Supporters are named, on the board and in the seller's own stats alike, only when they opted
+in (show_on_leaderboard), by rank and display name, never with amounts. The per-period sums and the chart are pure
 functions at the top, tested alone; the queries below them."""
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def seller_stats(conn: sqlite3.Connection, seller_id: int, now_ms: int) -> dict[
         f"SELECT (s.at_ms / {HOUR_MS}) % 24 AS hour, COUNT(*) AS tenths FROM call_segments s"
         " JOIN calls c ON c.id = s.call_id WHERE c.seller_id = ? AND c.refunded_musdt = 0"
         " GROUP BY 1", (seller_id,))}
-    top = supporter_totals(conn, seller_id)[:10]
+    shown, hidden = _board(conn, seller_id, 10)
     return {
         **view,
         "earned_total": musdt_to_tokens_str(total),
@@ -158,8 +159,10 @@ def seller_stats(conn: sqlite3.Connection, seller_id: int, now_ms: int) -> dict[
         "calls": calls["n"],
         "minutes_billed": _tenths(calls["tenths"]),
         "average_call_seconds": int((calls["avg_live_ms"] or 0) // 1000),
-        "top_supporters": [{"buyer_id": str(s.buyer_id), "display_name": s.display_name,
-                            "spent": musdt_to_tokens_str(s.paid_musdt)} for s in top],
+        # The rule the buyer is told (wallet, terms): named only after opting in, display
+        # name and rank only, never amounts; the public board shows the same list.
+        "top_supporters": shown,
+        "supporters_not_shown": hidden,
         "busiest_hours": [{"hour_utc": h, "minutes": _tenths(hours.get(h, 0))}
                           for h in range(24)],
     }
@@ -173,13 +176,21 @@ def stats_chart(conn: sqlite3.Connection, seller_id: int, now_ms: int) -> str:
     return chart_svg("Earnings per day, last 30 days (tokens)", bars)
 
 
+def _board(conn: sqlite3.Connection, seller_id: int,
+           limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The supporters who opted in (show_on_leaderboard), by what they paid, as rank and
+    display name only; and how many paying supporters did not opt in (a count, no names)."""
+    opted_in = {r["user_id"] for r in conn.execute(
+        "SELECT user_id FROM buyer_controls WHERE show_on_leaderboard = 1")}
+    everyone = supporter_totals(conn, seller_id)
+    names = [s.display_name for s in everyone if s.buyer_id in opted_in][:limit]
+    hidden = sum(1 for s in everyone if s.buyer_id not in opted_in)
+    return [{"rank": i + 1, "display_name": n} for i, n in enumerate(names)], hidden
+
+
 def supporters_board(conn: sqlite3.Connection, seller_id: int,
                      limit: int = 10) -> list[dict[str, Any]]:
     """The public board: buyers who opted in, display name only, by what they paid."""
     if conn.execute("SELECT 1 FROM sellers WHERE user_id = ?", (seller_id,)).fetchone() is None:
         raise NotFound("no such seller", "seller_not_found")
-    shown = {r["user_id"] for r in conn.execute(
-        "SELECT user_id FROM buyer_controls WHERE show_on_leaderboard = 1")}
-    board = [s.display_name for s in supporter_totals(conn, seller_id)
-             if s.buyer_id in shown][:limit]
-    return [{"rank": i + 1, "display_name": n} for i, n in enumerate(board)]
+    return _board(conn, seller_id, limit)[0]

@@ -15,7 +15,9 @@ from meterchat.calls.manager import CALLS, HUB
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import NotFound, PayloadTooLarge, Unauthorized, Unprocessable
+from meterchat.core.units import PPM, commission_ppm_from_percent, musdt_to_tokens_str
 from meterchat.mail import messages
+from meterchat.money.billing_rules import commission_split, segment_price_musdt
 from meterchat.sellers import blocks, favourites, images, photos, rules, store
 from meterchat.sellers.store import Seller
 
@@ -41,6 +43,24 @@ def seller_json(seller: Seller) -> dict[str, Any]:
     }
 
 
+def _percent(ppm: int) -> str:
+    """250000 -> "25", 125000 -> "12.5"."""
+    whole, frac = divmod(ppm * 100, PPM)
+    return str(whole) if frac == 0 else f"{whole}.{str(frac).rjust(6, '0').rstrip('0')}"
+
+
+async def own_seller_json(request: web.Request, seller: Seller) -> dict[str, Any]:
+    """The seller's own view: the public one, plus the commission the platform takes of
+    this seller's calls and what a minute at the saved rate earns after it (the split the
+    billing makes of each minute)."""
+    ppm = await request.app[DB].read(store.commission_ppm_of, seller.user_id)
+    if ppm is None:
+        ppm = commission_ppm_from_percent(request.app[CONFIG].billing.commission_percent)
+    earned, _ = commission_split(10 * segment_price_musdt(seller.rate), ppm)
+    return {**seller_json(seller), "commission_percent": _percent(ppm),
+            "earns_per_minute": musdt_to_tokens_str(earned)}
+
+
 def _user_id(request: web.Request) -> int:
     return validate.path_id(request, "user")
 
@@ -63,7 +83,7 @@ async def put_profile(request: web.Request) -> web.Response:
     languages = _labels(body, "languages")
     seller = await request.app[DB].tx(store.save_profile_tx, user.id, rate, bio, tags,
                                       languages)
-    return web.json_response({"seller": seller_json(seller)})
+    return web.json_response({"seller": await own_seller_json(request, seller)})
 
 
 async def get_own_profile(request: web.Request) -> web.Response:
@@ -74,7 +94,7 @@ async def get_own_profile(request: web.Request) -> web.Response:
         seller = await request.app[DB].read(store.get_seller, user.id)
     except NotFound:
         return web.json_response({"seller": None})
-    return web.json_response({"seller": seller_json(seller)})
+    return web.json_response({"seller": await own_seller_json(request, seller)})
 
 
 async def put_status(request: web.Request) -> web.Response:

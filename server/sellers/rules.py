@@ -1,7 +1,8 @@
 """The sellers' rules (pure, no I/O): a rate within the operator's limits, how tags and
-languages are written (one space, lower case, no duplicates), the length of a bio and of a
-block or report reason, how many reports one user may file per hour, and when a buyer may
-be told again that a favourite came online."""
+languages are kept (as the seller typed them, white space tidied, each once whatever its
+case) and searched (lower case), the length of a bio and of a block or report reason, how
+many reports one user may file per hour, and when a buyer may be told again that a
+favourite came online."""
 
 from __future__ import annotations
 
@@ -13,18 +14,27 @@ REPORTS_PER_HOUR = 20
 
 
 def label(text: str) -> str:
-    """A tag or language as stored and searched: inner white space one space, lower case."""
+    """A tag or language as searched: inner white space one space, lower case."""
     return " ".join(text.split()).lower()
 
 
+def shown_label(text: str) -> str:
+    """A tag or language as saved and shown: the seller's own spelling and case, inner white
+    space one space."""
+    return " ".join(text.split())
+
+
 def clean_labels(values: list[str] | None, what: str) -> list[str]:
-    """Tags or languages as labels, in the order given, each once; empty ones are 422."""
+    """Tags or languages as the seller typed them, in the order given, each once (the first
+    spelling of labels equal in lower case); empty ones are 422."""
     out: list[str] = []
+    seen: set[str] = set()
     for v in values or []:
-        lab = label(v)
+        lab = shown_label(v)
         if not lab:
             raise Unprocessable(f"{what} must not contain empty strings", "invalid_value")
-        if lab not in out:
+        if label(lab) not in seen:
+            seen.add(label(lab))
             out.append(lab)
     return out
 

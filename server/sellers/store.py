@@ -80,6 +80,14 @@ def get_seller(conn: sqlite3.Connection, user_id: int, viewer_id: int | None = N
     return _seller(row)
 
 
+def commission_ppm_of(conn: sqlite3.Connection, user_id: int) -> int | None:
+    """The seller's own commission (sellers.commission_ppm, set by the operator), or None
+    when the default of billing.commission_percent applies."""
+    row = conn.execute("SELECT commission_ppm FROM sellers WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return None if row is None else row["commission_ppm"]
+
+
 def save_profile_tx(conn: sqlite3.Connection, user_id: int, rate: int, bio: str | None,
                     tags: list[str] | None, languages: list[str] | None) -> Seller:
     """Create or update a seller's profile; fields given as None keep their value. The
@@ -101,8 +109,9 @@ def save_profile_tx(conn: sqlite3.Connection, user_id: int, rate: int, bio: str 
     )
     if tags is not None:
         conn.execute("DELETE FROM seller_tags WHERE user_id = ?", (user_id,))
+        # Searched in lower case; saved and shown as typed (tags_json).
         conn.executemany("INSERT INTO seller_tags (user_id, tag) VALUES (?, ?)",
-                         [(user_id, t) for t in tags])
+                         [(user_id, label(t)) for t in tags])
     return get_seller(conn, user_id)
 
 
@@ -143,7 +152,8 @@ def list_sellers(conn: sqlite3.Connection, *, online: bool | None = None,
         where.append("s.user_id IN (SELECT user_id FROM seller_tags WHERE tag = ?)")
         args.append(label(tag))
     if language:
-        where.append("EXISTS (SELECT 1 FROM json_each(s.languages_json) WHERE value = ?)")
+        # Saved as typed; compared in lower case (fold(): Python's, for every alphabet).
+        where.append("EXISTS (SELECT 1 FROM json_each(s.languages_json) WHERE fold(value) = ?)")
         args.append(label(language))
     if viewer_id is not None:
         # Neither side of a block sees the other in the listing.

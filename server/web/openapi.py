@@ -328,6 +328,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/api/client-config"): (
         "public settings the browser client shows: network, explorer, limits and fees",
         None, 200, "meta"),
+    ("get", "/api/terms"): (
+        "the terms of service: the operator's terms.md beside the database, or the default;"
+        " a markdown subset (# headings, paragraphs, - lists) shown as text", None, 200, "meta"),
 }
 
 

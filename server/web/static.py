@@ -87,6 +87,8 @@ async def client_config(request: web.Request) -> web.Response:
         # µUSDT ints let the page preview net amounts without floats; with an "auto" network
         # fee only GET /api/withdrawals/quote knows it (null here).
         "withdrawal_fees_musdt": None if w.network_fee_auto else w.fee_musdt + w.network_fee_musdt,
+        # The default platform share of a call (a seller's own, if any, is in their profile).
+        "commission_percent": format(config.billing.commission_percent.normalize(), "f"),
         "min_rate": config.billing.min_rate,
         "max_rate": config.billing.max_rate,
         "min_prefund_minutes": config.billing.min_prefund_minutes,

@@ -4,7 +4,7 @@
 import { get, onUnauthorized, post, setCsrf } from "./api.js";
 import * as money from "./money.js";
 import { installUnlock, Ringer } from "./sound.js";
-import { clear, h, toast } from "./ui.js";
+import { clear, h, keyboardScrollRegions, toast } from "./ui.js";
 import { Socket } from "./ws.js";
 import * as account from "./pages/account.js";
 import * as admin from "./pages/admin.js";
@@ -13,6 +13,7 @@ import * as call from "./pages/call.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as history from "./pages/history.js";
 import * as sellers from "./pages/sellers.js";
+import * as terms from "./pages/terms.js";
 import * as wallet from "./pages/wallet.js";
 
 const ROUTES = {
@@ -22,6 +23,7 @@ const ROUTES = {
   // Links from mails: opened logged in or not.
   reset: { page: account.reset, public: true, title: "New password" },
   verify: { page: account.verify, public: true, title: "Verify email" },
+  terms: { page: terms.render, public: true, title: "Terms of service" },
   account: { page: account.account, title: "Account" },
   sellers: { page: sellers.render, title: "Sellers" },
   wallet: { page: wallet.render, title: "Wallet" },
@@ -281,6 +283,7 @@ function watchCallsEverywhere() {
 
 async function boot() {
   installUnlock();
+  keyboardScrollRegions();
   onUnauthorized(() => {
     if (app.me) {
       app.me = null;

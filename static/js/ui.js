@@ -132,3 +132,36 @@ export function newIdempotencyKey() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
+
+/** Tables wider than a phone scroll sideways inside their `.table-wrap`: each such box is
+ * made a named, focusable region so that a keyboard can scroll it (axe:
+ * scrollable-region-focusable). Done once for the whole document, for every page. */
+export function keyboardScrollRegions(root = document.body) {
+  const name = (wrap) => {
+    const caption = wrap.querySelector("caption")?.textContent;
+    if (caption) return caption.trim();
+    const box = wrap.closest("section, .card, form, div.field") || wrap.parentElement;
+    const heading = box?.querySelector("h1, h2, h3");
+    return heading?.textContent?.trim() || "Table";
+  };
+  const mark = (el) => {
+    for (const wrap of el.querySelectorAll?.(".table-wrap:not([tabindex])") ?? []) {
+      wrap.tabIndex = 0;
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", name(wrap));
+    }
+  };
+  mark(root);
+  new MutationObserver((changes) => {
+    for (const c of changes) for (const n of c.addedNodes) if (n.nodeType === 1) {
+      if (n.matches(".table-wrap")) mark(n.parentElement); else mark(n);
+    }
+  }).observe(root, { childList: true, subtree: true });
+}
+
+/** "1 call", "2 calls": a count with its noun; the plural is the noun + "s" unless given. */
+export function plural(n, one, many = `${one}s`) {
+  const count = Number(n);
+  const shown = Number.isFinite(count) ? count.toLocaleString("en-US") : String(n);
+  return `${shown} ${count === 1 ? one : many}`;
+}

@@ -167,7 +167,7 @@ export async function account(main, _route, app) {
     };
     clear(sessionsBox,
       h("div.table-wrap", h("table", { "data-testid": "sessions" },
-        h("thead", h("tr", h("th", "Since"), h("th", "Last seen"), h("th", "Address"), h("th", "Browser"), h("th", ""))),
+        h("thead", h("tr", h("th", "Since"), h("th", "Last seen"), h("th", "Address"), h("th", "Browser"), h("th", h("span.visually-hidden", "Action")))),
         h("tbody", data.sessions.map((s) => h("tr",
           h("td.small", formatDate(s.created_at)),
           h("td.small", formatDate(s.last_seen_at)),

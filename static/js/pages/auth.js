@@ -79,6 +79,10 @@ export function signup(main, route, app) {
     field("Display name", name, "Shown to the people you talk to."),
     field("Email", email),
     field("Password", password, "At least 10 characters."),
+    // Read before the boxes are ticked; in a new tab, so the form keeps what was typed.
+    h("p.small.muted.terms-link", "Read the ",
+      h("a", { href: "#/terms", target: "_blank", rel: "noopener" }, "terms of service"),
+      " (18+ only; what a minute costs, refunds, withdrawals, privacy)."),
     confirm("adult", "I am 18 or older"),
     confirm("terms", "I accept the terms of service"),
     h("button.btn.block", { type: "submit" }, "Create account"));

@@ -205,6 +205,7 @@ async function inCall(main, callId, app, handoff = {}) {
     h("div.stat", h("div.label", isBuyer ? "Minutes left" : "Buyer's minutes left"), left));
 
   clear(main,
+    h("h1.visually-hidden", `Call with ${otherName}`),
     h("div.call-layout",
       h("div", stage, controls.bar, h("div.row", { class: "call-under" }, unmute)),
       h("aside.card.stack",

@@ -2,7 +2,7 @@
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
-import { clear, errorBox, field, formatDate, h, newIdempotencyKey, onSubmit, statusBadge, toast } from "../ui.js";
+import { clear, errorBox, field, formatDate, h, newIdempotencyKey, onSubmit, plural, statusBadge, toast } from "../ui.js";
 import { unlock } from "../sound.js";
 import { explorerLink } from "./wallet.js";
 
@@ -22,37 +22,12 @@ async function loadProfile() {
   return (await get("/api/seller/profile")).seller; // null before the first save
 }
 
-// Ledger kinds that move a seller's call earnings: the per-minute pass, the final settle,
-// and a refund taking them back.
-const EARNING_KINDS = new Set(["call_minute", "call_settle", "call_refund"]);
-
-/** A seller's net call earnings since a moment, from ledger entries (BigInt units). */
-export function earningsSince(entries, since) {
-  let units = 0n;
-  for (const e of entries) {
-    if (!EARNING_KINDS.has(String(e.kind || ""))) continue;
-    const amount = String(e.amount || "0");
-    if (new Date(e.at) < since) continue;
-    try {
-      units += money.toUnits(amount, 4);
-    } catch {
-      // Skip an entry we cannot read rather than show a wrong sum.
-    }
-  }
-  return money.fromUnits(units, 4, { minDecimals: 0 });
-}
-
-function startOfToday() {
-  const d = new Date();
-  d.setHours(0, 0, 0, 0);
-  return d;
-}
-
-function startOfWeek() {
-  const d = startOfToday();
-  const monday = (d.getDay() + 6) % 7;
-  d.setDate(d.getDate() - monday);
-  return d;
+/** What a minute at `rate` earns after a commission of `percent` (a decimal string), in
+ * tokens: the split the billing makes of each minute (the platform's part rounds down). */
+export function earnsPerMinute(rate, percent) {
+  const price = BigInt(rate) * 10000n; // µUSDT a minute
+  const ppm = money.toUnits(String(percent ?? "0"), 4); // percent with 4 decimals = ppm
+  return money.fromUnits(price - (price * ppm) / 1000000n, 4, { minDecimals: 0, grouped: false });
 }
 
 export async function render(main, _route, app) {
@@ -73,15 +48,21 @@ export async function render(main, _route, app) {
     clear(statsBox,
       h("img.chart", { src: `/api/seller/stats/chart.svg?t=${Date.now()}`, alt: "Earnings per day over the last 30 days", width: 640, height: 220 }),
       h("div.stats",
-        h("div.stat", h("div.label", "This month"), h("div.value", { "data-testid": "earned-month" }, money.tokens(s.per_month[s.per_month.length - 1].earned)), h("div.sub", "tokens earned")),
-        h("div.stat", h("div.label", "Minutes billed"), h("div.value", { "data-testid": "minutes-billed" }, s.minutes_billed), h("div.sub", `${s.calls} calls`)),
+        h("div.stat", h("div.label", "Minutes billed"), h("div.value", { "data-testid": "minutes-billed" }, s.minutes_billed), h("div.sub", { "data-testid": "calls-count" }, plural(s.calls, "call"))),
         h("div.stat", h("div.label", "Average call"), h("div.value", `${Math.round(s.average_call_seconds / 60 * 10) / 10} min`), h("div.sub", `${s.average_call_seconds} s`)),
         h("div.stat", h("div.label", "Tips"), h("div.value", money.tokens(s.tips_total)), h("div.sub", "tokens earned")),
         h("div.stat", h("div.label", "Busiest hour"), h("div.value", hasBusy ? `${String(busiest.hour_utc).padStart(2, "0")}:00` : "—"), h("div.sub", "UTC"))),
-      s.top_supporters.length
-        ? h("div", h("h3", "Top supporters"), h("ol", { "data-testid": "top-supporters" },
-          s.top_supporters.map((t) => h("li", `${t.display_name}: ${money.tokens(t.spent)} tokens`))))
-        : h("p.empty", "No supporters yet."));
+      // Named only when they opted in (as the buyers are told), never with amounts.
+      h("div", { "data-testid": "supporters" }, h("h3", "Top supporters"),
+        s.top_supporters.length
+          ? h("ol", { "data-testid": "top-supporters" }, s.top_supporters.map((t) => h("li", t.display_name)))
+          : null,
+        s.supporters_not_shown
+          ? h("p.small.muted", { "data-testid": "supporters-not-shown" },
+            `${s.top_supporters.length ? "And " : ""}${plural(s.supporters_not_shown, "supporter")} who keep${s.supporters_not_shown === 1 ? "s" : ""} their name private.`)
+          : null,
+        !s.top_supporters.length && !s.supporters_not_shown ? h("p.empty", "No supporters yet.") : null,
+        h("p.small.muted", "Buyers choose in their wallet whether their name may be shown; amounts are never shown per buyer.")));
   }
 
   function renderStatus() {
@@ -117,13 +98,19 @@ export async function render(main, _route, app) {
     const tags = h("input", { type: "text", name: "tags", value: list(seller?.tags), placeholder: "e.g. english, tutoring, music" });
     const langs = h("input", { type: "text", name: "languages", value: list(seller?.languages), placeholder: "e.g. English, Spanish" });
     const usdtHint = h("span");
+    const commission = seller?.commission_percent ?? app.config?.commission_percent ?? "0";
     const updateHint = () => {
-      usdtHint.textContent = /^\d+$/.test(rate.value) ? ` ${rate.value} tokens = ${money.tokensToUsdt(rate.value)} USDT per minute, before the platform commission.` : "";
+      if (!/^\d+$/.test(rate.value)) {
+        usdtHint.textContent = "";
+        return;
+      }
+      const earns = earnsPerMinute(rate.value, commission);
+      usdtHint.textContent = ` ${rate.value} tokens = ${money.tokensToUsdt(rate.value)} USDT per minute. The platform keeps ${commission} %: you earn ${money.tokens(earns)} tokens (${money.tokensToUsdt(earns)} USDT) per minute of live video.`;
     };
     rate.addEventListener("input", updateHint);
     updateHint();
     const form = h("form",
-      field("Rate (tokens per minute)", rate, h("span", `Between ${min} and ${max}.`, usdtHint)),
+      field("Rate (tokens per minute)", rate, h("span", { "data-testid": "rate-hint" }, `Between ${min} and ${max}.`, usdtHint)),
       field("About you", bio, "What buyers can expect from a call with you."),
       field("Tags", tags, "Comma-separated."),
       field("Languages", langs, "Comma-separated."),
@@ -272,19 +259,25 @@ export async function render(main, _route, app) {
   }
 
   async function refresh() {
-    const [me, ledger, wd] = await Promise.all([
+    const [me, stats, wd] = await Promise.all([
       get("/api/me"),
-      get("/api/ledger").catch(() => ({ entries: [] })),
+      get("/api/seller/stats").then((r) => r.stats).catch(() => null),
       get("/api/withdrawals").catch((err) => ({ error: err })),
     ]);
     app.balance = me.balance;
     app.renderHeader();
-    const entries = ledger.entries || [];
+    // Today, this week and this month count the same things, from the server's stats: call
+    // earnings and tips after the commission, less refunds, per UTC day, week and month.
+    const last = (rows) => (stats && rows?.length ? rows[rows.length - 1].earned : "0");
+    const period = (label, testid, rows) => h("div.stat", h("div.label", label),
+      h("div.value", { "data-testid": testid }, money.tokens(last(rows))), h("div.sub", "tokens, tips included"));
     clear(earningsBox, h("div.stats",
-      h("div.stat", h("div.label", "Today"), h("div.value", { "data-testid": "earned-today" }, money.tokens(earningsSince(entries, startOfToday()))), h("div.sub", "tokens earned")),
-      h("div.stat", h("div.label", "This week"), h("div.value", money.tokens(earningsSince(entries, startOfWeek()))), h("div.sub", "tokens earned")),
+      period("Today (UTC)", "earned-today", stats?.per_day),
+      period("This week", "earned-week", stats?.per_week),
+      period("This month", "earned-month", stats?.per_month),
       h("div.stat", h("div.label", "Available"), h("div.value", { "data-testid": "seller-available" }, money.tokens(me.balance.available)), h("div.sub", `= ${money.tokensToUsdt(me.balance.available)} USDT`)),
-      money.isPositive(me.balance.pending, 4) ? h("div.stat", h("div.label", "Pending"), h("div.value", money.tokens(me.balance.pending)), h("div.sub", "released after the hold")) : null));
+      money.isPositive(me.balance.pending, 4) ? h("div.stat", h("div.label", "Pending"), h("div.value", money.tokens(me.balance.pending)), h("div.sub", "released after the hold")) : null),
+    h("p.small.muted", { "data-testid": "earnings-rule" }, "Earnings after the platform commission: call minutes and tips, less refunds. Days, weeks and months are in UTC."));
     if (wd.error) clear(historyBox, errorBox(wd.error));
     else clear(historyBox, historyTable(wd.withdrawals || []));
     return wd.withdrawals || [];

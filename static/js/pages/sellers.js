@@ -3,7 +3,7 @@
 
 import { del, get, put } from "../api.js";
 import * as money from "../money.js";
-import { clear, errorBox, field, h, initials, stars, toast } from "../ui.js";
+import { clear, errorBox, field, h, initials, plural, stars, toast } from "../ui.js";
 
 const REFRESH_MS = 10000;
 
@@ -11,11 +11,6 @@ function list(v) {
   if (Array.isArray(v)) return v.filter(Boolean).map(String);
   if (typeof v === "string" && v.trim()) return v.split(",").map((s) => s.trim()).filter(Boolean);
   return [];
-}
-
-// Languages are stored lower-case (so filters match); shown as names.
-function capitalize(word) {
-  return word.charAt(0).toUpperCase() + word.slice(1);
 }
 
 function starButton(s, onChange) {
@@ -55,14 +50,14 @@ function sellerCard(s, app, onFavourite) {
         : h("div.avatar", { "aria-hidden": "true" }, initials(s.display_name)),
       h("div",
         h("div.seller-name", s.display_name),
-        h("div.row", status, s.calls != null ? h("span.muted.small", `${s.calls} calls`) : null)),
+        h("div.row", status, s.calls != null ? h("span.muted.small", plural(s.calls, "call")) : null)),
       app.me?.role === "buyer" ? starButton(s, onFavourite) : null),
     h("div.spread",
       h("div.rate", s.rate, h("small", " tokens/min")),
       h("div.muted.small", `= ${money.tokensToUsdt(String(s.rate))} USDT/min`)),
     h("div", stars(s.rating)),
     s.bio ? h("p.bio", s.bio) : null,
-    langs.length ? h("div.small", h("span.muted", "Speaks "), langs.map(capitalize).join(", ")) : null,
+    langs.length ? h("div.small", h("span.muted", "Speaks "), langs.join(", ")) : null,
     tags.length ? h("div.tags", tags.map((t) => h("span.tag", t))) : null,
     h("div.actions",
       canCall
@@ -120,7 +115,7 @@ export async function render(main, _route, app) {
     }
     if (mine !== seq) return;
     clear(resultBox,
-      h("p.muted.small", `${sellers.length} ${sellers.length === 1 ? "seller" : "sellers"}`),
+      h("p.muted.small", plural(sellers.length, "seller")),
       sellers.length
         ? h("div.seller-list", sellers.map((s) => sellerCard(s, app, () => { if (favOnly.checked) load(); })))
         : h("div.card.empty", online.checked ? "Nobody matching is online right now. Try fewer filters, or check back soon." : "No sellers match these filters."));

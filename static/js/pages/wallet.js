@@ -7,7 +7,7 @@
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
-import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, shortRef, statusBadge, toast } from "../ui.js";
+import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, plural, shortRef, statusBadge, toast } from "../ui.js";
 
 const POLL_MS = 3000;
 const INTENT_KEY = "mc_open_intent";
@@ -212,7 +212,7 @@ function buyerControls(app) {
       const text = String(fd.get("days") || "").trim();
       if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error("Type a number of days, like 7.");
       const n = Number(text);
-      const ok = confirm(`Take a break for ${n} day${n === 1 ? "" : "s"}? Until it ends you cannot start calls, send tips or ask for new top-ups, and it cannot be shortened.`);
+      const ok = confirm(`Take a break for ${plural(n, "day")}? Until it ends you cannot start calls, send tips or ask for new top-ups, and it cannot be shortened.`);
       if (!ok) return;
       const res = await post("/api/me/self-exclusion", { days: n });
       show(res.limits);
@@ -246,7 +246,7 @@ function buyerControls(app) {
     });
     clear(privacyBox,
       h("label.check", box, h("span", "Show me on sellers' supporter boards")),
-      h("p.small.muted", "Off by default. When on, your display name (never your amounts) can appear among a seller's top supporters."),
+      h("p.small.muted", { "data-testid": "privacy-rule" }, "Off by default: sellers' supporter boards and their own stats then count you without your name. When on, your display name (never your amounts) can appear among the top supporters of the sellers you paid. Sellers always see your display name in a call with you."),
       msg);
   }
 
