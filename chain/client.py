@@ -175,9 +175,15 @@ class TronClient:
             raise ChainUnavailable(str(exc)) from exc
 
     async def energy_price_sun(self) -> int:
+        return await self._chain_parameter("getEnergyFee")
+
+    async def bandwidth_price_sun(self) -> int:
+        return await self._chain_parameter("getTransactionFee")
+
+    async def _chain_parameter(self, key: str) -> int:
         answer = await self._request("wallet/getchainparameters")
         try:
-            return parse.parse_chain_parameter(answer, "getEnergyFee")
+            return parse.parse_chain_parameter(answer, key)
         except parse.ParseError as exc:
             raise ChainUnavailable(str(exc)) from exc
 

@@ -194,6 +194,9 @@ class FailoverGateway:
     async def energy_price_sun(self) -> int:
         return await self._read("energy_price_sun", lambda n: n.client.energy_price_sun())
 
+    async def bandwidth_price_sun(self) -> int:
+        return await self._read("bandwidth_price_sun", lambda n: n.client.bandwidth_price_sun())
+
     async def account_exists(self, address: str) -> bool:
         return await self._read("account_exists", lambda n: n.client.account_exists(address))
 

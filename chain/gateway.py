@@ -152,6 +152,10 @@ class ChainGateway(Protocol):
         """Sun per unit of energy (getchainparameters' getEnergyFee)."""
         ...
 
+    async def bandwidth_price_sun(self) -> int:
+        """Sun per byte of bandwidth burned (getchainparameters' getTransactionFee)."""
+        ...
+
     async def account_exists(self, address: str) -> bool:
         """Activated on chain (it has received TRX); an address holding only a TRC20 token
         is not, and cannot own a transaction until it is."""

@@ -531,7 +531,8 @@ async def operator_refunds_the_dispute(b: Browsers, app, buyer: Page) -> None:
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Log in").click()
-    row = page.locator("tr", has_text="The picture froze for a while.")
+    disputes = page.locator("section", has=page.get_by_role("heading", name="Disputes"))
+    row = disputes.locator("tr", has_text="The picture froze for a while.")
     # The row shows what the call cost; how many segments ran before the hang-up depends on
     # how busy the machine is, so the figure is the call's own (at least two segments).
     call = await app[DB].fetchone("SELECT charged_musdt FROM calls ORDER BY id DESC LIMIT 1")
@@ -744,7 +745,9 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
                 await expect(page.get_by_role("heading", name=heading)).to_be_visible()
             review = page.locator("tr", has_text=seller_email)
             await expect(review).to_contain_text("1,000")
-            unmatched = page.locator("tr", has_text="12.345678")
+            unmatched = page.locator(
+                "section", has=page.get_by_role("heading", name="Unmatched deposits")).locator(
+                "tr", has_text="12.345678")
             for _ in range(30):  # the watcher finds it within a few blocks
                 if await unmatched.count():
                     break

@@ -150,7 +150,7 @@ async def test_operator_dismisses_one_report_and_bans_on_another(aiohttp_client,
             await expect(about_rude).to_contain_text("Bea Buyer")
             await expect(about_rude).to_contain_text(rude.user["display_name"])
             # The report after a call between the two names that call.
-            await expect(about_rude.get_by_role("button", name=f"Record #{call_id}")
+            await expect(about_rude.get_by_role("button", name=f"Call record #{call_id}")
                          ).to_be_visible()
             await expect(about_scam).to_contain_text("Scam <script>Sally</script>")
             await expect(about_scam).to_contain_text("—")  # no call between them

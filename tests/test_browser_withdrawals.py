@@ -39,10 +39,12 @@ async def test_seller_sees_the_auto_fee_before_confirming_and_is_charged_it(
             preview = page.get_by_test_id("withdraw-preview")
             await expect(preview).to_contain_text("Enter your address")
             await page.get_by_label("TRON address (TRC20)").fill(dest)
-            # A fresh address: 130,285 energy x 100 sun = 13.0285 TRX at 0.25 = 3.257125.
+            # A fresh address: 130,285 energy x 100 sun + 345 bytes x 1,000 sun = 13.3735 TRX
+            # at 0.25 = 3.343375, and the platform's 0.5.
             await expect(preview).to_contain_text(
-                "You receive 0.242875 USDT after fees of 3.757125 USDT")
-            await expect(preview).to_contain_text("130,285 energy × 100 sun = 13.0285 TRX")
+                "You receive 0.156625 USDT after fees of 3.843375 USDT")
+            await expect(preview).to_contain_text(
+                "130,285 energy × 100 sun + 345 bytes × 1,000 sun = 13.3735 TRX")
             await page.get_by_role("button", name="Withdraw", exact=True).click()
             row = page.locator("[data-testid=withdrawals] tbody tr").first
             await expect(row).to_contain_text("400")
@@ -50,7 +52,7 @@ async def test_seller_sees_the_auto_fee_before_confirming_and_is_charged_it(
         finally:
             await b.close()
     row = await app[DB].fetchone("SELECT fee_musdt, net_musdt FROM withdrawals")
-    assert (row["fee_musdt"], row["net_musdt"]) == (3_757_125, 242_875)
+    assert (row["fee_musdt"], row["net_musdt"]) == (3_843_375, 156_625)
 
 
 async def test_operator_sees_the_trx_costs_and_the_runway(aiohttp_server, tmp_path):

@@ -161,4 +161,4 @@ async def test_unfunded_buyer_cannot_ring_and_new_user_sees_call_list(app_client
     buyer = await actor(app_client)
     await fund(app_client, buyer.id, 5)
     body = await (await buyer.get("/api/calls")).json()
-    assert body == {"calls": []}
+    assert body["calls"] == [] and body["next_before"] is None

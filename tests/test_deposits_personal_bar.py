@@ -64,7 +64,7 @@ async def test_bar_two_buyers_two_addresses_credits_without_claims_and_a_confirm
     assert await gw.usdt_balance(a1) == 0 and await gw.usdt_balance(a2) == 3_250_000
 
     # The TRX the sweep burned is in the operator's costs, beside the withdrawals'.
-    costs = await (await admin.get("/api/admin/costs")).json()
+    costs = (await (await admin.get("/api/admin/costs")).json())["costs"]
     assert costs["by_kind"]["sweep"]["trx_spent_sun"] == sweep["trx_spent_sun"]
     assert costs["by_kind"]["sweep"]["usdt_moved_musdt"] == 7_500_000
     report = await (await admin.get("/api/admin/reconcile")).json()

@@ -106,7 +106,9 @@ async def test_the_costs_of_real_withdrawals_come_from_their_receipts(aiohttp_cl
     receipts = [await gateway.get_transaction(w["txid"]) for w in (first, second)]
     assert [t.energy_used for t in receipts] == [ENERGY_TO_FRESH, ENERGY_TO_HOLDER]
     spent = sum(t.fee_sun for t in receipts)
-    assert spent == (ENERGY_TO_FRESH + ENERGY_TO_HOLDER) * ENERGY_PRICE_SUN  # 19.457 TRX
+    # 19.457 TRX of energy, and the bandwidth of each transfer the free points did not pay.
+    bandwidth_sun = spent - (ENERGY_TO_FRESH + ENERGY_TO_HOLDER) * ENERGY_PRICE_SUN
+    assert bandwidth_sun in (0, 345_000, 690_000)
     moved = sum(int(Decimal(w["net_usdt"]) * 10**6) for w in (first, second))
     rows = await client.app[DB].fetchall(
         "SELECT trx_spent_sun, energy_used FROM withdrawal_txs ORDER BY created_at_ms")
@@ -119,7 +121,7 @@ async def test_the_costs_of_real_withdrawals_come_from_their_receipts(aiohttp_cl
     today = c["per_day"][-1]
     assert (today["trx_spent_sun"], today["usdt_moved_musdt"], today["transactions"]) == \
         (spent, moved, 2)
-    assert c["total"]["trx_spent"] == "19.457"
+    assert Decimal(c["total"]["trx_spent"]) * 10**6 == spent
     assert c["total"]["trx_per_usdt"] == str((Decimal(spent) / moved).quantize(
         Decimal("0.000001")).normalize())
     balance = await gateway.trx_balance_sun(node.hot_wallet_address)

@@ -15,7 +15,13 @@ from tronpy.keys import PrivateKey
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
-from meterchat.chain.devnet.state import ENERGY_PRICE_SUN, ENERGY_TO_FRESH, ENERGY_TO_HOLDER
+from meterchat.chain.devnet.state import (
+    ENERGY_PRICE_SUN,
+    ENERGY_TO_FRESH,
+    ENERGY_TO_HOLDER,
+    NET_PRICE_SUN,
+    NET_USAGE_BYTES,
+)
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.config import ConfigError, config_from_dict
 from meterchat.money import ledger
@@ -38,6 +44,8 @@ def test_the_auto_fee_is_energy_times_price_times_trx_price_rounded_up():
     assert auto_network_fee(130_285, 100, Decimal("0.25")).musdt == 3_257_125
     assert auto_network_fee(64_285, 210, Decimal("0.3")).musdt == 4_049_955
     assert auto_network_fee(1, 1, Decimal("0.0000001")).musdt == 1  # never rounded to 0
+    # The transfer's 345 bytes of bandwidth at 1,000 sun: 6,773,500 sun in all.
+    assert auto_network_fee(64_285, 100, Decimal("0.25"), 1_000).musdt == 1_693_375
     fee = auto_network_fee(64_285, 100, Decimal("0.25"))
     assert (fee.energy, fee.energy_price_sun, fee.trx_sun) == (64_285, 100, 6_428_500)
 
@@ -74,7 +82,8 @@ async def test_the_devnet_estimates_exactly_the_energy_it_then_burns(aiohttp_cli
         tx = await gateway.get_transaction(signed.txid)
         assert tx is not None and tx.succeeded
         assert estimate == tx.energy_used == expected
-        assert tx.fee_sun == expected * ENERGY_PRICE_SUN
+        # The energy burned, and the bandwidth once the day's free points are used up.
+        assert tx.fee_sun - expected * ENERGY_PRICE_SUN in (0, NET_USAGE_BYTES * NET_PRICE_SUN)
     # An owner holding too little USDT: the call would revert, and no figure is quoted.
     from meterchat.chain.gateway import ChainUnavailable
 
@@ -122,7 +131,9 @@ async def test_the_auto_fee_quoted_is_the_fee_charged_and_covers_the_trx_burned(
     if holder:
         await node.wait_solidified(node.transfer(dest, usdt_musdt=1))
     energy = ENERGY_TO_HOLDER if holder else ENERGY_TO_FRESH
-    network_musdt = auto_network_fee(energy, ENERGY_PRICE_SUN, Decimal("0.25")).musdt
+    network_musdt = auto_network_fee(energy, ENERGY_PRICE_SUN, Decimal("0.25"),
+                                     NET_PRICE_SUN).musdt
+    burn_sun = energy * ENERGY_PRICE_SUN + NET_USAGE_BYTES * NET_PRICE_SUN
     seller = await actor(auto, "seller")
     await fund_tokens(auto.app, seller.id, "750")
 
@@ -132,7 +143,8 @@ async def test_the_auto_fee_quoted_is_the_fee_charged_and_covers_the_trx_burned(
     fee_musdt = 500_000 + network_musdt
     assert q["network_fee_mode"] == "auto" and q["energy"] == energy
     assert q["energy_price_sun"] == ENERGY_PRICE_SUN and q["trx_usdt_price"] == "0.25"
-    assert q["network_fee_trx"] == str(Decimal(energy * ENERGY_PRICE_SUN) / 10**6)
+    assert q["network_fee_trx"] == str(Decimal(burn_sun) / 10**6)
+    assert (q["bandwidth_bytes"], q["bandwidth_price_sun"]) == (NET_USAGE_BYTES, NET_PRICE_SUN)
     assert Decimal(q["fee_usdt"]) * 10**6 == fee_musdt
     assert Decimal(q["net_usdt"]) * 10**6 == 4_000_000 - fee_musdt
     assert Decimal(q["fee_tokens"]) + Decimal(q["net_tokens"]) == 400
@@ -143,9 +155,11 @@ async def test_the_auto_fee_quoted_is_the_fee_charged_and_covers_the_trx_burned(
     assert (w["fee_usdt"], w["net_usdt"]) == (q["fee_usdt"], q["net_usdt"])
     done, tx = await confirmed_tx(seller, auto, w["id"])
     assert await auto.app[GATEWAY].usdt_balance(dest) == 4_000_000 - fee_musdt + holder
-    # What the chain burned is what the network fee charged for, at the configured price.
-    assert tx.energy_used == energy and tx.fee_sun == energy * ENERGY_PRICE_SUN
-    assert network_musdt == tx.fee_sun // 4  # 0.25 USDT per TRX, exact here
+    # The chain burned the energy and at most the bandwidth the fee charged for, at the
+    # configured price (the bandwidth is free while the hot wallet has the day's points).
+    assert tx.energy_used == energy
+    assert tx.fee_sun in (energy * ENERGY_PRICE_SUN, burn_sun)
+    assert network_musdt == burn_sun // 4  # 0.25 USDT per TRX, exact here
     assert (await auto.app[DB].read(ledger.audit)).ok
 
 

@@ -34,8 +34,11 @@ from meterchat.chain.devnet.abi import (
     word,
 )
 from meterchat.chain.devnet.state import (
+    CREATE_ACCOUNT_FEE_SUN,
+    CREATE_ACCOUNT_NET_FEE_SUN,
     ENERGY_PRICE_SUN,
     ENERGY_REVERT,
+    NET_PRICE_SUN,
     TRX_TOKEN,
     USDT_TOKEN,
     USDT_TOTAL_SUPPLY,
@@ -431,10 +434,10 @@ class DevnetNode:
         """java-tron's shape; the devnet's prices are state.py's constants."""
         return {"chainParameter": [
             {"key": "getMaintenanceTimeInterval", "value": 21_600_000},
-            {"key": "getTransactionFee", "value": 1000},
+            {"key": "getTransactionFee", "value": NET_PRICE_SUN},
             {"key": "getEnergyFee", "value": ENERGY_PRICE_SUN},
-            {"key": "getCreateAccountFee", "value": 100_000},
-            {"key": "getCreateNewAccountFeeInSystemContract", "value": 1_000_000},
+            {"key": "getCreateAccountFee", "value": CREATE_ACCOUNT_NET_FEE_SUN},
+            {"key": "getCreateNewAccountFeeInSystemContract", "value": CREATE_ACCOUNT_FEE_SUN},
         ]}
 
     def _getaccount(self, body: Json, solid: bool) -> Json:

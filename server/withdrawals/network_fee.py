@@ -1,7 +1,8 @@
 """The "auto" network fee's readings from the chain (withdrawals.network_fee_usdt = "auto"):
 the energy a USDT transfer from the hot wallet to an address needs (triggerconstantcontract:
-64,285 to an address holding USDT, 130,285 to one holding none) and the chain's price of
-energy (getchainparameters' getEnergyFee), turned into µUSDT by rules.auto_network_fee.
+64,285 to an address holding USDT, 130,285 to one holding none) and the chain's prices of
+energy and bandwidth (getchainparameters' getEnergyFee and getTransactionFee), turned into
+µUSDT by rules.auto_network_fee (the transfer's 345 bytes of bandwidth counted).
 
 The quote a seller is shown and the request they confirm read the same cached figures: the
 energy price at most every ENERGY_PRICE_TTL_S (the committee changes it rarely), a
@@ -31,15 +32,17 @@ class NetworkFeeReader:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._price: tuple[float, int] | None = None
+        self._price: tuple[float, int, int] | None = None  # (read at, energy, bandwidth)
         self._energy: OrderedDict[str, tuple[float, int]] = OrderedDict()
         self._lock = asyncio.Lock()
 
-    async def _energy_price(self, gateway: ChainGateway) -> int:
+    async def _prices(self, gateway: ChainGateway) -> tuple[int, int]:
+        """Sun per unit of energy and per byte of bandwidth."""
         now = self.clock()
         if self._price is None or now - self._price[0] >= ENERGY_PRICE_TTL_S:
-            self._price = (now, await gateway.energy_price_sun())
-        return self._price[1]
+            self._price = (now, await gateway.energy_price_sun(),
+                           await gateway.bandwidth_price_sun())
+        return self._price[1], self._price[2]
 
     async def _transfer_energy(self, gateway: ChainGateway, owner: str, to: str) -> int:
         now = self.clock()
@@ -60,9 +63,9 @@ class NetworkFeeReader:
             return None
         try:
             async with self._lock:
-                price = await self._energy_price(gateway)
+                price, bandwidth_price = await self._prices(gateway)
                 energy = await self._transfer_energy(gateway, owner, to)
         except ChainError as exc:
             raise Unavailable("the TRON node is not answering, so the network fee cannot be "
                               "read; try again in a minute", "chain_unavailable") from exc
-        return auto_network_fee(energy, price, cfg.trx_usdt_price)
+        return auto_network_fee(energy, price, cfg.trx_usdt_price, bandwidth_price)

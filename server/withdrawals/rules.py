@@ -56,29 +56,39 @@ def check_address(value: object, platform_addresses: frozenset[str] | set[str]) 
     return address
 
 
+# The bytes of bandwidth a signed USDT transfer uses. The hot wallet's 600 free points a day
+# pay for one transfer at most, so every other one burns them: the fee always counts them.
+USDT_TRANSFER_BYTES = 345
+
+
 @dataclass(frozen=True)
 class NetworkFee:
     """The network fee of one withdrawal: fixed by config, or "auto" from the chain's
-    readings (the energy the transfer needs, the price of energy in sun)."""
+    readings (the energy the transfer needs, the price of energy and of bandwidth in sun)."""
 
     musdt: int
     energy: int | None = None
     energy_price_sun: int | None = None
+    bandwidth_price_sun: int | None = None
 
     @property
     def trx_sun(self) -> int | None:
         if self.energy is None or self.energy_price_sun is None:
             return None
-        return self.energy * self.energy_price_sun
+        return (self.energy * self.energy_price_sun
+                + USDT_TRANSFER_BYTES * (self.bandwidth_price_sun or 0))
 
 
-def auto_network_fee(energy: int, energy_price_sun: int, trx_usdt_price: Decimal) -> NetworkFee:
-    """What a transfer burning `energy` at `energy_price_sun` costs in µUSDT at
-    `trx_usdt_price` USDT per TRX, rounded up to the µUSDT. Sun and µUSDT are both millionths,
-    so µUSDT = sun x price. 64,285 energy x 100 sun x 0.25 = 1,607,125 µUSDT (1.607125 USDT)."""
-    sun = energy * energy_price_sun
+def auto_network_fee(energy: int, energy_price_sun: int, trx_usdt_price: Decimal,
+                     bandwidth_price_sun: int = 0) -> NetworkFee:
+    """What a transfer burning `energy` at `energy_price_sun`, and its bytes of bandwidth at
+    `bandwidth_price_sun`, costs in µUSDT at `trx_usdt_price` USDT per TRX, rounded up to
+    the µUSDT. Sun and µUSDT are both millionths, so µUSDT = sun x price. 64,285 energy x
+    100 sun + 345 bytes x 1,000 sun = 6,773,500 sun; x 0.25 = 1,693,375 µUSDT."""
+    fee = NetworkFee(0, energy, energy_price_sun, bandwidth_price_sun)
+    sun = fee.trx_sun or 0
     musdt = int((Decimal(sun) * trx_usdt_price).to_integral_value(rounding=ROUND_CEILING))
-    return NetworkFee(musdt, energy, energy_price_sun)
+    return NetworkFee(musdt, energy, energy_price_sun, bandwidth_price_sun)
 
 
 def network_fee(cfg: WithdrawalsConfig, auto: NetworkFee | None = None) -> NetworkFee:
@@ -118,6 +128,8 @@ class Quote:
             "network_fee_mode": "auto" if cfg.network_fee_auto else "fixed",
             "energy": network.energy,
             "energy_price_sun": network.energy_price_sun,
+            "bandwidth_bytes": USDT_TRANSFER_BYTES if network.energy is not None else None,
+            "bandwidth_price_sun": network.bandwidth_price_sun,
             "network_fee_trx": None if trx is None else musdt_to_usdt_str(trx),
             "trx_usdt_price": str(cfg.trx_usdt_price) if cfg.network_fee_auto else None,
         }

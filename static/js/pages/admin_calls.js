@@ -21,7 +21,7 @@ export function chatLines(record) {
 /** A button that opens a call's whole record under it. */
 export function recordButton(callId) {
   const box = h("div.record", { hidden: true });
-  const btn = h("button.linkish.small", { type: "button", "aria-expanded": "false" }, "Call record");
+  const btn = h("button.linkish.small", { type: "button", "aria-expanded": "false" }, `Call record #${callId}`);
   btn.addEventListener("click", async () => {
     if (!box.hidden) {
       box.hidden = true;

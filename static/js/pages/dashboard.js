@@ -147,7 +147,7 @@ export async function render(main, _route, app) {
     let quoteSeq = 0;
     const describe = (q) => {
       const network = q.network_fee_mode === "auto"
-        ? `network energy ${q.network_fee_usdt} USDT: ${Number(q.energy).toLocaleString()} energy × ${q.energy_price_sun} sun = ${q.network_fee_trx} TRX at ${q.trx_usdt_price} USDT per TRX`
+        ? `network ${q.network_fee_usdt} USDT: ${Number(q.energy).toLocaleString()} energy × ${q.energy_price_sun} sun + ${q.bandwidth_bytes} bytes × ${Number(q.bandwidth_price_sun).toLocaleString()} sun = ${q.network_fee_trx} TRX at ${q.trx_usdt_price} USDT per TRX`
         : `network energy ${q.network_fee_usdt} USDT`;
       return `You receive ${q.net_usdt} USDT after fees of ${q.fee_usdt} USDT (platform fee ${q.platform_fee_usdt} USDT, ${network}).`;
     };
