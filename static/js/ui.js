@@ -142,7 +142,9 @@ export function keyboardScrollRegions(root = document.body) {
     if (caption) return caption.trim();
     const box = wrap.closest("section, .card, form, div.field") || wrap.parentElement;
     const heading = box?.querySelector("h1, h2, h3");
-    return heading?.textContent?.trim() || "Table";
+    // "<heading> table": the region of the table is not the section it sits in.
+    const title = heading?.textContent?.trim();
+    return title ? `${title} table` : "Table";
   };
   const mark = (el) => {
     for (const wrap of el.querySelectorAll?.(".table-wrap:not([tabindex])") ?? []) {
