@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from aiohttp import web
 
 from meterchat.chain import hd
@@ -123,10 +123,11 @@ def load_deposit_seed(config: Config, devnet: DevnetNode | None) -> Secret | Non
 async def _devnet_status(endpoint: str, timeout_s: float) -> dict[str, Any]:
     """What a devnet node run on its own says of itself (its USDT contract, its deposit
     address)."""
-    async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
-        resp = await http.get(endpoint.rstrip("/") + "/devnet/status")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                     trust_env=False) as http, \
+            http.get(endpoint.rstrip("/") + "/devnet/status") as resp:
         resp.raise_for_status()
-        status = resp.json()
+        status = await resp.json(content_type=None)
     if not isinstance(status, dict):
         raise ValueError("/devnet/status answered no object")
     return status
@@ -155,7 +156,7 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
             try:
                 status = await _devnet_status(url, chain.request_timeout_s)
                 break
-            except (httpx.HTTPError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 error = exc
         if status is None:
             raise ConfigError(

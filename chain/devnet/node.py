@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
-from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
 from meterchat.chain import hd
 from meterchat.chain.address import is_valid_address, to_base58, to_hex41
@@ -46,7 +45,6 @@ from meterchat.chain.devnet.state import (
     Json,
     Refused,
     StoredTx,
-    address_of,
 )
 
 log = logging.getLogger("meterchat.devnet")
@@ -135,7 +133,7 @@ class DevnetNode:
 
     @property
     def deposit_address(self) -> str:
-        return address_of(self._state.key("deposit_key"))
+        return self._state.address("deposit_key")
 
     @property
     def deposit_mnemonic(self) -> str:
@@ -155,7 +153,7 @@ class DevnetNode:
 
     @property
     def hot_wallet_address(self) -> str:
-        return address_of(self._state.key("hot_wallet_key"))
+        return self._state.address("hot_wallet_key")
 
     @property
     def faucet_key_hex(self) -> str:
@@ -163,7 +161,7 @@ class DevnetNode:
 
     @property
     def faucet_address(self) -> str:
-        return address_of(self._state.key("faucet_key"))
+        return self._state.address("faucet_key")
 
     @property
     def _state(self) -> DevnetState:
@@ -350,6 +348,9 @@ class DevnetNode:
         return [t.info for t in self._state.block_txs(num)]
 
     def _getsignweight(self, body: Json, solid: bool) -> Json:
+        # tronpy signs before it asks this: it is loaded by then.
+        from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
+
         raw = body["raw_data"]
         txid = calculate_txid_from_raw_data(raw)
         owner_hex = to_hex41(raw["contract"][0]["parameter"]["value"]["owner_address"])

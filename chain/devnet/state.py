@@ -19,6 +19,10 @@ in the `"visible": true` format tronpy asks for: base58 addresses, hex without 0
 At genesis it generates a funded faucet key, a funded hot-wallet key (USDT + TRX, for
 withdrawals), a deposit key and the BIP-39 mnemonic of the personal deposit addresses (also
 made on first open of a state from before it); they stay in the `meta` table, never served.
+
+tronpy (its keys and protobuf messages) is imported by what signs or checks a transaction
+(genesis, a broadcast, the faucet), not at import: serving an existing chain reads addresses
+only (chain/address.py derives them without tronpy).
 """
 
 from __future__ import annotations
@@ -30,13 +34,10 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from tronpy.keys import PrivateKey, Signature
-from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
+from typing import TYPE_CHECKING, Any
 
 from meterchat.chain import hd
-from meterchat.chain.address import to_base58, to_hex41, to_raw20
+from meterchat.chain.address import address_of_key, to_base58, to_hex41, to_raw20
 from meterchat.chain.devnet.abi import (
     SELECTOR_TRANSFER,
     address_word,
@@ -45,6 +46,9 @@ from meterchat.chain.devnet.abi import (
     word,
 )
 from meterchat.chain.gateway import TRANSFER_TOPIC
+
+if TYPE_CHECKING:
+    from tronpy.keys import PrivateKey
 
 Json = dict[str, Any]
 
@@ -180,9 +184,17 @@ class DevnetState:
 
     def key(self, name: str) -> PrivateKey:
         """One of the genesis keys: "faucet_key", "hot_wallet_key", "deposit_key"."""
+        from tronpy.keys import PrivateKey
+
         return PrivateKey(bytes.fromhex(self.meta(name) or ""))
 
+    def address(self, name: str) -> str:
+        """The address of one of the genesis keys (without loading tronpy)."""
+        return address_of_key(self.meta(name) or "")
+
     def _genesis(self) -> None:
+        from tronpy.keys import PrivateKey
+
         faucet, hot, deposit = (PrivateKey.random() for _ in range(3))
         usdt = to_base58(b"\x41" + secrets.token_bytes(20))
         t = now_ms()
@@ -300,6 +312,9 @@ class DevnetState:
     def broadcast(self, body: Json) -> str:
         """Check and accept a signed transaction into the pending pool; returns its TXID.
         Raises Refused with java-tron's code."""
+        from tronpy.keys import Signature
+        from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
+
         try:
             raw = body["raw_data"]
             contracts = raw["contract"]
@@ -524,6 +539,8 @@ class DevnetState:
 
     def faucet_transfer(self, to: str, amount: int, token: str, fee_limit_sun: int) -> str:
         """Sign and broadcast a transfer of `amount` (sun or µUSDT) from the faucet."""
+        from tronpy.proto.transaction import calculate_txid_from_raw_data
+
         key = self.key("faucet_key")
         owner = address_of(key)
         solid = self.solid_block()
