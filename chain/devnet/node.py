@@ -34,7 +34,6 @@ from meterchat.chain.devnet.abi import (
     word,
 )
 from meterchat.chain.devnet.state import (
-    ENERGY_PRICE_SUN,
     ENERGY_REVERT,
     TRX_TOKEN,
     USDT_TOKEN,
@@ -428,11 +427,11 @@ class DevnetNode:
                 "transaction": {"ret": [{}], "txID": ""}}
 
     def _getchainparameters(self, body: Json, solid: bool) -> Json:
-        """java-tron's shape; the devnet's prices are state.py's constants."""
+        """java-tron's shape; the devnet's prices are state.py's (the energy price settable)."""
         return {"chainParameter": [
             {"key": "getMaintenanceTimeInterval", "value": 21_600_000},
             {"key": "getTransactionFee", "value": 1000},
-            {"key": "getEnergyFee", "value": ENERGY_PRICE_SUN},
+            {"key": "getEnergyFee", "value": self._state.energy_price_sun()},
             {"key": "getCreateAccountFee", "value": 100_000},
             {"key": "getCreateNewAccountFeeInSystemContract", "value": 1_000_000},
         ]}

@@ -13,7 +13,7 @@ data with tronpy's protobuf messages (never trusted from the client), a TXID see
 DUP_TRANSACTION_ERROR, an expired one TRANSACTION_EXPIRATION_ERROR, an unknown reference
 block TAPOS_ERROR, a signature that does not recover the owner SIGERROR. A USDT transfer
 burns energy as mainnet's does (64,285 energy to a holder, 130,285 to a fresh address, at
-100 sun) and ends OUT_OF_ENERGY when its fee_limit cannot pay for it. Transactions are kept
+100 sun unless a test sets another price) and ends OUT_OF_ENERGY when its fee_limit cannot pay for it. Transactions are kept
 in the `"visible": true` format tronpy asks for: base58 addresses, hex without 0x.
 
 At genesis it generates a funded faucet key, a funded hot-wallet key (USDT + TRX, for
@@ -247,6 +247,16 @@ class DevnetState:
         """The energy a USDT transfer to `to` burns (what execution charges and what
         triggerconstantcontract answers): a new balance slot costs more than an existing one."""
         return ENERGY_TO_HOLDER if self.balance(to, USDT_TOKEN) > 0 else ENERGY_TO_FRESH
+
+    def energy_price_sun(self) -> int:
+        """The price of a unit of energy burnt (getEnergyFee): mainnet's 100 sun unless a
+        test set another (`set_energy_price_sun`, as the committee would)."""
+        return int(self.meta("energy_price_sun") or ENERGY_PRICE_SUN)
+
+    def set_energy_price_sun(self, price_sun: int) -> None:
+        self.conn.execute("INSERT INTO meta (key, value) VALUES ('energy_price_sun', ?)"
+                          " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                          (str(int(price_sun)),))
 
     def account_exists(self, address: str) -> bool:
         """Activated: it has received TRX (a TRC20 token alone does not make an account)."""
@@ -483,11 +493,12 @@ class DevnetState:
             except ValueError:
                 to = None
         energy = self.usdt_transfer_energy(to) if to else ENERGY_TO_FRESH
+        price = self.energy_price_sun()
         result, message, logs = "SUCCESS", "", []
         if to is None:
             energy, result, message = ENERGY_REVERT, "REVERT", "REVERT opcode executed"
-        elif budget_sun < energy * ENERGY_PRICE_SUN:
-            energy = budget_sun // ENERGY_PRICE_SUN
+        elif budget_sun < energy * price:
+            energy = budget_sun // price
             result = "OUT_OF_ENERGY"
             message = "Not enough energy for 'SSTORE' operation executing: curInvokeEnergyLimit"
         elif self.balance(owner, USDT_TOKEN) < amount:
@@ -501,7 +512,7 @@ class DevnetState:
                            address_word(to_raw20(to))],
                 "data": word(amount),
             }]
-        fee = min(energy * ENERGY_PRICE_SUN, budget_sun)
+        fee = min(energy * price, budget_sun)
         self._add(owner, TRX_TOKEN, -fee)
         tx["ret"] = [{"contractRet": result}]
         net: Json = {"net_usage": NET_USAGE_BYTES} if free_net else {"net_fee": net_fee}

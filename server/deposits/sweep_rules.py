@@ -2,15 +2,18 @@
 costs in TRX, how much TRX the hot wallet sends the address first, and why a sweep waits.
 
 The sweep is a USDT transfer owned by the personal address, so the address pays its energy
-and bandwidth by burning TRX (mainnet's figures: 64,285 energy to an address that holds USDT,
-130,285 to one that holds none, at `sweeps.energy_price_sun` a unit; 345 bytes of
-bandwidth at 1,000 sun, counted even though the address's 600 free points a day may cover
-them). The hot wallet sends just what the address lacks (its own TRX, left over from an
-earlier sweep, counts). An address that never received TRX is activated by that first top-up,
-which burns 1.1 TRX from the hot wallet (1 TRX account fee + 0.1 TRX of bandwidth); a later
-top-up burns its 268 bytes of bandwidth. A sweep whose estimated TRX (the burns of the
-top-up and of the sweep) exceeds `sweeps.max_trx_per_sweep` waits, and so does one the hot
-wallet cannot pay for, each saying why.
+and bandwidth by burning TRX. The energy and its price are the chain's own, read by the
+sweeper (triggerconstantcontract of the transfer from the address to the hot wallet, about
+64,285 to a hot wallet that holds USDT and 130,285 to one that holds none; getEnergyFee),
+through the app's one cache (chain/prices.py); 345 bytes of bandwidth at 1,000 sun, counted
+even though the address's 600 free points a day may cover them. The hot wallet sends just
+what the address lacks (its own TRX, left over from an earlier sweep, counts). An address
+that never received TRX is activated by that first top-up, which burns 1.1 TRX from the hot
+wallet (1 TRX account fee + 0.1 TRX of bandwidth); a later top-up burns its 268 bytes of
+bandwidth. A sweep whose estimated TRX (the burns of the top-up and of the sweep) exceeds
+`sweeps.max_trx_per_sweep` waits, and so does one the hot wallet cannot pay for without
+going below `sweeps.keep_trx_for_withdrawals` (the TRX left for withdrawals' energy), each
+saying why.
 """
 
 from __future__ import annotations
@@ -50,10 +53,9 @@ class SweepCost:
         return self.sweep_burn_sun + self.topup_fee_sun
 
 
-def estimate(hot_wallet_holds_usdt: bool, energy_price_sun: int, address_trx_sun: int,
+def estimate(energy: int, energy_price_sun: int, address_trx_sun: int,
              activated: bool) -> SweepCost:
-    energy = (USDT_TRANSFER_ENERGY_TO_HOLDER if hot_wallet_holds_usdt
-              else USDT_TRANSFER_ENERGY_TO_FRESH)
+    """`energy` and `energy_price_sun` as the chain answers them for this transfer."""
     burn = energy * energy_price_sun + USDT_TRANSFER_BYTES * NET_PRICE_SUN
     topup = max(0, burn - address_trx_sun) if activated else burn
     fee = 0
@@ -63,8 +65,10 @@ def estimate(hot_wallet_holds_usdt: bool, energy_price_sun: int, address_trx_sun
                      topup_sun=topup, topup_fee_sun=fee, activation=not activated)
 
 
-def wait_reason(cost: SweepCost, max_sun: int, hot_wallet_trx_sun: int | None) -> str | None:
-    """Why this sweep cannot start now, or None."""
+def wait_reason(cost: SweepCost, max_sun: int, hot_wallet_trx_sun: int | None,
+                keep_sun: int = 0) -> str | None:
+    """Why this sweep cannot start now, or None. `hot_wallet_trx_sun` is what the hot wallet
+    holds and has not promised to another top-up; `keep_sun` of it stays for withdrawals."""
     if cost.total_sun > max_sun:
         parts = f"{cost.energy:,} energy at {cost.energy_price_sun} sun and its bandwidth"
         if cost.activation:
@@ -77,4 +81,10 @@ def wait_reason(cost: SweepCost, max_sun: int, hot_wallet_trx_sun: int | None) -
         return (f"the hot wallet holds {trx(hot_wallet_trx_sun)} TRX, less than the "
                 f"{trx(need)} TRX this sweep's top-up needs: waiting for the operator to top "
                 "it up")
+    if need and hot_wallet_trx_sun is not None and keep_sun and \
+            hot_wallet_trx_sun - keep_sun < need:
+        return (f"the hot wallet holds {trx(hot_wallet_trx_sun)} TRX and keeps "
+                f"{trx(keep_sun)} TRX of it for withdrawals (sweeps.keep_trx_for_withdrawals),"
+                f" leaving less than the {trx(need)} TRX this sweep's top-up needs: waiting "
+                "for the operator to top it up")
     return None

@@ -9,8 +9,10 @@ One pass:
    transfer while `signed` / `sent`); a `funded` one is signed.
 2. Every address the database says holds at least sweeps.min_usdt and has no open sweep
    (and no sweep failed on chain in the last day) is read on chain; at the minimum it gets a
-   sweep: the cost is estimated (sweep_rules.py), a sweep too dear or a hot wallet short of
-   TRX waits saying why; else the hot wallet sends the TRX the address lacks (stored before
+   sweep: the cost is estimated (sweep_rules.py) from the chain's own figures (the energy of
+   this transfer by triggerconstantcontract, the energy price by getchainparameters, through
+   the app's one chain/prices.py cache); a sweep too dear, or a hot wallet short of TRX once
+   `sweeps.keep_trx_for_withdrawals` is kept for withdrawals, waits saying why; else the hot wallet sends the TRX the address lacks (stored before
    broadcast), and once that top-up is solidified the address signs its transfer.
 
 Only the sweeper reads the deposit seed (a BIP-39 mnemonic, `Secret`), deriving the
@@ -32,7 +34,8 @@ from aiohttp import web
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain import hd
 from meterchat.chain.gateway import BadTransaction, ChainGateway, ChainTx, ChainUnavailable
-from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, load_deposit_seed
+from meterchat.chain.prices import ChainPrices
+from meterchat.chain_ctx import CHAIN_INFO, CHAIN_PRICES, DEVNET, GATEWAY, load_deposit_seed
 from meterchat.core.config import Secret, SweepsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
@@ -54,8 +57,10 @@ class Sweeper:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  seed: Secret | None, hot_wallet_key: Secret | None,
                  hot_wallet_address: str | None, cfg: SweepsConfig,
-                 hook: Callable[[str], None] | None = None) -> None:
+                 hook: Callable[[str], None] | None = None,
+                 prices: ChainPrices | None = None) -> None:
         self.db = db
+        self.prices = prices if prices is not None else ChainPrices()
         self.gateway = gateway
         self.usdt_contract = usdt_contract
         self._seed = seed
@@ -152,13 +157,15 @@ class Sweeper:
             return
         hot = self.hot_wallet_address
         cost = sweep_rules.estimate(
-            await self.gateway.usdt_balance(hot) > 0, self.cfg.energy_price_sun,
+            await self.prices.usdt_transfer_energy(self.gateway, s.address, hot),
+            await self.prices.energy_price_sun(self.gateway),
             await self.gateway.trx_balance_sun(s.address),
             await self.gateway.account_exists(s.address))
         if cost.topup_sun and self._hot_trx_left is None:
             self._hot_trx_left = await self.gateway.trx_balance_sun(hot)
         reason = sweep_rules.wait_reason(cost, self.cfg.max_sun,
-                                         self._hot_trx_left if cost.topup_sun else None)
+                                         self._hot_trx_left if cost.topup_sun else None,
+                                         self.cfg.keep_sun)
         if reason is not None:
             await self._wait(s, reason)
             return
@@ -282,7 +289,7 @@ def sweeper_from_app(app: web.Application,
     config = app[CONFIG]
     seed = load_deposit_seed(config, app.get(DEVNET))
     return Sweeper(app[DB], app[GATEWAY], info.usdt_contract, seed, info.hot_wallet_key,
-                   info.hot_wallet_address, config.sweeps, hook)
+                   info.hot_wallet_address, config.sweeps, hook, app[CHAIN_PRICES])
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
