@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
-from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
 from meterchat.chain import hd
 from meterchat.chain.address import is_valid_address, to_base58, to_hex41
+from meterchat.chain.devnet import proto, stake_api
 from meterchat.chain.devnet.abi import (
     TRC20_ABI,
     USDT_DECIMALS,
@@ -270,6 +270,15 @@ class DevnetNode:
             "triggerconstantcontract": self._triggerconstantcontract,
             "getaccount": self._getaccount,
             "getchainparameters": self._getchainparameters,
+            "getaccountresource": lambda b, _: stake_api.account_resource(self._state, b),
+            "getcandelegatedmaxsize":
+                lambda b, _: stake_api.can_delegate_max_size(self._state, b),
+            "freezebalancev2":
+                lambda b, _: stake_api.build(self._state, "FreezeBalanceV2Contract", b),
+            "delegateresource":
+                lambda b, _: stake_api.build(self._state, "DelegateResourceContract", b),
+            "undelegateresource":
+                lambda b, _: stake_api.build(self._state, "UnDelegateResourceContract", b),
         }
         solidity = ("getnowblock", "getblockbynum", "gettransactionbyid",
                     "gettransactioninfobyid", "gettransactioninfobyblocknum", "getaccount")
@@ -347,7 +356,7 @@ class DevnetNode:
 
     def _getsignweight(self, body: Json, solid: bool) -> Json:
         raw = body["raw_data"]
-        txid = calculate_txid_from_raw_data(raw)
+        txid = proto.txid_of(raw)
         owner_hex = to_hex41(raw["contract"][0]["parameter"]["value"]["owner_address"])
         return {
             "permission": {"type": "Owner", "permission_name": "owner", "threshold": 1,
@@ -359,7 +368,7 @@ class DevnetNode:
                 "txid": txid,
                 "transaction": {
                     "txID": txid, "raw_data": raw,
-                    "raw_data_hex": _raw_data_to_protobuf(raw).SerializeToString().hex(),
+                    "raw_data_hex": proto.raw_data_bytes(raw).hex(),
                     "signature": body.get("signature") or [],
                 },
             },
@@ -441,7 +450,8 @@ class DevnetNode:
         if not self._state.account_exists(addr):
             return {}
         return {"address": addr, "balance": self._state.balance(addr, TRX_TOKEN),
-                "create_time": int(self._state.meta("created_at_ms") or 0)}
+                "create_time": int(self._state.meta("created_at_ms") or 0),
+                **self._state.stakes.account_fields(addr)}
 
     async def _faucet(self, request: web.Request) -> web.Response:
         try:
