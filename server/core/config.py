@@ -333,6 +333,11 @@ class SweepsConfig:
         100, "no longer read (kept so older configs load): a sweep's energy and its price "
         "are the chain's own (triggerconstantcontract, getchainparameters' getEnergyFee)",
         min=1)
+    energy: str = key(
+        "burn", "how a sweep pays its energy: burn = the hot wallet sends the address the TRX "
+        "to burn; delegate = the hot wallet lends it energy from its Stake 2.0 stake "
+        "(delegateresource before the sweep, undelegateresource after; stake TRX for "
+        "ENERGY with freezebalancev2 first)", choices=("burn", "delegate"))
     keep_trx_for_withdrawals: Decimal = key(
         Decimal(50), "TRX the hot wallet keeps for withdrawals' energy: a sweep's top-up that "
         "would leave less waits, saying why (0: no floor)", min=Decimal(0))

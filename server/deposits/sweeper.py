@@ -41,12 +41,15 @@ from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
 from meterchat.core.units import DAY_MS, musdt_to_usdt_str
-from meterchat.deposits import personal, sweep_rules, sweeps
+from meterchat.deposits import delegator, personal, sweep_rules, sweeps
 from meterchat.deposits.sweeps import Sweep
 
 log = logging.getLogger("meterchat.deposits.sweeper")
 
 MAX_BACKOFF_S = 60.0
+# The crash point after broadcasting each kind of stored transaction (the hook's name).
+BROADCAST_POINTS = {"topup": "topup_broadcast", "sweep": "broadcast",
+                    "delegate": "delegate_broadcast", "undelegate": "undelegate_broadcast"}
 NO_SEED_REASON = ("no deposit seed is configured (chain.deposit_seed_file or "
                   "chain.deposit_seed_env): the address cannot sign its sweep")
 NO_KEY_REASON = ("no hot wallet key is configured: it can neither receive a sweep's top-up "
@@ -76,6 +79,16 @@ class Sweeper:
         self._lock = asyncio.Lock()
         # The hot wallet's TRX not yet promised to a top-up of this pass (read once a pass).
         self._hot_trx_left: int | None = None
+        # The hot wallet's energy stake it can still lend this pass (delegate mode).
+        self._stake_left: int | None = None
+
+    @property
+    def hot_key(self) -> Secret | None:
+        return self._hot_key
+
+    @property
+    def has_seed(self) -> bool:
+        return self._seed is not None
 
     async def stop(self) -> None:
         self.stopped = True
@@ -107,16 +120,20 @@ class Sweeper:
         event(log, "sweeper_error", logging.WARNING, reason=reason, failures=self.failures,
               retry_in_s=round(delay, 2))
 
-    def _at(self, point: str) -> None:
+    def at(self, point: str) -> None:
         if self.hook is not None:
             self.hook(point)
 
     async def _pass(self) -> None:
         self._hot_trx_left = None
+        self._stake_left = None
         busy = set()
         for s in await self.db.read(sweeps.open_sweeps):
             busy.add(s.address)
             await self._advance(s)
+        for s in await self.db.read(sweeps.to_reclaim):
+            busy.add(s.address)  # no new sweep before its lent energy is back
+            await delegator.reclaim(self, s)
         since = now_ms() - DAY_MS
         for address, held in await self.db.read(personal.owed_at_addresses):
             if held < self.cfg.min_musdt or address in busy:
@@ -126,7 +143,8 @@ class Sweeper:
             balance = await self.gateway.usdt_balance(address)
             if balance < self.cfg.min_musdt:
                 continue
-            sweep_id = await self.db.tx(sweeps.open_tx, address, balance, now_ms())
+            sweep_id = await self.db.tx(sweeps.open_tx, address, balance, now_ms(),
+                                        self.cfg.energy)
             opened: Sweep | None = await self.db.read(sweeps.sweep, sweep_id)
             if opened is not None:
                 event(log, "sweep_opened", sweep_id=opened.id, address=address,
@@ -135,25 +153,32 @@ class Sweeper:
 
     async def _advance(self, s: Sweep) -> None:
         if s.status == "waiting":
-            await self._start(s)
+            await (delegator.start(self, s) if s.energy_mode == "delegate"
+                   else self._start(s))
+        elif s.status == "funded" and s.energy_mode == "delegate" \
+                and s.delegation_status != "delegated":
+            if s.delegation_status == "delegating" and s.delegate_txid:
+                await self.follow(s, s.delegate_txid)
+            else:
+                await delegator.delegate(self, s)
         elif s.status == "funded":
-            await self._sign(s)
+            await self.sign(s)
         elif s.status in ("funding", "signed", "sent") and s.txid:
-            await self._follow(s, s.txid)
+            await self.follow(s, s.txid)
 
     # -- starting: the cost, the top-up
 
-    async def _wait(self, s: Sweep, reason: str) -> None:
+    async def wait(self, s: Sweep, reason: str) -> None:
         if s.wait_reason != reason:
             event(log, "sweep_waiting", sweep_id=s.id, address=s.address, reason=reason)
         await self.db.tx(sweeps.set_wait_reason_tx, s.id, reason, now_ms())
 
     async def _start(self, s: Sweep) -> None:
         if self._seed is None:
-            await self._wait(s, NO_SEED_REASON)
+            await self.wait(s, NO_SEED_REASON)
             return
         if self._hot_key is None or not self.hot_wallet_address:
-            await self._wait(s, NO_KEY_REASON)
+            await self.wait(s, NO_KEY_REASON)
             return
         hot = self.hot_wallet_address
         cost = sweep_rules.estimate(
@@ -167,16 +192,21 @@ class Sweeper:
                                          self._hot_trx_left if cost.topup_sun else None,
                                          self.cfg.keep_sun)
         if reason is not None:
-            await self._wait(s, reason)
+            await self.wait(s, reason)
             return
         if not cost.topup_sun:
-            await self._sign(s)
+            await self.sign(s)
             return
+        await self.send_topup(s, cost)
+
+    async def send_topup(self, s: Sweep, cost: sweep_rules.SweepCost) -> None:
+        """Sign the TRX the address lacks, store it, broadcast it (waiting -> funding)."""
+        assert self._hot_key is not None
         try:
             signed = await self.gateway.build_trx_transfer(self._hot_key.reveal(), s.address,
                                                            cost.topup_sun)
         except BadTransaction as exc:
-            await self._wait(s, f"cannot build the TRX top-up: {exc}")
+            await self.wait(s, f"cannot build the TRX top-up: {exc}")
             return
         if not await self.db.tx(sweeps.store_topup_tx, s.id, signed, cost.topup_sun,
                                 now_ms()):
@@ -185,35 +215,35 @@ class Sweeper:
             self._hot_trx_left -= cost.topup_sun + cost.topup_fee_sun
         event(log, "sweep_topup_signed", sweep_id=s.id, txid=signed.txid,
               topup_sun=cost.topup_sun, activation=cost.activation)
-        self._at("topup_signed")
-        await self._broadcast(s.id, signed.txid, signed.signed_json, "topup_broadcast")
+        self.at("topup_signed")
+        await self.broadcast(s.id, signed.txid, signed.signed_json, "topup_broadcast")
 
     # -- the sweep itself
 
-    async def _sign(self, s: Sweep) -> None:
+    async def sign(self, s: Sweep) -> None:
         if self._seed is None or not self.hot_wallet_address:
-            await self._wait(s, NO_SEED_REASON if self._seed is None else NO_KEY_REASON)
+            await self.wait(s, NO_SEED_REASON if self._seed is None else NO_KEY_REASON)
             return
         amount = await self.gateway.usdt_balance(s.address)
         if amount <= 0:
-            await self._wait(s, "the address holds no USDT on chain")
+            await self.wait(s, "the address holds no USDT on chain")
             return
         try:
             key = hd.private_key_at(self._seed.reveal(), s.index)
             signed = await self.gateway.build_usdt_transfer(
                 key, self.hot_wallet_address, amount, self.cfg.max_sun)
         except (BadTransaction, hd.HdKeyError) as exc:
-            await self._wait(s, f"cannot build the sweep: {exc}")
+            await self.wait(s, f"cannot build the sweep: {exc}")
             return
         if not await self.db.tx(sweeps.store_sweep_tx, s.id, signed, amount, now_ms()):
             return
         event(log, "sweep_signed", sweep_id=s.id, txid=signed.txid, usdt_musdt=amount)
-        self._at("signed")
-        await self._broadcast(s.id, signed.txid, signed.signed_json, "broadcast")
+        self.at("signed")
+        await self.broadcast(s.id, signed.txid, signed.signed_json, "broadcast")
 
-    async def _broadcast(self, sweep_id: int, txid: str, signed_json: str, point: str) -> None:
+    async def broadcast(self, sweep_id: int, txid: str, signed_json: str, point: str) -> None:
         answer = await self.gateway.broadcast(signed_json)
-        self._at(point)
+        self.at(point)
         accepted = answer.ok or answer.duplicate
         reason = None if accepted else (
             f"the node refused the transaction ({answer.code}: {answer.message[:200]}); "
@@ -224,7 +254,7 @@ class Sweeper:
 
     # -- following what was signed
 
-    async def _follow(self, s: Sweep, txid: str) -> None:
+    async def follow(self, s: Sweep, txid: str) -> None:
         stored = await self.db.read(sweeps.stored_tx, txid)
         if stored is None:
             return
@@ -234,8 +264,8 @@ class Sweeper:
             return
         now = now_ms()
         if now < stored.expiration_ms:
-            point = "topup_broadcast" if stored.kind == "topup" else "broadcast"
-            await self._broadcast(s.id, txid, stored.signed_json, point)
+            point = BROADCAST_POINTS[stored.kind]
+            await self.broadcast(s.id, txid, stored.signed_json, point)
             return
         if stored.dead_after_block is None:
             if now >= stored.expiration_ms + self.expiry_margin_ms:
@@ -257,6 +287,10 @@ class Sweeper:
             await self.db.tx(sweeps.mark_in_block_tx, s.id, txid, now_ms())
         if not tx.solidified:
             return
+        stored = await self.db.read(sweeps.stored_tx, txid)
+        if stored is not None and stored.kind in ("delegate", "undelegate"):
+            await delegator.settle(self, s, txid, tx, stored.kind)
+            return
         if s.status == "funding":
             ok = tx.succeeded
             reason = None if ok else f"the TRX top-up failed on chain ({tx.result}); retried"
@@ -277,7 +311,7 @@ class Sweeper:
         if ok and s.status == "funding":
             fresh: Sweep | None = await self.db.read(sweeps.sweep, s.id)
             if fresh is not None and fresh.status == "funded":
-                await self._sign(fresh)
+                await self._advance(fresh)
 
 
 SWEEPER = web.AppKey("sweeper", Sweeper)
