@@ -168,3 +168,36 @@ async def test_a_hot_wallet_without_stake_leaves_the_sweep_waiting_saying_why(ma
 
     done = await eventually(confirmed, timeout_s=30, interval_s=0.1)
     assert done["sweep_fee_sun"] == 0
+
+
+def test_migration_0018_keeps_every_sweep_and_its_transactions(tmp_path):
+    import shutil
+
+    from meterchat.core.db import MIGRATIONS_DIR, connect_sync, migrate_sync
+
+    older = tmp_path / "migs"
+    older.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(path.name[:4]) < 18:
+            shutil.copy(path, older / path.name)
+    conn = connect_sync(tmp_path / "m.sqlite3")
+    migrate_sync(conn, older)
+    conn.execute("PRAGMA foreign_keys=OFF")  # rows standing for a user's address
+    conn.execute("INSERT INTO deposit_addresses (user_id, derivation_index, address,"
+                 " created_at_ms) VALUES (1, 0, 'TAddr', 1)")
+    conn.execute("INSERT INTO sweeps (id, address, amount_musdt, status, sweep_txid,"
+                 " created_at_ms, updated_at_ms) VALUES (7, 'TAddr', 5, 'sent', 'ab', 1, 2)")
+    conn.execute("INSERT INTO sweep_txs (txid, sweep_id, kind, signed_json, expiration_ms,"
+                 " amount, broadcasts, created_at_ms) VALUES ('ab', 7, 'sweep', '{}', 9, 5,"
+                 " 3, 1)")
+    conn.execute("PRAGMA foreign_keys=ON")
+    assert migrate_sync(conn) == ["0018_sweep_delegation"]
+    sweep = conn.execute("SELECT status, energy_mode, delegation_status, delegated_sun"
+                         " FROM sweeps WHERE id = 7").fetchone()
+    assert tuple(sweep) == ("sent", "burn", None, 0)
+    tx = conn.execute("SELECT sweep_id, kind, broadcasts FROM sweep_txs WHERE txid = 'ab'"
+                      ).fetchone()
+    assert tuple(tx) == (7, "sweep", 3)
+    conn.execute("INSERT INTO sweep_txs (txid, sweep_id, kind, signed_json, expiration_ms,"
+                 " amount, created_at_ms) VALUES ('cd', 7, 'delegate', '{}', 9, 5, 1)")
+    assert conn.execute("PRAGMA foreign_key_check(sweep_txs)").fetchall() == []
