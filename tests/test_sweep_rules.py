@@ -72,3 +72,30 @@ def test_the_trx_kept_for_withdrawals_is_not_spent_on_a_top_up():
     # A sweep that needs no top-up spends none of the hot wallet's TRX: the floor is moot.
     no_topup = estimate(USDT_TRANSFER_ENERGY_TO_HOLDER, 100, 8 * TRX, activated=True)
     assert wait_reason(no_topup, 20 * TRX, hot_wallet_trx_sun=0, keep_sun=10 * TRX) is None
+
+
+def test_a_delegated_sweep_burns_only_bandwidth_and_an_activation():
+    from meterchat.deposits.sweep_rules import estimate_delegated, stake_wait_reason
+
+    fresh = estimate_delegated(64_285, 0, 6_430 * TRX, 0, 0, activated=False)
+    assert fresh.sweep_burn_sun == 0 and fresh.stake_sun == 6_430 * TRX
+    assert fresh.topup_sun == 345_000 and fresh.topup_fee_sun == ACTIVATION_SUN
+    assert fresh.delegation_fee_sun == 2 * 280_000
+    assert fresh.total_sun == 1_100_000 + 560_000
+    # Activated with free bandwidth left: no top-up at all.
+    later = estimate_delegated(64_285, 0, 6_430 * TRX, 0, 600, activated=True)
+    assert later.topup_sun == 0 and later.total_sun == 560_000
+    # Its free points spent: the bandwidth's TRX, less what it holds.
+    spent = estimate_delegated(64_285, 0, 6_430 * TRX, 100_000, 0, activated=True)
+    assert spent.topup_sun == 245_000 and spent.topup_fee_sun == 268_000
+    # The address still has the energy: nothing is lent, nothing to take back.
+    has = estimate_delegated(64_285, 64_285, 0, 0, 600, activated=True)
+    assert has.stake_sun == 0 and has.total_sun == 0
+    reason = stake_wait_reason(fresh, delegatable_sun=1_000 * TRX)
+    assert reason is not None and reason.startswith(
+        "the hot wallet can lend 1000 TRX of its energy stake, less than the 6430 TRX "
+        "(64,285 energy)")
+    assert stake_wait_reason(fresh, delegatable_sun=6_430 * TRX) is None
+    capped = wait_reason(fresh, max_sun=TRX, hot_wallet_trx_sun=10**12)
+    assert capped is not None and "sweeps.max_trx_per_sweep (1 TRX)" in capped
+    assert "activate" in capped

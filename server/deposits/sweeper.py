@@ -15,11 +15,17 @@ One pass:
    `sweeps.keep_trx_for_withdrawals` is kept for withdrawals, waits saying why; else the hot wallet sends the TRX the address lacks (stored before
    broadcast), and once that top-up is solidified the address signs its transfer.
 
+With `sweeps.energy = "delegate"` a sweep's energy is lent by the hot wallet's Stake 2.0
+stake instead of burnt (delegator.py: the delegation before the sweep is signed, the
+undelegation once it is final; a pass also follows every final sweep whose stake is still
+lent, and opens no new sweep of that address meanwhile).
+
 Only the sweeper reads the deposit seed (a BIP-39 mnemonic, `Secret`), deriving the
 address's key at signing; neither is logged. A timeout or an unreachable node proves
 nothing: the sweep stays where it is. `hook(point)` is called at the crash points tests
-simulate ("topup_signed", "topup_broadcast", "signed", "broadcast": stored but not
-broadcast, broadcast but the answer not recorded).
+simulate ("topup_signed", "topup_broadcast", "signed", "broadcast", and "delegate_" /
+"undelegate_" + "signed" / "broadcast": stored but not broadcast, broadcast but the answer
+not recorded).
 """
 
 from __future__ import annotations
