@@ -25,6 +25,7 @@ import aiohttp
 from meterchat.chain import parse
 from meterchat.chain.address import address_of_key, is_valid_address, to_raw20
 from meterchat.chain.gateway import (
+    AccountResource,
     BadTransaction,
     BlockTransfers,
     BroadcastResult,
@@ -56,6 +57,8 @@ def _load_tronpy() -> tuple[ModuleType, ModuleType, ModuleType, tuple[type[BaseE
     errors = (ValueError, e.UnknownError, e.TransactionError, e.TvmError, e.ValidationError,
               e.ApiError, e.BugInJavaTron, KeyError, TypeError)
     return tronpy, httpx, keys, errors
+# getcandelegatedmaxsize's `type` per Stake 2.0 resource.
+RESOURCE_TYPES = {"BANDWIDTH": 0, "ENERGY": 1}
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,68 @@ class TronClient:
             raise ChainUnavailable(f"building the TRX transfer: {exc}") from exc
         except errors as exc:
             raise BadTransaction(f"building the TRX transfer: {exc}") from exc
+        body = txn.to_json()
+        return SignedTransfer(
+            txid=body["txID"],
+            expiration_ms=int(body["raw_data"]["expiration"]),
+            signed_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
+        )
+
+    async def account_resource(self, address: str) -> AccountResource:
+        if not is_valid_address(address):
+            raise BadTransaction("not a TRON address")
+        answer = await self._request("wallet/getaccountresource",
+                                     {"address": address, "visible": True})
+        if not isinstance(answer, dict) or "Error" in answer:
+            raise ChainUnavailable(f"getaccountresource answered {str(answer)[:200]}")
+
+        def num(key: str) -> int:
+            value = answer.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ChainUnavailable(f"getaccountresource: {key} is not a count")
+            return value
+
+        return AccountResource(
+            energy_limit=num("EnergyLimit"), energy_used=num("EnergyUsed"),
+            net_limit=num("NetLimit"), net_used=num("NetUsed"),
+            free_net_limit=num("freeNetLimit"), free_net_used=num("freeNetUsed"),
+            total_energy_limit=num("TotalEnergyLimit"),
+            total_energy_weight=num("TotalEnergyWeight"))
+
+    async def delegatable_sun(self, owner: str, resource: str) -> int:
+        if not is_valid_address(owner) or resource not in RESOURCE_TYPES:
+            raise BadTransaction("owner must be a TRON address, resource ENERGY or BANDWIDTH")
+        answer = await self._request("wallet/getcandelegatedmaxsize", {
+            "owner_address": owner, "type": RESOURCE_TYPES[resource], "visible": True})
+        size = answer.get("max_size", 0) if isinstance(answer, dict) else None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ChainUnavailable(f"getcandelegatedmaxsize answered {str(answer)[:200]}")
+        return size
+
+    async def build_delegation(self, private_key_hex: str, receiver: str, balance_sun: int,
+                               resource: str, undelegate: bool = False) -> SignedTransfer:
+        if not is_valid_address(receiver):
+            raise BadTransaction("receiver is not a valid TRON address")
+        if balance_sun <= 0 or resource not in RESOURCE_TYPES:
+            raise BadTransaction("balance must be positive, resource ENERGY or BANDWIDTH")
+        try:
+            owner = address_of_key(private_key_hex)
+        except Exception as exc:  # never echo the key
+            raise BadTransaction("not a valid private key") from exc
+        tron, httpx, keys, errors = await self._signer()
+        key = keys.PrivateKey(bytes.fromhex(private_key_hex))
+        what = "undelegation" if undelegate else "delegation"
+        try:
+            if undelegate:
+                builder = tron.trx.undelegate_resource(owner, receiver, balance_sun, resource)
+            else:
+                builder = tron.trx.delegate_resource(owner, receiver, balance_sun, resource)
+            txn = await builder.build()
+            txn.sign(key)
+        except httpx.HTTPError as exc:
+            raise ChainUnavailable(f"building the {what}: {exc}") from exc
+        except errors as exc:
+            raise BadTransaction(f"building the {what}: {exc}") from exc
         body = txn.to_json()
         return SignedTransfer(
             txid=body["txID"],

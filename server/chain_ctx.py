@@ -25,6 +25,7 @@ from meterchat.chain.devnet import DevnetNode, DevnetSettings
 from meterchat.chain.failover import FailoverGateway, endpoint_label
 from meterchat.chain.gateway import ChainGateway
 from meterchat.chain.networks import network
+from meterchat.chain.prices import ChainPrices
 from meterchat.core.config import Config, ConfigError, Secret
 from meterchat.core.logs import event
 
@@ -51,6 +52,9 @@ class ChainInfo:
 GATEWAY = web.AppKey("chain_gateway", ChainGateway)
 CHAIN_INFO = web.AppKey("chain_info", ChainInfo)
 DEVNET = web.AppKey("devnet_node", DevnetNode)
+# The chain's energy price and a transfer's energy, cached once for the app (withdrawals'
+# "auto" fee and the sweeper read the same figures).
+CHAIN_PRICES = web.AppKey("chain_prices", ChainPrices)
 
 
 def load_hot_wallet_key(config: Config) -> Secret | None:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from meterchat.chain import hd
 from meterchat.chain.address import is_valid_address, to_base58, to_hex41
+from meterchat.chain.devnet import proto, stake_api
 from meterchat.chain.devnet.abi import (
     TRC20_ABI,
     USDT_DECIMALS,
@@ -35,7 +36,6 @@ from meterchat.chain.devnet.abi import (
 from meterchat.chain.devnet.state import (
     CREATE_ACCOUNT_FEE_SUN,
     CREATE_ACCOUNT_NET_FEE_SUN,
-    ENERGY_PRICE_SUN,
     ENERGY_REVERT,
     NET_PRICE_SUN,
     TRX_TOKEN,
@@ -272,6 +272,15 @@ class DevnetNode:
             "triggerconstantcontract": self._triggerconstantcontract,
             "getaccount": self._getaccount,
             "getchainparameters": self._getchainparameters,
+            "getaccountresource": lambda b, _: stake_api.account_resource(self._state, b),
+            "getcandelegatedmaxsize":
+                lambda b, _: stake_api.can_delegate_max_size(self._state, b),
+            "freezebalancev2":
+                lambda b, _: stake_api.build(self._state, "FreezeBalanceV2Contract", b),
+            "delegateresource":
+                lambda b, _: stake_api.build(self._state, "DelegateResourceContract", b),
+            "undelegateresource":
+                lambda b, _: stake_api.build(self._state, "UnDelegateResourceContract", b),
         }
         solidity = ("getnowblock", "getblockbynum", "gettransactionbyid",
                     "gettransactioninfobyid", "gettransactioninfobyblocknum", "getaccount")
@@ -348,11 +357,8 @@ class DevnetNode:
         return [t.info for t in self._state.block_txs(num)]
 
     def _getsignweight(self, body: Json, solid: bool) -> Json:
-        # tronpy signs before it asks this: it is loaded by then.
-        from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
-
         raw = body["raw_data"]
-        txid = calculate_txid_from_raw_data(raw)
+        txid = proto.txid_of(raw)
         owner_hex = to_hex41(raw["contract"][0]["parameter"]["value"]["owner_address"])
         return {
             "permission": {"type": "Owner", "permission_name": "owner", "threshold": 1,
@@ -364,7 +370,7 @@ class DevnetNode:
                 "txid": txid,
                 "transaction": {
                     "txID": txid, "raw_data": raw,
-                    "raw_data_hex": _raw_data_to_protobuf(raw).SerializeToString().hex(),
+                    "raw_data_hex": proto.raw_data_bytes(raw).hex(),
                     "signature": body.get("signature") or [],
                 },
             },
@@ -432,11 +438,11 @@ class DevnetNode:
                 "transaction": {"ret": [{}], "txID": ""}}
 
     def _getchainparameters(self, body: Json, solid: bool) -> Json:
-        """java-tron's shape; the devnet's prices are state.py's constants."""
+        """java-tron's shape; the devnet's prices are state.py's (the energy price settable)."""
         return {"chainParameter": [
             {"key": "getMaintenanceTimeInterval", "value": 21_600_000},
             {"key": "getTransactionFee", "value": NET_PRICE_SUN},
-            {"key": "getEnergyFee", "value": ENERGY_PRICE_SUN},
+            {"key": "getEnergyFee", "value": self._state.energy_price_sun()},
             {"key": "getCreateAccountFee", "value": CREATE_ACCOUNT_NET_FEE_SUN},
             {"key": "getCreateNewAccountFeeInSystemContract", "value": CREATE_ACCOUNT_FEE_SUN},
         ]}
@@ -446,7 +452,8 @@ class DevnetNode:
         if not self._state.account_exists(addr):
             return {}
         return {"address": addr, "balance": self._state.balance(addr, TRX_TOKEN),
-                "create_time": int(self._state.meta("created_at_ms") or 0)}
+                "create_time": int(self._state.meta("created_at_ms") or 0),
+                **self._state.stakes.account_fields(addr)}
 
     async def _faucet(self, request: web.Request) -> web.Response:
         try:
