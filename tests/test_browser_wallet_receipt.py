@@ -19,6 +19,7 @@ from meterchat.app import create_app
 from tests.conftest import fund_tokens, make_config
 from tests.test_browser import (
     Browsers,
+    assert_fits_width,
     devnet_faucet,
     seller_accepts,
     seller_sets_rate_and_goes_online,
@@ -26,6 +27,7 @@ from tests.test_browser import (
     sign_up,
 )
 from tests.test_browser_a11y import axe_violations
+from tests.test_browser_callroom import end_inside_viewport
 from tests.test_browser_economy import log_in, new_user
 
 pytestmark = pytest.mark.browser
@@ -143,7 +145,8 @@ async def test_the_live_call_fits_the_screen_starts_at_zero_and_counts_seconds_l
     app, b = wallet_app
     _, seller_email = await new_user(app, "seller", "Sara Screen")
     buyer_id, buyer_email = await new_user(app, "buyer", "Pia Phone")
-    await fund_tokens(app, buyer_id, "1000")
+    # A long balance: the folded header still fits the phone's width.
+    await fund_tokens(app, buyer_id, "12345.6789")
     seller = await b.page(f"seller-{size}")
     buyer = await b.page(f"buyer-{size}", phone=size == "phone", bypass_csp=True)
     buyer.on("dialog", lambda d: d.accept())
@@ -163,7 +166,7 @@ async def test_the_live_call_fits_the_screen_starts_at_zero_and_counts_seconds_l
     # Before the first meter message: the real zero and what the balance buys, no dashes.
     await expect(buyer.get_by_test_id("meter-time")).to_have_text("0:00")
     await expect(buyer.get_by_test_id("meter-spent-box")).to_have_text("0 tokens")
-    await expect(buyer.get_by_test_id("meter-balance")).to_have_text("1,000")
+    await expect(buyer.get_by_test_id("meter-balance")).to_have_text("12,345.6789")
     await expect(buyer.get_by_test_id("meter-minutes-left")).to_have_text("0:48 left")
     await shot(buyer, f"call-meter-zero-{size}", full_page=False)
 
@@ -178,6 +181,9 @@ async def test_the_live_call_fits_the_screen_starts_at_zero_and_counts_seconds_l
     await inside_viewport(buyer, buyer.get_by_test_id("remote-video"), "video")
     await inside_viewport(buyer, buyer.locator(".meter"), "meter")
     await inside_viewport(buyer, buyer.get_by_role("button", name="End call"), "End")
+    await assert_fits_width(buyer)
+    await end_inside_viewport(buyer)  # scrolled to the top and to the end, nothing over it
+    await buyer.evaluate("window.scrollTo(0, 0)")
     if size == "phone":
         await expect(buyer.locator(".topbar .nav")).to_be_hidden()  # the header folded
     await shot(buyer, f"call-live-tip-form-{size}", full_page=False)
