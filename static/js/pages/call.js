@@ -381,8 +381,9 @@ async function inCall(main, callId, app, handoff = {}) {
   }
 
   const mine = (msg) => String(msg.call_id ?? msg.call?.id) === String(call.id);
-  unsubs.push(app.socket.on("call.state", (msg) => { if (mine(msg)) setState(msg.call); }));
-  unsubs.push(app.socket.on("call.ended", (msg) => { if (mine(msg)) setState(msg.call); }));
+  let stateSeq = 0; // state messages seen: a catch-up answer older than one is stale
+  unsubs.push(app.socket.on("call.state", (msg) => { if (mine(msg)) { stateSeq += 1; setState(msg.call); } }));
+  unsubs.push(app.socket.on("call.ended", (msg) => { if (mine(msg)) { stateSeq += 1; setState(msg.call); } }));
   unsubs.push(app.socket.on("meter", (msg) => {
     if (!mine(msg)) return;
     meter = { ...meter, ...msg, at: Date.now() };
@@ -394,8 +395,12 @@ async function inCall(main, callId, app, handoff = {}) {
   // on it, in order (a poll per party every 4 s was most of the server's work at 1,000
   // calls: bench/capacity.py --call-poll 4).
   const catchUp = async () => {
+    const seq = stateSeq;
     try {
       const fresh = (await get(`/api/calls/${encodeURIComponent(call.id)}`)).call;
+      // A state message that came while the record was read is newer than the record
+      // (a "paused" read just before the "live" message must not undo it); an end is final.
+      if (seq !== stateSeq && ACTIVE.has(fresh.state)) return;
       if (fresh.state !== call.state || !ACTIVE.has(fresh.state)) setState(fresh);
     } catch {
       // Next poll.
