@@ -45,14 +45,25 @@ export async function copyText(text, what = "Copied") {
   try {
     await navigator.clipboard.writeText(text);
     toast(`${what} to the clipboard`, "ok");
+    return true;
   } catch {
     // Clipboard access may be refused (http page, permissions): select the text instead.
     toast("Copy did not work here; select the text and copy it by hand", "error");
+    return false;
   }
 }
 
+/** A copy button: the toast (an aria-live region) says what was copied, and the button
+ * itself reads "Copied" for two seconds. */
 export function copyButton(text, label = "Copy", what = "Copied") {
-  return h("button.btn.secondary.small", { type: "button", onclick: () => copyText(text, what) }, label);
+  const btn = h("button.btn.secondary.small", { type: "button" }, label);
+  btn.addEventListener("click", async () => {
+    if (!(await copyText(text, what))) return;
+    btn.textContent = "Copied";
+    btn.dataset.copied = "";
+    setTimeout(() => { btn.textContent = label; delete btn.dataset.copied; }, 2000);
+  });
+  return btn;
 }
 
 export function formatDate(iso) {

@@ -1,6 +1,8 @@
 // Wallet: balance in tokens and USDT, top-up by USDT TRC20 transfer (exact amount, address,
 // QR code, TXID claim with live status; or, with deposits.mode = "address_per_user", the
-// buyer's own address and its QR code, any amount from the minimum up), deposit history and
+// buyer's own address and its QR code, any amount from the minimum up). Once its intent is
+// credited the top-up card becomes a receipt (amount, TXID, time) with no address left to
+// pay again; an expired intent says so and offers a new one. Deposit history and
 // ledger entries; for buyers also spending limits, a break (self-exclusion), spending per
 // day and seller, and privacy. A call's ledger lines (hold, charges, release, refunds, tips)
 // show as one line for the call, with its total and a link to its receipt.
@@ -12,9 +14,15 @@ import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, plural, sh
 const POLL_MS = 3000;
 const INTENT_KEY = "mc_open_intent";
 
+// Every kind the ledger writes has its words here (tests/test_wallet_labels.py fails when
+// one is missing); a few older names are kept for entries written before they changed.
 const KIND_LABELS = {
   deposit: "Top-up",
   deposit_credit: "Top-up",
+  bonus: "Top-up bonus",
+  tip: "Tip sent",
+  earnings_release: "Earnings released to your balance",
+  withdrawal_sent: "Withdrawal sent",
   call_hold: "Held for call",
   call_minute: "Call minute",
   call_release: "Hold released",
@@ -23,7 +31,7 @@ const KIND_LABELS = {
   call_earning: "Call earnings",
   call_refund: "Call refund",
   refund: "Refund",
-  withdrawal: "Withdrawal",
+  withdrawal: "Withdrawal requested",
   withdrawal_fee: "Withdrawal fee",
   withdrawal_return: "Withdrawal returned",
   dispute_refund: "Dispute refund",
@@ -36,6 +44,8 @@ const SELLER_LABELS = {
   call_minute: "Call earnings",
   call_settle: "Call earnings",
   call_refund: "Call refunded to the buyer",
+  tip: "Tip received",
+  dispute_refund: "Dispute refund to the buyer",
 };
 
 export function kindLabel(kind, role) {
@@ -87,24 +97,30 @@ function callLine(e, role) {
     h("div.muted.small", `call ${e.call_id} · ${e.line_count} ${e.line_count === 1 ? "entry" : "entries"}`));
 }
 
+/** A ledger amount: signed tokens, and what they are worth in USDT beside them. */
+function amountCell(amount) {
+  const neg = String(amount).startsWith("-");
+  return h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(amount),
+    h("span.muted.small.usdt", ` tokens (${neg ? "-" : ""}${money.tokensToUsdt(String(amount).replace(/^-/, ""))} USDT)`));
+}
+
 function ledgerTable(entries, role) {
   if (!entries.length) return h("p.empty", "No entries yet.");
   return h("div.table-wrap", h("table",
     h("thead", h("tr", h("th", "When"), h("th", "What"), h("th.amount", "Amount"), h("th.amount", "Balance after"))),
     h("tbody", entries.map((e) => {
-      const neg = String(e.amount).startsWith("-");
       if (e.kind === "call") {
         return h("tr", { "data-call-id": e.call_id },
           h("td.small", formatDate(e.at)),
           callLine(e, role),
-          h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
+          amountCell(e.amount),
           h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
       }
-      return h("tr",
+      return h("tr", { "data-kind": e.kind },
         h("td.small", formatDate(e.at)),
         h("td", kindLabel(e.kind, role), e.bucket && e.bucket !== "available" ? h("span.muted.small", ` · ${e.bucket}`) : null,
           e.ref ? h("div.muted.small.mono", shortRef(e.ref)) : null),
-        h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
+        amountCell(e.amount),
         h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
     }))));
 }
@@ -120,6 +136,18 @@ function depositTable(deposits, app) {
       h("td.amount", d.tokens != null ? money.tokens(d.tokens) : "—"),
       h("td", statusBadge(d.status)),
       h("td", explorerLink(app, d.txid)))))));
+}
+
+function isExpired(intent) {
+  return intent.status === "expired" || (!!intent.expires_at && new Date(intent.expires_at) <= new Date());
+}
+
+/** A receipt's TXID whole: a link to the explorer, or the text on a chain without one. */
+function receiptTxid(app, txid) {
+  if (!txid) return h("span.muted", "—");
+  const tpl = app.config?.explorer_tx_url;
+  if (!tpl) return h("span.mono.txid", txid);
+  return h("a.mono.txid", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer" }, txid);
 }
 
 function statusLine(kind, text) {
@@ -315,11 +343,24 @@ export async function render(main, _route, app) {
     clear(ledgerBox, ledger.error ? errorBox(ledger.error) : ledgerTable(ledger.entries || [], app.me.role));
     if (deposits) {
       clear(depositsBox, deposits.error ? errorBox(deposits.error) : depositTable(deposits.deposits || [], app));
-      if (watching && !deposits.error) checkWatched(deposits.deposits || []);
+      if (watching && !deposits.error) checkWatched(deposits.deposits || [], deposits.intents || []);
     }
   }
 
-  function checkWatched(deposits) {
+  function checkWatched(deposits, intents) {
+    // The intent itself says best: paid (with its receipt) or expired.
+    const mine = watching.intentId && intents.find((i) => String(i.id) === String(watching.intentId));
+    if (mine?.paid) {
+      const { onReceipt } = watching;
+      watching = null;
+      sessionStorage.removeItem(INTENT_KEY);
+      onReceipt?.(mine);
+      return;
+    }
+    if (mine && (mine.status === "expired" || isExpired(mine))) {
+      watching.onExpired?.(mine);
+      return;
+    }
     const match = deposits.find((d) => (watching.txid && String(d.txid).toLowerCase() === watching.txid)
       || (!watching.txid && watching.amount_usdt && d.amount_usdt === watching.amount_usdt));
     if (!match) return;
@@ -376,7 +417,7 @@ export async function render(main, _route, app) {
         h("div.stack",
           h("p", { "data-testid": "deposit-instructions" }, `Send any amount of at least ${mine.min_usdt} USDT (TRC20) to your own address below, from any wallet or exchange.`),
           h("div", h("div.muted.small", "Your deposit address (TRON)"),
-            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, mine.address), copyButton(mine.address, "Copy", "Address copied"))),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, mine.address), copyButton(mine.address, "Copy address", "Address copied"))),
           h("p.small.muted", "This address is yours alone and stays the same. Tokens are credited once the transfer is final on chain, usually within a minute or two (1 USDT = 100 tokens). Smaller transfers add up. Only USDT on TRON (TRC20) can be credited."),
           pending)));
   }
@@ -388,16 +429,28 @@ export async function render(main, _route, app) {
       field("Transaction ID (TXID)", txid, "Find it in your wallet's transaction details after sending."),
       h("button.btn", { type: "submit" }, "Check transfer"));
     const setStatus = (kind, text) => clear(status, statusLine(kind, text));
+    let expiredShown = false;
     watching = {
+      intentId: intent.id,
       amount_usdt: intent.amount_usdt,
       onStatus: (d) => setStatus("warn", `Confirming on chain (${d.status}). This takes about a minute.`),
       onCredited: (d) => {
-        setStatus("ok", `Credited: ${money.tokens(d.tokens)} tokens added to your balance.`);
         toast(`Top-up credited: ${money.tokens(d.tokens)} tokens`, "ok");
-        claim.remove();
-        topupBox.append(h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, "New top-up"));
+        showReceipt(intent, { txid: d.txid, credited_at: d.credited_at, amount_usdt: d.amount_usdt, tokens: d.tokens });
+      },
+      onReceipt: (i) => {
+        toast(`Top-up credited: ${money.tokens(i.paid.tokens)} tokens`, "ok");
+        showReceipt(i, i.paid);
+      },
+      onExpired: (i) => {
+        if (!expiredShown) showExpired(i);
+        expiredShown = true;
       },
     };
+    if (isExpired(intent)) {
+      watching.onExpired(intent);
+      return;
+    }
     // A TXID pasted right after sending may not be in a block yet, and a found transfer
     // counts only once final: keep asking until it is credited or refused.
     async function claimUntilDone(txid) {
@@ -419,8 +472,9 @@ export async function render(main, _route, app) {
         }
         if (d?.status === "credited") {
           await refresh();
-          watching?.onCredited?.(d);
+          const w = watching;
           watching = null;
+          w?.onCredited?.(d);
           sessionStorage.removeItem(INTENT_KEY);
           return;
         }
@@ -448,11 +502,37 @@ export async function render(main, _route, app) {
             h("div.row", h("span.exact-amount", { "data-testid": "exact-amount" }, intent.amount_usdt), copyButton(intent.amount_usdt, "Copy amount", "Amount copied"))),
           h("p.small.muted", "Send this exact amount, including every decimal: the last digits tell us the top-up is yours. " + expires),
           h("div", h("div.muted.small", "To address (TRON)"),
-            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, intent.address), copyButton(intent.address, "Copy", "Address copied"))),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, intent.address), copyButton(intent.address, "Copy address", "Address copied"))),
           h("p.small.muted", "Only USDT on TRON (TRC20). Other tokens or networks cannot be credited."))),
       h("hr", { class: "sep" }),
       status,
       claim);
+  }
+
+  /** The top-up paid: what arrived, its TXID and when; no address or QR code to pay again. */
+  function showReceipt(intent, paid) {
+    const amount = paid.amount_usdt || intent.amount_usdt;
+    const tokens = paid.tokens || intent.tokens;
+    clear(topupBox,
+      h("h2", "Top-up received"),
+      h("div.status-line.ok", { role: "status", "data-testid": "deposit-status" },
+        h("span", `Credited: ${money.tokens(tokens)} tokens added to your balance.`)),
+      h("dl.receipt", { "data-testid": "topup-receipt" },
+        h("dt", "Amount"), h("dd", { "data-testid": "receipt-amount" }, `${money.usdt(amount)} USDT`, h("span.muted", ` = ${money.tokens(tokens)} tokens`)),
+        h("dt", "Transaction (TXID)"), h("dd", { "data-testid": "receipt-txid" }, receiptTxid(app, paid.txid)),
+        h("dt", "Credited"), h("dd", { "data-testid": "receipt-time" }, paid.credited_at ? formatDate(paid.credited_at) : "Just now")),
+      h("p.small.muted", "This top-up is complete and its amount is used up: do not send it again. For more tokens, start a new top-up; it gets its own amount."),
+      h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, "New top-up"));
+  }
+
+  /** An intent past its time: said plainly, and a new top-up offered instead of its address. */
+  function showExpired(intent) {
+    clear(topupBox,
+      h("h2", "This top-up has expired"),
+      h("div.status-line.danger", { role: "status", "data-testid": "deposit-status" },
+        h("span", `The amount ${intent.amount_usdt} USDT was valid until ${formatDate(intent.expires_at)}. Do not send it now.`)),
+      h("p.small.muted", "A transfer you already sent is still credited if it arrives within 24 hours of that time; it then shows in Top-ups below. To pay now, start a new top-up: it gets a fresh amount."),
+      h("button.btn", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, "New top-up"));
   }
 
   clear(main,
@@ -472,7 +552,9 @@ export async function render(main, _route, app) {
   } catch {
     savedIntent = null;
   }
-  if (savedIntent && (!savedIntent.expires_at || new Date(savedIntent.expires_at) > new Date())) showIntent(savedIntent);
+  // A saved intent comes back as it stands: open, expired (said so) or, once the list
+  // below is read, paid (its receipt).
+  if (savedIntent) showIntent(savedIntent);
   else if (isBuyer && personal) await showPersonalAddress();
   else if (isBuyer) showIntentForm();
   await Promise.all([refresh(), controls?.load()]);
