@@ -30,10 +30,9 @@ What is measured, over `--seconds` once every call is live:
   The boundary is the call's start of live time plus 6 s per billed tenth; live time starts
   when the later party's second heartbeat is processed (the first growing counters), taken
   here as its send time, so the figure errs high by that heartbeat's processing. It holds
-  the wait for the next billing pass (up to `tick_interval_s`) and the pass itself; the
-  meters of one pass arrive together, a tick apart from the next pass's, so each meter's
-  arrival after the first of its pass to reach the same client process is printed too
-  (the pass's fan-out: queueing and sending every party's meter);
+  the wait for the next billing pass (between ticks, passes for the calls whose segment has
+  completed run at most `billing.meter_gap_s` = 0.1 s apart), the pass itself and the
+  sending of its meters;
 - the server's event-loop lag (`meterchat_event_loop_lag_seconds`, a timer due every
   25 ms) and billing pass time (`meterchat_billing_pass_seconds`), as p99 of the
   histograms' counts in the window, read from `/metrics` (interpolated within a bucket, as
@@ -394,22 +393,10 @@ class Worker:
 
     def result(self, cpu: float) -> dict:
         return {"hb_ms": self.hb_ms, "relay_ms": self.relay_ms, "meter_ms": self.meter_ms,
-                "meter_after_pass_ms": self.after_pass(), "slow": self.slow,
+                "slow": self.slow,
                 "lag_ms": self.lag_ms, "http_ms": self.http_ms, "sent": dict(self.sent),
                 "received": self.received, "cpu": cpu, "errors": dict(self.measure_errors),
                 "all_errors": dict(self.errors)}
-
-    def after_pass(self) -> list[float]:
-        """Each meter's arrival after the first meter of the same pass that reached this
-        process: one pass's meters arrive together, a tick apart from the next pass's."""
-        out = []
-        first = last = float("-inf")
-        for at in sorted(self.meter_at):
-            if at - last > 0.3 * self.opts["tick"]:
-                first = at
-            last = at
-            out.append((at - first) * 1000)
-        return out
 
     # -- set-up
     async def connect_all(self) -> None:
@@ -689,7 +676,7 @@ def count_live(db_path: Path) -> int:
 
 
 def merge(results: list[dict]) -> dict:
-    out = {"hb_ms": [], "relay_ms": [], "meter_ms": [], "meter_after_pass_ms": [], "slow": [],
+    out = {"hb_ms": [], "relay_ms": [], "meter_ms": [], "slow": [],
            "http_me": [], "http_sellers": [], "http_call": [],
            "sent": Counter(), "received": 0, "client_cpu": [], "client_lag_p99": [],
            "errors": Counter(), "all_errors": Counter()}
@@ -697,7 +684,6 @@ def merge(results: list[dict]) -> dict:
         out["hb_ms"] += r["hb_ms"]
         out["relay_ms"] += r["relay_ms"]
         out["meter_ms"] += r["meter_ms"]
-        out["meter_after_pass_ms"] += r["meter_after_pass_ms"]
         out["slow"] += r["slow"]
         out["http_me"] += r["http_ms"]["/api/me"]
         out["http_sellers"] += r["http_ms"]["/api/sellers"]
@@ -802,7 +788,6 @@ def measure(calls: int, args: argparse.Namespace, echo: bool) -> dict:
          "relay_n": len(results["relay_ms"]),
          "meter_p50": pct(results["meter_ms"], 0.50), "meter_p99": pct(results["meter_ms"], 0.99),
          "meter_n": len(results["meter_ms"]),
-         "meter_after_pass_p99": pct(results["meter_after_pass_ms"], 0.99),
          "http_me_p99": pct(results["http_me"], 0.99), "http_sellers_p99":
          pct(results["http_sellers"], 0.99),
          "http_call_p99": pct(results["http_call"], 0.99),
@@ -873,9 +858,8 @@ def print_run(r: dict, e: dict | None) -> None:
     print(f"  heartbeat to processed p99 {ms(r['hb_p99'])} ms (p50 {ms(r['hb_p50'])}, "
           f"{r['hb_n']} probes); relay p99 {ms(r['relay_p99'])} ms (p50 {ms(r['relay_p50'])}, "
           f"{r['relay_n']} signals); meter delivery lag p99 {ms(r['meter_p99'])} ms (p50 "
-          f"{ms(r['meter_p50'])}, {r['meter_n']} meters; the wait for the next pass is up to the "
-          f"{r['tick']:g}-s tick; after the first meter of its pass p99 "
-          f"{ms(r['meter_after_pass_p99'])} ms)", flush=True)
+          f"{ms(r['meter_p50'])}, {r['meter_n']} meters; between ticks a pass runs at most "
+          "billing.meter_gap_s after a segment's boundary)", flush=True)
     print(f"  server: loop lag p99 {ms(r['loop_lag_p99'] * 1000)} ms ({r['loop_lag_n']} probes, "
           f"{r['loop_lag_over_100ms']} over 100 ms),"
           f" billing pass p99 {ms(r['pass_p99'] * 1000)} ms ({r['passes']} passes); CPU "
