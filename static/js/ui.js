@@ -1,4 +1,7 @@
-// Small DOM helpers shared by the pages: an element builder, toasts, copy, dates.
+// Small DOM helpers shared by the pages: an element builder, toasts, copy, dates (in the
+// current language, i18n.js).
+
+import { errorText, formatDateTime, formatNumber, has, locale, t } from "./i18n.js";
 
 /** h("button.btn.secondary", {onclick}, "Text", child) -> HTMLElement. */
 export function h(spec, attrs, ...children) {
@@ -41,17 +44,18 @@ export function toast(message, kind = "") {
   setTimeout(() => t.remove(), kind === "error" ? 7000 : 4000);
 }
 
-export async function copyText(text, what = "Copied") {
+/** `what` is the toast's words ("Copied to the clipboard" unless given). */
+export async function copyText(text, what = null) {
   try {
     await navigator.clipboard.writeText(text);
-    toast(`${what} to the clipboard`, "ok");
+    toast(what ?? t("ui.copied"), "ok");
   } catch {
     // Clipboard access may be refused (http page, permissions): select the text instead.
-    toast("Copy did not work here; select the text and copy it by hand", "error");
+    toast(t("ui.copy_failed"), "error");
   }
 }
 
-export function copyButton(text, label = "Copy", what = "Copied") {
+export function copyButton(text, label = t("ui.copy"), what = null) {
   return h("button.btn.secondary.small", { type: "button", onclick: () => copyText(text, what) }, label);
 }
 
@@ -62,7 +66,7 @@ export function formatDate(iso) {
   // This year's dates without the year: table columns stay narrow on a phone.
   const opts = { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" };
   if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
-  return d.toLocaleString(undefined, opts);
+  return formatDateTime(d, opts);
 }
 
 /** A long reference (a TXID with its log index) cut to its ends; the whole in the title. */
@@ -84,14 +88,15 @@ export function initials(name) {
 }
 
 export function stars(rating) {
-  if (rating == null || rating === "") return h("span.muted.small", "No ratings yet");
+  if (rating == null || rating === "") return h("span.muted.small", t("ui.no_ratings"));
   const r = Math.round(Number(rating));
-  return h("span.stars", { "aria-label": `Rated ${Number(rating).toFixed(1)} of 5` },
-    "★".repeat(r) + "☆".repeat(Math.max(0, 5 - r)), h("span.muted.small", ` ${Number(rating).toFixed(1)}`));
+  const shown = formatNumber(Number(rating), { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  return h("span.stars", { "aria-label": t("ui.rated", { rating: shown }) },
+    "★".repeat(r) + "☆".repeat(Math.max(0, 5 - r)), h("span.muted.small", ` ${shown}`));
 }
 
 export function errorBox(err) {
-  return h("div.form-error", { role: "alert" }, err?.message || String(err));
+  return h("div.form-error", { role: "alert" }, errorText(err));
 }
 
 /** A form's submit with its button disabled while the request runs; errors shown above it. */
@@ -124,7 +129,7 @@ export function statusBadge(status) {
     review: "warn", unmatched: "warn", pending: "warn", failed: "danger", rejected: "danger", open: "warn",
     resolved: "ok",
   };
-  return h("span.badge", { class: kinds[status] || "" }, status);
+  return h("span.badge", { class: kinds[status] || "" }, has(`status.${status}`) ? t(`status.${status}`) : status);
 }
 
 export function newIdempotencyKey() {
@@ -142,7 +147,7 @@ export function keyboardScrollRegions(root = document.body) {
     if (caption) return caption.trim();
     const box = wrap.closest("section, .card, form, div.field") || wrap.parentElement;
     const heading = box?.querySelector("h1, h2, h3");
-    return heading?.textContent?.trim() || "Table";
+    return heading?.textContent?.trim() || t("ui.table");
   };
   const mark = (el) => {
     for (const wrap of el.querySelectorAll?.(".table-wrap:not([tabindex])") ?? []) {
@@ -159,9 +164,13 @@ export function keyboardScrollRegions(root = document.body) {
   }).observe(root, { childList: true, subtree: true });
 }
 
-/** "1 call", "2 calls": a count with its noun; the plural is the noun + "s" unless given. */
+/** "1 call", "2 calls": a count with its noun, by the catalogue's plural forms of the key
+ * `one` ({count} in each form); a word that is no key reads English: noun + "s" unless given. */
 export function plural(n, one, many = `${one}s`) {
   const count = Number(n);
+  if (has(one)) return t(one, { count: Number.isFinite(count) ? count : String(n) });
   const shown = Number.isFinite(count) ? count.toLocaleString("en-US") : String(n);
   return `${shown} ${count === 1 ? one : many}`;
 }
+
+export { locale };
