@@ -1,0 +1,172 @@
+"""The pages in a second language, in real headless Chromium: a browser whose language is
+Spanish (Accept-Language and navigator.languages, playwright's locale) gets every page in
+Spanish, and the header's switcher changes the language in place, without a reload.
+
+How a page is judged (`untranslated`): every visible text node, placeholder and aria-label of
+the page outside elements marked `data-i18n-skip` (what users typed: names, bios, chat; the
+operator's terms document) must be a Spanish catalogue text, with its {placeholders} filled by
+anything. A text that is an English catalogue text (different from its Spanish one) is an
+untranslated string; a text in neither catalogue is a string missing from the catalogue. Only
+figures pass without a catalogue entry: digits and their marks, dates the page formatted
+(month names in the language), currency and chain names (USDT, TRX, TRON)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from meterchat.app import create_app
+from tests.conftest import make_config
+from tests.test_browser import Browsers, open_app, shot, unexpected
+
+pytestmark = pytest.mark.browser
+
+I18N = Path(__file__).resolve().parent.parent / "static" / "i18n"
+
+VISIBLE_TEXTS = """() => {
+    const out = [];
+    const skipped = (el) => el.closest("[data-i18n-skip], script, style, noscript, svg");
+    const shown = (el) => el.checkVisibility({ visibilityProperty: true, opacityProperty: false });
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const el = n.parentElement;
+        const text = n.textContent.replace(/\\s+/g, " ").trim();
+        if (!text || !el || skipped(el) || !shown(el)) continue;
+        // An <option> is visible only through its <select>.
+        if (el.tagName === "OPTION" && !shown(el.closest("select"))) continue;
+        out.push({ text, where: el.tagName.toLowerCase() + (el.className ? "." + el.className : "") });
+    }
+    for (const el of document.querySelectorAll("[placeholder], [aria-label], [title]")) {
+        if (skipped(el) || !shown(el)) continue;
+        for (const attr of ["placeholder", "aria-label", "title"]) {
+            const v = (el.getAttribute(attr) || "").replace(/\\s+/g, " ").trim();
+            if (v) out.push({ text: v, where: `${el.tagName.toLowerCase()}[${attr}]` });
+        }
+    }
+    return out;
+}"""
+
+MONTHS_ES = ("ene|feb|mar|abr|may|jun|jul|ago|sept?|oct|nov|dic")
+FIGURE = re.compile(
+    rf"^(?:[\d\s.,:;+\-−–—%/·×()#…★☆$€@|]|USDT|TRX|TRON|TXID|tokens|meterchat|{MONTHS_ES}|de)*$",
+    re.I)
+
+
+def texts(lang: str) -> dict[str, list[str]]:
+    data = json.loads((I18N / f"{lang}.json").read_text(encoding="utf-8"))
+    return {k: list(v.values()) if isinstance(v, dict) else [v] for k, v in data.items()}
+
+
+def pattern(text: str) -> re.Pattern[str] | None:
+    """A catalogue text as a whole-text pattern, each {placeholder} matching anything; None for
+    a text that is nothing but placeholders (it would match any text at all)."""
+    literal = re.sub(r"\{\w+\}", "", text)
+    if not re.search(r"[^\W\d_]", literal):
+        return None
+    parts = re.split(r"\{\w+\}", " ".join(text.split()))
+    return re.compile("^" + "(.+?)".join(re.escape(p) for p in parts) + "$", re.S)
+
+
+class Judge:
+    """Tells a page's texts that are Spanish from those that are English or unknown."""
+
+    def __init__(self) -> None:
+        en, es = texts("en"), texts("es")
+        self.spanish = [p for forms in es.values() for f in forms if (p := pattern(f))]
+        self.english = [(k, p) for k, forms in en.items()
+                        for i, f in enumerate(forms)
+                        if (p := pattern(f)) and es[k][min(i, len(es[k]) - 1)] != f]
+        self.problems: list[str] = []
+
+    def verdict(self, text: str) -> str | None:
+        if FIGURE.match(text) or any(p.match(text) for p in self.spanish):
+            return None
+        for key, p in self.english:
+            if p.match(text):
+                return f"untranslated ({key})"
+        return "not in the catalogue"
+
+    async def page(self, page: Page, name: str) -> None:
+        await page.evaluate("() => new Promise((ok) => requestAnimationFrame(() => ok()))")
+        found = await page.evaluate(VISIBLE_TEXTS)
+        assert len(found) > 3, (name, found)
+        for item in found:
+            if why := self.verdict(item["text"]):
+                self.problems.append(f"{name}: {why}: {item['text']!r} in {item['where']}")
+        await shot(page, f"i18n-es-{name}")
+
+
+def test_the_judge_tells_spanish_from_english_and_from_unknown_text():
+    judge = Judge()
+    assert judge.verdict("Iniciar sesión") is None
+    assert judge.verdict("a tu tarifa de 60 tokens por minuto") is None
+    assert judge.verdict("1.012,50") is None
+    assert judge.verdict("3 dic, 14:05") is None
+    assert judge.verdict("Log out") == "untranslated (header.logout)"
+    assert judge.verdict("at your rate of 60 tokens per minute") == "untranslated (incoming.rate)"
+    assert judge.verdict("Some new words") == "not in the catalogue"
+
+
+async def test_a_spanish_browser_gets_the_guest_pages_in_spanish(aiohttp_server, tmp_path):
+    server = await aiohttp_server(create_app(make_config(tmp_path)))
+    judge = Judge()
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            page = await b.page("guest", locale="es-ES")
+            await open_app(page, "/#/login")
+            assert await page.evaluate("document.documentElement.lang") == "es"
+            await expect(page.get_by_role("heading", name="Iniciar sesión")).to_be_visible()
+            await judge.page(page, "login")
+            # A wrong password: the error shown from its code, in Spanish.
+            await page.get_by_label("Correo electrónico").fill("nobody@example.com")
+            await page.get_by_label("Contraseña").fill("not the password")
+            await page.get_by_role("button", name="Iniciar sesión").click()
+            await expect(page.get_by_role("alert")).to_have_text("Correo o contraseña incorrectos.")
+            await judge.page(page, "login-error")
+            await open_app(page, "/#/signup")
+            await expect(page.get_by_role("heading", name="Crea tu cuenta")).to_be_visible()
+            await judge.page(page, "signup")
+            await open_app(page, "/#/forgot")
+            await judge.page(page, "forgot")
+            await open_app(page, "/#/terms")
+            await expect(page.get_by_test_id("terms")).to_be_visible()
+            await judge.page(page, "terms")
+        finally:
+            await b.close()
+    assert judge.problems == [], "\n".join(judge.problems)
+    assert unexpected(b.errors, 401) == [], "\n".join(b.errors)
+
+
+async def test_the_switcher_changes_the_language_without_a_reload(aiohttp_server, tmp_path):
+    server = await aiohttp_server(create_app(make_config(tmp_path)))
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            page = await b.page("guest")
+            await open_app(page, "/#/login")
+            await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+            await page.get_by_label("Email").fill("typed@example.com")
+            await page.evaluate("window.notReloaded = true")
+            # By keyboard: the switcher is a labelled <select> in the header.
+            await page.get_by_label("Page language").focus()
+            await page.keyboard.press("ArrowDown")
+            await expect(page.get_by_role("heading", name="Iniciar sesión")).to_be_visible()
+            assert await page.evaluate("window.notReloaded") is True
+            assert await page.evaluate("document.documentElement.lang") == "es"
+            await expect(page.get_by_label("Idioma de la página")).to_be_focused()
+            await expect(page.get_by_role("link", name="Registrarse")).to_be_visible()
+            # The choice is kept over the browser's language.
+            await page.reload()
+            await page.wait_for_selector("html[data-ready='1']")
+            await expect(page.get_by_role("heading", name="Iniciar sesión")).to_be_visible()
+            await page.get_by_label("Idioma de la página").select_option("en")
+            await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+            assert await page.evaluate("document.documentElement.lang") == "en"
+        finally:
+            await b.close()
+    assert unexpected(b.errors) == [], "\n".join(b.errors)
