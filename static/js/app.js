@@ -294,7 +294,10 @@ function languageSwitcher() {
 }
 
 async function boot() {
-  await initI18n();
+  // The catalogues and the client config load together: the first page waits for both.
+  const catalogues = initI18n();
+  const config = get("/api/client-config").catch(() => ({}));
+  await catalogues;
   translateShell();
   onLanguageChange(async () => {
     // Redraw in place: the header, the banner and the page (no reload, the session stays).
@@ -316,11 +319,7 @@ async function boot() {
       app.go("#/login");
     }
   });
-  try {
-    app.config = await get("/api/client-config");
-  } catch {
-    app.config = {};
-  }
+  app.config = await config;
   showBanner();
   watchCallsEverywhere();
   await app.loadMe();

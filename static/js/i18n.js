@@ -34,14 +34,9 @@ async function load(code) {
 
 /** Loads English and the chosen language; called once before the first page renders. */
 export async function initI18n() {
-  await load("en");
   const want = pick();
-  try {
-    await load(want);
-    lang = want;
-  } catch {
-    lang = "en";
-  }
+  const [, chosen] = await Promise.allSettled([load("en"), want === "en" ? null : load(want)]);
+  lang = chosen.status === "fulfilled" ? want : "en";
   document.documentElement.lang = lang;
 }
 
