@@ -1,11 +1,16 @@
 """TRON address rules, pure and without I/O: base58check validation that answers False
 instead of raising (tronpy's `is_address` raises on a bad checksum), conversions between
-the base58 `T...` form and the 21-byte / hex forms, and the address of a private key."""
+the base58 `T...` form and the 21-byte / hex forms, and the address of a private key.
+
+Without tronpy: importing any part of tronpy loads all of it (its contracts, eth_utils,
+pydantic, httpx; a third of a second), and serving reads addresses long before, if ever, it
+signs. The address of a key is TRON's rule itself: keccak-256 of the uncompressed secp256k1
+public key, its last 20 bytes after the 0x41 prefix (tests/test_chain_rules.py checks it
+against tronpy's)."""
 
 from __future__ import annotations
 
 import base58
-from tronpy.keys import PrivateKey
 
 ADDRESS_PREFIX = 0x41
 _B58_ALPHABET = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
@@ -62,6 +67,19 @@ def to_raw20(address: str) -> bytes:
     return base58.b58decode_check(to_base58(address))[1:]
 
 
+# The order of secp256k1: a private key is an integer in 1..N-1.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def address_of_key(private_key_hex: str) -> str:
-    """The base58 address of a hex private key."""
-    return str(PrivateKey(bytes.fromhex(private_key_hex)).public_key.to_base58check_address())
+    """The base58 address of a hex private key (32 bytes). ValueError for anything else."""
+    # Only a key's owner needs these (the hot wallet, the devnet's keys): loaded here.
+    from coincurve import PrivateKey
+    from Crypto.Hash import keccak
+
+    raw = bytes.fromhex(private_key_hex)
+    if len(raw) != 32 or not 0 < int.from_bytes(raw, "big") < SECP256K1_N:
+        raise ValueError("a private key is 32 bytes in 1..N-1 of secp256k1")
+    public = PrivateKey(raw).public_key.format(compressed=False)[1:]  # x || y, 64 bytes
+    digest = keccak.new(digest_bits=256, data=public).digest()
+    return base58.b58encode_check(bytes([ADDRESS_PREFIX]) + digest[-20:]).decode()

@@ -1,10 +1,13 @@
-"""The ChainGateway over tronpy: `AsyncTron` with an `AsyncHTTPProvider` pointed at the
-configured full node (the embedded devnet or a real network), the API key header from the
-environment variable named in config, explicit timeouts.
+"""The ChainGateway over a full node's HTTP API (the embedded devnet or a real network): the
+configured endpoint, the API key header from the environment variable named in config,
+explicit timeouts.
 
-Reads go through the provider's `make_request` (the same HTTP calls tronpy makes) and are
-read by chain/parse.py; building and signing a USDT transfer uses tronpy's contract objects.
-Every transport failure becomes `ChainUnavailable`.
+Reads are the node's own HTTP calls (the ones tronpy makes), POSTed with an aiohttp session
+and read by chain/parse.py; a USDT balance is the contract's `balanceOf` run as a constant
+call. Only building and signing a transfer uses tronpy (`AsyncTron`, its contract objects,
+over an httpx client): importing tronpy loads all of it (eth_utils, pydantic, httpx, a third
+of a second), so it is imported in a worker thread when the first transfer is built, never by
+serving. Every transport failure becomes `ChainUnavailable`.
 """
 
 from __future__ import annotations
@@ -13,18 +16,16 @@ import asyncio
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
-import httpx
-from tronpy import AsyncTron
-from tronpy import exceptions as tronpy_errors
-from tronpy.async_contract import AsyncContract
-from tronpy.keys import PrivateKey
-from tronpy.providers.async_http import AsyncHTTPProvider
+import aiohttp
 
 from meterchat.chain import parse
-from meterchat.chain.address import is_valid_address, to_raw20
+from meterchat.chain.address import address_of_key, is_valid_address, to_raw20
 from meterchat.chain.gateway import (
+    AccountResource,
     BadTransaction,
     BlockTransfers,
     BroadcastResult,
@@ -34,13 +35,30 @@ from meterchat.chain.gateway import (
     TxLookup,
 )
 
+if TYPE_CHECKING:
+    from tronpy import AsyncTron
+    from tronpy.async_contract import AsyncContract
+
 API_KEY_HEADER = "TRON-PRO-API-KEY"
-# What tronpy raises for answers it does not like (many are ValueError subclasses).
-TRONPY_ERRORS = (
-    ValueError, tronpy_errors.UnknownError, tronpy_errors.TransactionError,
-    tronpy_errors.TvmError, tronpy_errors.ValidationError, tronpy_errors.ApiError,
-    tronpy_errors.BugInJavaTron, KeyError, TypeError,
-)
+# The owner of a constant call that reads (tronpy's default: the zero address).
+ZERO_ADDRESS = "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"
+# The HTTP failures of a read: aiohttp's, a timeout, an answer that is not JSON.
+READ_ERRORS = (aiohttp.ClientError, TimeoutError, ValueError)
+
+
+def _load_tronpy() -> tuple[ModuleType, ModuleType, ModuleType, tuple[type[BaseException], ...]]:
+    """tronpy, httpx, tronpy.keys, and what tronpy raises for answers it does not like (many
+    are ValueError subclasses)."""
+    import httpx
+    import tronpy
+    from tronpy import exceptions as e
+    from tronpy import keys
+
+    errors = (ValueError, e.UnknownError, e.TransactionError, e.TvmError, e.ValidationError,
+              e.ApiError, e.BugInJavaTron, KeyError, TypeError)
+    return tronpy, httpx, keys, errors
+# getcandelegatedmaxsize's `type` per Stake 2.0 resource.
+RESOURCE_TYPES = {"BANDWIDTH": 0, "ENERGY": 1}
 
 
 @dataclass(frozen=True)
@@ -56,28 +74,35 @@ class TronClient:
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
-        headers = {}
+        self._headers: dict[str, str] = {}
         api_key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
         if api_key:
-            headers[API_KEY_HEADER] = api_key
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout_s), headers=headers, trust_env=False
-        )
-        endpoint = settings.endpoint if settings.endpoint.endswith("/") else settings.endpoint + "/"
-        self._provider = AsyncHTTPProvider(endpoint, timeout=settings.timeout_s, client=http)
-        # tronpy would otherwise add one of its built-in shared TronGrid keys on trongrid
-        # hosts; we send only the operator's own key (set on the HTTP client above).
-        self._provider.use_api_key = False
-        self.tron = AsyncTron(
-            self._provider, conf={"timeout": settings.timeout_s, "fee_limit": 40_000_000}
-        )
+            self._headers[API_KEY_HEADER] = api_key
+        self._endpoint = (settings.endpoint if settings.endpoint.endswith("/")
+                          else settings.endpoint + "/")
+        self._http: aiohttp.ClientSession | None = None
+        # Made by the first transfer built (_signer): tronpy, its client and its USDT contract.
+        self._tronpy: tuple[ModuleType, ModuleType, ModuleType,
+                            tuple[type[BaseException], ...]] | None = None
+        self._tron: AsyncTron | None = None
         self._usdt: AsyncContract | None = None
-        self._usdt_lock = asyncio.Lock()
+        self._signer_lock = asyncio.Lock()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # Made on the first read, inside the running loop; no proxy from the environment.
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s),
+                headers=self._headers, trust_env=False)
+        return self._http
 
     async def _request(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
-            return await self._provider.make_request(path, params or {})
-        except (httpx.HTTPError, ValueError) as exc:
+            async with self._session().post(urljoin(self._endpoint, path),
+                                            json=params or {}) as resp:
+                resp.raise_for_status()
+                return await resp.json(content_type=None)
+        except READ_ERRORS as exc:
             raise ChainUnavailable(f"{path}: {type(exc).__name__}: {exc}") from exc
 
     async def _node_info(self) -> dict[str, Any]:
@@ -135,22 +160,54 @@ class TronClient:
         except (parse.ParseError, KeyError, TypeError, ValueError) as exc:
             raise ChainUnavailable(f"unreadable block {block_number}: {exc}") from exc
 
+    async def _signer(self) -> tuple[AsyncTron, ModuleType, ModuleType,
+                                     tuple[type[BaseException], ...]]:
+        """tronpy's client, made once: (tron, httpx, tronpy.keys, what tronpy raises)."""
+        async with self._signer_lock:
+            if self._tronpy is None:
+                # In a thread: the import takes a third of a second the loop must not wait.
+                self._tronpy = await asyncio.to_thread(_load_tronpy)
+            tronpy, httpx, keys, errors = self._tronpy
+            if self._tron is None:
+                s = self.settings
+                http = httpx.AsyncClient(timeout=httpx.Timeout(s.timeout_s),
+                                         headers=self._headers, trust_env=False)
+                provider = tronpy.providers.AsyncHTTPProvider(
+                    self._endpoint, timeout=s.timeout_s, client=http)
+                # tronpy would otherwise add one of its built-in shared TronGrid keys on
+                # trongrid hosts; we send only the operator's own key (set on the client).
+                provider.use_api_key = False
+                self._tron = tronpy.AsyncTron(
+                    provider, conf={"timeout": s.timeout_s, "fee_limit": 40_000_000})
+            return self._tron, httpx, keys, errors
+
+    async def tronpy_client(self) -> AsyncTron:
+        """tronpy's AsyncTron over this node (made, and tronpy imported, on first use)."""
+        return (await self._signer())[0]
+
     async def _usdt_contract(self) -> AsyncContract:
-        async with self._usdt_lock:
+        tron, httpx, _, errors = await self._signer()
+        async with self._signer_lock:
             if self._usdt is None:
                 try:
-                    self._usdt = await self.tron.get_contract(self.settings.usdt_contract)
+                    self._usdt = await tron.get_contract(self.settings.usdt_contract)
                 except httpx.HTTPError as exc:
                     raise ChainUnavailable(f"wallet/getcontract: {exc}") from exc
-                except TRONPY_ERRORS as exc:
+                except errors as exc:
                     raise ChainUnavailable(f"USDT contract not readable: {exc}") from exc
             return self._usdt
 
     async def usdt_balance(self, address: str) -> int:
-        contract = await self._usdt_contract()
+        if not is_valid_address(address):
+            raise ChainUnavailable("balanceOf: not a TRON address")
+        answer = await self._request("wallet/triggerconstantcontract", {
+            "owner_address": ZERO_ADDRESS, "contract_address": self.settings.usdt_contract,
+            "function_selector": "balanceOf(address)",
+            "parameter": to_raw20(address).hex().rjust(64, "0"), "visible": True,
+        })
         try:
-            return int(await contract.functions.balanceOf(address))
-        except (httpx.HTTPError, *TRONPY_ERRORS) as exc:
+            return parse.parse_constant_uint(answer)
+        except parse.ParseError as exc:
             raise ChainUnavailable(f"balanceOf: {exc}") from exc
 
     async def trx_balance_sun(self, address: str) -> int:
@@ -195,10 +252,11 @@ class TronClient:
         if amount_musdt <= 0 or fee_limit_sun <= 0:
             raise BadTransaction("amount and fee_limit must be positive")
         try:
-            key = PrivateKey(bytes.fromhex(private_key_hex))
+            owner = address_of_key(private_key_hex)
         except Exception as exc:  # never echo the key
             raise BadTransaction("the hot wallet key is not a valid private key") from exc
-        owner = key.public_key.to_base58check_address()
+        _, httpx, keys, errors = await self._signer()
+        key = keys.PrivateKey(bytes.fromhex(private_key_hex))
         contract = await self._usdt_contract()
         try:
             builder = await contract.functions.transfer.with_owner(owner)(to_address, amount_musdt)
@@ -207,7 +265,7 @@ class TronClient:
             txn.sign(key)
         except httpx.HTTPError as exc:
             raise ChainUnavailable(f"building the transfer: {exc}") from exc
-        except TRONPY_ERRORS as exc:
+        except errors as exc:
             raise BadTransaction(f"building the transfer: {exc}") from exc
         body = txn.to_json()
         return SignedTransfer(
@@ -227,17 +285,80 @@ class TronClient:
         if amount_sun <= 0:
             raise BadTransaction("amount must be positive")
         try:
-            key = PrivateKey(bytes.fromhex(private_key_hex))
+            owner = address_of_key(private_key_hex)
         except Exception as exc:  # never echo the key
             raise BadTransaction("not a valid private key") from exc
-        owner = key.public_key.to_base58check_address()
+        tron, httpx, keys, errors = await self._signer()
+        key = keys.PrivateKey(bytes.fromhex(private_key_hex))
         try:
-            txn = await self.tron.trx.transfer(owner, to_address, amount_sun).build()
+            txn = await tron.trx.transfer(owner, to_address, amount_sun).build()
             txn.sign(key)
         except httpx.HTTPError as exc:
             raise ChainUnavailable(f"building the TRX transfer: {exc}") from exc
-        except TRONPY_ERRORS as exc:
+        except errors as exc:
             raise BadTransaction(f"building the TRX transfer: {exc}") from exc
+        body = txn.to_json()
+        return SignedTransfer(
+            txid=body["txID"],
+            expiration_ms=int(body["raw_data"]["expiration"]),
+            signed_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
+        )
+
+    async def account_resource(self, address: str) -> AccountResource:
+        if not is_valid_address(address):
+            raise BadTransaction("not a TRON address")
+        answer = await self._request("wallet/getaccountresource",
+                                     {"address": address, "visible": True})
+        if not isinstance(answer, dict) or "Error" in answer:
+            raise ChainUnavailable(f"getaccountresource answered {str(answer)[:200]}")
+
+        def num(key: str) -> int:
+            value = answer.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ChainUnavailable(f"getaccountresource: {key} is not a count")
+            return value
+
+        return AccountResource(
+            energy_limit=num("EnergyLimit"), energy_used=num("EnergyUsed"),
+            net_limit=num("NetLimit"), net_used=num("NetUsed"),
+            free_net_limit=num("freeNetLimit"), free_net_used=num("freeNetUsed"),
+            total_energy_limit=num("TotalEnergyLimit"),
+            total_energy_weight=num("TotalEnergyWeight"))
+
+    async def delegatable_sun(self, owner: str, resource: str) -> int:
+        if not is_valid_address(owner) or resource not in RESOURCE_TYPES:
+            raise BadTransaction("owner must be a TRON address, resource ENERGY or BANDWIDTH")
+        answer = await self._request("wallet/getcandelegatedmaxsize", {
+            "owner_address": owner, "type": RESOURCE_TYPES[resource], "visible": True})
+        size = answer.get("max_size", 0) if isinstance(answer, dict) else None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ChainUnavailable(f"getcandelegatedmaxsize answered {str(answer)[:200]}")
+        return size
+
+    async def build_delegation(self, private_key_hex: str, receiver: str, balance_sun: int,
+                               resource: str, undelegate: bool = False) -> SignedTransfer:
+        if not is_valid_address(receiver):
+            raise BadTransaction("receiver is not a valid TRON address")
+        if balance_sun <= 0 or resource not in RESOURCE_TYPES:
+            raise BadTransaction("balance must be positive, resource ENERGY or BANDWIDTH")
+        try:
+            owner = address_of_key(private_key_hex)
+        except Exception as exc:  # never echo the key
+            raise BadTransaction("not a valid private key") from exc
+        tron, httpx, keys, errors = await self._signer()
+        key = keys.PrivateKey(bytes.fromhex(private_key_hex))
+        what = "undelegation" if undelegate else "delegation"
+        try:
+            if undelegate:
+                builder = tron.trx.undelegate_resource(owner, receiver, balance_sun, resource)
+            else:
+                builder = tron.trx.delegate_resource(owner, receiver, balance_sun, resource)
+            txn = await builder.build()
+            txn.sign(key)
+        except httpx.HTTPError as exc:
+            raise ChainUnavailable(f"building the {what}: {exc}") from exc
+        except errors as exc:
+            raise BadTransaction(f"building the {what}: {exc}") from exc
         body = txn.to_json()
         return SignedTransfer(
             txid=body["txID"],
@@ -256,4 +377,7 @@ class TronClient:
         return parse.parse_broadcast(payload)
 
     async def close(self) -> None:
-        await self.tron.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._tron is not None:
+            await self._tron.close()

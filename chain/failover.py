@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from meterchat.chain.client import ClientSettings, TronClient
 from meterchat.chain.gateway import (
+    AccountResource,
     BlockTransfers,
     BroadcastResult,
     ChainTx,
@@ -210,6 +211,19 @@ class FailoverGateway:
     ) -> SignedTransfer:
         return await self._read("build_usdt_transfer", lambda n: n.client.build_usdt_transfer(
             private_key_hex, to_address, amount_musdt, fee_limit_sun))
+
+    async def account_resource(self, address: str) -> AccountResource:
+        return await self._read("account_resource",
+                                lambda n: n.client.account_resource(address))
+
+    async def delegatable_sun(self, owner: str, resource: str) -> int:
+        return await self._read("delegatable_sun",
+                                lambda n: n.client.delegatable_sun(owner, resource))
+
+    async def build_delegation(self, private_key_hex: str, receiver: str, balance_sun: int,
+                               resource: str, undelegate: bool = False) -> SignedTransfer:
+        return await self._read("build_delegation", lambda n: n.client.build_delegation(
+            private_key_hex, receiver, balance_sun, resource, undelegate))
 
     async def broadcast(self, signed_json: str) -> BroadcastResult:
         async def one(node: NodeState) -> BroadcastResult | BaseException:

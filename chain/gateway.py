@@ -109,6 +109,41 @@ class SignedTransfer:
 
 
 @dataclass(frozen=True)
+class AccountResource:
+    """getaccountresource: what an account can spend without burning TRX, and the network's
+    energy totals that turn a stake into energy (Stake 2.0)."""
+
+    energy_limit: int = 0
+    energy_used: int = 0
+    net_limit: int = 0  # bandwidth from stake
+    net_used: int = 0
+    free_net_limit: int = 0
+    free_net_used: int = 0
+    total_energy_limit: int = 0
+    total_energy_weight: int = 0
+
+    @property
+    def energy_left(self) -> int:
+        return max(0, self.energy_limit - self.energy_used)
+
+    @property
+    def net_left(self) -> int:
+        """Bandwidth points left: staked, then free."""
+        return (max(0, self.net_limit - self.net_used)
+                + max(0, self.free_net_limit - self.free_net_used))
+
+    def stake_sun_for(self, energy: int) -> int:
+        """Sun of staked TRX that, lent to an account, gives it at least `energy` more
+        (whole TRX, one more for the rounding of both sides; at least 1 TRX)."""
+        if energy <= 0:
+            return 0
+        if self.total_energy_limit <= 0:
+            raise ValueError("the node answered no TotalEnergyLimit")
+        trx = -(-energy * self.total_energy_weight // self.total_energy_limit) + 1
+        return max(1, trx) * 1_000_000
+
+
+@dataclass(frozen=True)
 class BroadcastResult:
     ok: bool
     code: str  # SUCCESS, DUP_TRANSACTION_ERROR, SIGERROR, TAPOS_ERROR, ...
@@ -171,6 +206,21 @@ class ChainGateway(Protocol):
         self, private_key_hex: str, to_address: str, amount_musdt: int, fee_limit_sun: int
     ) -> SignedTransfer:
         """Build and sign (not broadcast) a USDT transfer with an explicit fee_limit."""
+        ...
+
+    async def account_resource(self, address: str) -> AccountResource:
+        """getaccountresource (all zeros for an account that does not exist)."""
+        ...
+
+    async def delegatable_sun(self, owner: str, resource: str) -> int:
+        """getcandelegatedmaxsize: the most sun of `owner`'s stake for ENERGY or BANDWIDTH it
+        can lend now."""
+        ...
+
+    async def build_delegation(self, private_key_hex: str, receiver: str, balance_sun: int,
+                               resource: str, undelegate: bool = False) -> SignedTransfer:
+        """Build and sign (not broadcast) a Stake 2.0 DelegateResource (or, with
+        `undelegate`, UnDelegateResource) of `balance_sun` of staked TRX to `receiver`."""
         ...
 
     async def broadcast(self, signed_json: str) -> BroadcastResult:

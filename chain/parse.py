@@ -173,9 +173,9 @@ def parse_broadcast(payload: Json) -> BroadcastResult:
     return BroadcastResult(False, code, message)
 
 
-def parse_constant_energy(answer: Any) -> int:
-    """triggerconstantcontract's answer -> the energy the call used. A call that fails (a
-    validation error, a revert) has no energy figure worth quoting."""
+def _check_constant_call(answer: Any, failed: str) -> None:
+    """A ParseError unless triggerconstantcontract ran the call (`failed` says what a
+    transaction marked FAILED means to the caller)."""
     if not isinstance(answer, dict):
         raise ParseError("triggerconstantcontract answered no object")
     result = answer.get("result")
@@ -189,11 +189,31 @@ def parse_constant_energy(answer: Any) -> int:
     rets = (answer.get("transaction") or {}).get("ret") or [{}]
     if isinstance(rets, list) and rets and isinstance(rets[0], dict) \
             and rets[0].get("ret") == "FAILED":
-        raise ParseError("triggerconstantcontract: the call would fail")
+        raise ParseError(f"triggerconstantcontract: {failed}")
+
+
+def parse_constant_energy(answer: Any) -> int:
+    """triggerconstantcontract's answer -> the energy the call used. A call that fails (a
+    validation error, a revert) has no energy figure worth quoting."""
+    _check_constant_call(answer, "the call would fail")
     energy = answer.get("energy_used")
     if isinstance(energy, bool) or not isinstance(energy, int) or energy <= 0:
         raise ParseError("triggerconstantcontract answered no energy_used")
     return energy
+
+
+def parse_constant_uint(answer: Any) -> int:
+    """triggerconstantcontract's answer to a view returning one uint256 (`balanceOf`) -> it.
+    A refused or reverted call, or a result that is not one 32-byte word, is a ParseError."""
+    _check_constant_call(answer, "the call failed")
+    words = answer.get("constant_result")
+    if not isinstance(words, list) or not words or not isinstance(words[0], str) \
+            or len(words[0]) != 64:
+        raise ParseError("triggerconstantcontract answered no 32-byte result")
+    try:
+        return int(words[0], 16)
+    except ValueError as exc:
+        raise ParseError("triggerconstantcontract answered a result that is not hex") from exc
 
 
 def parse_chain_parameter(answer: Any, key: str) -> int:

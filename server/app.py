@@ -21,7 +21,8 @@ from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import CLOCK, CONFIG, DB, LIMITS, PASSWORDS
 from meterchat.calls import routes as calls_routes
 from meterchat.calls import ws as calls_ws
-from meterchat.chain_ctx import chain_ctx
+from meterchat.chain.prices import ChainPrices
+from meterchat.chain_ctx import CHAIN_PRICES, chain_ctx
 from meterchat.core import logs
 from meterchat.core.clock import SYSTEM_CLOCK, Clock
 from meterchat.core.config import Config
@@ -165,6 +166,7 @@ def create_app(config: Config, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     app[PASSWORDS] = Passwords(config.server.password_hash_time_cost,
                                config.server.password_hash_memory_kib)
     app[LIMITS] = Limits.from_config(config)
+    app[CHAIN_PRICES] = ChainPrices()
     # Opened in this order at start-up, closed in the reverse order at shutdown.
     resources: list[CleanupCtx] = [
         # The one scheduler first: every job's cleanup_ctx registers on it, and leaves it

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from aiohttp import web
 
 from meterchat.chain import hd
@@ -25,6 +25,7 @@ from meterchat.chain.devnet import DevnetNode, DevnetSettings
 from meterchat.chain.failover import FailoverGateway, endpoint_label
 from meterchat.chain.gateway import ChainGateway
 from meterchat.chain.networks import network
+from meterchat.chain.prices import ChainPrices
 from meterchat.core.config import Config, ConfigError, Secret
 from meterchat.core.logs import event
 
@@ -51,6 +52,9 @@ class ChainInfo:
 GATEWAY = web.AppKey("chain_gateway", ChainGateway)
 CHAIN_INFO = web.AppKey("chain_info", ChainInfo)
 DEVNET = web.AppKey("devnet_node", DevnetNode)
+# The chain's energy price and a transfer's energy, cached once for the app (withdrawals'
+# "auto" fee and the sweeper read the same figures).
+CHAIN_PRICES = web.AppKey("chain_prices", ChainPrices)
 
 
 def load_hot_wallet_key(config: Config) -> Secret | None:
@@ -123,10 +127,11 @@ def load_deposit_seed(config: Config, devnet: DevnetNode | None) -> Secret | Non
 async def _devnet_status(endpoint: str, timeout_s: float) -> dict[str, Any]:
     """What a devnet node run on its own says of itself (its USDT contract, its deposit
     address)."""
-    async with httpx.AsyncClient(timeout=timeout_s, trust_env=False) as http:
-        resp = await http.get(endpoint.rstrip("/") + "/devnet/status")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                     trust_env=False) as http, \
+            http.get(endpoint.rstrip("/") + "/devnet/status") as resp:
         resp.raise_for_status()
-        status = resp.json()
+        status = await resp.json(content_type=None)
     if not isinstance(status, dict):
         raise ValueError("/devnet/status answered no object")
     return status
@@ -155,7 +160,7 @@ async def resolve(config: Config, devnet: DevnetNode | None) -> ChainInfo:
             try:
                 status = await _devnet_status(url, chain.request_timeout_s)
                 break
-            except (httpx.HTTPError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 error = exc
         if status is None:
             raise ConfigError(

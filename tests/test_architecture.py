@@ -22,7 +22,7 @@ DOMAIN_ORDER = ["accounts", "mail", "events", "sellers", "economy", "deposits", 
                 "operator"]
 # Modules of a domain room that face HTTP or wire jobs into the app (they read app keys).
 HTTP_MODULES = {"routes", "admin_routes", "ws", "auth", "watcher", "sender", "sweeper",
-                "earnings"}
+                "delegator", "earnings"}
 
 
 def module_name(path: Path) -> str:

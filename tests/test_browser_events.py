@@ -43,7 +43,7 @@ async def test_operator_sees_a_dead_event_and_resends_it(aiohttp_server, tmp_pat
             page = await b.page("operator")
             await log_in(page, admin_email)
             await page.goto("/#/admin")
-            section = page.get_by_role("region", name="Events")
+            section = page.get_by_role("region", name="Events", exact=True)
             await expect(section.get_by_role("heading", name="Events")).to_be_visible()
             await section.get_by_label("Events shown").select_option("dead")
             row = section.locator(f"tr[data-event-id='{e.id}']")

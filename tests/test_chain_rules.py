@@ -9,9 +9,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tronpy.keys import PrivateKey
 
-from meterchat.chain.address import address_of_key, is_valid_address, to_base58, to_hex41, to_raw20
+from meterchat.chain.address import (
+    SECP256K1_N,
+    address_of_key,
+    is_valid_address,
+    to_base58,
+    to_hex41,
+    to_raw20,
+)
 from meterchat.chain.networks import NETWORKS, network
-from meterchat.chain.parse import parse_block_number, parse_broadcast
+from meterchat.chain.parse import (
+    ParseError,
+    parse_block_number,
+    parse_broadcast,
+    parse_constant_uint,
+)
 
 USDT = NETWORKS["mainnet"].usdt_contract
 ADDR = to_base58("41cdae4e9a6287333a3f7df432b050af7b17e79e63")
@@ -42,6 +54,42 @@ def test_bad_addresses_are_false_not_errors():
 def test_key_gives_its_address():
     key = PrivateKey.random()
     assert address_of_key(key.hex()) == key.public_key.to_base58check_address()
+
+
+@given(st.integers(min_value=1, max_value=SECP256K1_N - 1))
+def test_key_address_is_the_one_tronpy_derives(secret):
+    """Our derivation (coincurve + keccak, without tronpy) gives tronpy's address for any key,
+    the smallest and largest included."""
+    key = PrivateKey(secret.to_bytes(32, "big"))
+    assert address_of_key(key.hex()) == key.public_key.to_base58check_address()
+
+
+def test_a_known_key_has_its_known_address():
+    # The private key 1: its address as every TRON wallet shows it.
+    assert address_of_key("00" * 31 + "01") == "TMVQGm1qAQYVdetCeGRRkTWYYrLXuHK2HC"
+
+
+@pytest.mark.parametrize("bad", ["", "00" * 32, "ff" * 32, "01" * 31, "zz" * 32,
+                                 f"{SECP256K1_N:064x}"])
+def test_what_is_no_private_key_is_a_value_error(bad):
+    with pytest.raises(ValueError):
+        address_of_key(bad)
+
+
+def test_a_balance_is_the_word_a_constant_call_returns_and_a_refusal_is_no_balance():
+    word = f"{3_250_000:064x}"
+    assert parse_constant_uint({"result": {"result": True}, "constant_result": [word]}) \
+        == 3_250_000
+    for refused in (
+        {"result": {"code": "CONTRACT_VALIDATE_ERROR", "message": "4e6f20636f6e7472616374"}},
+        {"result": {"result": True}, "constant_result": [""]},  # a revert
+        {"result": {"result": True}, "constant_result": [word],
+         "transaction": {"ret": [{"ret": "FAILED"}]}},
+        {"result": {"result": True}, "constant_result": ["zz" * 32]},
+        {"result": {"result": True}}, [], None,
+    ):
+        with pytest.raises(ParseError):
+            parse_constant_uint(refused)
 
 
 def test_networks_have_their_usdt_and_endpoints():

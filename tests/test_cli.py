@@ -245,3 +245,56 @@ print(" ".join(sorted(m for m in sys.modules if m.startswith("meterchat."))))
     top, ours = (line.split() for line in r.stdout.splitlines()[-2:])
     assert not {"aiortc", "av", "aioice", "playwright"} & set(top)
     assert not [m for m in ours if m.startswith("meterchat.tools")]
+
+
+# What serving on an existing database never needs: tronpy and what it loads (eth_utils and
+# pydantic, httpx, requests, protobuf) only build and sign a transfer (chain/client.py);
+# bip_utils derives personal deposit addresses (address_per_user mode); Pillow decodes photos;
+# segno draws the QR codes of deposit and two-factor pages.
+NOT_FOR_SERVING = {"tronpy", "eth_utils", "eth_abi", "pydantic", "httpx", "requests", "google",
+                   "bip_utils", "PIL", "segno"}
+
+
+def test_serving_an_existing_database_loads_no_chain_signing_hd_or_image_library(tmp_path):
+    """Start-up under a second (bench/startup.py): the app started on defaults over an existing
+    database and devnet chain, answering /api/health and /metrics, its watcher and withdrawal
+    sender each through a pass, has imported none of NOT_FOR_SERVING."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[database]\npath = "m.sqlite3"\n[devnet]\nport = 0\n'
+                   '[server]\npassword_hash_time_cost = 1\npassword_hash_memory_kib = 1024\n')
+    script = f"""
+import asyncio, sys
+import aiohttp
+from aiohttp import web
+import meterchat.cli
+from meterchat.app import create_app
+from meterchat.core.config import load_config
+from meterchat.deposits.watcher import WATCHER
+from meterchat.withdrawals.sender import SENDER
+async def main():
+    app = create_app(load_config({str(cfg)!r}))
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = "http://127.0.0.1:%d" % runner.addresses[0][1]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/api/health") as resp:
+            body = await resp.json()
+            assert resp.status == 200 and body["ok"] and "solidified_block" in body["chain"], body
+        async with http.get(url + "/metrics") as resp:
+            assert resp.status == 200
+    await app[WATCHER].run_once()
+    await app[SENDER].run_once()
+    await runner.cleanup()
+asyncio.run(main())
+print(" ".join(sorted({{m.split(".")[0] for m in sys.modules}})))
+"""
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=60)  # makes the database and the chain
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=60)
+    assert again.returncode == 0, again.stderr
+    loaded = set(again.stdout.splitlines()[-1].split())
+    assert not NOT_FOR_SERVING & loaded, NOT_FOR_SERVING & loaded

@@ -4,7 +4,9 @@ top-up and moves its USDT exactly once (every TRX burned recorded, the ledger un
 reconcile counting the addresses' USDT as the platform's); a later one uses the TRX left
 over; crashes after signing and after broadcasting (the top-up and the sweep) followed by
 a fresh sweeper send the same stored bytes, never a second transfer; a sweep too dear for
-sweeps.max_trx_per_sweep, or a hot wallet short of TRX, waits and says why."""
+sweeps.max_trx_per_sweep, or a hot wallet short of TRX, waits and says why; the estimate
+follows the chain's energy price and transfer energy, not the config; the TRX kept for
+withdrawals (sweeps.keep_trx_for_withdrawals) pays a withdrawal while the sweep waits."""
 
 from __future__ import annotations
 
@@ -23,7 +25,15 @@ from meterchat.core.config import Secret
 from meterchat.deposits.sweep_rules import USDT_TRANSFER_ENERGY_TO_HOLDER
 from meterchat.deposits.sweeper import SWEEPER, Sweeper, sweeper_from_app
 from meterchat.money import ledger
-from tests.conftest import actor, admin_actor, audit_ok, chain_config, devnet_pay, eventually
+from tests.conftest import (
+    actor,
+    admin_actor,
+    audit_ok,
+    chain_config,
+    devnet_pay,
+    eventually,
+    fund_tokens,
+)
 
 PERSONAL = {"mode": "address_per_user", "watcher_interval_s": 0.1}
 MANUAL = {"interval_s": 3600, "min_usdt": 5, "expiry_margin_s": 0.2}
@@ -245,3 +255,71 @@ async def test_reconcile_counts_usdt_at_personal_addresses_as_the_platforms(manu
     assert after["ok"] and after["sweeps_trx_spent_sun"] > 0
     assert after["personal_addresses_usdt_musdt"] is None  # nothing left to read
     assert (await app[DB].read(ledger.audit)).ok
+
+
+async def test_the_estimate_follows_the_chains_energy_price_not_the_config(manual):
+    app = manual.app
+    node = app[DEVNET]
+    node.state.set_energy_price_sun(210)  # the committee raised it; config still says 100
+    assert app[CONFIG].sweeps.energy_price_sun == 100
+    _, address = await funded_address(manual, "6")
+    done = await until_sweep(manual, sweeper_from_app(app), "confirmed")
+    # triggerconstantcontract's energy of this transfer (the hot wallet holds USDT) at the
+    # price getchainparameters answers, plus the 345 bytes of bandwidth.
+    assert done["topup_sun"] == USDT_TRANSFER_ENERGY_TO_HOLDER * 210 + 345_000
+    assert done["sweep_fee_sun"] == USDT_TRANSFER_ENERGY_TO_HOLDER * 210
+    assert await app[GATEWAY].usdt_balance(address) == 0
+
+
+async def test_a_nearly_empty_hot_wallet_pays_the_withdrawal_and_the_sweep_waits(
+        aiohttp_client, tmp_path):
+    from meterchat.withdrawals.sender import SENDER, sender_from_app
+
+    cfg = chain_config(tmp_path, deposits=PERSONAL,
+                       sweeps={**MANUAL, "keep_trx_for_withdrawals": 40},
+                       withdrawals={"sender_interval_s": 3600, "expiry_margin_s": 0.2})
+    client = await aiohttp_client(create_app(cfg))
+    app = client.app
+    await app[SWEEPER].stop()
+    await app[SENDER].stop()
+    node, gw = app[DEVNET], app[GATEWAY]
+    hot = app[CHAIN_INFO].hot_wallet_address
+    _, address = await funded_address(client, "9")
+    # 45 TRX left: enough for the sweep's top-up (7.87 TRX) or for a withdrawal (its 40 TRX
+    # fee_limit), not for both.
+    node.state._add(hot, "TRX", -node.state.balance(hot, "TRX") + 45_000_000)
+    seller = await actor(client, "seller")
+    await fund_tokens(app, seller.id, "750")
+    dest = PrivateKey.random().public_key.to_base58check_address()
+    resp = await seller.post("/api/withdrawals", json={"tokens": "400", "address": dest},
+                             headers={"Idempotency-Key": "keep-1"})
+    assert resp.status == 201
+    wid = (await resp.json())["withdrawal"]["id"]
+
+    sweeper = sweeper_from_app(app)
+    await sweeper.run_once()  # the sweeper runs first and leaves the 40 TRX kept
+    waiting = (await admin_sweeps(client))["sweeps"][0]
+    assert waiting["status"] == "waiting" and waiting["topup_txid"] is None
+    assert waiting["wait_reason"].startswith(
+        "the hot wallet holds 45 TRX and keeps 40 TRX of it for withdrawals "
+        "(sweeps.keep_trx_for_withdrawals)")
+    assert await gw.trx_balance_sun(hot) == 45_000_000
+
+    sender = sender_from_app(app)
+
+    async def confirmed():
+        await sender.run_once()
+        rows = (await (await seller.get("/api/withdrawals")).json())["withdrawals"]
+        w = next(r for r in rows if r["id"] == wid)
+        return w if w["status"] == "confirmed" else None
+
+    done = await eventually(confirmed, timeout_s=20, interval_s=0.1)
+    assert done["reason"] is None
+    assert await gw.usdt_balance(dest) > 0
+    for _ in range(3):
+        await sweeper.run_once()
+    still = (await admin_sweeps(client))["sweeps"][0]
+    assert still["status"] == "waiting" and still["trx_spent_sun"] == 0
+    assert still["wait_reason"].startswith("the hot wallet holds")
+    assert await gw.usdt_balance(address) == 9_000_000
+    await audit_ok(client)

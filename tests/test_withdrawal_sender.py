@@ -227,7 +227,8 @@ async def test_expired_unsent_transaction_is_replaced_only_once_proven_dead(manu
     # A transaction signed with a short life and stored, then the process died before
     # broadcasting it (as the sender would have, with a 0.3 s expiration).
     hot = info.hot_wallet_address
-    contract = await gateway.nodes[0].client.tron.get_contract(info.usdt_contract)
+    tron = await gateway.nodes[0].client.tronpy_client()
+    contract = await tron.get_contract(info.usdt_contract)
     builder = await contract.functions.transfer.with_owner(hot)(dest, 2_500_000)
     txn = await builder.with_owner(hot).fee_limit(40_000_000).expiration(300).build()
     txn.sign(PrivateKey(bytes.fromhex(node.hot_wallet_key_hex)))

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
-from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
 
 from meterchat.chain import hd
 from meterchat.chain.address import is_valid_address, to_base58, to_hex41
+from meterchat.chain.devnet import proto, stake_api
 from meterchat.chain.devnet.abi import (
     TRC20_ABI,
     USDT_DECIMALS,
@@ -36,7 +36,6 @@ from meterchat.chain.devnet.abi import (
 from meterchat.chain.devnet.state import (
     CREATE_ACCOUNT_FEE_SUN,
     CREATE_ACCOUNT_NET_FEE_SUN,
-    ENERGY_PRICE_SUN,
     ENERGY_REVERT,
     NET_PRICE_SUN,
     TRX_TOKEN,
@@ -46,7 +45,6 @@ from meterchat.chain.devnet.state import (
     Json,
     Refused,
     StoredTx,
-    address_of,
 )
 
 log = logging.getLogger("meterchat.devnet")
@@ -135,7 +133,7 @@ class DevnetNode:
 
     @property
     def deposit_address(self) -> str:
-        return address_of(self._state.key("deposit_key"))
+        return self._state.address("deposit_key")
 
     @property
     def deposit_mnemonic(self) -> str:
@@ -155,7 +153,7 @@ class DevnetNode:
 
     @property
     def hot_wallet_address(self) -> str:
-        return address_of(self._state.key("hot_wallet_key"))
+        return self._state.address("hot_wallet_key")
 
     @property
     def faucet_key_hex(self) -> str:
@@ -163,7 +161,7 @@ class DevnetNode:
 
     @property
     def faucet_address(self) -> str:
-        return address_of(self._state.key("faucet_key"))
+        return self._state.address("faucet_key")
 
     @property
     def _state(self) -> DevnetState:
@@ -274,6 +272,15 @@ class DevnetNode:
             "triggerconstantcontract": self._triggerconstantcontract,
             "getaccount": self._getaccount,
             "getchainparameters": self._getchainparameters,
+            "getaccountresource": lambda b, _: stake_api.account_resource(self._state, b),
+            "getcandelegatedmaxsize":
+                lambda b, _: stake_api.can_delegate_max_size(self._state, b),
+            "freezebalancev2":
+                lambda b, _: stake_api.build(self._state, "FreezeBalanceV2Contract", b),
+            "delegateresource":
+                lambda b, _: stake_api.build(self._state, "DelegateResourceContract", b),
+            "undelegateresource":
+                lambda b, _: stake_api.build(self._state, "UnDelegateResourceContract", b),
         }
         solidity = ("getnowblock", "getblockbynum", "gettransactionbyid",
                     "gettransactioninfobyid", "gettransactioninfobyblocknum", "getaccount")
@@ -351,7 +358,7 @@ class DevnetNode:
 
     def _getsignweight(self, body: Json, solid: bool) -> Json:
         raw = body["raw_data"]
-        txid = calculate_txid_from_raw_data(raw)
+        txid = proto.txid_of(raw)
         owner_hex = to_hex41(raw["contract"][0]["parameter"]["value"]["owner_address"])
         return {
             "permission": {"type": "Owner", "permission_name": "owner", "threshold": 1,
@@ -363,7 +370,7 @@ class DevnetNode:
                 "txid": txid,
                 "transaction": {
                     "txID": txid, "raw_data": raw,
-                    "raw_data_hex": _raw_data_to_protobuf(raw).SerializeToString().hex(),
+                    "raw_data_hex": proto.raw_data_bytes(raw).hex(),
                     "signature": body.get("signature") or [],
                 },
             },
@@ -431,11 +438,11 @@ class DevnetNode:
                 "transaction": {"ret": [{}], "txID": ""}}
 
     def _getchainparameters(self, body: Json, solid: bool) -> Json:
-        """java-tron's shape; the devnet's prices are state.py's constants."""
+        """java-tron's shape; the devnet's prices are state.py's (the energy price settable)."""
         return {"chainParameter": [
             {"key": "getMaintenanceTimeInterval", "value": 21_600_000},
             {"key": "getTransactionFee", "value": NET_PRICE_SUN},
-            {"key": "getEnergyFee", "value": ENERGY_PRICE_SUN},
+            {"key": "getEnergyFee", "value": self._state.energy_price_sun()},
             {"key": "getCreateAccountFee", "value": CREATE_ACCOUNT_NET_FEE_SUN},
             {"key": "getCreateNewAccountFeeInSystemContract", "value": CREATE_ACCOUNT_FEE_SUN},
         ]}
@@ -445,7 +452,8 @@ class DevnetNode:
         if not self._state.account_exists(addr):
             return {}
         return {"address": addr, "balance": self._state.balance(addr, TRX_TOKEN),
-                "create_time": int(self._state.meta("created_at_ms") or 0)}
+                "create_time": int(self._state.meta("created_at_ms") or 0),
+                **self._state.stakes.account_fields(addr)}
 
     async def _faucet(self, request: web.Request) -> web.Response:
         try:

@@ -6,19 +6,26 @@ Accounts and resources as java-tron keeps them: an address exists (`getaccount`,
 transaction) once it has received TRX; the first TRX transfer to it activates it and burns
 1 TRX plus 0.1 TRX of account-creation bandwidth from the sender. Every other transaction
 uses bandwidth (its bytes): 600 free points per account per day, then burned at 1,000 sun a
-byte; an owner who can pay neither is refused BANDWITH_ERROR at broadcast.
+byte; an owner who can pay neither is refused BANDWITH_ERROR at broadcast. Stake 2.0
+(freezing TRX for energy or bandwidth, delegating and undelegating it) is chain/devnet/
+stake.py's: an account's staked energy and bandwidth are used before any TRX is burnt.
 
 Broadcasts are checked the way java-tron checks them: the TXID is recomputed from the raw
-data with tronpy's protobuf messages (never trusted from the client), a TXID seen before is
+data (chain/devnet/proto.py: tronpy's protobuf, by hand for the stake contracts; never
+trusted from the client), a TXID seen before is
 DUP_TRANSACTION_ERROR, an expired one TRANSACTION_EXPIRATION_ERROR, an unknown reference
 block TAPOS_ERROR, a signature that does not recover the owner SIGERROR. A USDT transfer
 burns energy as mainnet's does (64,285 energy to a holder, 130,285 to a fresh address, at
-100 sun) and ends OUT_OF_ENERGY when its fee_limit cannot pay for it. Transactions are kept
+100 sun unless a test sets another price) and ends OUT_OF_ENERGY when its fee_limit cannot pay for it. Transactions are kept
 in the `"visible": true` format tronpy asks for: base58 addresses, hex without 0x.
 
 At genesis it generates a funded faucet key, a funded hot-wallet key (USDT + TRX, for
 withdrawals), a deposit key and the BIP-39 mnemonic of the personal deposit addresses (also
 made on first open of a state from before it); they stay in the `meta` table, never served.
+
+tronpy (its keys and protobuf messages) is imported by what signs or checks a transaction
+(genesis, a broadcast, the faucet), not at import: serving an existing chain reads addresses
+only (chain/address.py derives them without tronpy).
 """
 
 from __future__ import annotations
@@ -30,13 +37,11 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from tronpy.keys import PrivateKey, Signature
-from tronpy.proto.transaction import _raw_data_to_protobuf, calculate_txid_from_raw_data
+from typing import TYPE_CHECKING, Any
 
 from meterchat.chain import hd
-from meterchat.chain.address import to_base58, to_hex41, to_raw20
+from meterchat.chain.address import address_of_key, to_base58, to_hex41, to_raw20
+from meterchat.chain.devnet import proto
 from meterchat.chain.devnet.abi import (
     SELECTOR_TRANSFER,
     address_word,
@@ -44,7 +49,19 @@ from meterchat.chain.devnet.abi import (
     transfer_call_data,
     word,
 )
+from meterchat.chain.devnet.stake import (
+    BANDWIDTH,
+    ENERGY,
+    STAKE_NET_USAGE_BYTES,
+    StakeError,
+    Stakes,
+    check_stake,
+    execute_stake,
+)
 from meterchat.chain.gateway import TRANSFER_TOPIC
+
+if TYPE_CHECKING:
+    from tronpy.keys import PrivateKey
 
 Json = dict[str, Any]
 
@@ -139,7 +156,7 @@ def _visible_raw(raw: Json) -> Json:
     out: Json = json.loads(json.dumps(raw))
     for c in out.get("contract", []):
         value = c.get("parameter", {}).get("value", {})
-        for k in ("owner_address", "to_address", "contract_address"):
+        for k in ("owner_address", "to_address", "contract_address", "receiver_address"):
             if k in value:
                 value[k] = to_base58(value[k])
     return out
@@ -157,6 +174,7 @@ class DevnetState:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
         self.solidify_depth = solidify_depth
+        self.stakes = Stakes(self.conn)
         self._faucet_ts = 0
         if self.meta("usdt_contract") is None:
             self._genesis()
@@ -180,9 +198,17 @@ class DevnetState:
 
     def key(self, name: str) -> PrivateKey:
         """One of the genesis keys: "faucet_key", "hot_wallet_key", "deposit_key"."""
+        from tronpy.keys import PrivateKey
+
         return PrivateKey(bytes.fromhex(self.meta(name) or ""))
 
+    def address(self, name: str) -> str:
+        """The address of one of the genesis keys (without loading tronpy)."""
+        return address_of_key(self.meta(name) or "")
+
     def _genesis(self) -> None:
+        from tronpy.keys import PrivateKey
+
         faucet, hot, deposit = (PrivateKey.random() for _ in range(3))
         usdt = to_base58(b"\x41" + secrets.token_bytes(20))
         t = now_ms()
@@ -248,6 +274,16 @@ class DevnetState:
         triggerconstantcontract answers): a new balance slot costs more than an existing one."""
         return ENERGY_TO_HOLDER if self.balance(to, USDT_TOKEN) > 0 else ENERGY_TO_FRESH
 
+    def energy_price_sun(self) -> int:
+        """The price of a unit of energy burnt (getEnergyFee): mainnet's 100 sun unless a
+        test set another (`set_energy_price_sun`, as the committee would)."""
+        return int(self.meta("energy_price_sun") or ENERGY_PRICE_SUN)
+
+    def set_energy_price_sun(self, price_sun: int) -> None:
+        self.conn.execute("INSERT INTO meta (key, value) VALUES ('energy_price_sun', ?)"
+                          " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                          (str(int(price_sun)),))
+
     def account_exists(self, address: str) -> bool:
         """Activated: it has received TRX (a TRC20 token alone does not make an account)."""
         return self.conn.execute(
@@ -270,10 +306,20 @@ class DevnetState:
             (address, day, points))
 
     def _net_fee(self, owner: str, nbytes: int, at_ms: int) -> tuple[int, int]:
-        """(free points used, sun burned) for a transaction of `nbytes` bytes."""
+        """(points used, sun burned) for a transaction of `nbytes` bytes: bandwidth from the
+        owner's stake, else its free points, else burned."""
+        if self.stakes.available(owner, BANDWIDTH, at_ms) >= nbytes:
+            return nbytes, 0
         if self.free_net_left(owner, at_ms) >= nbytes:
             return nbytes, 0
         return 0, nbytes * NET_PRICE_SUN
+
+    def _use_net(self, owner: str, nbytes: int, at_ms: int) -> None:
+        """Charge `nbytes` of bandwidth points the way _net_fee chose them."""
+        if self.stakes.available(owner, BANDWIDTH, at_ms) >= nbytes:
+            self.stakes.use(owner, BANDWIDTH, nbytes, at_ms)
+        else:
+            self._use_free_net(owner, at_ms, nbytes)
 
     def stored_tx(self, txid: str) -> StoredTx | None:
         row = self.conn.execute(
@@ -300,6 +346,8 @@ class DevnetState:
     def broadcast(self, body: Json) -> str:
         """Check and accept a signed transaction into the pending pool; returns its TXID.
         Raises Refused with java-tron's code."""
+        from tronpy.keys import Signature
+
         try:
             raw = body["raw_data"]
             contracts = raw["contract"]
@@ -308,8 +356,8 @@ class DevnetState:
             contract = contracts[0]
             ctype = contract["type"]
             value = contract["parameter"]["value"]
-            txid: str = calculate_txid_from_raw_data(raw)
-            raw_hex: str = _raw_data_to_protobuf(raw).SerializeToString().hex()
+            raw_hex = proto.raw_data_bytes(raw).hex()
+            txid = proto.txid_of(raw)
             owner = to_base58(value["owner_address"])
         except Refused:
             raise
@@ -397,6 +445,16 @@ class DevnetState:
             burn = self._net_fee(owner, NET_USAGE_BYTES, now_ms())[1]
             if burn and self.balance(owner, TRX_TOKEN) < burn:
                 raise Refused("BANDWITH_ERROR", "Account resource insufficient error.")
+        elif ctype in proto.STAKE_CONTRACTS:
+            if not self.account_exists(owner):
+                raise Refused("CONTRACT_VALIDATE_ERROR", f"Account[{owner}] not exists")
+            try:
+                check_stake(self, ctype, owner, value, now_ms())
+            except StakeError as exc:
+                raise Refused("CONTRACT_VALIDATE_ERROR", str(exc)) from None
+            burn = self._net_fee(owner, STAKE_NET_USAGE_BYTES, now_ms())[1]
+            if burn and self.balance(owner, TRX_TOKEN) < burn:
+                raise Refused("BANDWITH_ERROR", "Account resource insufficient error.")
         else:
             raise Refused("CONTRACT_VALIDATE_ERROR", f"contract type {ctype} is not supported "
                           "on the devnet")
@@ -439,6 +497,11 @@ class DevnetState:
         value = contract["parameter"]["value"]
         owner = value["owner_address"]
         info: Json = {"id": tx["txID"], "blockNumber": num, "blockTimeStamp": t}
+        if contract["type"] in proto.STAKE_CONTRACTS:
+            done = execute_stake(self, contract["type"], owner, value, info, t)
+            if done is not None:
+                tx["ret"] = [{"contractRet": "SUCCESS"}]
+            return done
         if contract["type"] == "TransferContract":
             amount = int(value["amount"])
             receiver = str(value["to_address"])
@@ -453,7 +516,7 @@ class DevnetState:
             if self.balance(owner, TRX_TOKEN) < amount + fee:
                 return None
             if free:
-                self._use_free_net(owner, t, free)
+                self._use_net(owner, free, t)
             self._add(owner, TRX_TOKEN, -(amount + fee))
             self._add(receiver, TRX_TOKEN, amount)
             self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
@@ -469,7 +532,7 @@ class DevnetState:
         if self.balance(owner, TRX_TOKEN) < net_fee:
             return None
         if free_net:
-            self._use_free_net(owner, t, free_net)
+            self._use_net(owner, free_net, t)
         self._add(owner, TRX_TOKEN, -net_fee)
         usdt = value["contract_address"]
         data = str(value.get("data") or "")
@@ -483,11 +546,14 @@ class DevnetState:
             except ValueError:
                 to = None
         energy = self.usdt_transfer_energy(to) if to else ENERGY_TO_FRESH
+        price = self.energy_price_sun()
+        staked = self.stakes.available(owner, ENERGY, t)  # used before any TRX is burnt
+        budget_sun += min(staked, energy) * price
         result, message, logs = "SUCCESS", "", []
         if to is None:
             energy, result, message = ENERGY_REVERT, "REVERT", "REVERT opcode executed"
-        elif budget_sun < energy * ENERGY_PRICE_SUN:
-            energy = budget_sun // ENERGY_PRICE_SUN
+        elif budget_sun < energy * price:
+            energy = budget_sun // price
             result = "OUT_OF_ENERGY"
             message = "Not enough energy for 'SSTORE' operation executing: curInvokeEnergyLimit"
         elif self.balance(owner, USDT_TOKEN) < amount:
@@ -501,7 +567,9 @@ class DevnetState:
                            address_word(to_raw20(to))],
                 "data": word(amount),
             }]
-        fee = min(energy * ENERGY_PRICE_SUN, budget_sun)
+        from_stake = min(staked, energy)
+        self.stakes.use(owner, ENERGY, from_stake, t)
+        fee = max(0, min((energy - from_stake) * price, budget_sun - from_stake * price))
         self._add(owner, TRX_TOKEN, -fee)
         tx["ret"] = [{"contractRet": result}]
         net: Json = {"net_usage": NET_USAGE_BYTES} if free_net else {"net_fee": net_fee}
@@ -511,6 +579,7 @@ class DevnetState:
             "contractResult": [word(0) if result == "SUCCESS" else ""],
             "contract_address": usdt,
             "receipt": {"energy_fee": fee, "energy_usage_total": energy, **net,
+                        **({"energy_usage": from_stake} if from_stake else {}),
                         "result": result},
         })
         if logs:
@@ -524,6 +593,7 @@ class DevnetState:
 
     def faucet_transfer(self, to: str, amount: int, token: str, fee_limit_sun: int) -> str:
         """Sign and broadcast a transfer of `amount` (sun or µUSDT) from the faucet."""
+
         key = self.key("faucet_key")
         owner = address_of(key)
         solid = self.solid_block()
@@ -553,6 +623,6 @@ class DevnetState:
         }
         if ctype == "TriggerSmartContract":
             raw["fee_limit"] = fee_limit_sun
-        txid = calculate_txid_from_raw_data(raw)
+        txid = proto.txid_of(raw)
         sig = key.sign_msg_hash(bytes.fromhex(txid)).hex()
         return self.broadcast({"txID": txid, "raw_data": raw, "signature": [sig]})

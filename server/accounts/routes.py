@@ -11,7 +11,6 @@ import sqlite3
 import time
 from typing import Any
 
-import segno
 from aiohttp import web
 
 from meterchat.accounts import rules, sessions, tokens, totp, two_factor, users
@@ -330,6 +329,8 @@ async def setup_2fa(request: web.Request) -> web.Response:
     session = await session_of(request)
     secret = await request.app[DB].tx(two_factor.setup_tx, session.user.id)
     uri = totp.otpauth_uri(secret, session.user.email, request.app[CONFIG].security.totp_issuer)
+    import segno  # the QR code library, for this page alone
+
     qr = segno.make(uri, error="m").svg_data_uri(scale=4, border=2)
     return web.json_response({"secret": secret, "otpauth_uri": uri, "qr": qr})
 

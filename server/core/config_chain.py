@@ -160,8 +160,17 @@ class SweepsConfig:
         "bandwidth, an activation); a dearer sweep waits, saying why; also its fee_limit",
         min=Decimal("0.000001"))
     energy_price_sun: int = key(
-        100, "sun per unit of energy the sweep's top-up is estimated at (mainnet's "
-        "getEnergyFee)", min=1)
+        100, "no longer read (kept so older configs load): a sweep's energy and its price "
+        "are the chain's own (triggerconstantcontract, getchainparameters' getEnergyFee)",
+        min=1)
+    energy: str = key(
+        "burn", "how a sweep pays its energy: burn = the hot wallet sends the address the TRX "
+        "to burn; delegate = the hot wallet lends it energy from its Stake 2.0 stake "
+        "(delegateresource before the sweep, undelegateresource after; stake TRX for "
+        "ENERGY with freezebalancev2 first)", choices=("burn", "delegate"))
+    keep_trx_for_withdrawals: Decimal = key(
+        Decimal(50), "TRX the hot wallet keeps for withdrawals' energy: a sweep's top-up that "
+        "would leave less waits, saying why (0: no floor)", min=Decimal(0))
     expiry_margin_s: float = key(
         30.0, "seconds past a sweep transaction's expiration before its absence from the "
         "solidified chain counts", min=0)
@@ -173,3 +182,7 @@ class SweepsConfig:
     @property
     def max_sun(self) -> int:
         return usdt_to_musdt(self.max_trx_per_sweep)  # TRX has 6 decimals too
+
+    @property
+    def keep_sun(self) -> int:
+        return usdt_to_musdt(self.keep_trx_for_withdrawals)

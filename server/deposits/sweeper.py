@@ -9,15 +9,23 @@ One pass:
    transfer while `signed` / `sent`); a `funded` one is signed.
 2. Every address the database says holds at least sweeps.min_usdt and has no open sweep
    (and no sweep failed on chain in the last day) is read on chain; at the minimum it gets a
-   sweep: the cost is estimated (sweep_rules.py), a sweep too dear or a hot wallet short of
-   TRX waits saying why; else the hot wallet sends the TRX the address lacks (stored before
+   sweep: the cost is estimated (sweep_rules.py) from the chain's own figures (the energy of
+   this transfer by triggerconstantcontract, the energy price by getchainparameters, through
+   the app's one chain/prices.py cache); a sweep too dear, or a hot wallet short of TRX once
+   `sweeps.keep_trx_for_withdrawals` is kept for withdrawals, waits saying why; else the hot wallet sends the TRX the address lacks (stored before
    broadcast), and once that top-up is solidified the address signs its transfer.
+
+With `sweeps.energy = "delegate"` a sweep's energy is lent by the hot wallet's Stake 2.0
+stake instead of burnt (delegator.py: the delegation before the sweep is signed, the
+undelegation once it is final; a pass also follows every final sweep whose stake is still
+lent, and opens no new sweep of that address meanwhile).
 
 Only the sweeper reads the deposit seed (a BIP-39 mnemonic, `Secret`), deriving the
 address's key at signing; neither is logged. A timeout or an unreachable node proves
 nothing: the sweep stays where it is. `hook(point)` is called at the crash points tests
-simulate ("topup_signed", "topup_broadcast", "signed", "broadcast": stored but not
-broadcast, broadcast but the answer not recorded).
+simulate ("topup_signed", "topup_broadcast", "signed", "broadcast", and "delegate_" /
+"undelegate_" + "signed" / "broadcast": stored but not broadcast, broadcast but the answer
+not recorded).
 """
 
 from __future__ import annotations
@@ -32,18 +40,22 @@ from aiohttp import web
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain import hd
 from meterchat.chain.gateway import BadTransaction, ChainGateway, ChainTx, ChainUnavailable
-from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY, load_deposit_seed
+from meterchat.chain.prices import ChainPrices
+from meterchat.chain_ctx import CHAIN_INFO, CHAIN_PRICES, DEVNET, GATEWAY, load_deposit_seed
 from meterchat.core.config import Secret, SweepsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
 from meterchat.core.units import DAY_MS, musdt_to_usdt_str
-from meterchat.deposits import personal, sweep_rules, sweeps
+from meterchat.deposits import delegator, personal, sweep_rules, sweeps
 from meterchat.deposits.sweeps import Sweep
 
 log = logging.getLogger("meterchat.deposits.sweeper")
 
 MAX_BACKOFF_S = 60.0
+# The crash point after broadcasting each kind of stored transaction (the hook's name).
+BROADCAST_POINTS = {"topup": "topup_broadcast", "sweep": "broadcast",
+                    "delegate": "delegate_broadcast", "undelegate": "undelegate_broadcast"}
 NO_SEED_REASON = ("no deposit seed is configured (chain.deposit_seed_file or "
                   "chain.deposit_seed_env): the address cannot sign its sweep")
 NO_KEY_REASON = ("no hot wallet key is configured: it can neither receive a sweep's top-up "
@@ -54,8 +66,10 @@ class Sweeper:
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  seed: Secret | None, hot_wallet_key: Secret | None,
                  hot_wallet_address: str | None, cfg: SweepsConfig,
-                 hook: Callable[[str], None] | None = None) -> None:
+                 hook: Callable[[str], None] | None = None,
+                 prices: ChainPrices | None = None) -> None:
         self.db = db
+        self.prices = prices if prices is not None else ChainPrices()
         self.gateway = gateway
         self.usdt_contract = usdt_contract
         self._seed = seed
@@ -71,6 +85,16 @@ class Sweeper:
         self._lock = asyncio.Lock()
         # The hot wallet's TRX not yet promised to a top-up of this pass (read once a pass).
         self._hot_trx_left: int | None = None
+        # The hot wallet's energy stake it can still lend this pass (delegate mode).
+        self._stake_left: int | None = None
+
+    @property
+    def hot_key(self) -> Secret | None:
+        return self._hot_key
+
+    @property
+    def has_seed(self) -> bool:
+        return self._seed is not None
 
     async def stop(self) -> None:
         self.stopped = True
@@ -102,16 +126,20 @@ class Sweeper:
         event(log, "sweeper_error", logging.WARNING, reason=reason, failures=self.failures,
               retry_in_s=round(delay, 2))
 
-    def _at(self, point: str) -> None:
+    def at(self, point: str) -> None:
         if self.hook is not None:
             self.hook(point)
 
     async def _pass(self) -> None:
         self._hot_trx_left = None
+        self._stake_left = None
         busy = set()
         for s in await self.db.read(sweeps.open_sweeps):
             busy.add(s.address)
             await self._advance(s)
+        for s in await self.db.read(sweeps.to_reclaim):
+            busy.add(s.address)  # no new sweep before its lent energy is back
+            await delegator.reclaim(self, s)
         since = now_ms() - DAY_MS
         for address, held in await self.db.read(personal.owed_at_addresses):
             if held < self.cfg.min_musdt or address in busy:
@@ -121,7 +149,8 @@ class Sweeper:
             balance = await self.gateway.usdt_balance(address)
             if balance < self.cfg.min_musdt:
                 continue
-            sweep_id = await self.db.tx(sweeps.open_tx, address, balance, now_ms())
+            sweep_id = await self.db.tx(sweeps.open_tx, address, balance, now_ms(),
+                                        self.cfg.energy)
             opened: Sweep | None = await self.db.read(sweeps.sweep, sweep_id)
             if opened is not None:
                 event(log, "sweep_opened", sweep_id=opened.id, address=address,
@@ -130,46 +159,60 @@ class Sweeper:
 
     async def _advance(self, s: Sweep) -> None:
         if s.status == "waiting":
-            await self._start(s)
+            await (delegator.start(self, s) if s.energy_mode == "delegate"
+                   else self._start(s))
+        elif s.status == "funded" and s.energy_mode == "delegate" \
+                and s.delegation_status != "delegated":
+            if s.delegation_status == "delegating" and s.delegate_txid:
+                await self.follow(s, s.delegate_txid)
+            else:
+                await delegator.delegate(self, s)
         elif s.status == "funded":
-            await self._sign(s)
+            await self.sign(s)
         elif s.status in ("funding", "signed", "sent") and s.txid:
-            await self._follow(s, s.txid)
+            await self.follow(s, s.txid)
 
     # -- starting: the cost, the top-up
 
-    async def _wait(self, s: Sweep, reason: str) -> None:
+    async def wait(self, s: Sweep, reason: str) -> None:
         if s.wait_reason != reason:
             event(log, "sweep_waiting", sweep_id=s.id, address=s.address, reason=reason)
         await self.db.tx(sweeps.set_wait_reason_tx, s.id, reason, now_ms())
 
     async def _start(self, s: Sweep) -> None:
         if self._seed is None:
-            await self._wait(s, NO_SEED_REASON)
+            await self.wait(s, NO_SEED_REASON)
             return
         if self._hot_key is None or not self.hot_wallet_address:
-            await self._wait(s, NO_KEY_REASON)
+            await self.wait(s, NO_KEY_REASON)
             return
         hot = self.hot_wallet_address
         cost = sweep_rules.estimate(
-            await self.gateway.usdt_balance(hot) > 0, self.cfg.energy_price_sun,
+            await self.prices.usdt_transfer_energy(self.gateway, s.address, hot),
+            await self.prices.energy_price_sun(self.gateway),
             await self.gateway.trx_balance_sun(s.address),
             await self.gateway.account_exists(s.address))
         if cost.topup_sun and self._hot_trx_left is None:
             self._hot_trx_left = await self.gateway.trx_balance_sun(hot)
         reason = sweep_rules.wait_reason(cost, self.cfg.max_sun,
-                                         self._hot_trx_left if cost.topup_sun else None)
+                                         self._hot_trx_left if cost.topup_sun else None,
+                                         self.cfg.keep_sun)
         if reason is not None:
-            await self._wait(s, reason)
+            await self.wait(s, reason)
             return
         if not cost.topup_sun:
-            await self._sign(s)
+            await self.sign(s)
             return
+        await self.send_topup(s, cost)
+
+    async def send_topup(self, s: Sweep, cost: sweep_rules.SweepCost) -> None:
+        """Sign the TRX the address lacks, store it, broadcast it (waiting -> funding)."""
+        assert self._hot_key is not None
         try:
             signed = await self.gateway.build_trx_transfer(self._hot_key.reveal(), s.address,
                                                            cost.topup_sun)
         except BadTransaction as exc:
-            await self._wait(s, f"cannot build the TRX top-up: {exc}")
+            await self.wait(s, f"cannot build the TRX top-up: {exc}")
             return
         if not await self.db.tx(sweeps.store_topup_tx, s.id, signed, cost.topup_sun,
                                 now_ms()):
@@ -178,35 +221,35 @@ class Sweeper:
             self._hot_trx_left -= cost.topup_sun + cost.topup_fee_sun
         event(log, "sweep_topup_signed", sweep_id=s.id, txid=signed.txid,
               topup_sun=cost.topup_sun, activation=cost.activation)
-        self._at("topup_signed")
-        await self._broadcast(s.id, signed.txid, signed.signed_json, "topup_broadcast")
+        self.at("topup_signed")
+        await self.broadcast(s.id, signed.txid, signed.signed_json, "topup_broadcast")
 
     # -- the sweep itself
 
-    async def _sign(self, s: Sweep) -> None:
+    async def sign(self, s: Sweep) -> None:
         if self._seed is None or not self.hot_wallet_address:
-            await self._wait(s, NO_SEED_REASON if self._seed is None else NO_KEY_REASON)
+            await self.wait(s, NO_SEED_REASON if self._seed is None else NO_KEY_REASON)
             return
         amount = await self.gateway.usdt_balance(s.address)
         if amount <= 0:
-            await self._wait(s, "the address holds no USDT on chain")
+            await self.wait(s, "the address holds no USDT on chain")
             return
         try:
             key = hd.private_key_at(self._seed.reveal(), s.index)
             signed = await self.gateway.build_usdt_transfer(
                 key, self.hot_wallet_address, amount, self.cfg.max_sun)
         except (BadTransaction, hd.HdKeyError) as exc:
-            await self._wait(s, f"cannot build the sweep: {exc}")
+            await self.wait(s, f"cannot build the sweep: {exc}")
             return
         if not await self.db.tx(sweeps.store_sweep_tx, s.id, signed, amount, now_ms()):
             return
         event(log, "sweep_signed", sweep_id=s.id, txid=signed.txid, usdt_musdt=amount)
-        self._at("signed")
-        await self._broadcast(s.id, signed.txid, signed.signed_json, "broadcast")
+        self.at("signed")
+        await self.broadcast(s.id, signed.txid, signed.signed_json, "broadcast")
 
-    async def _broadcast(self, sweep_id: int, txid: str, signed_json: str, point: str) -> None:
+    async def broadcast(self, sweep_id: int, txid: str, signed_json: str, point: str) -> None:
         answer = await self.gateway.broadcast(signed_json)
-        self._at(point)
+        self.at(point)
         accepted = answer.ok or answer.duplicate
         reason = None if accepted else (
             f"the node refused the transaction ({answer.code}: {answer.message[:200]}); "
@@ -217,7 +260,7 @@ class Sweeper:
 
     # -- following what was signed
 
-    async def _follow(self, s: Sweep, txid: str) -> None:
+    async def follow(self, s: Sweep, txid: str) -> None:
         stored = await self.db.read(sweeps.stored_tx, txid)
         if stored is None:
             return
@@ -227,8 +270,8 @@ class Sweeper:
             return
         now = now_ms()
         if now < stored.expiration_ms:
-            point = "topup_broadcast" if stored.kind == "topup" else "broadcast"
-            await self._broadcast(s.id, txid, stored.signed_json, point)
+            point = BROADCAST_POINTS[stored.kind]
+            await self.broadcast(s.id, txid, stored.signed_json, point)
             return
         if stored.dead_after_block is None:
             if now >= stored.expiration_ms + self.expiry_margin_ms:
@@ -250,6 +293,10 @@ class Sweeper:
             await self.db.tx(sweeps.mark_in_block_tx, s.id, txid, now_ms())
         if not tx.solidified:
             return
+        stored = await self.db.read(sweeps.stored_tx, txid)
+        if stored is not None and stored.kind in ("delegate", "undelegate"):
+            await delegator.settle(self, s, txid, tx, stored.kind)
+            return
         if s.status == "funding":
             ok = tx.succeeded
             reason = None if ok else f"the TRX top-up failed on chain ({tx.result}); retried"
@@ -270,7 +317,7 @@ class Sweeper:
         if ok and s.status == "funding":
             fresh: Sweep | None = await self.db.read(sweeps.sweep, s.id)
             if fresh is not None and fresh.status == "funded":
-                await self._sign(fresh)
+                await self._advance(fresh)
 
 
 SWEEPER = web.AppKey("sweeper", Sweeper)
@@ -282,7 +329,7 @@ def sweeper_from_app(app: web.Application,
     config = app[CONFIG]
     seed = load_deposit_seed(config, app.get(DEVNET))
     return Sweeper(app[DB], app[GATEWAY], info.usdt_contract, seed, info.hot_wallet_key,
-                   info.hot_wallet_address, config.sweeps, hook)
+                   info.hot_wallet_address, config.sweeps, hook, app[CHAIN_PRICES])
 
 
 async def sweeper_ctx(app: web.Application) -> AsyncIterator[None]:

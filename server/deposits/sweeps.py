@@ -8,6 +8,16 @@ withdrawal sender's:
     a transaction proven expired (never in the solidified chain past its expiry) sends the
     sweep back one step (funding -> waiting, signed/sent -> funded) for a new one.
 
+With energy_mode "delegate" (sweeps.energy, fixed when the sweep opens) the top-up only
+activates the address or pays its bandwidth, and `delegation_status` moves beside the
+status, each transaction stored BEFORE broadcast and confirmed on a solidified SUCCESS:
+
+    funded -> delegating (DelegateResource of ENERGY from the hot wallet's stake) ->
+            delegated (or straight there, nothing lent, when the address has the energy)
+            -> the sweep is signed (signed -> sent -> confirmed | failed as above)
+    confirmed | failed -> undelegating (UnDelegateResource) -> undelegated
+    an expired delegation goes back to no delegation, an expired undelegation to delegated.
+
 Every TRX burned is recorded on the sweep (sun). The ledger is unchanged by a sweep: the
 tokens were credited at deposit; USDT moves between two addresses of the platform. Every
 function ending in `_tx` runs inside `Database.tx`, guarded by the status (and TXID) it
@@ -27,7 +37,9 @@ from meterchat.deposits.sweep_rules import FINAL, trx
 _COLUMNS = ("s.id, s.address, a.user_id, a.derivation_index, s.amount_musdt, s.status,"
             " s.wait_reason, s.failure_reason, s.topup_txid, s.sweep_txid, s.topup_sun,"
             " s.topup_fee_sun, s.sweep_fee_sun, s.trx_spent_sun, s.block_number,"
-            " s.created_at_ms, s.updated_at_ms, s.confirmed_at_ms")
+            " s.created_at_ms, s.updated_at_ms, s.confirmed_at_ms, s.energy_mode,"
+            " s.delegation_status, s.delegate_txid, s.undelegate_txid, s.delegated_sun,"
+            " s.delegation_fee_sun")
 _FROM = " FROM sweeps s JOIN deposit_addresses a ON a.address = s.address"
 
 
@@ -51,11 +63,28 @@ class Sweep:
     created_at_ms: int
     updated_at_ms: int
     confirmed_at_ms: int | None
+    energy_mode: str = "burn"  # burn | delegate
+    delegation_status: str | None = None  # delegating | delegated | undelegating | undelegated
+    delegate_txid: str | None = None
+    undelegate_txid: str | None = None
+    delegated_sun: int = 0
+    delegation_fee_sun: int = 0
 
     @property
     def txid(self) -> str | None:
         """The transaction the sweep waits on now."""
-        return self.topup_txid if self.status == "funding" else self.sweep_txid
+        if self.status == "funding":
+            return self.topup_txid
+        if self.status == "funded" and self.delegation_status == "delegating":
+            return self.delegate_txid
+        if self.status in FINAL:
+            return self.undelegate_txid if self.delegation_status == "undelegating" else None
+        return self.sweep_txid
+
+    @property
+    def to_reclaim(self) -> bool:
+        """Final, with energy still lent to its address (or being taken back)."""
+        return self.status in FINAL and self.delegation_status in ("delegated", "undelegating")
 
 
 def _sweep(row: sqlite3.Row) -> Sweep:
@@ -67,16 +96,19 @@ def _sweep(row: sqlite3.Row) -> Sweep:
         topup_fee_sun=row["topup_fee_sun"], sweep_fee_sun=row["sweep_fee_sun"],
         trx_spent_sun=row["trx_spent_sun"], block_number=row["block_number"],
         created_at_ms=row["created_at_ms"], updated_at_ms=row["updated_at_ms"],
-        confirmed_at_ms=row["confirmed_at_ms"])
+        confirmed_at_ms=row["confirmed_at_ms"], energy_mode=row["energy_mode"],
+        delegation_status=row["delegation_status"], delegate_txid=row["delegate_txid"],
+        undelegate_txid=row["undelegate_txid"], delegated_sun=row["delegated_sun"],
+        delegation_fee_sun=row["delegation_fee_sun"])
 
 
 @dataclass(frozen=True)
 class SweepTx:
     txid: str
-    kind: str  # topup | sweep
+    kind: str  # topup | sweep | delegate | undelegate
     signed_json: str
     expiration_ms: int
-    amount: int  # sun for a top-up, µUSDT for a sweep
+    amount: int  # sun for a top-up, µUSDT for a sweep, sun of stake for a (un)delegation
     dead_after_block: int | None
 
 
@@ -88,6 +120,13 @@ def sweep(conn: sqlite3.Connection, sweep_id: int) -> Sweep | None:
 def open_sweeps(conn: sqlite3.Connection) -> list[Sweep]:
     return [_sweep(r) for r in conn.execute(
         f"SELECT {_COLUMNS}{_FROM} WHERE s.status NOT IN {FINAL} ORDER BY s.id")]
+
+
+def to_reclaim(conn: sqlite3.Connection) -> list[Sweep]:
+    """Final sweeps whose address still holds the energy they were lent."""
+    return [_sweep(r) for r in conn.execute(
+        f"SELECT {_COLUMNS}{_FROM} WHERE s.status IN {FINAL} AND s.delegation_status IN"
+        " ('delegated', 'undelegating') ORDER BY s.id")]
 
 
 def listed(conn: sqlite3.Connection, limit: int = 200) -> list[Sweep]:
@@ -111,16 +150,18 @@ def failed_since(conn: sqlite3.Connection, address: str, since_ms: int) -> bool:
                         " AND updated_at_ms >= ?", (address, since_ms)).fetchone() is not None
 
 
-def open_tx(conn: sqlite3.Connection, address: str, amount_musdt: int, at_ms: int) -> int:
-    """A new sweep of an address (waiting); the one already open when there is one."""
+def open_tx(conn: sqlite3.Connection, address: str, amount_musdt: int, at_ms: int,
+            energy_mode: str = "burn") -> int:
+    """A new sweep of an address (waiting); the one already open when there is one. Its
+    energy_mode (burn | delegate) is fixed here, whatever the config says later."""
     row = conn.execute(f"SELECT s.id FROM sweeps s WHERE s.address = ? AND s.status NOT IN"
                        f" {FINAL}", (address,)).fetchone()
     if row is not None:
         return int(row["id"])
     sweep_id: int = conn.execute(
-        "INSERT INTO sweeps (address, amount_musdt, status, created_at_ms, updated_at_ms)"
-        " VALUES (?, ?, 'waiting', ?, ?) RETURNING id",
-        (address, amount_musdt, at_ms, at_ms)).fetchone()["id"]
+        "INSERT INTO sweeps (address, amount_musdt, status, created_at_ms, updated_at_ms,"
+        " energy_mode) VALUES (?, ?, 'waiting', ?, ?, ?) RETURNING id",
+        (address, amount_musdt, at_ms, at_ms, energy_mode)).fetchone()["id"]
     return sweep_id
 
 
@@ -157,12 +198,65 @@ def store_sweep_tx(conn: sqlite3.Connection, sweep_id: int, signed: SignedTransf
     any broadcast."""
     cur = conn.execute(
         "UPDATE sweeps SET status = 'signed', sweep_txid = ?, amount_musdt = ?,"
-        " wait_reason = NULL, updated_at_ms = ? WHERE id = ? AND status IN ('waiting',"
-        " 'funded')", (signed.txid, amount_musdt, at_ms, sweep_id))
+        " wait_reason = NULL, updated_at_ms = ? WHERE id = ? AND ((energy_mode = 'burn' AND"
+        " status IN ('waiting', 'funded')) OR (status = 'funded' AND delegation_status ="
+        " 'delegated'))", (signed.txid, amount_musdt, at_ms, sweep_id))
     if cur.rowcount != 1:
         return False
     _store(conn, sweep_id, "sweep", signed, amount_musdt, at_ms)
     return True
+
+
+def skip_topup_tx(conn: sqlite3.Connection, sweep_id: int, at_ms: int) -> bool:
+    """waiting -> funded without a top-up (delegate mode: the address has what it needs but
+    the energy)."""
+    return conn.execute(
+        "UPDATE sweeps SET status = 'funded', wait_reason = NULL, updated_at_ms = ? WHERE"
+        " id = ? AND status = 'waiting' AND energy_mode = 'delegate'",
+        (at_ms, sweep_id)).rowcount == 1
+
+
+def store_delegate_tx(conn: sqlite3.Connection, sweep_id: int, signed: SignedTransfer,
+                      balance_sun: int, at_ms: int) -> bool:
+    """funded (delegate mode, nothing lent yet) -> delegating, the signed DelegateResource
+    stored before any broadcast."""
+    cur = conn.execute(
+        "UPDATE sweeps SET delegation_status = 'delegating', delegate_txid = ?,"
+        " delegated_sun = ?, wait_reason = NULL, updated_at_ms = ? WHERE id = ? AND"
+        " status = 'funded' AND energy_mode = 'delegate' AND delegation_status IS NULL",
+        (signed.txid, balance_sun, at_ms, sweep_id))
+    if cur.rowcount != 1:
+        return False
+    _store(conn, sweep_id, "delegate", signed, balance_sun, at_ms)
+    return True
+
+
+def skip_delegation_tx(conn: sqlite3.Connection, sweep_id: int, at_ms: int) -> bool:
+    """funded -> delegated without a transaction: the address already has the energy."""
+    return conn.execute(
+        "UPDATE sweeps SET delegation_status = 'delegated', delegated_sun = 0,"
+        " updated_at_ms = ? WHERE id = ? AND status = 'funded' AND energy_mode = 'delegate'"
+        " AND delegation_status IS NULL", (at_ms, sweep_id)).rowcount == 1
+
+
+def store_undelegate_tx(conn: sqlite3.Connection, sweep_id: int, signed: SignedTransfer,
+                        at_ms: int) -> bool:
+    """A final sweep's lent energy taken back: delegated -> undelegating, the signed
+    UnDelegateResource stored before any broadcast."""
+    s = sweep(conn, sweep_id)
+    if s is None or s.status not in FINAL or s.delegation_status != "delegated":
+        return False
+    conn.execute("UPDATE sweeps SET delegation_status = 'undelegating', undelegate_txid = ?,"
+                 " updated_at_ms = ? WHERE id = ?", (signed.txid, at_ms, sweep_id))
+    _store(conn, sweep_id, "undelegate", signed, s.delegated_sun, at_ms)
+    return True
+
+
+def finish_delegation_tx(conn: sqlite3.Connection, sweep_id: int, at_ms: int) -> None:
+    """Nothing was lent (skipped): a final sweep has nothing to take back."""
+    conn.execute("UPDATE sweeps SET delegation_status = 'undelegated', updated_at_ms = ?"
+                 " WHERE id = ? AND delegation_status = 'delegated' AND delegated_sun = 0",
+                 (at_ms, sweep_id))
 
 
 def note_broadcast_tx(conn: sqlite3.Connection, sweep_id: int, txid: str, code: str,
@@ -189,11 +283,27 @@ def settle_tx(conn: sqlite3.Connection, sweep_id: int, txid: str, ok: bool, resu
     failed -> failed)."""
     t = stored_tx(conn, txid)
     s = sweep(conn, sweep_id)
-    if t is None or s is None or s.txid != txid or s.status in FINAL:
+    if t is None or s is None or s.txid != txid or (s.status in FINAL
+                                                    and t.kind != "undelegate"):
         return False
     conn.execute("UPDATE sweep_txs SET outcome = ?, result = ?, fee_sun = ?,"
                  " finished_at_ms = ? WHERE txid = ?",
                  ("confirmed" if ok else "failed", result, fee_sun, at_ms, txid))
+    if t.kind in ("delegate", "undelegate"):
+        if t.kind == "delegate":
+            status = "delegated" if ok else None
+        else:
+            status = "undelegated" if ok else "delegated"
+        conn.execute(
+            "UPDATE sweeps SET delegation_status = ?, delegation_fee_sun = delegation_fee_sun"
+            " + ?, trx_spent_sun = trx_spent_sun + ?, wait_reason = ?, updated_at_ms = ?,"
+            " delegate_txid = CASE WHEN ? = 'delegate' AND NOT ? THEN NULL ELSE delegate_txid"
+            " END, undelegate_txid = CASE WHEN ? = 'undelegate' AND NOT ? THEN NULL ELSE"
+            " undelegate_txid END, delegated_sun = CASE WHEN ? = 'delegate' AND NOT ? THEN 0"
+            " ELSE delegated_sun END WHERE id = ?",
+            (status, fee_sun, fee_sun, reason if s.status not in FINAL else s.wait_reason,
+             at_ms, t.kind, ok, t.kind, ok, t.kind, ok, sweep_id))
+        return True
     if t.kind == "topup":
         conn.execute(
             "UPDATE sweeps SET status = ?, topup_fee_sun = topup_fee_sun + ?,"
@@ -219,10 +329,21 @@ def set_dead_after_tx(conn: sqlite3.Connection, txid: str, block_number: int) ->
 def expire_tx(conn: sqlite3.Connection, sweep_id: int, txid: str, at_ms: int) -> bool:
     """Proven dead (it can never land): the sweep goes back one step for a new transaction."""
     s = sweep(conn, sweep_id)
-    if s is None or s.txid != txid or s.status in FINAL:
+    if s is None or s.txid != txid or (s.status in FINAL
+                                       and s.delegation_status != "undelegating"):
         return False
     conn.execute("UPDATE sweep_txs SET outcome = 'expired', finished_at_ms = ? WHERE txid = ?",
                  (at_ms, txid))
+    t = stored_tx(conn, txid)
+    if t is not None and t.kind in ("delegate", "undelegate"):
+        conn.execute(
+            "UPDATE sweeps SET delegation_status = ?, delegate_txid = CASE WHEN ? THEN NULL"
+            " ELSE delegate_txid END, undelegate_txid = CASE WHEN ? THEN undelegate_txid"
+            " END, delegated_sun = CASE WHEN ? THEN 0 ELSE delegated_sun END,"
+            " updated_at_ms = ? WHERE id = ?",
+            (None if t.kind == "delegate" else "delegated", t.kind == "delegate",
+             t.kind == "delegate", t.kind == "delegate", at_ms, sweep_id))
+        return True
     back = "waiting" if s.status == "funding" else "funded"
     conn.execute(
         "UPDATE sweeps SET status = ?, topup_txid = CASE WHEN ? = 'waiting' THEN NULL"
@@ -246,6 +367,9 @@ def sweep_view(s: Sweep) -> dict[str, Any]:
         "trx_spent": trx(s.trx_spent_sun), "block": s.block_number,
         "created_at": iso_ms(s.created_at_ms), "updated_at": iso_ms(s.updated_at_ms),
         "confirmed_at": iso_ms(s.confirmed_at_ms),
+        "energy": s.energy_mode, "delegation": s.delegation_status,
+        "delegate_txid": s.delegate_txid, "undelegate_txid": s.undelegate_txid,
+        "delegated_sun": s.delegated_sun, "delegation_fee_sun": s.delegation_fee_sun,
     }
 
 

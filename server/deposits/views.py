@@ -7,8 +7,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import segno
-
 from meterchat.core.units import iso_ms, musdt_to_tokens_str, musdt_to_usdt_str
 from meterchat.deposits import intents
 from meterchat.deposits import store as deposits
@@ -59,6 +57,8 @@ def intent_view(i: Intent, now: int) -> View:
 def qr_svg_data_uri(address: str) -> str:
     """The deposit address as a QR code (wallets scan the address; the exact amount is
     typed, so it is shown next to the code)."""
+    import segno  # the QR code library, for deposit pages alone
+
     uri: str = segno.make(address, error="m").svg_data_uri(scale=4, border=2)
     return uri
 

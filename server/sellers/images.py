@@ -3,7 +3,8 @@
 bounded before they are decoded (a decompression bomb is refused, never decoded), the EXIF
 orientation is applied, and two sizes are re-encoded as baseline JPEG with no metadata at all
 (no EXIF, GPS, XMP, ICC or comments: Pillow writes only what it is given). CPU only, no I/O:
-run `process` in a thread, never on the event loop."""
+run `process` in a thread, never on the event loop. Pillow is imported there, by the first
+upload: serving loads no image library until a seller sends a photo."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+if TYPE_CHECKING:
+    from PIL import Image
 
 from meterchat.core.errors import Unprocessable, UnsupportedMediaType
 
@@ -72,6 +75,8 @@ def _encode(im: Image.Image) -> Encoded:
 
 def _flatten(im: Image.Image) -> Image.Image:
     """RGB; transparency laid on white (JPEG has no alpha)."""
+    from PIL import Image
+
     if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         base = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -82,6 +87,8 @@ def _flatten(im: Image.Image) -> Image.Image:
 
 def process(data: bytes, max_pixels: int) -> Processed:
     """Check and re-encode an upload (422 photo_invalid, 422 photo_too_many_pixels)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         # Pillow warns (DecompressionBombWarning) past Image.MAX_IMAGE_PIXELS and raises
         # past twice that, at open, before decoding: both are a refusal here, the warning

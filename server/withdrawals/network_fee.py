@@ -1,59 +1,27 @@
-"""The "auto" network fee's readings from the chain (withdrawals.network_fee_usdt = "auto"):
-the energy a USDT transfer from the hot wallet to an address needs (triggerconstantcontract:
-64,285 to an address holding USDT, 130,285 to one holding none) and the chain's prices of
-energy and bandwidth (getchainparameters' getEnergyFee and getTransactionFee), turned into
-µUSDT by rules.auto_network_fee (the transfer's 345 bytes of bandwidth counted).
+"""The "auto" network fee (withdrawals.network_fee_usdt = "auto"): the energy a USDT transfer
+from the hot wallet to an address needs (triggerconstantcontract: 64,285 to an address
+holding USDT, 130,285 to one holding none) and the chain's prices of energy and bandwidth
+(getchainparameters' getEnergyFee and getTransactionFee), turned into µUSDT by
+rules.auto_network_fee (the transfer's 345 bytes of bandwidth counted).
 
 The quote a seller is shown and the request they confirm read the same cached figures: the
-energy price at most every ENERGY_PRICE_TTL_S (the committee changes it rarely), a
-destination's energy at most every DESTINATION_TTL_S. The estimate moves 1 µUSDT (the energy
-of a transfer does not depend on its amount, and the estimate then works whatever the hot
-wallet holds)."""
+app's one chain.prices.ChainPrices cache (shared with the sweeper), which reads the prices
+at most every 10 minutes and a destination's energy at most every minute."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-
 from meterchat.chain.gateway import ChainError, ChainGateway
+from meterchat.chain.prices import ChainPrices
 from meterchat.core.config import WithdrawalsConfig
 from meterchat.core.errors import Unavailable
 from meterchat.withdrawals.rules import NetworkFee, auto_network_fee
 
-ENERGY_PRICE_TTL_S = 600.0
-DESTINATION_TTL_S = 60.0
-MAX_DESTINATIONS = 10_000
-
 
 class NetworkFeeReader:
-    """One per app: reads and caches what an "auto" fee needs."""
+    """One per app: what an "auto" fee needs, from the app's ChainPrices."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._price: tuple[float, int, int] | None = None  # (read at, energy, bandwidth)
-        self._energy: OrderedDict[str, tuple[float, int]] = OrderedDict()
-        self._lock = asyncio.Lock()
-
-    async def _prices(self, gateway: ChainGateway) -> tuple[int, int]:
-        """Sun per unit of energy and per byte of bandwidth."""
-        now = self.clock()
-        if self._price is None or now - self._price[0] >= ENERGY_PRICE_TTL_S:
-            self._price = (now, await gateway.energy_price_sun(),
-                           await gateway.bandwidth_price_sun())
-        return self._price[1], self._price[2]
-
-    async def _transfer_energy(self, gateway: ChainGateway, owner: str, to: str) -> int:
-        now = self.clock()
-        seen = self._energy.get(to)
-        if seen is None or now - seen[0] >= DESTINATION_TTL_S:
-            seen = (now, await gateway.usdt_transfer_energy(owner, to, 1))
-            self._energy[to] = seen
-            self._energy.move_to_end(to)
-            while len(self._energy) > MAX_DESTINATIONS:
-                self._energy.popitem(last=False)
-        return seen[1]
+    def __init__(self, prices: ChainPrices) -> None:
+        self.prices = prices
 
     async def fee(self, gateway: ChainGateway, cfg: WithdrawalsConfig, owner: str,
                   to: str) -> NetworkFee | None:
@@ -62,9 +30,9 @@ class NetworkFeeReader:
         if not cfg.network_fee_auto:
             return None
         try:
-            async with self._lock:
-                price, bandwidth_price = await self._prices(gateway)
-                energy = await self._transfer_energy(gateway, owner, to)
+            price = await self.prices.energy_price_sun(gateway)
+            bandwidth_price = await self.prices.bandwidth_price_sun(gateway)
+            energy = await self.prices.usdt_transfer_energy(gateway, owner, to)
         except ChainError as exc:
             raise Unavailable("the TRON node is not answering, so the network fee cannot be "
                               "read; try again in a minute", "chain_unavailable") from exc

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from meterchat.accounts.auth import current_user, enforce, otp_counted, require_role
 from meterchat.appkeys import CONFIG, DB, LIMITS
-from meterchat.chain_ctx import CHAIN_INFO, GATEWAY
+from meterchat.chain_ctx import CHAIN_INFO, CHAIN_PRICES, GATEWAY
 from meterchat.core import validate
 from meterchat.core.db import now_ms
 from meterchat.core.errors import Forbidden, Unprocessable
@@ -167,7 +167,7 @@ async def cancel_withdrawal(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app[FEE_READER] = NetworkFeeReader()
+    app[FEE_READER] = NetworkFeeReader(app[CHAIN_PRICES])
     app.router.add_get("/api/withdrawals/quote", quote_withdrawal)
     app.router.add_post("/api/withdrawals/{id}/cancel", cancel_withdrawal)
     app.router.add_post("/api/withdrawals", request_withdrawal)

@@ -147,7 +147,9 @@ export function keyboardScrollRegions(root = document.body) {
     if (caption) return caption.trim();
     const box = wrap.closest("section, .card, form, div.field") || wrap.parentElement;
     const heading = box?.querySelector("h1, h2, h3");
-    return heading?.textContent?.trim() || t("ui.table");
+    // "<heading> table": the region of the table is not the section it sits in.
+    const title = heading?.textContent?.trim();
+    return title ? t("ui.named_table", { title }) : t("ui.table");
   };
   const mark = (el) => {
     for (const wrap of el.querySelectorAll?.(".table-wrap:not([tabindex])") ?? []) {

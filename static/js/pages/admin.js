@@ -175,6 +175,7 @@ export async function render(main, _route, app) {
             h("td.mono.small", s.address, h("div.muted.small", `user ${s.user_id}`)),
             h("td.amount", money.usdt(s.usdt)),
             h("td", statusBadge(s.status), s.wait_reason ? h("div.small.muted", s.wait_reason) : null,
+              s.energy === "delegate" ? h("div.small.muted", `energy lent by stake: ${s.delegation || "not yet"}`) : null,
               s.failure_reason ? h("div.small.form-error", s.failure_reason) : null),
             h("td.amount", s.trx_spent),
             h("td", explorerLink(app, s.sweep_txid || s.topup_txid))))))) : h("p.empty", "No sweeps yet."));
