@@ -156,6 +156,7 @@ async def test_a_spanish_browser_gets_the_signed_in_pages_in_spanish(aiohttp_ser
     server = await aiohttp_server(app)
     _, seller_email = await new_user(app, "seller", "Sofía Vendedora")
     buyer_id, buyer_email = await new_user(app, "buyer", "Bruno Comprador")
+    _, admin_email = await new_user(app, "admin", "Olga Operadora")
     await fund_tokens(app, buyer_id, "1000")
     judge = Judge()
     async with async_playwright() as pw:
@@ -199,6 +200,16 @@ async def test_a_spanish_browser_gets_the_signed_in_pages_in_spanish(aiohttp_ser
             await open_app(buyer, "/#/calls")
             await expect(buyer.get_by_role("heading", name="Llamadas")).to_be_visible()
             await judge.page(buyer, "calls-buyer")
+
+            operator = await b.page("operator", locale="es-ES")
+            await log_in_es(operator, admin_email)
+            await expect(operator.get_by_role("heading", name="Operador", exact=True)).to_be_visible()
+            await expect(operator.get_by_role("heading", name="Promociones")).to_be_visible()
+            await operator.get_by_label("Buscar usuarios").fill("Comprador")
+            await operator.get_by_role("button", name="Buscar", exact=True).click()
+            await operator.get_by_test_id("user-hits").get_by_role("button", name="Abrir").click()
+            await expect(operator.get_by_test_id("user-balance")).to_contain_text("1.000 tokens")
+            await judge.page(operator, "operator")
         finally:
             await b.close()
     assert judge.problems == [], "\n".join(judge.problems)
