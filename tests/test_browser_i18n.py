@@ -108,7 +108,7 @@ def test_the_judge_tells_spanish_from_english_and_from_unknown_text():
     assert judge.verdict("1.012,50") is None
     assert judge.verdict("3 dic, 14:05") is None
     assert judge.verdict("Log out") == "untranslated (header.logout)"
-    assert judge.verdict("at your rate of 60 tokens per minute") == "untranslated (incoming.rate)"
+    assert str(judge.verdict("at your rate of 60 tokens per minute")).startswith("untranslated")
     assert judge.verdict("Some new words") == "not in the catalogue"
 
 
@@ -223,6 +223,62 @@ async def test_a_spanish_browser_gets_the_signed_in_pages_in_spanish(aiohttp_ser
             await b.close()
     assert judge.problems == [], "\n".join(judge.problems)
     assert unexpected(b.errors, (422, "/api/withdrawals/quote")) == [], "\n".join(b.errors)
+
+
+async def test_a_spanish_call_live_and_its_summary_are_in_spanish(aiohttp_server, tmp_path):
+    app = create_app(make_config(tmp_path, billing={"tick_interval_s": 0.2}))
+    server = await aiohttp_server(app)
+    _, seller_email = await new_user(app, "seller", "Sofía Vendedora")
+    buyer_id, buyer_email = await new_user(app, "buyer", "Bruno Comprador")
+    await fund_tokens(app, buyer_id, "1000")
+    judge = Judge()
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            seller = await b.page("seller", locale="es-ES")
+            await log_in_es(seller, seller_email)
+            await seller.get_by_label("Tarifa (tokens por minuto)").fill("60")
+            await seller.get_by_role("button", name="Guardar perfil").click()
+            await expect(seller.get_by_text("Perfil guardado")).to_be_visible()
+            await seller.get_by_role("switch").click()
+            await expect(seller.get_by_role("switch")).to_have_attribute("aria-checked", "true")
+
+            buyer = await b.page("buyer", locale="es-ES")
+            await log_in_es(buyer, buyer_email)
+            await buyer.get_by_role("link", name="Llamar a Sofía Vendedora").click()
+            start = buyer.get_by_role("button", name="Iniciar llamada a 60 tokens/min")
+            await expect(buyer.locator(".preview video")).to_be_visible()
+            await buyer.get_by_label("Acepto pagar").check()
+            await expect(start).to_be_enabled()
+            await judge.page(buyer, "pre-call")
+            await start.click()
+            dialog = seller.get_by_role("dialog", name="Llamada entrante")
+            await expect(dialog).to_contain_text("Bruno Comprador quiere hablar")
+            await judge.page(seller, "incoming")
+            await dialog.get_by_role("button", name="Aceptar").click()
+            for page in (buyer, seller):
+                await expect(page.get_by_test_id("call-state")).to_have_text(
+                    "En directo", timeout=30_000)
+            # The first 6-second step charged: the summary then has figures, rating and tips.
+            await expect(buyer.get_by_test_id("meter-spent")).not_to_have_text("0", timeout=30_000)
+            await judge.page(buyer, "call-live-buyer")
+            await judge.page(seller, "call-live-seller")
+            await buyer.get_by_role("button", name="Terminar llamada").click()
+            for page in (buyer, seller):
+                await expect(page.get_by_test_id("call-summary")).to_be_visible()
+            await expect(buyer.get_by_test_id("end-reason")).to_contain_text(
+                "Terminaste la llamada.")
+            await expect(buyer.get_by_role("button", name="Enviar valoración")).to_be_visible()
+            await judge.page(buyer, "summary-buyer")
+            await judge.page(seller, "summary-seller")
+            await buyer.get_by_role("link", name="Llamadas", exact=True).click()
+            await buyer.get_by_test_id("call-history").get_by_role("link").first.click()
+            await expect(buyer.get_by_test_id("receipt")).to_be_visible()
+            await judge.page(buyer, "receipt-buyer")
+        finally:
+            await b.close()
+    assert judge.problems == [], "\n".join(judge.problems)
+    assert unexpected(b.errors) == [], "\n".join(b.errors)
 
 
 async def test_the_switcher_changes_the_language_without_a_reload(aiohttp_server, tmp_path):

@@ -85,7 +85,10 @@ export function t(key, params = {}) {
 export function errorText(err) {
   const code = err?.code;
   const message = err?.message || String(err);
-  if (lang !== "en" && code && has(`error.${code}`)) return t(`error.${code}`, { detail: message });
+  if (lang === "en" || !code) return message;
+  if (has(`error.${code}`)) return t(`error.${code}`, { detail: message });
+  // An answer without the JSON error shape (a proxy's 502): api.js names it http_<status>.
+  if (/^http_\d+$/.test(code)) return t("error.http_error");
   return message;
 }
 

@@ -70,7 +70,7 @@ async function receipt(main, id, app) {
     h("div.value.small-value", testid ? { "data-testid": testid } : {}, t("common.tokens_amount", { tokens: money.tokens(value) })));
   clear(main,
     h("div.page-head", h("div", h("h1", t("history.call_with"), " ", h("span", { "data-i18n-skip": true }, c.with.display_name)),
-      h("p.muted", `${formatDate(c.created_at)} · ${stateWord(c.state)} · `, t("history.rate", { rate: c.rate }))),
+      h("p.muted", formatDate(c.created_at), " · ", stateWord(c.state), " · ", t("history.rate", { rate: c.rate }))),
     h("a.btn.secondary", { href: "#/calls" }, t("history.all"))),
     h("section.card", { "data-testid": "receipt" },
       h("h2", t("history.receipt")),
