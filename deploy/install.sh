@@ -128,6 +128,18 @@ if [ ! -f "$venv/.installed" ]; then
     say "installing meterchat $wheel_id into $venv"
     rm -rf "$venv"
     "$python" -m venv "$venv"
+    # An upgrade starts from the packages of the version it replaces (same Python only): pip
+    # then reinstalls meterchat and adds or changes only what its requirements ask, instead
+    # of unpacking and compiling every dependency again. The running version's venv is not
+    # touched, so a rollback to it still works.
+    purelib='import sysconfig; print(sysconfig.get_paths()["purelib"])'
+    if [ -L "$opt/current" ] && [ -f "$opt/current/.installed" ] \
+        && [ "$("$opt/current/bin/python" -c 'import sys; print(sys.version)')" \
+             = "$("$venv/bin/python" -c 'import sys; print(sys.version)')" ]; then
+        cp -a "$("$opt/current/bin/python" -c "$purelib")/." "$("$venv/bin/python" -c "$purelib")/"
+        "$venv/bin/pip" install --quiet --no-deps --force-reinstall "$wheel" \
+            >"$work/pip.log" 2>&1 || { cat "$work/pip.log" >&2; die "pip could not install $wheel"; }
+    fi
     # With the `fast` extra (uvloop, orjson) where it installs; without it meterchat runs on
     # asyncio's own loop and the standard json module.
     if ! "$venv/bin/pip" install --quiet "$wheel[fast]" >"$work/pip.log" 2>&1; then

@@ -1,6 +1,6 @@
 """Deposits to a personal address in real headless Chromium against the real app on devnet:
 the buyer's wallet shows their own address with its QR code and "send any amount of at least
-3 USDT (TRC20)"; a transfer to it is credited without a claim; the operator page lists the
+3 USDT (TRC20)", and copies it; a transfer to it is credited without a claim; the operator page lists the
 confirmed sweep with the TRX it burned. Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ async def test_buyer_sees_their_own_address_is_credited_and_the_operator_sees_th
             assert address.startswith("T") and len(address) == 34
             await expect(page.get_by_role("img", name="QR code of your deposit address")
                          ).to_be_visible()
+            # Its copy button puts the address on the clipboard and says so.
+            await page.get_by_role("button", name="Copy address").click()
+            assert await page.evaluate("() => navigator.clipboard.readText()") == address
+            await expect(page.locator("#toasts")).to_contain_text(
+                "Address copied to the clipboard")
             await shot(page, "wallet-personal-address")
             await page.reload()
             await expect(page.get_by_test_id("deposit-address")).to_have_text(address)

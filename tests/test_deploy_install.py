@@ -323,6 +323,17 @@ def test_the_readme_deployment_on_a_fresh_host(deployment, tmp_path):
     assert len(pre) == 1 and mode_owner(pre[0])[:2] == ("0o600", d.user)
     assert ".post1-" in os.readlink(d.opt / "current")
     assert os.readlink(d.opt / "previous") == current
+    # The new venv started from the old one's packages; each venv has its own meterchat, so
+    # going back to the previous one still runs the previous version.
+    versions = {}
+    for name in ("current", "previous"):
+        # -I: the checkout (the working directory) has metadata of its own.
+        r = subprocess.run([str(d.opt / name / "bin/python"), "-I", "-c",
+                            "import importlib.metadata as m; print(m.version('meterchat'))"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        versions[name] = r.stdout.strip()
+    assert versions["current"] == versions["previous"] + ".post1", versions
     url = d.start()
     status, body = post(url + "/api/auth/login", {"email": "buyer@example.com",
                                                   "password": "correct horse battery"})

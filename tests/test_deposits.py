@@ -95,6 +95,10 @@ async def test_intent_transfer_claim_credits_exactly_100_tokens_per_usdt_once(cl
     listed = (await (await buyer.get("/api/deposits")).json())
     assert [d["txid"] for d in listed["deposits"]] == [txid]
     assert listed["intents"][0]["status"] == "paid"
+    # The paid intent carries its receipt: the wallet shows it in place of the address.
+    assert listed["intents"][0]["paid"] == {
+        "txid": txid, "credited_at": dep["credited_at"], "amount_usdt": intent["amount_usdt"],
+        "tokens": dep["tokens"]}
     report = await client.app[DB].read(ledger.audit)
     assert report.ok and report.deposits_in_musdt == usdt_to_musdt(intent["amount_usdt"])
 

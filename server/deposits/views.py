@@ -54,9 +54,21 @@ def intent_view(i: Intent, now: int) -> View:
     }
 
 
+def paid_intent_view(i: Intent, d: deposits.Deposit | None, now: int) -> View:
+    """An intent with, once paid, the receipt of the transfer that paid it (`paid`: its
+    TXID, when it was credited, the amount): the wallet shows that instead of the address."""
+    out = intent_view(i, now)
+    if d is not None:
+        out["paid"] = {"txid": d.txid, "credited_at": iso_ms(d.credited_at_ms),
+                       "amount_usdt": musdt_to_usdt_str(d.amount_musdt),
+                       "tokens": musdt_to_tokens_str(d.amount_musdt)}
+    return out
+
+
 def qr_svg_data_uri(address: str) -> str:
-    """The deposit address as a QR code (wallets scan the address; the exact amount is
-    typed, so it is shown next to the code)."""
+    """The deposit address as a QR code: the plain address, the one form every TRON wallet
+    reads from a scan (README "Top-up QR code"); the exact amount is typed, so it is shown
+    next to the code with a copy button."""
     import segno  # the QR code library, for deposit pages alone
 
     uri: str = segno.make(address, error="m").svg_data_uri(scale=4, border=2)
@@ -64,12 +76,15 @@ def qr_svg_data_uri(address: str) -> str:
 
 
 def user_deposits(conn: sqlite3.Connection, user_id: int, now: int) -> View:
-    """GET /api/deposits: claims still confirming, then credited deposits; the intents."""
+    """GET /api/deposits: claims still confirming, then credited deposits; the intents,
+    each paid one with its receipt (`paid`)."""
     confirming = [{"txid": c.txid, "status": "confirming", "claimed_at": iso_ms(c.claimed_at_ms)}
                   for c in deposits.pending_claims(conn, user_id)]
     credited = [deposit_view(d) for d in deposits.of_user(conn, user_id)]
     return {"deposits": confirming + credited,
-            "intents": [intent_view(i, now) for i in intents.user_intents(conn, user_id)]}
+            "intents": [paid_intent_view(i, deposits.deposit(conn, i.paid_deposit_id)
+                                         if i.paid_deposit_id else None, now)
+                        for i in intents.user_intents(conn, user_id)]}
 
 
 def admin_deposits(conn: sqlite3.Connection, status: str | None) -> list[View]:

@@ -176,7 +176,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/api/deposits/claim"): (
         "claim a USDT transfer by its TXID (202 while it is not final yet)",
         obj(["txid"], txid={"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}), 200, "wallet"),
-    ("get", "/api/deposits"): ("the user's deposits and top-up intents", None, 200, "wallet"),
+    ("get", "/api/deposits"): ("the user's deposits and top-up intents (a paid one with its "
+                               "receipt: paid {txid, credited_at, amount_usdt, tokens})", None,
+                               200, "wallet"),
     ("get", "/api/deposits/address"): (
         "deposits.mode = address_per_user: my own deposit address (the same every time), its "
         "QR code, the minimum and what was received below it (409 personal_addresses_off "

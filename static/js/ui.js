@@ -49,14 +49,25 @@ export async function copyText(text, what = null) {
   try {
     await navigator.clipboard.writeText(text);
     toast(what ?? t("ui.copied"), "ok");
+    return true;
   } catch {
     // Clipboard access may be refused (http page, permissions): select the text instead.
     toast(t("ui.copy_failed"), "error");
+    return false;
   }
 }
 
+/** A copy button: the toast (an aria-live region) says what was copied, and the button
+ * itself reads "Copied" for two seconds. */
 export function copyButton(text, label = t("ui.copy"), what = null) {
-  return h("button.btn.secondary.small", { type: "button", onclick: () => copyText(text, what) }, label);
+  const btn = h("button.btn.secondary.small", { type: "button" }, label);
+  btn.addEventListener("click", async () => {
+    if (!(await copyText(text, what))) return;
+    btn.textContent = t("ui.copied_button");
+    btn.dataset.copied = "";
+    setTimeout(() => { btn.textContent = label; delete btn.dataset.copied; }, 2000);
+  });
+  return btn;
 }
 
 export function formatDate(iso) {

@@ -32,6 +32,30 @@ export function pausedText(call, isBuyer) {
   return t("call.paused");
 }
 
+/** What is left, from the meter's minutes (tenths of a minute, "0.7"): whole minutes from
+ * 10 up, a tenth below that, and under one minute the seconds ("0:42 left"), counted down
+ * from the last meter while the call is live. */
+export function leftText(minutesLeft, sinceMeterS = 0) {
+  const m = Number(minutesLeft);
+  if (!Number.isFinite(m)) return String(minutesLeft ?? "");
+  if (m >= 10) return formatNumber(Math.floor(m), { useGrouping: false });
+  if (m >= 1) return formatNumber(m, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  const secs = Math.max(0, Math.round(m * 60 - sinceMeterS));
+  return t("call.seconds_left", { time: `0:${String(secs).padStart(2, "0")}` });
+}
+
+/** The meter before its first message: the buyer's balance (available plus the call's
+ * hold) and the minutes it buys at the rate, within the call's cap. */
+export function startingMeter(balance, rate, spendCap) {
+  const units = (t) => { try { return money.toUnits(t ?? "0", 4); } catch { return 0n; } };
+  const total = units(balance?.available) + units(balance?.held);
+  let budget = total;
+  if (spendCap != null && units(spendCap) < budget) budget = units(spendCap);
+  const perMin = BigInt(Math.max(1, Number(rate) || 1)) * 10000n;
+  const tenths = (budget * 10n) / perMin;
+  return { balance: money.fromUnits(total, 4, { grouped: false }), minutes_left: `${tenths / 10n}.${tenths % 10n}` };
+}
+
 export async function render(main, route, app) {
   const callId = route.rest[0];
   if (callId) return inCall(main, callId, app);
@@ -164,6 +188,15 @@ async function inCall(main, callId, app, handoff = {}) {
   let poll = null;
   let clock = null;
   let meter = { live_seconds: call.live_seconds || 0, charged: call.charged || "0", balance: null, minutes_left: null, at: Date.now() };
+  // Until the first meter message (up to 6 s) the meter shows its real zero, not dashes.
+  if (isBuyer) {
+    try {
+      const me = await get("/api/me");
+      meter = { ...meter, ...startingMeter(me.balance, call.rate, call.spend_cap) };
+    } catch {
+      // The first meter message brings them.
+    }
+  }
 
   if (!ACTIVE.has(call.state)) {
     stopStream(stream);
@@ -181,9 +214,11 @@ async function inCall(main, callId, app, handoff = {}) {
   const stateBadge = h("span.badge", { "data-testid": "call-state" });
   const mediaError = h("div");
   const time = h("div.value.num", { "data-testid": "meter-time" }, "0:00");
-  const spent = h("div.value.num", { "data-testid": "meter-spent" }, "0");
-  const balance = h("div.value.num", { "data-testid": "meter-balance" }, "—");
-  const left = h("div.value.num", { "data-testid": "meter-minutes-left" }, "—");
+  const spent = h("span", { "data-testid": "meter-spent" }, "0");
+  const balance = h("span", { "data-testid": "meter-balance" }, "—");
+  const tokensUnit = () => h("span.unit", ` ${t("header.tokens")}`);
+  const left = h("div.value.num", { "data-testid": "meter-minutes-left" }, "…");
+  const leftLabel = h("div.label", t(isBuyer ? "call.minutes_left" : "call.buyer_minutes_left"));
   const warning = h("div.warning", { role: "alert", hidden: true, "data-testid": "meter-warning" });
   const endBtn = h("button.btn.danger.end-call", { type: "button", onclick: () => hangUp() }, t("call.end"));
   const controls = callControls({ socket: app.socket, call, myId: app.me.id, otherName, stage, getStream: () => stream, endBtn });
@@ -200,9 +235,9 @@ async function inCall(main, callId, app, handoff = {}) {
   };
   const meterBox = h("div.meter",
     h("div.stat.time", h("div.label", t("history.live_time")), time),
-    h("div.stat", h("div.label", t(isBuyer ? "wallet.spent_head" : "call.billed")), spent, h("div.sub", t("header.tokens"))),
-    isBuyer ? h("div.stat", h("div.label", t("wallet.balance")), balance, h("div.sub", t("header.tokens"))) : null,
-    h("div.stat", h("div.label", t(isBuyer ? "call.minutes_left" : "call.buyer_minutes_left")), left));
+    h("div.stat", h("div.label", t(isBuyer ? "wallet.spent_head" : "call.billed")), h("div.value.num", { "data-testid": "meter-spent-box" }, spent, tokensUnit())),
+    isBuyer ? h("div.stat", h("div.label", t("wallet.balance")), h("div.value.num", balance, tokensUnit())) : null,
+    h("div.stat", leftLabel, left));
 
   clear(main,
     h("h1.visually-hidden", t("history.call_with"), " ", h("span", { "data-i18n-skip": true }, otherName)),
@@ -235,7 +270,11 @@ async function inCall(main, callId, app, handoff = {}) {
     if (meter.balance != null) balance.textContent = money.tokens(meter.balance);
     if (meter.minutes_left != null) {
       const m = Number(meter.minutes_left);
-      left.textContent = Number.isFinite(m) ? (m >= 10 ? formatNumber(Math.floor(m)) : formatNumber(m, { minimumFractionDigits: 1, maximumFractionDigits: 1 })) : String(meter.minutes_left);
+      const since = call.state === "live" ? Math.min(6, (Date.now() - meter.at) / 1000) : 0;
+      left.textContent = leftText(meter.minutes_left, since);
+      leftLabel.textContent = Number.isFinite(m) && m < 1
+        ? t(isBuyer ? "call.time_left" : "call.buyer_time_left")
+        : t(isBuyer ? "call.minutes_left" : "call.buyer_minutes_left");
       const low = Number.isFinite(m) && m < 1;
       warning.hidden = !low;
       warning.textContent = low
@@ -268,6 +307,8 @@ async function inCall(main, callId, app, handoff = {}) {
       controls.announce();
     }
     if (MEDIA.has(call.state)) startMedia();
+    // During a call the page header folds away on a phone (css: body.in-call).
+    document.body.classList.toggle("in-call", ACTIVE.has(call.state));
     if (!ACTIVE.has(call.state)) finish();
     renderMeter();
   }
@@ -312,6 +353,7 @@ async function inCall(main, callId, app, handoff = {}) {
   }
 
   function teardown() {
+    document.body.classList.remove("in-call");
     unsubs.forEach((u) => u());
     chat.destroy();
     controls.destroy();
@@ -339,8 +381,9 @@ async function inCall(main, callId, app, handoff = {}) {
   }
 
   const mine = (msg) => String(msg.call_id ?? msg.call?.id) === String(call.id);
-  unsubs.push(app.socket.on("call.state", (msg) => { if (mine(msg)) setState(msg.call); }));
-  unsubs.push(app.socket.on("call.ended", (msg) => { if (mine(msg)) setState(msg.call); }));
+  let stateSeq = 0; // state messages seen: a catch-up answer older than one is stale
+  unsubs.push(app.socket.on("call.state", (msg) => { if (mine(msg)) { stateSeq += 1; setState(msg.call); } }));
+  unsubs.push(app.socket.on("call.ended", (msg) => { if (mine(msg)) { stateSeq += 1; setState(msg.call); } }));
   unsubs.push(app.socket.on("meter", (msg) => {
     if (!mine(msg)) return;
     meter = { ...meter, ...msg, at: Date.now() };
@@ -352,8 +395,12 @@ async function inCall(main, callId, app, handoff = {}) {
   // on it, in order (a poll per party every 4 s was most of the server's work at 1,000
   // calls: bench/capacity.py --call-poll 4).
   const catchUp = async () => {
+    const seq = stateSeq;
     try {
       const fresh = (await get(`/api/calls/${encodeURIComponent(call.id)}`)).call;
+      // A state message that came while the record was read is newer than the record
+      // (a "paused" read just before the "live" message must not undo it); an end is final.
+      if (seq !== stateSeq && ACTIVE.has(fresh.state)) return;
       if (fresh.state !== call.state || !ACTIVE.has(fresh.state)) setState(fresh);
     } catch {
       // Next poll.

@@ -1,21 +1,29 @@
 // Wallet: balance in tokens and USDT, top-up by USDT TRC20 transfer (exact amount, address,
 // QR code, TXID claim with live status; or, with deposits.mode = "address_per_user", the
-// buyer's own address and its QR code, any amount from the minimum up), deposit history and
+// buyer's own address and its QR code, any amount from the minimum up). Once its intent is
+// credited the top-up card becomes a receipt (amount, TXID, time) with no address left to
+// pay again; an expired intent says so and offers a new one. Deposit history and
 // ledger entries; for buyers also spending limits, a break (self-exclusion), spending per
 // day and seller, and privacy. A call's ledger lines (hold, charges, release, refunds, tips)
 // show as one line for the call, with its total and a link to its receipt.
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
-import { errorText, has, t } from "../i18n.js";
+import { errorText, t } from "../i18n.js";
 import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, plural, shortRef, statusBadge, toast } from "../ui.js";
 
 const POLL_MS = 3000;
 const INTENT_KEY = "mc_open_intent";
 
+// Every kind the ledger writes has its words here (tests/test_wallet_labels.py fails when
+// one is missing); a few older names are kept for entries written before they changed.
 const KIND_LABELS = {
   deposit: "kind.deposit",
   deposit_credit: "kind.deposit_credit",
+  bonus: "kind.bonus",
+  tip: "kind.tip",
+  earnings_release: "kind.earnings_release",
+  withdrawal_sent: "kind.withdrawal_sent",
   call_hold: "kind.call_hold",
   call_minute: "kind.call_minute",
   call_release: "kind.call_release",
@@ -37,12 +45,13 @@ const SELLER_LABELS = {
   call_minute: "kind.call_earning",
   call_settle: "kind.call_earning",
   call_refund: "kind.seller_call_refund",
+  tip: "kind.seller_tip",
+  dispute_refund: "kind.seller_dispute_refund",
 };
 
 export function kindLabel(kind, role) {
   if (role === "seller" && SELLER_LABELS[kind]) return t(SELLER_LABELS[kind]);
   if (KIND_LABELS[kind]) return t(KIND_LABELS[kind]);
-  if (has(`kind.${kind}`)) return t(`kind.${kind}`);
   const s = String(kind || "").replace(/[._]/g, " ");
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
@@ -90,24 +99,30 @@ function callLine(e, role) {
     h("div.muted.small", t("wallet.call_entries", { id: e.call_id, count: e.line_count })));
 }
 
+/** A ledger amount: signed tokens, and what they are worth in USDT beside them. */
+function amountCell(amount) {
+  const neg = String(amount).startsWith("-");
+  return h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(amount),
+    h("span.muted.small.usdt", ` ${t("wallet.tokens_usdt", { usdt: `${neg ? "-" : ""}${money.tokensToUsdt(String(amount).replace(/^-/, ""))}` })}`));
+}
+
 function ledgerTable(entries, role) {
   if (!entries.length) return h("p.empty", t("wallet.no_entries"));
   return h("div.table-wrap", h("table",
     h("thead", h("tr", h("th", t("history.when")), h("th", t("history.what")), h("th.amount", t("history.amount")), h("th.amount", t("wallet.balance_after")))),
     h("tbody", entries.map((e) => {
-      const neg = String(e.amount).startsWith("-");
       if (e.kind === "call") {
         return h("tr", { "data-call-id": e.call_id },
           h("td.small", formatDate(e.at)),
           callLine(e, role),
-          h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
+          amountCell(e.amount),
           h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
       }
-      return h("tr",
+      return h("tr", { "data-kind": e.kind },
         h("td.small", formatDate(e.at)),
         h("td", kindLabel(e.kind, role), e.bucket && e.bucket !== "available" ? h("span.muted.small", " · ", t(`bucket.${e.bucket}`)) : null,
           e.ref ? h("div.muted.small.mono", { "data-i18n-skip": true }, shortRef(e.ref)) : null),
-        h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(e.amount)),
+        amountCell(e.amount),
         h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
     }))));
 }
@@ -123,6 +138,19 @@ function depositTable(deposits, app) {
       h("td.amount", d.tokens != null ? money.tokens(d.tokens) : "—"),
       h("td", statusBadge(d.status)),
       h("td", explorerLink(app, d.txid)))))));
+}
+
+function isExpired(intent) {
+  return intent.status === "expired" || (!!intent.expires_at && new Date(intent.expires_at) <= new Date());
+}
+
+/** A receipt's TXID whole: a link to the explorer, or the text on a chain without one. */
+function receiptTxid(app, txid) {
+  if (!txid) return h("span.muted", "—");
+  // A TXID is data, not words: the language test passes over it.
+  const tpl = app.config?.explorer_tx_url;
+  if (!tpl) return h("span.mono.txid", { "data-i18n-skip": true }, txid);
+  return h("a.mono.txid", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer", "data-i18n-skip": true }, txid);
 }
 
 function statusLine(kind, text) {
@@ -315,11 +343,24 @@ export async function render(main, _route, app) {
     clear(ledgerBox, ledger.error ? errorBox(ledger.error) : ledgerTable(ledger.entries || [], app.me.role));
     if (deposits) {
       clear(depositsBox, deposits.error ? errorBox(deposits.error) : depositTable(deposits.deposits || [], app));
-      if (watching && !deposits.error) checkWatched(deposits.deposits || []);
+      if (watching && !deposits.error) checkWatched(deposits.deposits || [], deposits.intents || []);
     }
   }
 
-  function checkWatched(deposits) {
+  function checkWatched(deposits, intents) {
+    // The intent itself says best: paid (with its receipt) or expired.
+    const mine = watching.intentId && intents.find((i) => String(i.id) === String(watching.intentId));
+    if (mine?.paid) {
+      const { onReceipt } = watching;
+      watching = null;
+      sessionStorage.removeItem(INTENT_KEY);
+      onReceipt?.(mine);
+      return;
+    }
+    if (mine && (mine.status === "expired" || isExpired(mine))) {
+      watching.onExpired?.(mine);
+      return;
+    }
     const match = deposits.find((d) => (watching.txid && String(d.txid).toLowerCase() === watching.txid)
       || (!watching.txid && watching.amount_usdt && d.amount_usdt === watching.amount_usdt));
     if (!match) return;
@@ -376,7 +417,7 @@ export async function render(main, _route, app) {
         h("div.stack",
           h("p", { "data-testid": "deposit-instructions" }, t("wallet.send_any", { min: mine.min_usdt })),
           h("div", h("div.muted.small", t("wallet.your_address")),
-            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address", "data-i18n-skip": true }, mine.address), copyButton(mine.address, t("ui.copy"), t("wallet.address_copied")))),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address", "data-i18n-skip": true }, mine.address), copyButton(mine.address, t("wallet.copy_address"), t("wallet.address_copied")))),
           h("p.small.muted", t("wallet.personal_rule")),
           pending)));
   }
@@ -388,16 +429,28 @@ export async function render(main, _route, app) {
       field(t("wallet.txid"), txid, t("wallet.txid_hint")),
       h("button.btn", { type: "submit" }, t("wallet.check")));
     const setStatus = (kind, text) => clear(status, statusLine(kind, text));
+    let expiredShown = false;
     watching = {
+      intentId: intent.id,
       amount_usdt: intent.amount_usdt,
       onStatus: (d) => setStatus("warn", t("wallet.confirming_status", { status: t(`status.${d.status}`) })),
       onCredited: (d) => {
-        setStatus("ok", t("wallet.credited", { tokens: money.tokens(d.tokens) }));
         toast(t("wallet.credited_toast", { tokens: money.tokens(d.tokens) }), "ok");
-        claim.remove();
-        topupBox.append(h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, t("wallet.new_topup")));
+        showReceipt(intent, { txid: d.txid, credited_at: d.credited_at, amount_usdt: d.amount_usdt, tokens: d.tokens });
+      },
+      onReceipt: (i) => {
+        toast(t("wallet.credited_toast", { tokens: money.tokens(i.paid.tokens) }), "ok");
+        showReceipt(i, i.paid);
+      },
+      onExpired: (i) => {
+        if (!expiredShown) showExpired(i);
+        expiredShown = true;
       },
     };
+    if (isExpired(intent)) {
+      watching.onExpired(intent);
+      return;
+    }
     // A TXID pasted right after sending may not be in a block yet, and a found transfer
     // counts only once final: keep asking until it is credited or refused.
     async function claimUntilDone(txid) {
@@ -419,8 +472,9 @@ export async function render(main, _route, app) {
         }
         if (d?.status === "credited") {
           await refresh();
-          watching?.onCredited?.(d);
+          const w = watching;
           watching = null;
+          w?.onCredited?.(d);
           sessionStorage.removeItem(INTENT_KEY);
           return;
         }
@@ -448,11 +502,37 @@ export async function render(main, _route, app) {
             h("div.row", h("span.exact-amount", { "data-testid": "exact-amount" }, intent.amount_usdt), copyButton(intent.amount_usdt, t("wallet.copy_amount"), t("wallet.amount_copied")))),
           h("p.small.muted", t("wallet.exact_rule"), expires ? [" ", expires] : null),
           h("div", h("div.muted.small", t("wallet.to_address")),
-            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address", "data-i18n-skip": true }, intent.address), copyButton(intent.address, t("ui.copy"), t("wallet.address_copied")))),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address", "data-i18n-skip": true }, intent.address), copyButton(intent.address, t("wallet.copy_address"), t("wallet.address_copied")))),
           h("p.small.muted", t("wallet.only_usdt")))),
       h("hr", { class: "sep" }),
       status,
       claim);
+  }
+
+  /** The top-up paid: what arrived, its TXID and when; no address or QR code to pay again. */
+  function showReceipt(intent, paid) {
+    const amount = paid.amount_usdt || intent.amount_usdt;
+    const tokens = paid.tokens || intent.tokens;
+    clear(topupBox,
+      h("h2", t("wallet.received")),
+      h("div.status-line.ok", { role: "status", "data-testid": "deposit-status" },
+        h("span", t("wallet.credited", { tokens: money.tokens(tokens) }))),
+      h("dl.receipt", { "data-testid": "topup-receipt" },
+        h("dt", t("history.amount")), h("dd", { "data-testid": "receipt-amount" }, `${money.usdt(amount)} USDT`, h("span.muted", ` = ${t("common.tokens_amount", { tokens: money.tokens(tokens) })}`)),
+        h("dt", t("wallet.receipt_txid")), h("dd", { "data-testid": "receipt-txid" }, receiptTxid(app, paid.txid)),
+        h("dt", t("wallet.credited_at")), h("dd", { "data-testid": "receipt-time" }, paid.credited_at ? formatDate(paid.credited_at) : t("wallet.just_now"))),
+      h("p.small.muted", t("wallet.receipt_rule")),
+      h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, t("wallet.new_topup")));
+  }
+
+  /** An intent past its time: said plainly, and a new top-up offered instead of its address. */
+  function showExpired(intent) {
+    clear(topupBox,
+      h("h2", t("wallet.expired_title")),
+      h("div.status-line.danger", { role: "status", "data-testid": "deposit-status" },
+        h("span", t("wallet.expired_text", { usdt: intent.amount_usdt, until: formatDate(intent.expires_at) }))),
+      h("p.small.muted", t("wallet.expired_rule")),
+      h("button.btn", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, t("wallet.new_topup")));
   }
 
   clear(main,
@@ -472,7 +552,9 @@ export async function render(main, _route, app) {
   } catch {
     savedIntent = null;
   }
-  if (savedIntent && (!savedIntent.expires_at || new Date(savedIntent.expires_at) > new Date())) showIntent(savedIntent);
+  // A saved intent comes back as it stands: open, expired (said so) or, once the list
+  // below is read, paid (its receipt).
+  if (savedIntent) showIntent(savedIntent);
   else if (isBuyer && personal) await showPersonalAddress();
   else if (isBuyer) showIntentForm();
   await Promise.all([refresh(), controls?.load()]);
