@@ -21,7 +21,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from meterchat.app import create_app
 from tests.conftest import fund_tokens, make_config
-from tests.test_browser import PASSWORD, Browsers, open_app, shot, unexpected
+from tests.test_browser import PASSWORD, Browsers, devnet_faucet, open_app, shot, unexpected
 from tests.test_browser_economy import new_user
 
 pytestmark = pytest.mark.browser
@@ -275,6 +275,38 @@ async def test_a_spanish_call_live_and_its_summary_are_in_spanish(aiohttp_server
             await buyer.get_by_test_id("call-history").get_by_role("link").first.click()
             await expect(buyer.get_by_test_id("receipt")).to_be_visible()
             await judge.page(buyer, "receipt-buyer")
+        finally:
+            await b.close()
+    assert judge.problems == [], "\n".join(judge.problems)
+    assert unexpected(b.errors) == [], "\n".join(b.errors)
+
+
+async def test_a_spanish_top_up_its_payment_details_and_its_receipt(aiohttp_server, tmp_path):
+    app = create_app(make_config(
+        tmp_path, devnet={"block_time_s": 0.2, "solidify_depth": 2},
+        deposits={"watcher_interval_s": 0.2}))
+    server = await aiohttp_server(app)
+    _, buyer_email = await new_user(app, "buyer", "Bruno Comprador")
+    judge = Judge()
+    async with async_playwright() as pw:
+        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+        try:
+            buyer = await b.page("buyer", locale="es-ES")
+            await log_in_es(buyer, buyer_email)
+            await buyer.get_by_role("link", name="Billetera").click()
+            await buyer.get_by_label("Importe en USDT").fill("12")
+            await buyer.get_by_role("button", name="Ver los datos de pago").click()
+            exact = (await buyer.get_by_test_id("exact-amount").inner_text()).strip()
+            address = (await buyer.get_by_test_id("deposit-address").inner_text()).strip()
+            await expect(buyer.get_by_role("img", name="Código QR de la dirección de depósito")
+                         ).to_be_visible()
+            await judge.page(buyer, "top-up-details")
+            await devnet_faucet(app)(address, exact)
+            await expect(buyer.get_by_role("heading", name="Recarga recibida")).to_be_visible(
+                timeout=60_000)
+            await expect(buyer.get_by_test_id("deposit-status")).to_contain_text(
+                "tokens añadidos a tu saldo")
+            await judge.page(buyer, "top-up-receipt")
         finally:
             await b.close()
     assert judge.problems == [], "\n".join(judge.problems)
