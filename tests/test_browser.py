@@ -64,7 +64,8 @@ class Browsers:
         self.errors: list[str] = []
 
     async def page(self, name: str, *, phone: bool = False,
-                   timezone_id: str | None = None, bypass_csp: bool = False) -> Page:
+                   timezone_id: str | None = None, bypass_csp: bool = False,
+                   locale: str = "en-US") -> Page:
         ctx = await self.pw.chromium.launch_persistent_context(
             str(self.tmp_path / f"chromium-{name}"),
             executable_path=CHROMIUM,
@@ -77,6 +78,8 @@ class Browsers:
             device_scale_factor=2 if phone else 1,
             permissions=["camera", "microphone", "clipboard-read", "clipboard-write"],
             timezone_id=timezone_id,
+            # The browser's language (Accept-Language, navigator.languages): the pages' too.
+            locale=locale,
             # Only for tests that inject a checker (axe-core) as an inline script.
             bypass_csp=bypass_csp,
         )

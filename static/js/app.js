@@ -4,6 +4,7 @@
 import { get, onUnauthorized, post, setCsrf } from "./api.js";
 import * as money from "./money.js";
 import { installUnlock, Ringer } from "./sound.js";
+import { currentLanguage, errorText, initI18n, LANGUAGES, onLanguageChange, setLanguage, t } from "./i18n.js";
 import { clear, h, keyboardScrollRegions, toast } from "./ui.js";
 import { Socket } from "./ws.js";
 import * as account from "./pages/account.js";
@@ -17,26 +18,26 @@ import * as terms from "./pages/terms.js";
 import * as wallet from "./pages/wallet.js";
 
 const ROUTES = {
-  login: { page: auth.login, anon: true, title: "Log in" },
-  signup: { page: auth.signup, anon: true, title: "Sign up" },
-  forgot: { page: account.forgot, anon: true, title: "Forgot password" },
+  login: { page: auth.login, anon: true, title: "nav.login" },
+  signup: { page: auth.signup, anon: true, title: "nav.signup" },
+  forgot: { page: account.forgot, anon: true, title: "title.forgot" },
   // Links from mails: opened logged in or not.
-  reset: { page: account.reset, public: true, title: "New password" },
-  verify: { page: account.verify, public: true, title: "Verify email" },
-  terms: { page: terms.render, public: true, title: "Terms of service" },
-  account: { page: account.account, title: "Account" },
-  sellers: { page: sellers.render, title: "Sellers" },
-  wallet: { page: wallet.render, title: "Wallet" },
-  call: { page: call.render, title: "Call" },
-  calls: { page: history.render, roles: ["buyer", "seller"], title: "Calls" },
-  dashboard: { page: dashboard.render, roles: ["seller"], title: "Dashboard" },
-  admin: { page: admin.render, roles: ["admin"], title: "Operator" },
+  reset: { page: account.reset, public: true, title: "title.reset" },
+  verify: { page: account.verify, public: true, title: "title.verify" },
+  terms: { page: terms.render, public: true, title: "title.terms" },
+  account: { page: account.account, title: "nav.account" },
+  sellers: { page: sellers.render, title: "nav.sellers" },
+  wallet: { page: wallet.render, title: "nav.wallet" },
+  call: { page: call.render, title: "title.call" },
+  calls: { page: history.render, roles: ["buyer", "seller"], title: "nav.calls" },
+  dashboard: { page: dashboard.render, roles: ["seller"], title: "nav.dashboard" },
+  admin: { page: admin.render, roles: ["admin"], title: "nav.admin" },
 };
 
 const NAV = {
-  buyer: [["sellers", "Sellers"], ["calls", "Calls"], ["wallet", "Wallet"], ["account", "Account"]],
-  seller: [["dashboard", "Dashboard"], ["calls", "Calls"], ["wallet", "Wallet"], ["sellers", "Sellers"], ["account", "Account"]],
-  admin: [["admin", "Operator"], ["sellers", "Sellers"], ["account", "Account"]],
+  buyer: ["sellers", "calls", "wallet", "account"],
+  seller: ["dashboard", "calls", "wallet", "sellers", "account"],
+  admin: ["admin", "sellers", "account"],
 };
 
 export const app = {
@@ -122,20 +123,21 @@ export const app = {
     const nav = document.getElementById("nav");
     const account = document.getElementById("account");
     const current = currentRoute().name;
-    clear(nav, (NAV[this.me?.role] || []).map(([name, label]) =>
-      h("a", { href: `#/${name}`, "aria-current": name === current ? "page" : null }, label)));
+    clear(nav, (NAV[this.me?.role] || []).map((name) =>
+      h("a", { href: `#/${name}`, "aria-current": name === current ? "page" : null }, t(`nav.${name}`))));
+    const switcher = languageSwitcher();
     if (!this.me) {
       clear(account,
-        current === "login" ? null : h("a.btn.secondary.small", { href: "#/login" }, "Log in"),
-        current === "signup" ? null : h("a.btn.small", { href: "#/signup" }, "Sign up"));
+        current === "login" ? null : h("a.btn.secondary.small", { href: "#/login" }, t("nav.login")),
+        current === "signup" ? null : h("a.btn.small", { href: "#/signup" }, t("nav.signup")), switcher);
       return;
     }
     const pill = this.balance && this.me.role !== "admin"
-      ? h("a.balance-pill", { href: "#/wallet", title: "Available balance", "data-testid": "header-balance" },
-        money.tokens(this.balance.available), h("small", "tokens"))
+      ? h("a.balance-pill", { href: "#/wallet", title: t("header.available"), "data-testid": "header-balance" },
+        money.tokens(this.balance.available), h("small", t("header.tokens")))
       : null;
-    clear(account, pill, h("span.who", { title: this.me.email }, this.me.display_name),
-      h("button.btn.secondary.small", { type: "button", onclick: () => this.logout() }, "Log out"));
+    clear(account, pill, h("span.who", { title: this.me.email, "data-i18n-skip": true }, this.me.display_name),
+      h("button.btn.secondary.small", { type: "button", onclick: () => this.logout() }, t("header.logout")), switcher);
   },
 };
 
@@ -175,9 +177,9 @@ async function route() {
     }
   }
   app.cleanup = null;
-  document.title = `${def.title} · meterchat`;
+  document.title = `${t(def.title)} · meterchat`;
   app.renderHeader();
-  clear(main, h("div.loading", "Loading…"));
+  clear(main, h("div.loading", t("common.loading")));
   try {
     const cleanup = await def.page(main, r, app);
     if (seq !== app.renderSeq) {
@@ -187,8 +189,8 @@ async function route() {
     app.cleanup = cleanup;
   } catch (err) {
     if (seq !== app.renderSeq) return;
-    clear(main, h("div.card", h("h1", "Something went wrong"), h("p", err?.message || String(err)),
-      h("button.btn", { type: "button", onclick: () => route() }, "Try again")));
+    clear(main, h("div.card", h("h1", t("app.failed")), h("p", errorText(err)),
+      h("button.btn", { type: "button", onclick: () => route() }, t("app.retry"))));
   }
   if (document.activeElement === document.body) main.focus({ preventScroll: true });
 }
@@ -211,7 +213,7 @@ function showIncoming(msg) {
   if (currentRoute().name === "call" && currentRoute().rest[0] === String(c.id)) return;
   const dlg = document.getElementById("incoming");
   ringingCallId = String(c.id);
-  const who = msg.buyer?.display_name || "A buyer";
+  const who = msg.buyer?.display_name || t("incoming.a_buyer");
   // The call page (after accept, or a reload) shows the same name.
   if (msg.buyer?.display_name) {
     try { sessionStorage.setItem(`call-name:${c.id}`, msg.buyer.display_name); } catch { /* private mode */ }
@@ -225,17 +227,17 @@ function showIncoming(msg) {
       if (action === "accept") app.go(`#/call/${encodeURIComponent(c.id)}`);
     } catch (err) {
       closeIncoming();
-      toast(err.message, "error");
+      toast(errorText(err), "error");
     }
   };
   clear(dlg,
     h("div.ring-icon", { "aria-hidden": "true" }, svgPhone()),
-    h("h2", { id: "incoming-title" }, "Incoming call"),
-    h("p", h("strong", who), " wants to talk"),
-    h("p.muted", `at your rate of ${c.rate} tokens per minute`),
+    h("h2", { id: "incoming-title" }, t("incoming.title")),
+    h("p", h("strong", { "data-i18n-skip": true }, who), " ", t("incoming.wants")),
+    h("p.muted", t("incoming.rate", { rate: c.rate })),
     h("div.actions",
-      h("button.btn.danger", { type: "button", onclick: () => answer("decline") }, "Decline"),
-      h("button.btn.ok", { type: "button", onclick: () => answer("accept"), autofocus: true }, "Accept")));
+      h("button.btn.danger", { type: "button", onclick: () => answer("decline") }, t("incoming.decline")),
+      h("button.btn.ok", { type: "button", onclick: () => answer("accept"), autofocus: true }, t("incoming.accept"))));
   if (!dlg.open) dlg.showModal();
   dlg.querySelector(".btn.ok").focus();
   ringer.start();
@@ -272,7 +274,7 @@ function watchCallsEverywhere() {
   // A favourite came online (at most once per seller per notice interval, by the server).
   s.on("seller.online", (msg) => {
     if (app.me?.role !== "buyer" || !msg.seller?.display_name) return;
-    toast(`${msg.seller.display_name} is online now`, "ok");
+    toast(t("toast.online", { name: msg.seller.display_name }), "ok");
     app.onSellerOnline?.(msg.seller);
   });
   s.on("meter", (msg) => {
@@ -281,34 +283,65 @@ function watchCallsEverywhere() {
   document.getElementById("incoming").addEventListener("cancel", (ev) => ev.preventDefault());
 }
 
+/** The header's language switcher: a labelled <select>; a change redraws the page in place. */
+function languageSwitcher() {
+  const id = "lang-switch";
+  const select = h("select.lang-select", { id, name: "lang", "data-testid": "lang-switch" },
+    Object.entries(LANGUAGES).map(([code, name]) =>
+      h("option", { value: code, lang: code, selected: code === currentLanguage(), "data-i18n-skip": true }, name)));
+  select.addEventListener("change", () => setLanguage(select.value));
+  return h("span.lang", h("label.visually-hidden", { for: id }, t("header.language")), select);
+}
+
 async function boot() {
+  // The catalogues and the client config load together: the first page waits for both.
+  const catalogues = initI18n();
+  const config = get("/api/client-config").catch(() => ({}));
+  await catalogues;
+  translateShell();
+  onLanguageChange(async () => {
+    // Redraw in place: the header, the banner and the page (no reload, the session stays).
+    // A call in progress is not redrawn (its page owns the media): it switches on the next page.
+    const focusLang = document.activeElement?.id === "lang-switch";
+    translateShell();
+    showBanner();
+    if (currentRoute().name === "call") app.renderHeader();
+    else await route();
+    if (focusLang) document.getElementById("lang-switch")?.focus();
+  });
   installUnlock();
   keyboardScrollRegions();
   onUnauthorized(() => {
     if (app.me) {
       app.me = null;
       app.socket.stop();
-      toast("Your session ended. Log in again.", "error");
+      toast(t("toast.session_ended"), "error");
       app.go("#/login");
     }
   });
-  try {
-    app.config = await get("/api/client-config");
-  } catch {
-    app.config = {};
-  }
-  if (app.config.network && app.config.network !== "mainnet") {
-    const banner = document.getElementById("banner");
-    banner.textContent = app.config.network === "devnet"
-      ? "Test network (devnet): balances here are test money, not real USDT."
-      : `Test network (${app.config.network}): balances here are test USDT, not real money.`;
-    banner.hidden = false;
-  }
+  app.config = await config;
+  showBanner();
   watchCallsEverywhere();
   await app.loadMe();
   window.addEventListener("hashchange", route);
   await route();
   document.documentElement.dataset.ready = "1";
+}
+
+/** The words of index.html itself. */
+function translateShell() {
+  document.querySelector(".skip-link").textContent = t("shell.skip");
+  document.querySelector(".brand").setAttribute("aria-label", t("shell.home"));
+  document.getElementById("nav").setAttribute("aria-label", t("shell.nav"));
+}
+
+function showBanner() {
+  if (app.config?.network && app.config.network !== "mainnet") {
+    const banner = document.getElementById("banner");
+    banner.textContent = app.config.network === "devnet"
+      ? t("banner.devnet") : t("banner.testnet", { network: app.config.network });
+    banner.hidden = false;
+  }
 }
 
 boot();

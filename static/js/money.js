@@ -1,6 +1,9 @@
 // Money in the page is decimal strings turned into BigInt units, never floats.
 // 1 token = 0.01 USDT; tokens have up to 4 decimals, USDT up to 6, so the smallest token
-// unit (0.0001 token) is exactly 1 µUSDT.
+// unit (0.0001 token) is exactly 1 µUSDT. Shown figures (grouped) take the current
+// language's group and decimal marks (i18n.js); ungrouped text (inputs, API bodies) keeps ".".
+
+import { separators } from "./i18n.js";
 
 export function toUnits(text, places) {
   const s = String(text ?? "").trim();
@@ -12,8 +15,8 @@ export function toUnits(text, places) {
   return m[1] ? -v : v;
 }
 
-function group(intText) {
-  return intText.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+function group(intText, mark) {
+  return intText.replace(/\B(?=(\d{3})+(?!\d))/g, mark);
 }
 
 export function fromUnits(units, places, { minDecimals = 0, grouped = true } = {}) {
@@ -23,7 +26,9 @@ export function fromUnits(units, places, { minDecimals = 0, grouped = true } = {
   const whole = (abs / base).toString();
   let frac = (abs % base).toString().padStart(places, "0").replace(/0+$/, "");
   if (frac.length < minDecimals) frac = frac.padEnd(minDecimals, "0");
-  return (neg ? "-" : "") + (grouped ? group(whole) : whole) + (frac ? `.${frac}` : "");
+  if (!grouped) return (neg ? "-" : "") + whole + (frac ? `.${frac}` : "");
+  const marks = separators();
+  return (neg ? "-" : "") + group(whole, marks.group) + (frac ? `${marks.decimal}${frac}` : "");
 }
 
 /** "1012.3456" -> "1,012.3456" (at least 2 decimals shown when there is a fraction). */

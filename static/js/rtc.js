@@ -8,13 +8,14 @@
 // with an ICE restart when one had been made before.
 
 import { get } from "./api.js";
+import { t } from "./i18n.js";
 
 export class MediaError extends Error {}
 
 /** The camera and microphone, or a MediaError whose message tells the user what to do. */
 export async function getLocalMedia() {
   if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
-    throw new MediaError("Video calls need a secure (https) page. Open meterchat over https and try again.");
+    throw new MediaError(t("media.https"));
   }
   try {
     return await navigator.mediaDevices.getUserMedia({
@@ -24,15 +25,15 @@ export async function getLocalMedia() {
   } catch (err) {
     const name = err?.name || "";
     if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
-      throw new MediaError("Camera and microphone access was refused. Allow them for this site in your browser's settings (the icon left of the address bar), then try again.");
+      throw new MediaError(t("media.refused"));
     }
     if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
-      throw new MediaError("No camera or microphone was found. Connect one, then try again.");
+      throw new MediaError(t("media.none"));
     }
     if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
-      throw new MediaError("Your camera or microphone is busy in another app or tab. Close it there, then try again.");
+      throw new MediaError(t("media.busy"));
     }
-    throw new MediaError(`The camera could not start (${name || "unknown error"}). Try again, or try another browser.`);
+    throw new MediaError(t("media.failed", { name: name || t("media.unknown") }));
   }
 }
 

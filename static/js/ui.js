@@ -1,4 +1,7 @@
-// Small DOM helpers shared by the pages: an element builder, toasts, copy, dates.
+// Small DOM helpers shared by the pages: an element builder, toasts, copy, dates (in the
+// current language, i18n.js).
+
+import { errorText, formatDateTime, formatNumber, has, locale, t } from "./i18n.js";
 
 /** h("button.btn.secondary", {onclick}, "Text", child) -> HTMLElement. */
 export function h(spec, attrs, ...children) {
@@ -41,25 +44,26 @@ export function toast(message, kind = "") {
   setTimeout(() => t.remove(), kind === "error" ? 7000 : 4000);
 }
 
-export async function copyText(text, what = "Copied") {
+/** `what` is the toast's words ("Copied to the clipboard" unless given). */
+export async function copyText(text, what = null) {
   try {
     await navigator.clipboard.writeText(text);
-    toast(`${what} to the clipboard`, "ok");
+    toast(what ?? t("ui.copied"), "ok");
     return true;
   } catch {
     // Clipboard access may be refused (http page, permissions): select the text instead.
-    toast("Copy did not work here; select the text and copy it by hand", "error");
+    toast(t("ui.copy_failed"), "error");
     return false;
   }
 }
 
 /** A copy button: the toast (an aria-live region) says what was copied, and the button
  * itself reads "Copied" for two seconds. */
-export function copyButton(text, label = "Copy", what = "Copied") {
+export function copyButton(text, label = t("ui.copy"), what = null) {
   const btn = h("button.btn.secondary.small", { type: "button" }, label);
   btn.addEventListener("click", async () => {
     if (!(await copyText(text, what))) return;
-    btn.textContent = "Copied";
+    btn.textContent = t("ui.copied_button");
     btn.dataset.copied = "";
     setTimeout(() => { btn.textContent = label; delete btn.dataset.copied; }, 2000);
   });
@@ -73,7 +77,7 @@ export function formatDate(iso) {
   // This year's dates without the year: table columns stay narrow on a phone.
   const opts = { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" };
   if (d.getFullYear() !== new Date().getFullYear()) opts.year = "numeric";
-  return d.toLocaleString(undefined, opts);
+  return formatDateTime(d, opts);
 }
 
 /** A long reference (a TXID with its log index) cut to its ends; the whole in the title. */
@@ -95,14 +99,15 @@ export function initials(name) {
 }
 
 export function stars(rating) {
-  if (rating == null || rating === "") return h("span.muted.small", "No ratings yet");
+  if (rating == null || rating === "") return h("span.muted.small", t("ui.no_ratings"));
   const r = Math.round(Number(rating));
-  return h("span.stars", { "aria-label": `Rated ${Number(rating).toFixed(1)} of 5` },
-    "★".repeat(r) + "☆".repeat(Math.max(0, 5 - r)), h("span.muted.small", ` ${Number(rating).toFixed(1)}`));
+  const shown = formatNumber(Number(rating), { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  return h("span.stars", { "aria-label": t("ui.rated", { rating: shown }) },
+    "★".repeat(r) + "☆".repeat(Math.max(0, 5 - r)), h("span.muted.small", ` ${shown}`));
 }
 
 export function errorBox(err) {
-  return h("div.form-error", { role: "alert" }, err?.message || String(err));
+  return h("div.form-error", { role: "alert" }, errorText(err));
 }
 
 /** A form's submit with its button disabled while the request runs; errors shown above it. */
@@ -135,7 +140,7 @@ export function statusBadge(status) {
     review: "warn", unmatched: "warn", pending: "warn", failed: "danger", rejected: "danger", open: "warn",
     resolved: "ok",
   };
-  return h("span.badge", { class: kinds[status] || "" }, status);
+  return h("span.badge", { class: kinds[status] || "" }, has(`status.${status}`) ? t(`status.${status}`) : status);
 }
 
 export function newIdempotencyKey() {
@@ -155,7 +160,7 @@ export function keyboardScrollRegions(root = document.body) {
     const heading = box?.querySelector("h1, h2, h3");
     // "<heading> table": the region of the table is not the section it sits in.
     const title = heading?.textContent?.trim();
-    return title ? `${title} table` : "Table";
+    return title ? t("ui.named_table", { title }) : t("ui.table");
   };
   const mark = (el) => {
     for (const wrap of el.querySelectorAll?.(".table-wrap:not([tabindex])") ?? []) {
@@ -172,9 +177,13 @@ export function keyboardScrollRegions(root = document.body) {
   }).observe(root, { childList: true, subtree: true });
 }
 
-/** "1 call", "2 calls": a count with its noun; the plural is the noun + "s" unless given. */
+/** "1 call", "2 calls": a count with its noun, by the catalogue's plural forms of the key
+ * `one` ({count} in each form); a word that is no key reads English: noun + "s" unless given. */
 export function plural(n, one, many = `${one}s`) {
   const count = Number(n);
+  if (has(one)) return t(one, { count: Number.isFinite(count) ? count : String(n) });
   const shown = Number.isFinite(count) ? count.toLocaleString("en-US") : String(n);
   return `${shown} ${count === 1 ? one : many}`;
 }
+
+export { locale };

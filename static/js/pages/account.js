@@ -2,6 +2,7 @@
 // and the Account page (email, change password, two-factor, sessions).
 
 import { del, get, post } from "../api.js";
+import { errorText, t } from "../i18n.js";
 import { clear, errorBox, field, formatDate, h, onSubmit, toast } from "../ui.js";
 
 function authCard(title, sub, ...body) {
@@ -12,15 +13,15 @@ export function forgot(main) {
   const email = h("input", { type: "email", name: "email", autocomplete: "email", required: true });
   const done = h("p", { "aria-live": "polite", "data-testid": "forgot-done" });
   const form = h("form", { novalidate: true },
-    field("Email", email),
-    h("button.btn.block", { type: "submit" }, "Send me a reset link"));
+    field(t("auth.email"), email),
+    h("button.btn.block", { type: "submit" }, t("account.send_reset")));
   onSubmit(form, async (fd) => {
     await post("/api/auth/password-reset", { email: String(fd.get("email") || "").trim() });
-    done.textContent = "If this email has an account, a link to choose a new password is on its way. It works once, for a limited time.";
+    done.textContent = t("account.reset_sent");
     form.reset();
   });
-  clear(main, authCard("Forgot your password?", "We mail you a link to choose a new one.", form, done,
-    h("p.auth-switch", h("a", { href: "#/login" }, "Back to log in"))));
+  clear(main, authCard(t("auth.forgot"), t("account.forgot_sub"), form, done,
+    h("p.auth-switch", h("a", { href: "#/login" }, t("account.back_login")))));
   email.focus();
 }
 
@@ -29,20 +30,20 @@ export function reset(main, route, app) {
   const password = h("input", { type: "password", name: "password", autocomplete: "new-password", required: true, minlength: 10 });
   const again = h("input", { type: "password", name: "again", autocomplete: "new-password", required: true, minlength: 10 });
   const form = h("form", { novalidate: true },
-    field("New password", password, "At least 10 characters."),
-    field("New password again", again),
-    h("button.btn.block", { type: "submit" }, "Set the new password"));
+    field(t("title.reset"), password, t("auth.password_hint")),
+    field(t("account.new_again"), again),
+    h("button.btn.block", { type: "submit" }, t("account.set_new")));
   onSubmit(form, async (fd) => {
-    if (fd.get("password") !== fd.get("again")) throw new Error("The two passwords differ.");
+    if (fd.get("password") !== fd.get("again")) throw new Error(t("account.differ"));
     await post("/api/auth/password-reset/confirm", { token, new_password: fd.get("password") });
     if (app.me) await app.loadMe();  // every session was revoked, this one too
-    toast("Password changed. Log in with the new one.", "ok");
+    toast(t("account.changed_login"), "ok");
     app.go("#/login");
   });
   clear(main, token
-    ? authCard("Choose a new password", "Every session of your account is logged out.", form)
-    : authCard("This link is incomplete", "Open the link from the mail again, or ask for a new one.",
-      h("a.btn", { href: "#/forgot" }, "Ask for a new link")));
+    ? authCard(t("account.choose_new"), t("account.choose_new_sub"), form)
+    : authCard(t("account.link_incomplete"), t("account.link_incomplete_sub"),
+      h("a.btn", { href: "#/forgot" }, t("account.ask_new_link"))));
   password.focus();
 }
 
@@ -51,12 +52,12 @@ export async function verify(main, route, app) {
   try {
     await post("/api/auth/email/verify", { token });
     if (app.me) await app.loadMe();
-    clear(main, authCard("Email verified", "Thank you. Your address is confirmed.",
-      h("p", { "data-testid": "verified" }, "You can now withdraw to your wallet."),
-      h("a.btn", { href: app.me ? `#/${app.home()}` : "#/login" }, "Continue")));
+    clear(main, authCard(t("account.verified_title"), t("account.verified_sub"),
+      h("p", { "data-testid": "verified" }, t("account.verified_text")),
+      h("a.btn", { href: app.me ? `#/${app.home()}` : "#/login" }, t("account.continue"))));
   } catch (err) {
-    clear(main, authCard("This link does not work", null, errorBox(err),
-      h("p.muted", "Links work once and expire. Ask for a new one on the Account page.")));
+    clear(main, authCard(t("account.link_broken"), null, errorBox(err),
+      h("p.muted", t("account.link_broken_sub"))));
   }
 }
 
@@ -69,32 +70,32 @@ export async function account(main, _route, app) {
   function renderEmail() {
     const me = app.me;
     if (me.email_verified) {
-      clear(emailBox, h("p", me.email, " ", h("span.badge.ok", "verified")));
+      clear(emailBox, h("p", h("span", { "data-i18n-skip": true }, me.email), " ", h("span.badge.ok", t("account.verified"))));
       return;
     }
-    clear(emailBox, h("p", me.email, " ", h("span.badge.warn", "not verified")),
-      h("p.muted.small", "Open the link we mailed you at sign-up. You need a verified address before your first withdrawal."),
+    clear(emailBox, h("p", h("span", { "data-i18n-skip": true }, me.email), " ", h("span.badge.warn", t("account.not_verified"))),
+      h("p.muted.small", t("account.verify_hint")),
       h("button.btn.secondary.small", { type: "button", onclick: async () => {
         try {
           await post("/api/auth/email/resend");
-          toast("A new link is on its way.", "ok");
+          toast(t("account.link_sent"), "ok");
         } catch (err) {
-          toast(err.message, "error");
+          toast(errorText(err), "error");
         }
-      } }, "Send the link again"));
+      } }, t("account.send_again")));
   }
 
   function renderPassword() {
     const current = h("input", { type: "password", name: "current", autocomplete: "current-password", required: true });
     const next = h("input", { type: "password", name: "next", autocomplete: "new-password", required: true, minlength: 10 });
     const form = h("form", { novalidate: true, "data-testid": "change-password" },
-      field("Current password", current),
-      field("New password", next, "At least 10 characters. Your other sessions are logged out."),
-      h("button.btn", { type: "submit" }, "Change password"));
+      field(t("account.current_password"), current),
+      field(t("title.reset"), next, t("account.new_password_hint")),
+      h("button.btn", { type: "submit" }, t("account.change_password")));
     onSubmit(form, async (fd) => {
       await post("/api/auth/password", { current_password: fd.get("current"), new_password: fd.get("next") });
       form.reset();
-      toast("Password changed. Other sessions were logged out.", "ok");
+      toast(t("account.changed"), "ok");
       await renderSessions();
     });
     clear(passwordBox, form);
@@ -105,20 +106,20 @@ export async function account(main, _route, app) {
       const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
       const code = h("input", { type: "text", name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true });
       const form = h("form", { novalidate: true },
-        field("Password", password),
-        field("Code from your app (or a recovery code)", code),
-        h("button.btn.danger", { type: "submit" }, "Turn off two-factor"));
+        field(t("auth.password"), password),
+        field(t("account.code_or_recovery"), code),
+        h("button.btn.danger", { type: "submit" }, t("account.2fa_off_button")));
       onSubmit(form, async (fd) => {
         await post("/api/auth/2fa/disable", { password: fd.get("password"), code: String(fd.get("code") || "").trim() });
         await app.loadMe();
-        toast("Two-factor authentication is off.", "ok");
+        toast(t("account.2fa_is_off"), "ok");
         renderTwoFactor();
       });
-      clear(twoFactorBox, h("p", h("span.badge.ok", "on"), " Logins and withdrawals ask for a code from your authenticator app."), form);
+      clear(twoFactorBox, h("p", h("span.badge.ok", t("account.on")), " ", t("account.2fa_on_text")), form);
       return;
     }
-    clear(twoFactorBox, h("p.muted", "Protect your balance: logins and withdrawals will need a code from an authenticator app."),
-      h("button.btn", { type: "button", "data-testid": "2fa-setup", onclick: startSetup }, "Set up two-factor"));
+    clear(twoFactorBox, h("p.muted", t("account.2fa_protect")),
+      h("button.btn", { type: "button", "data-testid": "2fa-setup", onclick: startSetup }, t("account.2fa_setup")));
   }
 
   async function startSetup() {
@@ -126,25 +127,25 @@ export async function account(main, _route, app) {
     try {
       setup = await post("/api/auth/2fa/setup");
     } catch (err) {
-      toast(err.message, "error");
+      toast(errorText(err), "error");
       return;
     }
     const code = h("input", { type: "text", name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true, maxlength: 6 });
     const form = h("form", { novalidate: true },
-      field("The 6-digit code your app shows", code),
-      h("button.btn", { type: "submit" }, "Turn on"));
+      field(t("account.six_digits"), code),
+      h("button.btn", { type: "submit" }, t("account.turn_on")));
     onSubmit(form, async (fd) => {
       const res = await post("/api/auth/2fa/enable", { code: String(fd.get("code") || "").trim() });
       await app.loadMe();
-      clear(twoFactorBox, h("p", h("span.badge.ok", "on"), " Two-factor authentication is on."),
-        h("p", h("strong", "Recovery codes."), " Each works once instead of a code, if you lose your phone. They are shown only now: keep them somewhere safe."),
-        h("ul.mono", { "data-testid": "recovery-codes" }, res.recovery_codes.map((c) => h("li", c))),
-        h("button.btn.secondary", { type: "button", onclick: renderTwoFactor }, "I have saved them"));
+      clear(twoFactorBox, h("p", h("span.badge.ok", t("account.on")), " ", t("account.2fa_is_on")),
+        h("p", h("strong", t("account.recovery_title")), " ", t("account.recovery_text")),
+        h("ul.mono", { "data-testid": "recovery-codes", "data-i18n-skip": true }, res.recovery_codes.map((c) => h("li", c))),
+        h("button.btn.secondary", { type: "button", onclick: renderTwoFactor }, t("account.saved_them")));
     });
     clear(twoFactorBox,
-      h("p", "Scan this with an authenticator app (or type the key), then enter the code it shows."),
-      h("img", { src: setup.qr, alt: "QR code of the two-factor secret", width: 200, height: 200 }),
-      h("p.small", "Key: ", h("code", { "data-testid": "2fa-secret" }, setup.secret)),
+      h("p", t("account.scan")),
+      h("img", { src: setup.qr, alt: t("account.qr_alt"), width: 200, height: 200 }),
+      h("p.small", t("account.key"), " ", h("code", { "data-testid": "2fa-secret", "data-i18n-skip": true }, setup.secret)),
       form);
     code.focus();
   }
@@ -162,19 +163,19 @@ export async function account(main, _route, app) {
         await del(`/api/me/sessions/${encodeURIComponent(id)}`);
         await renderSessions();
       } catch (err) {
-        toast(err.message, "error");
+        toast(errorText(err), "error");
       }
     };
     clear(sessionsBox,
       h("div.table-wrap", h("table", { "data-testid": "sessions" },
-        h("thead", h("tr", h("th", "Since"), h("th", "Last seen"), h("th", "Address"), h("th", "Browser"), h("th", h("span.visually-hidden", "Action")))),
+        h("thead", h("tr", h("th", t("account.since")), h("th", t("account.last_seen")), h("th", t("account.address")), h("th", t("account.browser")), h("th", h("span.visually-hidden", t("account.action"))))),
         h("tbody", data.sessions.map((s) => h("tr",
           h("td.small", formatDate(s.created_at)),
           h("td.small", formatDate(s.last_seen_at)),
-          h("td.mono.small", s.client_address || ""),
-          h("td.small", s.user_agent || ""),
-          h("td", s.current ? h("span.badge", "this one")
-            : h("button.btn.secondary.small", { type: "button", onclick: () => revoke(s.id) }, "Revoke"))))))),
+          h("td.mono.small", { "data-i18n-skip": true }, s.client_address || ""),
+          h("td.small", { "data-i18n-skip": true }, s.user_agent || ""),
+          h("td", s.current ? h("span.badge", t("account.this_one"))
+            : h("button.btn.secondary.small", { type: "button", onclick: () => revoke(s.id) }, t("account.revoke")))))))),
       h("button.btn.danger.small", { type: "button", onclick: async () => {
         try {
           await post("/api/auth/logout-everywhere");
@@ -182,20 +183,20 @@ export async function account(main, _route, app) {
           await app.loadMe();
           app.go("#/login");
         }
-      } }, "Log out everywhere"));
+      } }, t("account.logout_everywhere")));
   }
 
   renderEmail();
   renderPassword();
   renderTwoFactor();
   clear(main,
-    h("div.page-head", h("div", h("h1", "Account"), h("p.muted", "Your email, password, two-factor and sessions."))),
+    h("div.page-head", h("div", h("h1", t("nav.account")), h("p.muted", t("account.sub")))),
     h("div.grid-2",
       h("div",
-        h("section.card", h("h2", "Email"), emailBox),
-        h("section.card", h("h2", "Password"), passwordBox)),
+        h("section.card", h("h2", t("auth.email")), emailBox),
+        h("section.card", h("h2", t("auth.password")), passwordBox)),
       h("div",
-        h("section.card", h("h2", "Two-factor authentication"), twoFactorBox))),
-    h("section.card", h("h2", "Sessions"), sessionsBox));
+        h("section.card", h("h2", t("account.2fa")), twoFactorBox))),
+    h("section.card", h("h2", t("account.sessions")), sessionsBox));
   await renderSessions();
 }

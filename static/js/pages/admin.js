@@ -7,6 +7,7 @@
 
 import { get, post } from "../api.js";
 import * as money from "../money.js";
+import { errorText, t } from "../i18n.js";
 import { clear, errorBox, field, formatDate, h, onSubmit, statusBadge, toast } from "../ui.js";
 import { recordButton } from "./admin_calls.js";
 import { findSections } from "./admin_find.js";
@@ -26,23 +27,25 @@ function figure(key, value) {
     label = key.slice(0, -"_musdt".length).replace(/_/g, " ");
     shown = `${money.fromUnits(BigInt(value), 6, { minDecimals: 2 })} USDT`;
   } else if (Array.isArray(value)) {
-    shown = value.length ? value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ") : "none";
+    shown = value.length ? value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ") : t("admin.none");
     bad = value.length > 0;
   } else if (value && typeof value === "object") {
     shown = JSON.stringify(value);
   }
-  return h("div.stat", h("div.label", label), h("div.value.small-value", { class: bad ? "neg-figure" : "" }, String(shown)));
+  // The figures are named by the audit's own keys (ledger identifiers): shown as they are.
+  return h("div.stat", h("div.label", { "data-i18n-skip": true }, label),
+    h("div.value.small-value", { class: bad ? "neg-figure" : "", "data-i18n-skip": Array.isArray(value) && value.length ? true : null }, String(shown)));
 }
 
 async function act(button, fn, done) {
   button.disabled = true;
   try {
     await fn();
-    toast("Done", "ok");
+    toast(t("admin.done"), "ok");
     // Money moved: the audit and wallet figures change with the list.
     await Promise.all([done(), refreshFigures()]);
   } catch (err) {
-    toast(err.message, "error");
+    toast(errorText(err), "error");
     button.disabled = false;
   }
 }
@@ -56,7 +59,7 @@ function localInputValue(date) {
 /** A datetime-local value is the user's wall-clock time; the API takes an instant in UTC. */
 function inputToIso(value, label) {
   const d = new Date(value);
-  if (!value || Number.isNaN(d.getTime())) throw new Error(`${label}: pick a date and a time.`);
+  if (!value || Number.isNaN(d.getTime())) throw new Error(t("admin.pick_date", { label }));
   return d.toISOString();
 }
 
@@ -66,13 +69,10 @@ function promoState(p, now = Date.now()) {
 }
 
 // The API's own message names its fields (ends_at); the form's labels are what the operator sees.
-const PROMO_ERRORS = {
-  invalid_period: "The end must be after the start.",
-  promotion_over: "This promotion is already over.",
-};
+const PROMO_ERRORS = { invalid_period: "promo.invalid_period", promotion_over: "promo.over_already" };
 
 function promoError(err) {
-  return PROMO_ERRORS[err?.code] ? Object.assign(new Error(PROMO_ERRORS[err.code]), { code: err.code }) : err;
+  return PROMO_ERRORS[err?.code] ? Object.assign(new Error(t(PROMO_ERRORS[err.code])), { code: err.code }) : err;
 }
 
 let refreshFigures = async () => {};
@@ -90,15 +90,15 @@ export async function render(main, _route, app) {
   const promoBox = h("div");
   const events = eventsSection(); // the operator events and their webhook deliveries
   const photoBox = h("div", { "data-testid": "photo-queue" });
-  const wdStatus = h("select.auto", { "aria-label": "Withdrawal status" },
-    ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, s)));
+  const wdStatus = h("select.auto", { "aria-label": t("admin.wd_status") },
+    ["review", "queued", "signed", "sent", "failed", "confirmed", "rejected"].map((s) => h("option", { value: s }, t(`status.${s}`))));
 
   async function loadAudit() {
     try {
       const a = await get("/api/admin/audit");
       const entries = Object.entries(a).filter(([k]) => k !== "_status");
       clear(auditBox,
-        h("div.row", a.ok ? h("span.badge.ok", "Ledger adds up") : h("span.badge.danger", "Ledger mismatch: run meterchat audit")),
+        h("div.row", a.ok ? h("span.badge.ok", t("admin.ledger_ok")) : h("span.badge.danger", t("admin.ledger_bad"))),
         h("div.stats", { class: "audit-figures" }, entries.filter(([k]) => k !== "ok").map(([k, v]) => figure(k, v))));
     } catch (err) {
       clear(auditBox, errorBox(err));
@@ -109,26 +109,26 @@ export async function render(main, _route, app) {
     try {
       const { withdrawals = [] } = await get(`/api/admin/withdrawals?status=${encodeURIComponent(wdStatus.value)}`);
       clear(wdBox, withdrawals.length ? h("div.table-wrap", h("table",
-        h("thead", h("tr", h("th", "When"), h("th", "User"), h("th.amount", "Tokens"), h("th.amount", "Net USDT"), h("th", "To"), h("th", "Status"), h("th", ""))),
+        h("thead", h("tr", h("th", t("history.when")), h("th", t("admin.user")), h("th.amount", t("dash.tokens")), h("th.amount", t("admin.net_usdt")), h("th", t("dash.to")), h("th", t("dash.status")), h("th", ""))),
         h("tbody", withdrawals.map((w) => {
-          const approve = h("button.btn.ok.small", { type: "button" }, "Approve");
-          const reject = h("button.btn.secondary.small", { type: "button" }, "Reject");
+          const approve = h("button.btn.ok.small", { type: "button" }, t("admin.approve"));
+          const reject = h("button.btn.secondary.small", { type: "button" }, t("admin.reject"));
           approve.addEventListener("click", () => {
-            if (confirm(`Send ${w.net_usdt} USDT to ${w.address}?`)) act(approve, () => post(`/api/admin/withdrawals/${encodeURIComponent(w.id)}/approve`), loadWithdrawals);
+            if (confirm(t("admin.confirm_send", { usdt: w.net_usdt, address: w.address }))) act(approve, () => post(`/api/admin/withdrawals/${encodeURIComponent(w.id)}/approve`), loadWithdrawals);
           });
           reject.addEventListener("click", () => {
-            if (confirm("Reject this withdrawal and return the tokens to the seller?")) act(reject, () => post(`/api/admin/withdrawals/${encodeURIComponent(w.id)}/reject`), loadWithdrawals);
+            if (confirm(t("admin.confirm_reject_wd"))) act(reject, () => post(`/api/admin/withdrawals/${encodeURIComponent(w.id)}/reject`), loadWithdrawals);
           });
           return h("tr",
             h("td.small", formatDate(w.created_at)),
-            h("td", w.user_email || w.user_id || ""),
+            h("td", { "data-i18n-skip": true }, w.user_email || w.user_id || ""),
             h("td.amount", money.tokens(w.tokens)),
             h("td.amount", money.usdt(w.net_usdt)),
-            h("td.mono.small", w.address),
-            h("td", statusBadge(w.status), w.review_reason ? h("div.muted.small", String(w.review_reason).replace(/_/g, " ")) : null,
-              w.txid ? h("div", explorerLink(app, w.txid)) : null),
+            h("td.mono.small", { "data-i18n-skip": true }, w.address),
+            h("td", statusBadge(w.status), w.review_reason ? h("div.muted.small", { "data-i18n-skip": true }, String(w.review_reason).replace(/_/g, " ")) : null,
+              w.txid ? h("div", { "data-i18n-skip": true }, explorerLink(app, w.txid)) : null),
             h("td", ["review", "failed", "queued"].includes(w.status) ? h("div.row", approve, reject) : null));
-        })))) : h("p.empty", `No withdrawals with status ${wdStatus.value}.`));
+        })))) : h("p.empty", t("admin.no_wd_status", { status: t(`status.${wdStatus.value}`) })));
     } catch (err) {
       clear(wdBox, errorBox(err));
     }
@@ -138,23 +138,23 @@ export async function render(main, _route, app) {
     try {
       const { deposits = [] } = await get("/api/admin/deposits?status=unmatched");
       clear(depBox, deposits.length ? h("div.table-wrap", h("table",
-        h("thead", h("tr", h("th", "When"), h("th.amount", "USDT"), h("th", "From"), h("th", "Transaction"), h("th", "Assign to user id"))),
+        h("thead", h("tr", h("th", t("history.when")), h("th.amount", "USDT"), h("th", t("admin.from")), h("th", t("dash.transaction")), h("th", t("admin.assign_to")))),
         h("tbody", deposits.map((d) => {
-          const user = h("input", { type: "text", inputmode: "numeric", "aria-label": "User id", placeholder: "user id" });
-          const btn = h("button.btn.small", { type: "button" }, "Assign");
+          const user = h("input", { type: "text", inputmode: "numeric", "aria-label": t("admin.user_id"), placeholder: t("admin.user_id_placeholder") });
+          const btn = h("button.btn.small", { type: "button" }, t("admin.assign"));
           btn.addEventListener("click", () => {
             const uid = user.value.trim();
-            if (!uid) return toast("Enter the user id to credit", "error");
-            if (confirm(`Credit ${d.amount_usdt} USDT to user ${uid}?`)) act(btn, () => post(`/api/admin/deposits/${encodeURIComponent(d.txid)}/assign`, { user_id: uid }), loadDeposits);
+            if (!uid) return toast(t("admin.enter_uid"), "error");
+            if (confirm(t("admin.confirm_credit", { usdt: d.amount_usdt, uid }))) act(btn, () => post(`/api/admin/deposits/${encodeURIComponent(d.txid)}/assign`, { user_id: uid }), loadDeposits);
             return undefined;
           });
           return h("tr",
             h("td.small", formatDate(d.block_time || d.recorded_at)),
             h("td.amount", money.usdt(d.amount_usdt)),
-            h("td.mono.small", d.from_address || d.from || ""),
-            h("td", explorerLink(app, d.txid)),
+            h("td.mono.small", { "data-i18n-skip": true }, d.from_address || d.from || ""),
+            h("td", { "data-i18n-skip": true }, explorerLink(app, d.txid)),
             h("td", h("div.row", user, btn)));
-        })))) : h("p.empty", "No unmatched deposits. Every transfer found its buyer."));
+        })))) : h("p.empty", t("admin.no_unmatched")));
     } catch (err) {
       clear(depBox, errorBox(err));
     }
@@ -165,20 +165,20 @@ export async function render(main, _route, app) {
       const { sweeps = [], totals = {}, sweeper_error: nodeError } = await get("/api/admin/sweeps");
       clear(sweepBox,
         h("p.small.muted", { "data-testid": "sweep-totals" },
-          `${totals.sweeps || 0} sweep(s), ${money.usdt(totals.usdt_swept || "0")} USDT moved to the hot wallet, ${totals.trx_spent || "0"} TRX burned`,
-          totals.waiting ? `, ${totals.waiting} waiting` : ""),
-        nodeError ? h("div.warning", `The sweeper cannot reach the node: ${nodeError}`) : null,
+          t("sweeps.totals", { n: totals.sweeps || 0, usdt: money.usdt(totals.usdt_swept || "0"), trx: totals.trx_spent || "0" }),
+          totals.waiting ? `, ${t("sweeps.waiting", { n: totals.waiting })}` : ""),
+        nodeError ? h("div.warning", t("sweeps.node_error"), " ", h("span", { "data-i18n-skip": true }, nodeError)) : null,
         sweeps.length ? h("div.table-wrap", h("table",
-          h("thead", h("tr", h("th", "When"), h("th", "Address"), h("th.amount", "USDT"), h("th", "Status"), h("th.amount", "TRX burned"), h("th", "Transaction"))),
+          h("thead", h("tr", h("th", t("history.when")), h("th", t("account.address")), h("th.amount", "USDT"), h("th", t("dash.status")), h("th.amount", t("sweeps.trx_burned")), h("th", t("dash.transaction")))),
           h("tbody", sweeps.map((s) => h("tr", { "data-sweep": s.id },
             h("td.small", formatDate(s.confirmed_at || s.updated_at)),
-            h("td.mono.small", s.address, h("div.muted.small", `user ${s.user_id}`)),
+            h("td.mono.small", h("span", { "data-i18n-skip": true }, s.address), h("div.muted.small", t("sweeps.user", { id: s.user_id }))),
             h("td.amount", money.usdt(s.usdt)),
-            h("td", statusBadge(s.status), s.wait_reason ? h("div.small.muted", s.wait_reason) : null,
-              s.energy === "delegate" ? h("div.small.muted", `energy lent by stake: ${s.delegation || "not yet"}`) : null,
-              s.failure_reason ? h("div.small.form-error", s.failure_reason) : null),
+            h("td", statusBadge(s.status), s.wait_reason ? h("div.small.muted", { "data-i18n-skip": true }, s.wait_reason) : null,
+              s.energy === "delegate" ? h("div.small.muted", t("sweeps.lent"), " ", h("span", { "data-i18n-skip": true }, s.delegation || t("sweeps.not_yet"))) : null,
+              s.failure_reason ? h("div.small.form-error", { "data-i18n-skip": true }, s.failure_reason) : null),
             h("td.amount", s.trx_spent),
-            h("td", explorerLink(app, s.sweep_txid || s.topup_txid))))))) : h("p.empty", "No sweeps yet."));
+            h("td", { "data-i18n-skip": true }, explorerLink(app, s.sweep_txid || s.topup_txid))))))) : h("p.empty", t("sweeps.none")));
     } catch (err) {
       clear(sweepBox, errorBox(err));
     }
@@ -186,56 +186,56 @@ export async function render(main, _route, app) {
 
   async function loadDisputes() {
     if (!features.admin_disputes) {
-      clear(dispBox, h("p.empty", "Disputes are not enabled on this server yet."));
+      clear(dispBox, h("p.empty", t("disputes.off")));
       return;
     }
     try {
       const { disputes = [] } = await get("/api/admin/disputes");
       clear(dispBox, disputes.length ? h("div.table-wrap", h("table",
-        h("thead", h("tr", h("th", "Opened"), h("th", "Call"), h("th", "Reason"), h("th", "Status"), h("th", "Refund (tokens)"))),
+        h("thead", h("tr", h("th", t("disputes.opened")), h("th", t("title.call")), h("th", t("admin.reason")), h("th", t("dash.status")), h("th", t("disputes.refund")))),
         h("tbody", disputes.map((d) => {
-          const amount = h("input", { type: "text", inputmode: "decimal", "aria-label": "Refund tokens", value: "0" });
-          const btn = h("button.btn.small", { type: "button" }, "Resolve");
+          const amount = h("input", { type: "text", inputmode: "decimal", "aria-label": t("disputes.refund_tokens"), value: "0" });
+          const btn = h("button.btn.small", { type: "button" }, t("disputes.resolve"));
           btn.addEventListener("click", () => {
-            const t = amount.value.trim() || "0";
-            if (confirm(`Resolve with a refund of ${t} tokens?`)) act(btn, () => post(`/api/admin/disputes/${encodeURIComponent(d.id)}/resolve`, { refund_tokens: t }), loadDisputes);
+            const tk = amount.value.trim() || "0";
+            if (confirm(t("disputes.confirm", { tokens: tk }))) act(btn, () => post(`/api/admin/disputes/${encodeURIComponent(d.id)}/resolve`, { refund_tokens: tk }), loadDisputes);
           });
           const open = !d.status || d.status === "open";
           return h("tr",
             h("td.small", formatDate(d.created_at)),
-            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", `charged ${money.tokens(d.call.charged)}`) : null, recordButton(d.call_id)),
-            h("td", d.reason),
+            h("td.small", `#${d.call_id}`, d.call?.charged != null ? h("div.muted", t("disputes.charged", { tokens: money.tokens(d.call.charged) })) : null, recordButton(d.call_id)),
+            h("td", { "data-i18n-skip": true }, d.reason),
             h("td", statusBadge(d.status || "open")),
             h("td", open ? h("div.row", amount, btn) : (d.refund != null ? money.tokens(d.refund) : "—")));
-        })))) : h("p.empty", "No disputes."));
+        })))) : h("p.empty", t("disputes.none")));
     } catch (err) {
       clear(dispBox, errorBox(err));
     }
   }
 
   const banUser = h("input", { type: "text", name: "user_id", required: true, inputmode: "numeric" });
-  const banReason = h("input", { type: "text", name: "reason", maxlength: 2000, placeholder: "Kept in the audit log" });
+  const banReason = h("input", { type: "text", name: "reason", maxlength: 2000, placeholder: t("admin.kept_in_audit") });
   const banForm = h("form.inline-form",
-    field("User id", banUser),
-    field("Reason", banReason),
-    h("button.btn.danger", { type: "submit", value: "ban" }, "Ban"),
-    h("button.btn.secondary", { type: "button" }, "Unban"));
+    field(t("admin.user_id"), banUser),
+    field(t("admin.reason"), banReason),
+    h("button.btn.danger", { type: "submit", value: "ban" }, t("admin.ban")),
+    h("button.btn.secondary", { type: "button" }, t("admin.unban")));
   onSubmit(banForm, async (fd) => {
     const uid = String(fd.get("user_id") || "").trim();
     const reason = String(fd.get("reason") || "").trim();
-    if (!reason) throw new Error("Write why: the reason is kept in the audit log.");
-    if (!confirm(`Ban user ${uid}? Their calls end and they cannot log in.`)) return;
+    if (!reason) throw new Error(t("admin.write_why"));
+    if (!confirm(t("admin.confirm_ban_uid", { uid }))) return;
     await post(`/api/admin/users/${encodeURIComponent(uid)}/ban`, { reason });
-    toast(`User ${uid} banned`, "ok");
+    toast(t("admin.banned_uid", { uid }), "ok");
   });
   banForm.querySelector("button.secondary").addEventListener("click", async () => {
     const uid = banUser.value.trim();
     if (!uid) return;
     try {
       await post(`/api/admin/users/${encodeURIComponent(uid)}/unban`, { reason: banReason.value.trim() || undefined });
-      toast(`User ${uid} unbanned`, "ok");
+      toast(t("admin.unbanned_uid", { uid }), "ok");
     } catch (err) {
-      toast(err.message, "error");
+      toast(errorText(err), "error");
     }
   });
 
@@ -245,41 +245,41 @@ export async function render(main, _route, app) {
       const now = Date.now();
       clear(promoBox,
         h("p", { "data-testid": "bonus-tiers" }, tiers.length
-          ? ["Standing bonus on every top-up: ", tiers.map((t) => `+${t.percent}% from ${money.usdt(t.from_usdt)} USDT`).join(", "), "."]
-          : "No standing bonus tiers (set economy.bonus_tiers in the config)."),
+          ? [t("promo.standing"), " ", tiers.map((tier) => t("promo.tier", { percent: tier.percent, usdt: money.usdt(tier.from_usdt) })).join(", "), "."]
+          : t("promo.no_tiers")),
         promotions.length ? h("div.table-wrap", h("table", { "data-testid": "promotions" },
-          h("thead", h("tr", h("th", "Name"), h("th.amount", "Bonus"), h("th.amount", "From USDT"), h("th", "Period"),
-            h("th", "Status"), h("th.amount", "Top-ups"), h("th.amount", "Cost (tokens)"), h("th", ""))),
+          h("thead", h("tr", h("th", t("admin.name")), h("th.amount", t("promo.bonus")), h("th.amount", t("promo.from_usdt")), h("th", t("promo.period")),
+            h("th", t("dash.status")), h("th.amount", t("promo.top_ups")), h("th.amount", t("promo.cost")), h("th", ""))),
           h("tbody", promotions.map((p) => {
             const state = promoState(p, now);
             let endBtn = null;
             if (state !== "over") {
-              endBtn = h("button.btn.secondary.small", { type: "button" }, "End now");
+              endBtn = h("button.btn.secondary.small", { type: "button" }, t("promo.end_now"));
               endBtn.addEventListener("click", () => {
                 const what = state === "active"
-                  ? `End "${p.name}" now? Top-ups from now on get no promotion bonus.`
-                  : `Withdraw "${p.name}"? It has not started and never will.`;
+                  ? t("promo.confirm_end", { name: p.name })
+                  : t("promo.confirm_withdraw", { name: p.name });
                 if (confirm(what)) act(endBtn, () => post(`/api/admin/promotions/${encodeURIComponent(p.id)}/end`).catch((e) => { throw promoError(e); }), loadPromotions);
               });
             }
             return h("tr",
-              h("td", p.name),
+              h("td", { "data-i18n-skip": true }, p.name),
               h("td.amount", `+${p.percent}%`),
               h("td.amount", money.usdt(p.from_usdt)),
               h("td.small", h("time", { datetime: p.starts_at }, formatDate(p.starts_at)), " – ",
                 h("time", { datetime: p.ends_at }, formatDate(p.ends_at))),
-              h("td", h("span.badge", { class: { active: "ok", upcoming: "info" }[state] || "" }, state)),
+              h("td", h("span.badge", { class: { active: "ok", upcoming: "info" }[state] || "" }, t(`promo.state_${state}`))),
               h("td.amount", String(p.top_ups)),
               h("td.amount", money.tokens(p.cost)),
               h("td", endBtn));
-          })))) : h("p.empty", "No promotions yet."),
+          })))) : h("p.empty", t("promo.none")),
         h("div.stats",
-          h("div.stat", h("div.label", "Tier bonuses"), h("div.value.small-value", `${money.tokens(cost.tiers)} tokens`)),
-          h("div.stat", h("div.label", "Promotion bonuses"), h("div.value.small-value", `${money.tokens(cost.promotions)} tokens`)),
-          h("div.stat", h("div.label", "Bonuses in all"), h("div.value.small-value", { "data-testid": "bonus-total" }, `${money.tokens(cost.total)} tokens`)),
-          h("div.stat", h("div.label", "Top-ups with a bonus"), h("div.value.small-value", String(cost.top_ups_with_bonus ?? 0))),
+          h("div.stat", h("div.label", t("promo.tier_bonuses")), h("div.value.small-value", t("common.tokens_amount", { tokens: money.tokens(cost.tiers) }))),
+          h("div.stat", h("div.label", t("promo.promo_bonuses")), h("div.value.small-value", t("common.tokens_amount", { tokens: money.tokens(cost.promotions) }))),
+          h("div.stat", h("div.label", t("promo.all_bonuses")), h("div.value.small-value", { "data-testid": "bonus-total" }, t("common.tokens_amount", { tokens: money.tokens(cost.total) }))),
+          h("div.stat", h("div.label", t("promo.with_bonus")), h("div.value.small-value", String(cost.top_ups_with_bonus ?? 0))),
           // The ledger's own figure next to the sum of grants: a difference is worth a look.
-          h("div.stat", h("div.label", "Given by promo:bonuses"), h("div.value.small-value", `${money.tokens(cost.promo_account_given)} tokens`))));
+          h("div.stat", h("div.label", t("promo.given")), h("div.value.small-value", t("common.tokens_amount", { tokens: money.tokens(cost.promo_account_given) })))));
     } catch (err) {
       clear(promoBox, errorBox(err));
     }
@@ -294,25 +294,25 @@ export async function render(main, _route, app) {
     endsAt.value = localInputValue(new Date(now.getTime() + 7 * 24 * 3600 * 1000));
   }
   resetPeriod();
-  const promoForm = h("form.inline-form.promo-form", { "aria-label": "Start a promotion" },
-    field("Name", h("input", { type: "text", name: "name", required: true, maxlength: 100, placeholder: "Weekend boost" })),
-    field("Bonus percent", h("input", { type: "text", name: "percent", required: true, inputmode: "decimal", placeholder: "10" })),
-    field("Minimum top-up (USDT, optional)", h("input", { type: "text", name: "from_usdt", inputmode: "decimal", placeholder: "0" })),
-    field("Starts (your time)", startsAt),
-    field("Ends (your time)", endsAt),
-    h("button.btn", { type: "submit" }, "Start promotion"));
+  const promoForm = h("form.inline-form.promo-form", { "aria-label": t("promo.start_title") },
+    field(t("admin.name"), h("input", { type: "text", name: "name", required: true, maxlength: 100, placeholder: t("promo.name_example") })),
+    field(t("promo.percent"), h("input", { type: "text", name: "percent", required: true, inputmode: "decimal", placeholder: "10" })),
+    field(t("promo.minimum"), h("input", { type: "text", name: "from_usdt", inputmode: "decimal", placeholder: "0" })),
+    field(t("promo.starts"), startsAt),
+    field(t("promo.ends"), endsAt),
+    h("button.btn", { type: "submit" }, t("promo.start")));
   onSubmit(promoForm, async (fd) => {
     const text = (k) => String(fd.get(k) || "").trim();
     const body = {
       name: text("name"),
       percent: text("percent"),
-      starts_at: inputToIso(text("starts_at"), "Starts"),
-      ends_at: inputToIso(text("ends_at"), "Ends"),
+      starts_at: inputToIso(text("starts_at"), t("promo.starts")),
+      ends_at: inputToIso(text("ends_at"), t("promo.ends")),
     };
     if (text("from_usdt")) body.from_usdt = text("from_usdt");
     try {
       const { promotion } = await post("/api/admin/promotions", body);
-      toast(`Promotion "${promotion.name}" saved`, "ok");
+      toast(t("promo.saved", { name: promotion.name }), "ok");
     } catch (err) {
       throw promoError(err);
     }
@@ -326,19 +326,19 @@ export async function render(main, _route, app) {
     try {
       const { photos = [] } = await get("/api/admin/photos?status=pending");
       clear(photoBox, photos.length ? h("div.photo-queue", photos.map((p) => {
-        const approve = h("button.btn.small", { type: "button" }, "Approve");
-        const reject = h("button.btn.secondary.small", { type: "button" }, "Reject");
+        const approve = h("button.btn.small", { type: "button" }, t("admin.approve"));
+        const reject = h("button.btn.secondary.small", { type: "button" }, t("admin.reject"));
         approve.addEventListener("click", () => act(approve, () => post(`/api/admin/photos/${encodeURIComponent(p.id)}/approve`), loadPhotos));
         reject.addEventListener("click", () => {
-          const reason = window.prompt("Why is this photo refused? The seller reads it.", "Not a clear photo of you");
+          const reason = window.prompt(t("photos.why"), t("photos.default_reason"));
           if (reason === null) return;
           act(reject, () => post(`/api/admin/photos/${encodeURIComponent(p.id)}/reject`, { reason }), loadPhotos);
         });
         return h("div.card", { "data-photo-id": p.id },
-          h("img.photo-preview", { src: p.url, alt: `Photo uploaded by ${p.seller_name}` }),
-          h("p.small", p.seller_name, h("span.muted", ` · ${formatDate(new Date(p.created_at_ms).toISOString())}`)),
+          h("img.photo-preview", { src: p.url, alt: t("photos.alt", { name: p.seller_name }) }),
+          h("p.small", h("span", { "data-i18n-skip": true }, p.seller_name), h("span.muted", ` · ${formatDate(new Date(p.created_at_ms).toISOString())}`)),
           h("div.row", approve, reject));
-      })) : h("p.empty", "No photos waiting for review."));
+      })) : h("p.empty", t("photos.none")));
     } catch (err) {
       clear(photoBox, errorBox(err));
     }
@@ -349,14 +349,15 @@ export async function render(main, _route, app) {
       const r = await get("/api/admin/reconcile");
       const usdt = (v) => (v == null ? "—" : `${money.usdt(v)} USDT`);
       clear(walletBox,
-        h("div.row", r.ok ? h("span.badge.ok", "Wallet covers what users hold") : h("span.badge.danger", "Does not reconcile: see the problems below")),
+        h("div.row", r.ok ? h("span.badge.ok", t("wallet_admin.ok")) : h("span.badge.danger", t("wallet_admin.bad"))),
         h("div.stats",
-          h("div.stat", h("div.label", "Hot wallet USDT"), h("div.value.small-value", { "data-testid": "hot-wallet-usdt" }, usdt(r.wallet_usdt))),
-          h("div.stat", h("div.label", "Hot wallet TRX"), h("div.value.small-value", r.wallet_trx == null ? "—" : `${r.wallet_trx} TRX`)),
-          h("div.stat", h("div.label", "Owed to users"), h("div.value.small-value", usdt(r.liability_usdt)))),
-        r.wallet_address ? h("p.small.muted", "Address ", h("span.mono", r.wallet_address)) : null,
-        (r.problems || []).map((t) => h("div.form-error", t)),
-        (r.warnings || []).map((t) => h("div.warning", t)),
+          h("div.stat", h("div.label", t("wallet_admin.usdt")), h("div.value.small-value", { "data-testid": "hot-wallet-usdt" }, usdt(r.wallet_usdt))),
+          h("div.stat", h("div.label", t("wallet_admin.trx")), h("div.value.small-value", r.wallet_trx == null ? "—" : `${r.wallet_trx} TRX`)),
+          h("div.stat", h("div.label", t("wallet_admin.owed")), h("div.value.small-value", usdt(r.liability_usdt)))),
+        r.wallet_address ? h("p.small.muted", t("account.address"), " ", h("span.mono", { "data-i18n-skip": true }, r.wallet_address)) : null,
+        // The reconciliation's findings are the server's words (out of the catalogue).
+        (r.problems || []).map((p) => h("div.form-error", { "data-i18n-skip": true }, p)),
+        (r.warnings || []).map((w) => h("div.warning", { "data-i18n-skip": true }, w)),
         r.costs ? costsView(r.costs) : null);
     } catch (err) {
       clear(walletBox, errorBox(err));
@@ -366,48 +367,48 @@ export async function render(main, _route, app) {
   // TRX the chain burned for the platform's transactions (their receipts), per day, per USDT
   // moved, and how long the hot wallet's TRX lasts at the last 7 days' pace.
   function costsView(c) {
-    const t = c.total;
+    const tot = c.total;
     const runway = c.runway;
     const days = c.per_day.filter((d) => d.transactions > 0).reverse();
     return h("div", { "data-testid": "costs" },
-      h("h3", `TRX costs, last ${c.days} days`),
+      h("h3", t("costs.title", { days: c.days })),
       h("div.stats",
-        h("div.stat", h("div.label", "TRX spent"), h("div.value.small-value", { "data-testid": "trx-spent" }, `${t.trx_spent} TRX`)),
-        h("div.stat", h("div.label", "USDT moved"), h("div.value.small-value", `${t.usdt_moved} USDT`)),
-        h("div.stat", h("div.label", "TRX per USDT moved"), h("div.value.small-value", t.trx_per_usdt ?? "—")),
-        h("div.stat", h("div.label", "TRX runway"), h("div.value.small-value", { "data-testid": "trx-runway" },
-          runway.days_left == null ? "no TRX spent lately" : `${runway.days_left} days`))),
+        h("div.stat", h("div.label", t("costs.trx_spent")), h("div.value.small-value", { "data-testid": "trx-spent" }, `${tot.trx_spent} TRX`)),
+        h("div.stat", h("div.label", t("costs.usdt_moved")), h("div.value.small-value", `${tot.usdt_moved} USDT`)),
+        h("div.stat", h("div.label", t("costs.per_usdt_moved")), h("div.value.small-value", tot.trx_per_usdt ?? "—")),
+        h("div.stat", h("div.label", t("costs.runway")), h("div.value.small-value", { "data-testid": "trx-runway" },
+          runway.days_left == null ? t("costs.none_lately") : t("costs.days", { days: runway.days_left })))),
       h("p.small.muted", runway.days_left == null
-        ? `Nothing was spent in the last ${runway.average_days} days.`
-        : `${runway.trx_balance} TRX at ${runway.average_trx_per_day} TRX a day (the average of the last ${runway.average_days} days).`),
+        ? t("costs.nothing", { days: runway.average_days })
+        : t("costs.pace", { trx: runway.trx_balance, per_day: runway.average_trx_per_day, days: runway.average_days })),
       days.length
         ? h("div.table-wrap", h("table", { "data-testid": "costs-table" },
-          h("thead", h("tr", h("th", "Day (UTC)"), h("th", "What"), h("th.amount", "TRX spent"), h("th.amount", "USDT moved"), h("th.amount", "TRX per USDT"))),
+          h("thead", h("tr", h("th", t("costs.day")), h("th", t("history.what")), h("th.amount", t("costs.trx_spent")), h("th.amount", t("costs.usdt_moved")), h("th.amount", t("costs.per_usdt")))),
           h("tbody", days.map((d) => h("tr",
             h("td", d.day),
-            h("td", Object.entries(d.by_kind).map(([kind, k]) => `${k.transactions} ${kind}${k.transactions === 1 ? "" : "s"}`).join(", ")),
+            h("td", { "data-i18n-skip": true }, Object.entries(d.by_kind).map(([kind, k]) => `${k.transactions} ${kind}${k.transactions === 1 ? "" : "s"}`).join(", ")),
             h("td.amount", d.trx_spent),
             h("td.amount", d.usdt_moved),
             h("td.amount", d.trx_per_usdt ?? "—"))))))
-        : h("p.empty", "No TRX spent in these days."));
+        : h("p.empty", t("costs.none")));
   }
   wdStatus.addEventListener("change", loadWithdrawals);
   // Search, a user's page, the reports queue and the calls list.
   const find = findSections({ refreshFigures });
 
   clear(main,
-    h("div.page-head", h("div", h("h1", "Operator"), h("p.muted", "Review money movements and keep the platform healthy."))),
+    h("div.page-head", h("div", h("h1", t("nav.admin")), h("p.muted", t("admin.sub")))),
     find.sections,
-    section("Audit", auditBox, h("button.btn.secondary.small", { type: "button", onclick: loadAudit }, "Refresh")),
-    features.reconcile ? section("Hot wallet", walletBox, h("button.btn.secondary.small", { type: "button", onclick: loadWallet }, "Refresh")) : null,
-    section("Withdrawals", wdBox, wdStatus),
-    section("Unmatched deposits", depBox),
-    personal ? section("Sweeps to the hot wallet", sweepBox, h("button.btn.secondary.small", { type: "button", onclick: loadSweeps }, "Refresh")) : null,
-    section("Disputes", dispBox),
-    section("Seller photos", photoBox, h("button.btn.secondary.small", { type: "button", onclick: loadPhotos }, "Refresh")),
-    section("Promotions", h("div", promoBox, h("h3", "Start a promotion"), promoForm),
-      h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, "Refresh")),
-    section("Bans", features.bans ? banForm : h("p.empty", "Bans are not enabled on this server yet.")),
+    section(t("admin.audit"), auditBox, h("button.btn.secondary.small", { type: "button", onclick: loadAudit }, t("events.refresh"))),
+    features.reconcile ? section(t("admin.hot_wallet"), walletBox, h("button.btn.secondary.small", { type: "button", onclick: loadWallet }, t("events.refresh"))) : null,
+    section(t("dash.withdrawals"), wdBox, wdStatus),
+    section(t("admin.unmatched"), depBox),
+    personal ? section(t("admin.sweeps"), sweepBox, h("button.btn.secondary.small", { type: "button", onclick: loadSweeps }, t("events.refresh"))) : null,
+    section(t("admin.disputes"), dispBox),
+    section(t("admin.photos"), photoBox, h("button.btn.secondary.small", { type: "button", onclick: loadPhotos }, t("events.refresh"))),
+    section(t("admin.promotions"), h("div", promoBox, h("h3", t("promo.start_title")), promoForm),
+      h("button.btn.secondary.small", { type: "button", onclick: loadPromotions }, t("events.refresh"))),
+    section(t("admin.bans"), features.bans ? banForm : h("p.empty", t("admin.bans_off"))),
     events.element);
   await Promise.all([events.load(), loadAudit(), loadWithdrawals(), loadDeposits(), personal ? loadSweeps() : null,
     loadDisputes(), loadPromotions(), loadPhotos(), features.reconcile ? loadWallet() : null, find.load()]);

@@ -1,11 +1,12 @@
 // Sign up and log in.
 
 import { post } from "../api.js";
+import { t } from "../i18n.js";
 import { clear, field, h, onSubmit } from "../ui.js";
 
 function trustNote() {
   return h("p.trust", lockIcon(), h("span",
-    "Your balance is kept in a double-entry ledger. You pay only for minutes of live video, measured by the server, and you can end a call at any moment."));
+    t("auth.trust")));
 }
 
 function lockIcon() {
@@ -26,13 +27,13 @@ export function login(main, _route, app) {
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
   // Shown when the account has two-factor on (the server answers otp_required).
   const otp = h("input", { type: "text", name: "otp", inputmode: "numeric", autocomplete: "one-time-code" });
-  const otpField = field("Code from your authenticator app (or a recovery code)", otp);
+  const otpField = field(t("auth.otp"), otp);
   otpField.hidden = true;
   const form = h("form", { novalidate: true },
-    field("Email", email),
-    field("Password", password),
+    field(t("auth.email"), email),
+    field(t("auth.password"), password),
     otpField,
-    h("button.btn.block", { type: "submit" }, "Log in"));
+    h("button.btn.block", { type: "submit" }, t("nav.login")));
   onSubmit(form, async (fd) => {
     const body = { email: fd.get("email"), password: fd.get("password") };
     const code = String(fd.get("otp") || "").trim();
@@ -44,19 +45,19 @@ export function login(main, _route, app) {
       if (err.code === "otp_required" && otpField.hidden) {
         otpField.hidden = false;
         otp.focus();
-        throw new Error("Two-factor authentication is on: enter the code your app shows.");
+        throw new Error(t("error.otp_required"));
       }
       throw err;
     }
   });
   clear(main, h("section.auth",
     h("div.card",
-      h("h1", "Log in"),
-      h("p.muted", "Welcome back. Pick up where you left off."),
+      h("h1", t("nav.login")),
+      h("p.muted", t("auth.welcome")),
       form,
-      h("p.small", h("a", { href: "#/forgot" }, "Forgot your password?")),
+      h("p.small", h("a", { href: "#/forgot" }, t("auth.forgot"))),
       trustNote()),
-    h("p.auth-switch", "New here? ", h("a", { href: "#/signup" }, "Create an account"))));
+    h("p.auth-switch", t("auth.new_here"), " ", h("a", { href: "#/signup" }, t("auth.create_link")))));
   email.focus();
 }
 
@@ -72,20 +73,20 @@ export function signup(main, route, app) {
     h("input", { type: "checkbox", name, value: "yes", required: true }), h("span", text));
   const form = h("form", { novalidate: true },
     h("fieldset.field",
-      h("legend.visually-hidden", "Account type"),
+      h("legend.visually-hidden", t("auth.account_type")),
       h("div.role-pick",
-        roleChoice("buyer", "I want to talk", "Top up and call by the minute"),
-        roleChoice("seller", "I want to earn", "Set a rate, take calls"))),
-    field("Display name", name, "Shown to the people you talk to."),
-    field("Email", email),
-    field("Password", password, "At least 10 characters."),
+        roleChoice("buyer", t("auth.role_buyer"), t("auth.role_buyer_sub")),
+        roleChoice("seller", t("auth.role_seller"), t("auth.role_seller_sub")))),
+    field(t("auth.display_name"), name, t("auth.display_name_hint")),
+    field(t("auth.email"), email),
+    field(t("auth.password"), password, t("auth.password_hint")),
     // Read before the boxes are ticked; in a new tab, so the form keeps what was typed.
-    h("p.small.muted.terms-link", "Read the ",
-      h("a", { href: "#/terms", target: "_blank", rel: "noopener" }, "terms of service"),
-      " (18+ only; what a minute costs, refunds, withdrawals, privacy)."),
-    confirm("adult", "I am 18 or older"),
-    confirm("terms", "I accept the terms of service"),
-    h("button.btn.block", { type: "submit" }, "Create account"));
+    h("p.small.muted.terms-link", t("auth.terms_before"), " ",
+      h("a", { href: "#/terms", target: "_blank", rel: "noopener" }, t("auth.terms_link")),
+      " ", t("auth.terms_after")),
+    confirm("adult", t("auth.adult")),
+    confirm("terms", t("auth.accept_terms")),
+    h("button.btn.block", { type: "submit" }, t("auth.create")));
   onSubmit(form, async (fd) => {
     const body = {
       email: fd.get("email"), password: fd.get("password"),
@@ -98,10 +99,10 @@ export function signup(main, route, app) {
   });
   clear(main, h("section.auth",
     h("div.card",
-      h("h1", "Create your account"),
-      h("p.muted", "Pay-per-minute video calls, settled in USDT."),
+      h("h1", t("auth.create_title")),
+      h("p.muted", t("auth.tagline")),
       form,
       trustNote()),
-    h("p.auth-switch", "Already have an account? ", h("a", { href: "#/login" }, "Log in"))));
+    h("p.auth-switch", t("auth.have_account"), " ", h("a", { href: "#/login" }, t("nav.login")))));
   name.focus();
 }

@@ -8,6 +8,7 @@
 import { get, post } from "../api.js";
 import * as money from "../money.js";
 import { CallLink, getLocalMedia, stopStream } from "../rtc.js";
+import { errorText, formatNumber, t } from "../i18n.js";
 import { clear, field, formatDuration, h, initials, onSubmit, stars, toast } from "../ui.js";
 import { callControls, chatPanel } from "./call_room.js";
 import { showSummary, tipForm, tipList } from "./call_summary.js";
@@ -25,11 +26,10 @@ export function pausedText(call, isBuyer) {
   const by = call.paused_by;
   if (by && by !== "both" && by !== mine) {
     return isBuyer
-      ? "The seller's connection is interrupted. The meter is paused while they reconnect."
-      : "The buyer's connection is interrupted. The meter is paused; you can end the call and keep what you earned.";
+      ? t("call.paused_seller") : t("call.paused_buyer");
   }
-  if (by === mine) return "Your connection is interrupted. Reconnecting… The meter is paused.";
-  return "Connection interrupted. Reconnecting… The meter is paused.";
+  if (by === mine) return t("call.paused_mine");
+  return t("call.paused");
 }
 
 /** What is left, from the meter's minutes (tenths of a minute, "0.7"): whole minutes from
@@ -38,10 +38,10 @@ export function pausedText(call, isBuyer) {
 export function leftText(minutesLeft, sinceMeterS = 0) {
   const m = Number(minutesLeft);
   if (!Number.isFinite(m)) return String(minutesLeft ?? "");
-  if (m >= 10) return String(Math.floor(m));
-  if (m >= 1) return m.toFixed(1);
+  if (m >= 10) return formatNumber(Math.floor(m), { useGrouping: false });
+  if (m >= 1) return formatNumber(m, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const secs = Math.max(0, Math.round(m * 60 - sinceMeterS));
-  return `0:${String(secs).padStart(2, "0")} left`;
+  return t("call.seconds_left", { time: `0:${String(secs).padStart(2, "0")}` });
 }
 
 /** The meter before its first message: the buyer's balance (available plus the call's
@@ -81,12 +81,12 @@ async function findSeller(sellerId) {
 async function nameOfOther(call, isBuyer) {
   if (isBuyer) {
     const seller = await findSeller(call.seller_id).catch(() => null);
-    return seller?.display_name || "Seller";
+    return seller?.display_name || t("history.seller");
   }
   try {
-    return sessionStorage.getItem(`call-name:${call.id}`) || "Buyer";
+    return sessionStorage.getItem(`call-name:${call.id}`) || t("history.buyer");
   } catch {
-    return "Buyer";
+    return t("history.buyer");
   }
 }
 
@@ -97,7 +97,7 @@ function previewBox(video, message) {
 async function preCall(main, sellerId, app) {
   const seller = await findSeller(sellerId);
   if (!seller) {
-    clear(main, h("div.card", h("h1", "Seller not found"), h("p", "This seller is not available."), h("a.btn", { href: "#/sellers" }, "Back to sellers")));
+    clear(main, h("div.card", h("h1", t("call.seller_not_found")), h("p", t("call.seller_unavailable")), h("a.btn", { href: "#/sellers" }, t("summary.back_sellers"))));
     return undefined;
   }
   let stream = null;
@@ -110,13 +110,13 @@ async function preCall(main, sellerId, app) {
   const minutes = rate > 0 ? money.toUnits(available, 4) / (BigInt(rate) * 10000n) : 0n;
   const prefund = BigInt(app.config?.min_prefund_minutes ?? 1);
 
-  const localVideo = h("video", { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera" });
-  const camMsg = h("p", "Starting your camera…");
+  const localVideo = h("video", { autoplay: true, playsinline: true, muted: true, "aria-label": t("call.your_camera") });
+  const camMsg = h("p", t("call.starting_camera"));
   const preview = previewBox(localVideo, camMsg);
   const camError = h("div");
   const ack = h("input", { type: "checkbox", name: "ack", required: true });
-  const cap = h("input", { type: "text", name: "spend_cap", inputmode: "decimal", placeholder: "No cap", autocomplete: "off" });
-  const start = h("button.btn.block", { type: "submit", disabled: true }, `Start call at ${rate} tokens/min`);
+  const cap = h("input", { type: "text", name: "spend_cap", inputmode: "decimal", placeholder: t("call.no_cap"), autocomplete: "off" });
+  const start = h("button.btn.block", { type: "submit", disabled: true }, t("call.start", { rate }));
   let cameraOk = false;
   const affordable = minutes >= prefund;
   const updateStart = () => { start.disabled = !(ack.checked && cameraOk && affordable); };
@@ -124,13 +124,13 @@ async function preCall(main, sellerId, app) {
 
   const form = h("form",
     h("div.stats",
-      h("div.stat", h("div.label", "Rate"), h("div.value", { "data-testid": "call-rate" }, rate, h("span.muted.small", " tokens/min")), h("div.sub", `= ${money.tokensToUsdt(String(rate))} USDT per minute`)),
-      h("div.stat", h("div.label", "Your balance"), h("div.value", money.tokens(available)), h("div.sub", `Enough for about ${minutes} min`))),
-    h("p.small.muted", "You pay only for live video, measured in 6-second steps by the server. Nothing is charged while the call rings or if the seller declines. A call that drops in its first 30 seconds is refunded."),
-    field("Spending cap for this call (tokens, optional)", cap, "The call ends by itself when this much has been spent."),
-    h("label.check", ack, h("span", `I agree to pay `, h("strong", `${rate} tokens per minute`), ` of live video with ${seller.display_name}.`)),
+      h("div.stat", h("div.label", t("summary.rate")), h("div.value", { "data-testid": "call-rate" }, rate, " ", h("span.muted.small", t("sellers.per_min"))), h("div.sub", t("call.usdt_per_min", { usdt: money.tokensToUsdt(String(rate)) }))),
+      h("div.stat", h("div.label", t("call.your_balance")), h("div.value", money.tokens(available)), h("div.sub", t("call.enough_for", { min: minutes })))),
+    h("p.small.muted", t("call.pay_rule")),
+    field(t("call.cap"), cap, t("call.cap_hint")),
+    h("label.check", ack, h("span", t("call.agree_before"), " ", h("strong", t("call.agree_rate", { rate })), " ", t("call.agree_after"), " ", h("span", { "data-i18n-skip": true }, seller.display_name), ".")),
     camError,
-    !affordable ? h("div.form-error", "Your balance covers less than ", String(prefund), " minute at this rate. ", h("a", { href: "#/wallet" }, "Top up first"), ".") : null,
+    !affordable ? h("div.form-error", t("call.cannot_afford", { count: Number(prefund) }), " ", h("a", { href: "#/wallet" }, t("call.top_up_first")), ".") : null,
     h("div.field"),
     start);
 
@@ -138,7 +138,7 @@ async function preCall(main, sellerId, app) {
     const body = { seller_id: seller.id, rate };
     const capText = String(fd.get("spend_cap") || "").trim();
     if (capText) {
-      if (!money.isPositive(capText, 4)) throw new Error("The spending cap is a number of tokens, like 50.");
+      if (!money.isPositive(capText, 4)) throw new Error(t("call.cap_bad"));
       body.spend_cap = capText;
     }
     const { call } = await post("/api/calls", body);
@@ -151,15 +151,15 @@ async function preCall(main, sellerId, app) {
   });
 
   clear(main,
-    h("div.page-head", h("div", h("h1", `Call ${seller.display_name}`), h("p.muted", "Check the rate and your camera, then start."))),
+    h("div.page-head", h("div", h("h1", t("call.title"), " ", h("span", { "data-i18n-skip": true }, seller.display_name)), h("p.muted", t("call.check")))),
     h("div.grid-2",
       h("section.card",
         h("div.seller-top",
-          h("div.avatar", { "aria-hidden": "true" }, initials(seller.display_name)),
-          h("div", h("div.seller-name", seller.display_name), stars(seller.rating))),
+          h("div.avatar", { "aria-hidden": "true", "data-i18n-skip": true }, initials(seller.display_name)),
+          h("div", h("div.seller-name", { "data-i18n-skip": true }, seller.display_name), stars(seller.rating))),
         h("hr.sep"),
         form),
-      h("section.card", h("h2", "Your camera"), preview)));
+      h("section.card", h("h2", t("call.your_camera")), preview)));
 
   try {
     stream = await getLocalMedia();
@@ -167,7 +167,7 @@ async function preCall(main, sellerId, app) {
     camMsg.parentElement?.remove();
     cameraOk = true;
   } catch (err) {
-    camMsg.textContent = "Camera unavailable";
+    camMsg.textContent = t("call.camera_unavailable");
     clear(camError, h("div.form-error", { role: "alert", "data-testid": "media-error" }, err.message));
   }
   updateStart();
@@ -204,11 +204,11 @@ async function inCall(main, callId, app, handoff = {}) {
     return undefined;
   }
 
-  const remoteVideo = h("video.remote", { autoplay: true, playsinline: true, "aria-label": `${otherName}'s video`, "data-testid": "remote-video" });
-  const localVideo = h("video.local", { autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera" });
+  const remoteVideo = h("video.remote", { autoplay: true, playsinline: true, "aria-label": t("call.their_video", { name: otherName }), "data-testid": "remote-video" });
+  const localVideo = h("video.local", { autoplay: true, playsinline: true, muted: true, "aria-label": t("call.your_camera") });
   const overlayText = h("p");
   const overlay = h("div.overlay", overlayText);
-  const unmute = h("button.btn.secondary.small", { type: "button", hidden: true, onclick: () => { remoteVideo.muted = false; remoteVideo.play().catch(() => {}); unmute.hidden = true; } }, "Turn on sound");
+  const unmute = h("button.btn.secondary.small", { type: "button", hidden: true, onclick: () => { remoteVideo.muted = false; remoteVideo.play().catch(() => {}); unmute.hidden = true; } }, t("call.sound_on"));
   remoteVideo.addEventListener("autoplay-muted", () => { unmute.hidden = false; });
   const stage = h("div.stage", remoteVideo, localVideo, overlay);
   const stateBadge = h("span.badge", { "data-testid": "call-state" });
@@ -216,11 +216,11 @@ async function inCall(main, callId, app, handoff = {}) {
   const time = h("div.value.num", { "data-testid": "meter-time" }, "0:00");
   const spent = h("span", { "data-testid": "meter-spent" }, "0");
   const balance = h("span", { "data-testid": "meter-balance" }, "—");
-  const tokensUnit = () => h("span.unit", " tokens");
+  const tokensUnit = () => h("span.unit", ` ${t("header.tokens")}`);
   const left = h("div.value.num", { "data-testid": "meter-minutes-left" }, "…");
-  const leftLabel = h("div.label", isBuyer ? "Minutes left" : "Buyer's minutes left");
+  const leftLabel = h("div.label", t(isBuyer ? "call.minutes_left" : "call.buyer_minutes_left"));
   const warning = h("div.warning", { role: "alert", hidden: true, "data-testid": "meter-warning" });
-  const endBtn = h("button.btn.danger.end-call", { type: "button", onclick: () => hangUp() }, "End call");
+  const endBtn = h("button.btn.danger.end-call", { type: "button", onclick: () => hangUp() }, t("call.end"));
   const controls = callControls({ socket: app.socket, call, myId: app.me.id, otherName, stage, getStream: () => stream, endBtn });
   const chat = chatPanel({ socket: app.socket, call, myId: app.me.id, otherName, canSend: () => MEDIA.has(call.state) && !ended });
   let announced = false;
@@ -228,24 +228,24 @@ async function inCall(main, callId, app, handoff = {}) {
   const tipBox = isBuyer ? h("div", { hidden: true }, tipForm(call, otherName, (tip) => tips.add(tip))) : null;
   const loadTips = async () => {
     try {
-      (await get(`/api/calls/${encodeURIComponent(call.id)}/tips`)).tips.forEach((t) => tips.add(t));
+      (await get(`/api/calls/${encodeURIComponent(call.id)}/tips`)).tips.forEach((tip) => tips.add(tip));
     } catch {
       // The `tip` messages still come; the next reconnect reads the record again.
     }
   };
   const meterBox = h("div.meter",
-    h("div.stat.time", h("div.label", "Live time"), time),
-    h("div.stat", h("div.label", isBuyer ? "Spent" : "Billed"), h("div.value.num", { "data-testid": "meter-spent-box" }, spent, tokensUnit())),
-    isBuyer ? h("div.stat", h("div.label", "Balance"), h("div.value.num", balance, tokensUnit())) : null,
+    h("div.stat.time", h("div.label", t("history.live_time")), time),
+    h("div.stat", h("div.label", t(isBuyer ? "wallet.spent_head" : "call.billed")), h("div.value.num", { "data-testid": "meter-spent-box" }, spent, tokensUnit())),
+    isBuyer ? h("div.stat", h("div.label", t("wallet.balance")), h("div.value.num", balance, tokensUnit())) : null,
     h("div.stat", leftLabel, left));
 
   clear(main,
-    h("h1.visually-hidden", `Call with ${otherName}`),
+    h("h1.visually-hidden", t("history.call_with"), " ", h("span", { "data-i18n-skip": true }, otherName)),
     h("div.call-layout",
       h("div", stage, controls.bar, h("div.row", { class: "call-under" }, unmute)),
       h("aside.card.stack",
-        h("div.spread", h("div.call-state", stateBadge), h("span.muted.small", `${call.rate} tokens/min`)),
-        h("div", h("div.seller-name", otherName), h("div.muted.small.explain", isBuyer ? "You are paying by the minute of live video." : "You earn for every minute of live video.")),
+        h("div.spread", h("div.call-state", stateBadge), h("span.muted.small", t("history.rate", { rate: call.rate }))),
+        h("div", h("div.seller-name", { "data-i18n-skip": true }, otherName), h("div.muted.small.explain", t(isBuyer ? "call.paying" : "call.earning"))),
         mediaError,
         warning,
         meterBox,
@@ -273,12 +273,12 @@ async function inCall(main, callId, app, handoff = {}) {
       const since = call.state === "live" ? Math.min(6, (Date.now() - meter.at) / 1000) : 0;
       left.textContent = leftText(meter.minutes_left, since);
       leftLabel.textContent = Number.isFinite(m) && m < 1
-        ? (isBuyer ? "Time left" : "Buyer's time left")
-        : (isBuyer ? "Minutes left" : "Buyer's minutes left");
+        ? t(isBuyer ? "call.time_left" : "call.buyer_time_left")
+        : t(isBuyer ? "call.minutes_left" : "call.buyer_minutes_left");
       const low = Number.isFinite(m) && m < 1;
       warning.hidden = !low;
       warning.textContent = low
-        ? (isBuyer ? "Less than one minute left. The call ends when your balance or cap runs out." : "The buyer has less than one minute left.")
+        ? t(isBuyer ? "call.low_buyer" : "call.low_seller")
         : "";
     }
   }
@@ -288,17 +288,17 @@ async function inCall(main, callId, app, handoff = {}) {
     call = { ...call, ...next };
     // The clock runs from the moment the video went live (not from when the page opened).
     if (call.state === "live" && !wasLive) meter = { ...meter, live_seconds: call.live_seconds || 0, at: Date.now() };
-    const labels = { ringing: "Ringing", connecting: "Connecting", live: "Live", paused: "Paused" };
-    stateBadge.textContent = labels[call.state] || call.state;
+    const labels = ["ringing", "connecting", "live", "paused"];
+    stateBadge.textContent = labels.includes(call.state) ? t(`call_state.${call.state}`) : call.state;
     stateBadge.className = `badge ${call.state === "live" ? "ok" : call.state === "paused" ? "warn" : "info"}`;
     const overlayMsg = {
-      ringing: isBuyer ? `Calling ${otherName}… You are not charged until the video is live.` : "Connecting…",
-      connecting: "Connecting video…",
+      ringing: isBuyer ? t("call.calling", { name: otherName }) : t("call.connecting"),
+      connecting: t("call.connecting_video"),
       paused: pausedText(call, isBuyer),
     }[call.state];
     overlayText.textContent = overlayMsg || "";
     overlay.hidden = !overlayMsg;
-    endBtn.textContent = call.state === "ringing" && isBuyer ? "Cancel call" : "End call";
+    endBtn.textContent = t(call.state === "ringing" && isBuyer ? "call.cancel" : "call.end");
     if (tipBox) tipBox.hidden = !(call.state === "live" || call.state === "paused");
     chat.setEnabled(MEDIA.has(call.state));
     if (MEDIA.has(call.state) && !announced) {
@@ -320,7 +320,7 @@ async function inCall(main, callId, app, handoff = {}) {
       try {
         stream = await getLocalMedia();
       } catch (err) {
-        clear(mediaError, h("div.form-error", { role: "alert", "data-testid": "media-error" }, err.message, " The other side cannot see or hear you."));
+        clear(mediaError, h("div.form-error", { role: "alert", "data-testid": "media-error" }, err.message, " ", t("call.media_error")));
         stream = null;
       }
     }
@@ -331,7 +331,7 @@ async function inCall(main, callId, app, handoff = {}) {
       socket: app.socket, callId: call.id, offerer: isBuyer, localStream: stream, remoteVideo,
       onStatus: (s) => {
         if (s === "reconnecting" && call.state !== "ringing") {
-          overlayText.textContent = "Connection interrupted. Reconnecting…";
+          overlayText.textContent = t("call.interrupted");
           overlay.hidden = false;
         } else if (s === "connected") {
           overlay.hidden = true;
@@ -347,7 +347,7 @@ async function inCall(main, callId, app, handoff = {}) {
       const res = await post(`/api/calls/${encodeURIComponent(call.id)}/end`);
       if (res?.call) setState(res.call);
     } catch (err) {
-      toast(err.message, "error");
+      toast(errorText(err), "error");
       endBtn.disabled = false;
     }
   }

@@ -8,6 +8,7 @@
 // shown once, in the server's order (by id).
 
 import { get, post } from "../api.js";
+import { errorText, locale, t } from "../i18n.js";
 import { clear, formatDate, h, toast } from "../ui.js";
 
 const MAX_CHARS = 1000;
@@ -16,21 +17,21 @@ const CHAT_ERRORS = new Set(["chat_empty", "chat_too_long", "chat_invalid_text",
 function timeOf(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return formatDate(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
 }
 
 /** The chat panel of a call. `canSend()` tells whether the call is under way. */
 export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = false }) {
   const callId = String(call.id);
   const byId = new Map(); // id -> message
-  const list = h("ol.chat-lines", { "data-testid": "chat-lines", "aria-live": "polite", "aria-label": "Chat history" });
-  const empty = h("p.muted.small.chat-empty", "No messages yet. Say hello, or tell the other side if you cannot hear or see them.");
-  const input = h("textarea.chat-input", { name: "chat_text", rows: 1, placeholder: "Type a message", "aria-label": "Chat message", autocomplete: "off" });
+  const list = h("ol.chat-lines", { "data-testid": "chat-lines", "aria-live": "polite", "aria-label": t("chat.history") });
+  const empty = h("p.muted.small.chat-empty", t("chat.empty"));
+  const input = h("textarea.chat-input", { name: "chat_text", rows: 1, placeholder: t("chat.placeholder"), "aria-label": t("chat.message"), autocomplete: "off" });
   const status = h("div.small.chat-status", { role: "status", "data-testid": "chat-status" });
-  const send = h("button.btn.secondary", { type: "submit" }, "Send");
+  const send = h("button.btn.secondary", { type: "submit" }, t("chat.send"));
   const form = h("form.chat-form", input, send);
-  const box = h("section.chat", { "aria-label": "Chat", "data-testid": "chat" },
-    h("h2.small-head", "Chat"), readOnly ? null : empty, list, readOnly ? null : form, status);
+  const box = h("section.chat", { "aria-label": t("admin.chat"), "data-testid": "chat" },
+    h("h2.small-head", t("admin.chat")), readOnly ? null : empty, list, readOnly ? null : form, status);
 
   const idNum = (id) => {
     try { return BigInt(String(id)); } catch { return 0n; }
@@ -39,15 +40,15 @@ export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = f
   function line(m) {
     const mine = String(m.from) === String(myId);
     const li = h("li", { class: mine ? "mine" : "theirs", "data-message-id": m.id },
-      h("span.chat-who", mine ? "You" : otherName),
+      mine ? h("span.chat-who", t("chat.you")) : h("span.chat-who", { "data-i18n-skip": true }, otherName),
       h("span.chat-time.muted.small", timeOf(m.at)),
-      h("div.chat-text", m.text));
+      h("div.chat-text", { "data-i18n-skip": true }, m.text));
     if (!mine) {
       li.append(h("button.linkish.small.chat-report", {
         type: "button",
-        "aria-label": `Report this message from ${otherName}`,
+        "aria-label": t("chat.report_label", { name: otherName }),
         onclick: () => report(m, li),
-      }, "Report"));
+      }, t("chat.report")));
     }
     return li;
   }
@@ -94,15 +95,15 @@ export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = f
   }
 
   async function report(m, li) {
-    const reason = prompt(`Report this message from ${otherName} to the operator? Say why (optional).`, "");
+    const reason = prompt(t("chat.report_prompt", { name: otherName }), "");
     if (reason === null) return;
     try {
       await post(`/api/calls/${encodeURIComponent(callId)}/messages/${encodeURIComponent(m.id)}/report`, reason.trim() ? { reason: reason.trim() } : {});
       const btn = li.querySelector(".chat-report");
-      if (btn) btn.replaceWith(h("span.muted.small", "Reported"));
-      toast("Reported. The operator will look at it.", "ok");
+      if (btn) btn.replaceWith(h("span.muted.small", t("chat.reported")));
+      toast(t("chat.reported_toast"), "ok");
     } catch (err) {
-      toast(err.message, "error");
+      toast(errorText(err), "error");
     }
   }
 
@@ -112,15 +113,15 @@ export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = f
     status.textContent = "";
     if (!text) return;
     if ([...text].length > MAX_CHARS) {
-      status.textContent = `A message is at most ${MAX_CHARS} characters.`;
+      status.textContent = t("chat.too_long", { max: MAX_CHARS });
       return;
     }
     if (!canSend()) {
-      status.textContent = "The call is not connected yet.";
+      status.textContent = t("chat.not_yet");
       return;
     }
     if (!socket.send({ type: "chat", call_id: callId, text })) {
-      status.textContent = "Not connected right now. Your message was not sent; try again in a moment.";
+      status.textContent = t("chat.offline");
       return;
     }
     input.value = "";
@@ -135,7 +136,7 @@ export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = f
   const unsubs = readOnly ? [] : [
     socket.on("chat", (msg) => { if (String(msg.call_id) === callId) add(msg.message); }),
     // Errors carry no call id: only the chat's own codes are shown here.
-    socket.on("error", (msg) => { if (CHAT_ERRORS.has(msg.code)) status.textContent = msg.message; }),
+    socket.on("error", (msg) => { if (CHAT_ERRORS.has(msg.code)) status.textContent = errorText(msg); }),
     socket.on("open", () => load()),
   ];
   return {
@@ -156,21 +157,21 @@ export function chatPanel({ socket, call, myId, otherName, canSend, readOnly = f
 export function callControls({ socket, call, myId, otherName, stage, getStream, endBtn }) {
   const callId = String(call.id);
   const state = { audio: true, video: true };
-  const muteBtn = h("button.btn.secondary.control", { type: "button", "aria-pressed": "false", onclick: () => toggle("audio") }, "Mute");
-  const camBtn = h("button.btn.secondary.control", { type: "button", "aria-pressed": "false", onclick: () => toggle("video") }, "Camera off");
+  const muteBtn = h("button.btn.secondary.control", { type: "button", "aria-pressed": "false", onclick: () => toggle("audio") }, t("controls.mute"));
+  const camBtn = h("button.btn.secondary.control", { type: "button", "aria-pressed": "false", onclick: () => toggle("video") }, t("controls.camera_off"));
   const bar = h("div.call-controls", { "data-testid": "call-controls" }, muteBtn, camBtn, endBtn);
-  const remoteCam = h("span.badge.warn", { hidden: true, "data-testid": "remote-camera-off" }, `${otherName}'s camera is off`);
-  const remoteMic = h("span.badge.warn", { hidden: true, "data-testid": "remote-muted" }, `${otherName} is muted`);
+  const remoteCam = h("span.badge.warn", { hidden: true, "data-testid": "remote-camera-off" }, t("controls.remote_camera_off", { name: otherName }));
+  const remoteMic = h("span.badge.warn", { hidden: true, "data-testid": "remote-muted" }, t("controls.remote_muted", { name: otherName }));
   const flags = h("div.remote-flags", remoteCam, remoteMic);
   stage.append(flags);
 
   function apply() {
     const stream = getStream();
-    stream?.getAudioTracks().forEach((t) => { t.enabled = state.audio; });
-    stream?.getVideoTracks().forEach((t) => { t.enabled = state.video; });
-    muteBtn.textContent = state.audio ? "Mute" : "Unmute";
+    stream?.getAudioTracks().forEach((tr) => { tr.enabled = state.audio; });
+    stream?.getVideoTracks().forEach((tr) => { tr.enabled = state.video; });
+    muteBtn.textContent = t(state.audio ? "controls.mute" : "controls.unmute");
     muteBtn.setAttribute("aria-pressed", String(!state.audio));
-    camBtn.textContent = state.video ? "Camera off" : "Camera on";
+    camBtn.textContent = t(state.video ? "controls.camera_off" : "controls.camera_on");
     camBtn.setAttribute("aria-pressed", String(!state.video));
   }
 

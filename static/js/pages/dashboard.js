@@ -2,6 +2,7 @@
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
+import { errorText, formatNumber, t } from "../i18n.js";
 import { clear, errorBox, field, formatDate, h, newIdempotencyKey, onSubmit, plural, statusBadge, toast } from "../ui.js";
 import { unlock } from "../sound.js";
 import { explorerLink } from "./wallet.js";
@@ -46,23 +47,23 @@ export async function render(main, _route, app) {
     const busiest = [...s.busiest_hours].sort((a, b) => Number(b.minutes) - Number(a.minutes))[0];
     const hasBusy = busiest && Number(busiest.minutes) > 0;
     clear(statsBox,
-      h("img.chart", { src: `/api/seller/stats/chart.svg?t=${Date.now()}`, alt: "Earnings per day over the last 30 days", width: 640, height: 220 }),
+      h("img.chart", { src: `/api/seller/stats/chart.svg?t=${Date.now()}`, alt: t("dash.chart_alt"), width: 640, height: 220 }),
       h("div.stats",
-        h("div.stat", h("div.label", "Minutes billed"), h("div.value", { "data-testid": "minutes-billed" }, s.minutes_billed), h("div.sub", { "data-testid": "calls-count" }, plural(s.calls, "call"))),
-        h("div.stat", h("div.label", "Average call"), h("div.value", `${Math.round(s.average_call_seconds / 60 * 10) / 10} min`), h("div.sub", `${s.average_call_seconds} s`)),
-        h("div.stat", h("div.label", "Tips"), h("div.value", money.tokens(s.tips_total)), h("div.sub", "tokens earned")),
-        h("div.stat", h("div.label", "Busiest hour"), h("div.value", hasBusy ? `${String(busiest.hour_utc).padStart(2, "0")}:00` : "—"), h("div.sub", "UTC"))),
+        h("div.stat", h("div.label", t("dash.minutes_billed")), h("div.value", { "data-testid": "minutes-billed" }, s.minutes_billed), h("div.sub", { "data-testid": "calls-count" }, plural(s.calls, "count.calls"))),
+        h("div.stat", h("div.label", t("dash.average_call")), h("div.value", t("dash.minutes_short", { min: formatNumber(Math.round(s.average_call_seconds / 60 * 10) / 10) })), h("div.sub", t("dash.seconds_short", { s: s.average_call_seconds }))),
+        h("div.stat", h("div.label", t("history.tips")), h("div.value", money.tokens(s.tips_total)), h("div.sub", t("dash.tokens_earned"))),
+        h("div.stat", h("div.label", t("dash.busiest_hour")), h("div.value", hasBusy ? `${String(busiest.hour_utc).padStart(2, "0")}:00` : "—"), h("div.sub", "UTC"))),
       // Named only when they opted in (as the buyers are told), never with amounts.
-      h("div", { "data-testid": "supporters" }, h("h3", "Top supporters"),
+      h("div", { "data-testid": "supporters" }, h("h3", t("dash.top_supporters")),
         s.top_supporters.length
-          ? h("ol", { "data-testid": "top-supporters" }, s.top_supporters.map((t) => h("li", t.display_name)))
+          ? h("ol", { "data-testid": "top-supporters" }, s.top_supporters.map((sup) => h("li", { "data-i18n-skip": true }, sup.display_name)))
           : null,
         s.supporters_not_shown
           ? h("p.small.muted", { "data-testid": "supporters-not-shown" },
-            `${s.top_supporters.length ? "And " : ""}${plural(s.supporters_not_shown, "supporter")} who keep${s.supporters_not_shown === 1 ? "s" : ""} their name private.`)
+            plural(s.supporters_not_shown, s.top_supporters.length ? "dash.and_private" : "dash.private"))
           : null,
-        !s.top_supporters.length && !s.supporters_not_shown ? h("p.empty", "No supporters yet.") : null,
-        h("p.small.muted", "Buyers choose in their wallet whether their name may be shown; amounts are never shown per buyer.")));
+        !s.top_supporters.length && !s.supporters_not_shown ? h("p.empty", t("dash.no_supporters")) : null,
+        h("p.small.muted", t("dash.supporters_rule"))));
   }
 
   function renderStatus() {
@@ -75,18 +76,18 @@ export async function render(main, _route, app) {
       try {
         const res = await put("/api/seller/status", { online: !online });
         seller = { ...seller, ...(res.seller || { online: !online }) };
-        toast(seller.online ? "You are online. Keep this tab open to receive calls." : "You are offline.", "ok");
+        toast(t(seller.online ? "dash.now_online" : "dash.now_offline"), "ok");
       } catch (err) {
-        toast(err.message, "error");
+        toast(errorText(err), "error");
       }
       renderStatus();
     });
     clear(statusBox,
       h("div.spread",
-        h("label.switch", toggle, h("span", { id: "online-label" }, online ? "Online: buyers can call you" : "Offline")),
-        online ? h("span.badge.ok", h("span.dot.on"), "Visible in the list") : h("span.badge", "Hidden from buyers")),
-      hasRate ? h("p.muted.small", "Incoming calls ring on any page of meterchat while this tab is open.")
-        : h("p.muted.small", "Set your rate below before you go online."));
+        h("label.switch", toggle, h("span", { id: "online-label" }, t(online ? "dash.online_label" : "sellers.offline"))),
+        online ? h("span.badge.ok", h("span.dot.on"), t("dash.visible")) : h("span.badge", t("dash.hidden"))),
+      hasRate ? h("p.muted.small", t("dash.ring_hint"))
+        : h("p.muted.small", t("dash.set_rate_first")));
   }
 
   function renderProfile() {
@@ -95,8 +96,8 @@ export async function render(main, _route, app) {
     const rate = h("input", { type: "number", name: "rate", min, max, step: 1, required: true, inputmode: "numeric", value: seller?.rate ?? "" });
     const bio = h("textarea", { name: "bio", maxlength: 1000 });
     bio.value = seller?.bio || "";
-    const tags = h("input", { type: "text", name: "tags", value: list(seller?.tags), placeholder: "e.g. english, tutoring, music" });
-    const langs = h("input", { type: "text", name: "languages", value: list(seller?.languages), placeholder: "e.g. English, Spanish" });
+    const tags = h("input", { type: "text", name: "tags", value: list(seller?.tags), placeholder: t("dash.tags_example") });
+    const langs = h("input", { type: "text", name: "languages", value: list(seller?.languages), placeholder: t("dash.langs_example") });
     const usdtHint = h("span");
     const commission = seller?.commission_percent ?? app.config?.commission_percent ?? "0";
     const updateHint = () => {
@@ -105,25 +106,25 @@ export async function render(main, _route, app) {
         return;
       }
       const earns = earnsPerMinute(rate.value, commission);
-      usdtHint.textContent = ` ${rate.value} tokens = ${money.tokensToUsdt(rate.value)} USDT per minute. The platform keeps ${commission} %: you earn ${money.tokens(earns)} tokens (${money.tokensToUsdt(earns)} USDT) per minute of live video.`;
+      usdtHint.textContent = ` ${t("dash.rate_hint", { rate: rate.value, usdt: money.tokensToUsdt(rate.value), percent: commission, earns: money.tokens(earns), earns_usdt: money.tokensToUsdt(earns) })}`;
     };
     rate.addEventListener("input", updateHint);
     updateHint();
     const form = h("form",
-      field("Rate (tokens per minute)", rate, h("span", { "data-testid": "rate-hint" }, `Between ${min} and ${max}.`, usdtHint)),
-      field("About you", bio, "What buyers can expect from a call with you."),
-      field("Tags", tags, "Comma-separated."),
-      field("Languages", langs, "Comma-separated."),
-      h("button.btn", { type: "submit" }, "Save profile"));
+      field(t("dash.rate"), rate, h("span", { "data-testid": "rate-hint" }, t("dash.between", { min, max }), usdtHint)),
+      field(t("dash.about"), bio, t("dash.about_hint")),
+      field(t("dash.tags"), tags, t("dash.comma")),
+      field(t("dash.languages"), langs, t("dash.comma")),
+      h("button.btn", { type: "submit" }, t("dash.save_profile")));
     onSubmit(form, async (fd) => {
       const r = String(fd.get("rate") || "").trim();
-      if (!/^\d+$/.test(r)) throw new Error("The rate is a whole number of tokens per minute.");
+      if (!/^\d+$/.test(r)) throw new Error(t("dash.rate_whole"));
       const res = await put("/api/seller/profile", {
         rate: Number(r), bio: String(fd.get("bio") || ""),
         tags: splitList(fd.get("tags")), languages: splitList(fd.get("languages")),
       });
       seller = { ...seller, ...(res.seller || {}) };
-      toast("Profile saved", "ok");
+      toast(t("dash.profile_saved"), "ok");
       renderStatus();
     });
     clear(profileBox, form);
@@ -135,10 +136,10 @@ export async function render(main, _route, app) {
     const fees = localFees == null ? null : BigInt(localFees);
     const minUsdt = app.config?.withdrawal_min_usdt ?? "3";
     const tokens = h("input", { type: "text", name: "tokens", inputmode: "decimal", required: true, autocomplete: "off" });
-    const address = h("input", { type: "text", name: "address", required: true, autocomplete: "off", spellcheck: "false", placeholder: "T…", maxlength: 34 });
+    const address = h("input", { type: "text", name: "address", required: true, autocomplete: "off", spellcheck: "false", placeholder: t("dash.address_placeholder"), maxlength: 34 });
     const preview = h("p.small", { "aria-live": "polite", "data-testid": "withdraw-preview" });
     const otp = app.me.two_factor
-      ? field("Code from your authenticator app", h("input", { type: "text", name: "otp", inputmode: "numeric", autocomplete: "one-time-code", required: true }))
+      ? field(t("dash.otp"), h("input", { type: "text", name: "otp", inputmode: "numeric", autocomplete: "one-time-code", required: true }))
       : null;
     const validAddress = (a) => /^T[1-9A-HJ-NP-Za-km-z]{33}$/.test(a);
     // The server's quote for (tokens, address): the fee the request confirms (fee_tokens).
@@ -147,22 +148,26 @@ export async function render(main, _route, app) {
     let quoteSeq = 0;
     const describe = (q) => {
       const network = q.network_fee_mode === "auto"
-        ? `network ${q.network_fee_usdt} USDT: ${Number(q.energy).toLocaleString()} energy × ${q.energy_price_sun} sun + ${q.bandwidth_bytes} bytes × ${Number(q.bandwidth_price_sun).toLocaleString()} sun = ${q.network_fee_trx} TRX at ${q.trx_usdt_price} USDT per TRX`
-        : `network energy ${q.network_fee_usdt} USDT`;
-      return `You receive ${q.net_usdt} USDT after fees of ${q.fee_usdt} USDT (platform fee ${q.platform_fee_usdt} USDT, ${network}).`;
+        ? t("dash.fee_auto", {
+          usdt: q.network_fee_usdt, energy: formatNumber(Number(q.energy)), energy_price: q.energy_price_sun,
+          bytes: q.bandwidth_bytes, bandwidth_price: formatNumber(Number(q.bandwidth_price_sun)),
+          trx: q.network_fee_trx, trx_price: q.trx_usdt_price,
+        })
+        : t("dash.fee_energy", { usdt: q.network_fee_usdt });
+      return t("dash.quote", { net: q.net_usdt, fee: q.fee_usdt, platform: q.platform_fee_usdt, network });
     };
     const fetchQuote = async () => {
-      const t = tokens.value.trim();
+      const tk = tokens.value.trim();
       const a = address.value.trim();
       const seq = ++quoteSeq;
       try {
-        const res = await get(`/api/withdrawals/quote?address=${encodeURIComponent(a)}&tokens=${encodeURIComponent(t)}`);
+        const res = await get(`/api/withdrawals/quote?address=${encodeURIComponent(a)}&tokens=${encodeURIComponent(tk)}`);
         if (seq !== quoteSeq) return null;
-        quoted = { key: `${t}|${a}`, quote: res.quote };
+        quoted = { key: `${tk}|${a}`, quote: res.quote };
         preview.textContent = describe(res.quote);
         return quoted;
       } catch (err) {
-        if (seq === quoteSeq) preview.textContent = err.message;
+        if (seq === quoteSeq) preview.textContent = errorText(err);
         return null;
       }
     };
@@ -176,10 +181,10 @@ export async function render(main, _route, app) {
       if (fees != null) {
         const net = money.tokensToMusdt(tokens.value) - fees;
         preview.textContent = net > 0n
-          ? `You receive ${money.fromUnits(net, 6)} USDT after fees of ${money.fromUnits(fees, 6)} USDT (platform fee and network energy).`
-          : `That does not cover the fees of ${money.fromUnits(fees, 6)} USDT.`;
+          ? t("dash.quote_local", { net: money.fromUnits(net, 6), fee: money.fromUnits(fees, 6) })
+          : t("dash.below_fees", { fee: money.fromUnits(fees, 6) });
       } else if (!validAddress(address.value.trim())) {
-        preview.textContent = "Enter your address to see the network fee (it depends on whether the address already holds USDT).";
+        preview.textContent = t("dash.enter_address");
       }
       if (validAddress(address.value.trim())) quoteTimer = setTimeout(fetchQuote, 250);
     };
@@ -188,31 +193,31 @@ export async function render(main, _route, app) {
     let key = null;
     let keyFor = "";
     const form = h("form",
-      field("Tokens", tokens, h("span", `Minimum ${minUsdt} USDT worth. `,
-        h("button.linkish", { type: "button", onclick: () => { tokens.value = app.balance?.available || ""; update(); } }, "Withdraw all"))),
-      field("TRON address (TRC20)", address, "Your own wallet's address, starting with T. Double-check it: transfers cannot be reversed."),
+      field(t("dash.tokens"), tokens, h("span", t("dash.minimum", { usdt: minUsdt }), " ",
+        h("button.linkish", { type: "button", onclick: () => { tokens.value = app.balance?.available || ""; update(); } }, t("dash.withdraw_all")))),
+      field(t("dash.address"), address, t("dash.address_hint")),
       otp,
       preview,
-      h("button.btn", { type: "submit" }, "Withdraw"));
+      h("button.btn", { type: "submit" }, t("dash.withdraw")));
     onSubmit(form, async (fd) => {
-      const t = String(fd.get("tokens") || "").trim();
+      const tk = String(fd.get("tokens") || "").trim();
       const a = String(fd.get("address") || "").trim();
-      if (!money.isPositive(t, 4)) throw new Error("Enter how many tokens to withdraw, like 400.");
-      if (!/^T[1-9A-HJ-NP-Za-km-z]{33}$/.test(a)) throw new Error("A TRON address has 34 characters and starts with T.");
+      if (!money.isPositive(tk, 4)) throw new Error(t("dash.enter_tokens"));
+      if (!/^T[1-9A-HJ-NP-Za-km-z]{33}$/.test(a)) throw new Error(t("dash.bad_address"));
       // A retry of the same request (e.g. after a timeout) reuses the key: it cannot pay twice.
-      if (keyFor !== `${t}|${a}`) {
+      if (keyFor !== `${tk}|${a}`) {
         key = newIdempotencyKey();
-        keyFor = `${t}|${a}`;
+        keyFor = `${tk}|${a}`;
       }
       // The fee shown is the fee confirmed: the server refuses another (409 fee_changed).
-      let shown = quoted && quoted.key === `${t}|${a}` ? quoted : null;
+      let shown = quoted && quoted.key === `${tk}|${a}` ? quoted : null;
       if (!shown) {
         clearTimeout(quoteTimer);
         shown = await fetchQuote();
-        if (!shown) throw new Error(preview.textContent || "The fee could not be read; try again.");
-        if (fees == null) throw new Error("Check the fee shown below, then press Withdraw again.");
+        if (!shown) throw new Error(preview.textContent || t("dash.fee_unread"));
+        if (fees == null) throw new Error(t("dash.check_fee"));
       }
-      const body = { tokens: t, address: a, fee_tokens: shown.quote.fee_tokens };
+      const body = { tokens: tk, address: a, fee_tokens: shown.quote.fee_tokens };
       if (otp) body.otp = String(fd.get("otp") || "").trim();
       let res;
       try {
@@ -223,9 +228,8 @@ export async function render(main, _route, app) {
       }
       keyFor = "";
       const w = res.withdrawal || {};
-      toast(w.status === "review" ? "Withdrawal requested. An operator reviews large withdrawals first."
-        : w.reason === "new_address_hold" ? "Withdrawal requested. A first withdrawal to a new address waits a while; we mailed you the details."
-          : "Withdrawal requested.", "ok");
+      toast(t(w.status === "review" ? "dash.requested_review"
+        : w.reason === "new_address_hold" ? "dash.requested_hold" : "dash.requested"), "ok");
       form.reset();
       update();
       await refresh();
@@ -234,26 +238,26 @@ export async function render(main, _route, app) {
   }
 
   function historyTable(withdrawals) {
-    if (!withdrawals.length) return h("p.empty", "No withdrawals yet.");
+    if (!withdrawals.length) return h("p.empty", t("dash.no_withdrawals"));
     return h("div.table-wrap", h("table", { "data-testid": "withdrawals" },
-      h("thead", h("tr", h("th", "When"), h("th.amount", "Tokens"), h("th.amount", "You receive"), h("th", "To"), h("th", "Status"), h("th", "Transaction"))),
+      h("thead", h("tr", h("th", t("history.when")), h("th.amount", t("dash.tokens")), h("th.amount", t("dash.you_receive")), h("th", t("dash.to")), h("th", t("dash.status")), h("th", t("dash.transaction")))),
       h("tbody", withdrawals.map((w) => h("tr", { "data-withdrawal-id": w.id, "data-status": w.status },
         h("td.small", formatDate(w.created_at || w.at)),
         h("td.amount", money.tokens(w.tokens)),
         h("td.amount", w.net_usdt != null ? `${money.usdt(w.net_usdt)} USDT` : "—"),
-        h("td.mono.small", { title: w.address }, w.address ? `${w.address.slice(0, 6)}…${w.address.slice(-4)}` : ""),
-        h("td", statusBadge(w.status), w.reason ? h("div.muted.small", w.reason === "new_address_hold" ? "held: a first withdrawal to a new address" : w.reason) : null,
+        h("td.mono.small", { title: w.address, "data-i18n-skip": true }, w.address ? `${w.address.slice(0, 6)}…${w.address.slice(-4)}` : ""),
+        h("td", statusBadge(w.status), w.reason ? h("div.muted.small", w.reason === "new_address_hold" ? t("dash.held_new_address") : w.reason) : null,
           w.status === "queued" || w.status === "review"
-            ? h("button.btn.secondary.small", { type: "button", onclick: () => cancelWithdrawal(w.id) }, "Cancel") : null),
+            ? h("button.btn.secondary.small", { type: "button", onclick: () => cancelWithdrawal(w.id) }, t("dash.cancel")) : null),
         h("td", explorerLink(app, w.txid)))))));
   }
 
   async function cancelWithdrawal(id) {
     try {
       await post(`/api/withdrawals/${encodeURIComponent(id)}/cancel`);
-      toast("Withdrawal cancelled; the tokens are back in your balance.", "ok");
+      toast(t("dash.cancelled"), "ok");
     } catch (err) {
-      toast(err.message, "error");
+      toast(errorText(err), "error");
     }
     await refresh();
   }
@@ -270,14 +274,14 @@ export async function render(main, _route, app) {
     // earnings and tips after the commission, less refunds, per UTC day, week and month.
     const last = (rows) => (stats && rows?.length ? rows[rows.length - 1].earned : "0");
     const period = (label, testid, rows) => h("div.stat", h("div.label", label),
-      h("div.value", { "data-testid": testid }, money.tokens(last(rows))), h("div.sub", "tokens, tips included"));
+      h("div.value", { "data-testid": testid }, money.tokens(last(rows))), h("div.sub", t("dash.tips_included")));
     clear(earningsBox, h("div.stats",
-      period("Today (UTC)", "earned-today", stats?.per_day),
-      period("This week", "earned-week", stats?.per_week),
-      period("This month", "earned-month", stats?.per_month),
-      h("div.stat", h("div.label", "Available"), h("div.value", { "data-testid": "seller-available" }, money.tokens(me.balance.available)), h("div.sub", `= ${money.tokensToUsdt(me.balance.available)} USDT`)),
-      money.isPositive(me.balance.pending, 4) ? h("div.stat", h("div.label", "Pending"), h("div.value", money.tokens(me.balance.pending)), h("div.sub", "released after the hold")) : null),
-    h("p.small.muted", { "data-testid": "earnings-rule" }, "Earnings after the platform commission: call minutes and tips, less refunds. Days, weeks and months are in UTC."));
+      period(t("dash.today"), "earned-today", stats?.per_day),
+      period(t("dash.week"), "earned-week", stats?.per_week),
+      period(t("dash.month"), "earned-month", stats?.per_month),
+      h("div.stat", h("div.label", t("dash.available")), h("div.value", { "data-testid": "seller-available" }, money.tokens(me.balance.available)), h("div.sub", `= ${money.tokensToUsdt(me.balance.available)} USDT`)),
+      money.isPositive(me.balance.pending, 4) ? h("div.stat", h("div.label", t("dash.pending")), h("div.value", money.tokens(me.balance.pending)), h("div.sub", t("dash.released"))) : null),
+    h("p.small.muted", { "data-testid": "earnings-rule" }, t("dash.earnings_rule")));
     if (wd.error) clear(historyBox, errorBox(wd.error));
     else clear(historyBox, historyTable(wd.withdrawals || []));
     return wd.withdrawals || [];
@@ -288,26 +292,25 @@ export async function render(main, _route, app) {
   async function renderPhoto() {
     const mine = await get("/api/seller/photo");
     const input = h("input", { type: "file", name: "photo", accept: "image/jpeg,image/png,image/webp" });
-    const form = h("form.stack", field("Upload a photo (JPEG, PNG or WebP)", input,
-      "Shown after the operator approves it. Location and camera data are removed."),
-    h("button.btn", { type: "submit" }, "Upload"));
+    const form = h("form.stack", field(t("dash.upload_photo"), input, t("dash.photo_hint")),
+      h("button.btn", { type: "submit" }, t("dash.upload")));
     onSubmit(form, async () => {
       const file = input.files?.[0];
-      if (!file) throw new Error("Choose a photo first.");
+      if (!file) throw new Error(t("dash.choose_photo"));
       await put("/api/seller/photo", file);
-      toast("Photo uploaded; it is shown once the operator approves it.", "ok");
+      toast(t("dash.photo_uploaded"), "ok");
       await renderPhoto();
     });
     const shown = mine.approved;
     clear(photoBox,
       h("div.row",
-        shown ? h("img.photo-preview", { src: shown.card_url, alt: "Your photo as buyers see it" })
-          : h("p.muted", "No approved photo yet: buyers see your initials."),
+        shown ? h("img.photo-preview", { src: shown.card_url, alt: t("dash.photo_alt") })
+          : h("p.muted", t("dash.no_photo")),
         mine.pending ? h("div", { "data-photo-status": "pending" },
-          h("img.photo-preview", { src: mine.pending.card_url, alt: "Your new photo, waiting for review" }),
-          h("span.badge.warn", "Waiting for review")) : null,
+          h("img.photo-preview", { src: mine.pending.card_url, alt: t("dash.photo_pending_alt") }),
+          h("span.badge.warn", t("dash.waiting_review"))) : null,
         mine.rejected ? h("div", { "data-photo-status": "rejected" },
-          h("span.badge", "Not approved"), mine.rejected.reason ? h("p.small", mine.rejected.reason) : null) : null),
+          h("span.badge", t("dash.not_approved")), mine.rejected.reason ? h("p.small", { "data-i18n-skip": true }, mine.rejected.reason) : null) : null),
       form);
   }
 
@@ -315,17 +318,17 @@ export async function render(main, _route, app) {
   renderProfile();
   renderWithdrawForm();
   clear(main,
-    h("div.page-head", h("div", h("h1", "Dashboard"), h("p.muted", `Welcome, ${app.me.display_name}.`))),
+    h("div.page-head", h("div", h("h1", t("nav.dashboard")), h("p.muted", t("dash.welcome"), " ", h("span", { "data-i18n-skip": true }, app.me.display_name), "."))),
     h("div.grid-2",
       h("div",
-        h("section.card", h("h2", "Availability"), statusBox),
-        h("section.card", h("h2", "Your profile"), profileBox),
-        h("section.card", h("h2", "Your photo"), photoBox)),
+        h("section.card", h("h2", t("dash.availability")), statusBox),
+        h("section.card", h("h2", t("dash.profile")), profileBox),
+        h("section.card", h("h2", t("dash.photo")), photoBox)),
       h("div",
-        h("section.card", h("h2", "Earnings"), earningsBox),
-        h("section.card", h("h2", "Withdraw to your wallet"), withdrawBox))),
-    h("section.card", h("h2", "Statistics"), statsBox),
-    h("section.card", h("h2", "Withdrawals"), historyBox));
+        h("section.card", h("h2", t("dash.earnings")), earningsBox),
+        h("section.card", h("h2", t("dash.withdraw_title")), withdrawBox))),
+    h("section.card", h("h2", t("dash.statistics")), statsBox),
+    h("section.card", h("h2", t("dash.withdrawals")), historyBox));
   await refresh();
   await renderStats().catch((err) => clear(statsBox, errorBox(err)));
   await renderPhoto().catch((err) => clear(photoBox, errorBox(err)));

@@ -4,13 +4,12 @@
 
 import { get } from "../api.js";
 import * as money from "../money.js";
+import { t } from "../i18n.js";
 import { clear, errorBox, formatDate, formatDuration, h } from "../ui.js";
 import { kindLabel } from "./wallet.js";
 
-const STATE_WORDS = {
-  ended: "Ended", declined: "Declined", missed: "Missed", cancelled: "Cancelled",
-  ringing: "Ringing", connecting: "Connecting", live: "Live", paused: "Paused",
-};
+const STATES = ["ended", "declined", "missed", "cancelled", "ringing", "connecting", "live", "paused"];
+const stateWord = (state) => (STATES.includes(state) ? t(`call_state.${state}`) : state);
 
 function amountCell(text, { sign = "" } = {}) {
   return h("td.amount", money.isPositive(text, 4) ? `${sign}${money.tokens(text)}` : "—");
@@ -21,7 +20,7 @@ function callRow(c) {
   const a = c.amounts;
   return h("tr", { "data-call-id": c.id },
     h("td.small", h("a", { href: `#/calls/${encodeURIComponent(c.id)}` }, formatDate(c.created_at))),
-    h("td", c.with.display_name, h("div.muted.small", STATE_WORDS[c.state] || c.state)),
+    h("td", h("span", { "data-i18n-skip": true }, c.with.display_name), h("div.muted.small", stateWord(c.state))),
     h("td.amount", formatDuration(c.live_seconds)),
     // The total first: on a phone the columns after it scroll.
     h("td.amount", { "data-testid": "call-total" }, h("strong", money.tokens(a.total))),
@@ -33,7 +32,7 @@ function callRow(c) {
 async function list(main, app) {
   const buyer = app.me.role === "buyer";
   const body = h("tbody");
-  const more = h("button.btn.secondary", { type: "button", hidden: true }, "Older calls");
+  const more = h("button.btn.secondary", { type: "button", hidden: true }, t("history.older"));
   const box = h("div");
   let before = null;
   async function load() {
@@ -43,7 +42,7 @@ async function list(main, app) {
       body.append(...(page.calls || []).map(callRow));
       before = page.next_before;
       more.hidden = !before;
-      if (!body.children.length) clear(box, h("p.empty", buyer ? "No calls yet. Find someone on the Sellers page." : "No calls yet."));
+      if (!body.children.length) clear(box, h("p.empty", t(buyer ? "history.none_buyer" : "history.none")));
     } catch (err) {
       box.prepend(errorBox(err));
     } finally {
@@ -52,13 +51,13 @@ async function list(main, app) {
   }
   more.addEventListener("click", load);
   clear(box, h("div.table-wrap", h("table", { "data-testid": "call-history" },
-    h("thead", h("tr", h("th", "When"), h("th", buyer ? "Seller" : "Buyer"), h("th.amount", "Live"),
-      h("th.amount", buyer ? "You paid" : "You got"),
-      h("th.amount", buyer ? "Minutes" : "Earned"), h("th.amount", "Tips"), h("th.amount", "Refunds"))),
+    h("thead", h("tr", h("th", t("history.when")), h("th", t(buyer ? "history.seller" : "history.buyer")), h("th.amount", t("history.live")),
+      h("th.amount", t(buyer ? "history.you_paid" : "history.you_got")),
+      h("th.amount", t(buyer ? "history.minutes" : "history.earned")), h("th.amount", t("history.tips")), h("th.amount", t("history.refunds")))),
     body)), more);
   clear(main,
-    h("div.page-head", h("div", h("h1", "Calls"),
-      h("p.muted", buyer ? "What each call cost you, tips and refunds included." : "What each call earned you after commission, tips and refunds included."))),
+    h("div.page-head", h("div", h("h1", t("nav.calls")),
+      h("p.muted", t(buyer ? "history.sub_buyer" : "history.sub_seller")))),
     h("section.card", box));
   await load();
 }
@@ -68,27 +67,27 @@ async function receipt(main, id, app) {
   const buyer = c.role === "buyer";
   const a = c.amounts;
   const fig = (label, value, testid) => h("div.stat", h("div.label", label),
-    h("div.value.small-value", testid ? { "data-testid": testid } : {}, `${money.tokens(value)} tokens`));
+    h("div.value.small-value", testid ? { "data-testid": testid } : {}, t("common.tokens_amount", { tokens: money.tokens(value) })));
   clear(main,
-    h("div.page-head", h("div", h("h1", `Call with ${c.with.display_name}`),
-      h("p.muted", `${formatDate(c.created_at)} · ${STATE_WORDS[c.state] || c.state} · ${c.rate} tokens/min`)),
-    h("a.btn.secondary", { href: "#/calls" }, "All calls")),
+    h("div.page-head", h("div", h("h1", t("history.call_with"), " ", h("span", { "data-i18n-skip": true }, c.with.display_name)),
+      h("p.muted", formatDate(c.created_at), " · ", stateWord(c.state), " · ", t("history.rate", { rate: c.rate }))),
+    h("a.btn.secondary", { href: "#/calls" }, t("history.all"))),
     h("section.card", { "data-testid": "receipt" },
-      h("h2", "Receipt"),
+      h("h2", t("history.receipt")),
       h("div.stats",
-        h("div.stat", h("div.label", "Live time"), h("div.value.small-value", formatDuration(c.live_seconds))),
-        fig(buyer ? "Minutes" : "Earned (after commission)", buyer ? a.cost : a.earned),
-        fig(buyer ? "Tips given" : "Tips received", a.tips),
-        fig(buyer ? "Refunded to you" : "Refunded to the buyer", a.refunds),
-        fig(buyer ? "You paid" : "You got", a.total, "receipt-total")),
-      h("h3", "Ledger lines"),
+        h("div.stat", h("div.label", t("history.live_time")), h("div.value.small-value", formatDuration(c.live_seconds))),
+        fig(t(buyer ? "history.minutes" : "history.earned_after"), buyer ? a.cost : a.earned),
+        fig(t(buyer ? "history.tips_given" : "history.tips_received"), a.tips),
+        fig(t(buyer ? "history.refunded_you" : "history.refunded_buyer"), a.refunds),
+        fig(t(buyer ? "history.you_paid" : "history.you_got"), a.total, "receipt-total")),
+      h("h3", t("history.lines")),
       c.lines.length ? h("div.table-wrap", h("table",
-        h("thead", h("tr", h("th", "When"), h("th", "What"), h("th.amount", "Amount"))),
+        h("thead", h("tr", h("th", t("history.when")), h("th", t("history.what")), h("th.amount", t("history.amount")))),
         h("tbody", c.lines.map((l) => h("tr",
           h("td.small", formatDate(l.at)),
-          h("td", kindLabel(l.kind, app.me.role), l.bucket !== "available" ? h("span.muted.small", ` · ${l.bucket}`) : null),
+          h("td", kindLabel(l.kind, app.me.role), l.bucket !== "available" ? h("span.muted.small", " · ", t(`bucket.${l.bucket}`)) : null),
           h("td.amount", money.tokens(l.amount)))))))
-        : h("p.empty", "Nothing was charged for this call.")));
+        : h("p.empty", t("history.nothing_charged"))));
 }
 
 export async function render(main, route, app) {

@@ -3,6 +3,7 @@
 
 import { del, get, put } from "../api.js";
 import * as money from "../money.js";
+import { errorText, t } from "../i18n.js";
 import { clear, errorBox, field, h, initials, plural, stars, toast } from "../ui.js";
 
 const REFRESH_MS = 10000;
@@ -14,7 +15,7 @@ function list(v) {
 }
 
 function starButton(s, onChange) {
-  const label = (on) => (on ? `Remove ${s.display_name} from favourites` : `Add ${s.display_name} to favourites`);
+  const label = (on) => t(on ? "sellers.fav_remove" : "sellers.fav_add", { name: s.display_name });
   const btn = h("button.star", { type: "button", "aria-pressed": String(!!s.favourite), "aria-label": label(s.favourite), title: label(s.favourite) },
     s.favourite ? "\u2605" : "\u2606");
   btn.addEventListener("click", async () => {
@@ -29,7 +30,7 @@ function starButton(s, onChange) {
       btn.textContent = on ? "\u2605" : "\u2606";
       onChange?.();
     } catch (err) {
-      toast(err.message, "error");
+      toast(errorText(err), "error");
     } finally {
       btn.disabled = false;
     }
@@ -38,8 +39,8 @@ function starButton(s, onChange) {
 }
 
 function sellerCard(s, app, onFavourite) {
-  const status = s.busy ? h("span.badge.warn", h("span.dot.busy"), "In a call")
-    : s.online ? h("span.badge.ok", h("span.dot.on"), "Online") : h("span.badge", h("span.dot"), "Offline");
+  const status = s.busy ? h("span.badge.warn", h("span.dot.busy"), t("sellers.in_call"))
+    : s.online ? h("span.badge.ok", h("span.dot.on"), t("sellers.online")) : h("span.badge", h("span.dot"), t("sellers.offline"));
   const canCall = app.me?.role === "buyer" && s.online && !s.busy;
   const langs = list(s.languages);
   const tags = list(s.tags);
@@ -47,51 +48,51 @@ function sellerCard(s, app, onFavourite) {
     h("div.seller-top",
       s.photo_card_url
         ? h("img.avatar.photo", { src: s.photo_card_url, alt: "", width: 48, height: 48, loading: "lazy" })
-        : h("div.avatar", { "aria-hidden": "true" }, initials(s.display_name)),
+        : h("div.avatar", { "aria-hidden": "true", "data-i18n-skip": true }, initials(s.display_name)),
       h("div",
-        h("div.seller-name", s.display_name),
-        h("div.row", status, s.calls != null ? h("span.muted.small", plural(s.calls, "call")) : null)),
+        h("div.seller-name", { "data-i18n-skip": true }, s.display_name),
+        h("div.row", status, s.calls != null ? h("span.muted.small", plural(s.calls, "count.calls")) : null)),
       app.me?.role === "buyer" ? starButton(s, onFavourite) : null),
     h("div.spread",
-      h("div.rate", s.rate, h("small", " tokens/min")),
-      h("div.muted.small", `= ${money.tokensToUsdt(String(s.rate))} USDT/min`)),
+      h("div.rate", s.rate, h("small", " ", t("sellers.per_min"))),
+      h("div.muted.small", t("sellers.usdt_min", { usdt: money.tokensToUsdt(String(s.rate)) }))),
     h("div", stars(s.rating)),
-    s.bio ? h("p.bio", s.bio) : null,
-    langs.length ? h("div.small", h("span.muted", "Speaks "), langs.join(", ")) : null,
-    tags.length ? h("div.tags", tags.map((t) => h("span.tag", t))) : null,
+    s.bio ? h("p.bio", { "data-i18n-skip": true }, s.bio) : null,
+    langs.length ? h("div.small", h("span.muted", t("sellers.speaks")), " ", h("span", { "data-i18n-skip": true }, langs.join(", "))) : null,
+    tags.length ? h("div.tags", { "data-i18n-skip": true }, tags.map((tag) => h("span.tag", tag))) : null,
     h("div.actions",
       canCall
-        ? h("a.btn.block", { href: `#/call?seller=${encodeURIComponent(s.id)}`, "aria-label": `Call ${s.display_name}` }, "Call")
+        ? h("a.btn.block", { href: `#/call?seller=${encodeURIComponent(s.id)}`, "aria-label": t("sellers.call_name", { name: s.display_name }) }, t("sellers.call"))
         : h("button.btn.secondary.block", { type: "button", disabled: true },
-          app.me?.role !== "buyer" ? "Buyers can call" : s.busy ? "In a call" : "Offline")));
+          app.me?.role !== "buyer" ? t("sellers.buyers_can_call") : s.busy ? t("sellers.in_call") : t("sellers.offline"))));
 }
 
 export async function render(main, _route, app) {
   const online = h("input", { type: "checkbox", name: "online", checked: true });
-  const maxRate = h("input", { type: "number", name: "max_rate", min: 1, step: 1, inputmode: "numeric", placeholder: "Any" });
-  const tag = h("input", { type: "search", name: "tag", placeholder: "e.g. english, tutoring" });
-  const lang = h("input", { type: "search", name: "language", placeholder: "Any" });
+  const maxRate = h("input", { type: "number", name: "max_rate", min: 1, step: 1, inputmode: "numeric", placeholder: t("sellers.any") });
+  const tag = h("input", { type: "search", name: "tag", placeholder: t("sellers.tag_example") });
+  const lang = h("input", { type: "search", name: "language", placeholder: t("sellers.any") });
   const isBuyer = app.me?.role === "buyer";
   const favOnly = h("input", { type: "checkbox", name: "favourites", checked: /favourites=true/.test(location.hash) });
   const mailMe = h("input", { type: "checkbox", name: "favourite_mail" });
   const resultBox = h("div", { "aria-live": "polite" });
   const form = h("form.filters", { role: "search" },
-    field("Max rate (tokens/min)", maxRate),
-    field("Tag", tag),
-    field("Language", lang),
-    h("div.field", h("label.check", online, "Online now only")),
-    isBuyer ? h("div.field", h("label.check", favOnly, "Favourites only")) : null);
-  const mailBox = isBuyer ? h("p.small", h("label.check", mailMe, "Mail me when a favourite comes online")) : null;
+    field(t("sellers.max_rate"), maxRate),
+    field(t("sellers.tag"), tag),
+    field(t("sellers.language"), lang),
+    h("div.field", h("label.check", online, t("sellers.online_only"))),
+    isBuyer ? h("div.field", h("label.check", favOnly, t("sellers.favourites_only"))) : null);
+  const mailBox = isBuyer ? h("p.small", h("label.check", mailMe, t("sellers.mail_me"))) : null;
   if (isBuyer) {
     get("/api/favourites/mail").then((r) => { mailMe.checked = !!r.mail; }).catch(() => {});
     mailMe.addEventListener("change", async (ev) => {
       ev.stopPropagation();
       try {
         await put("/api/favourites/mail", { mail: mailMe.checked });
-        toast(mailMe.checked ? "We will mail you when a favourite comes online." : "No more mails about favourites.", "ok");
+        toast(t(mailMe.checked ? "sellers.mail_on" : "sellers.mail_off"), "ok");
       } catch (err) {
         mailMe.checked = !mailMe.checked;
-        toast(err.message, "error");
+        toast(errorText(err), "error");
       }
     });
   }
@@ -115,10 +116,10 @@ export async function render(main, _route, app) {
     }
     if (mine !== seq) return;
     clear(resultBox,
-      h("p.muted.small", plural(sellers.length, "seller")),
+      h("p.muted.small", plural(sellers.length, "count.sellers")),
       sellers.length
         ? h("div.seller-list", sellers.map((s) => sellerCard(s, app, () => { if (favOnly.checked) load(); })))
-        : h("div.card.empty", online.checked ? "Nobody matching is online right now. Try fewer filters, or check back soon." : "No sellers match these filters."));
+        : h("div.card.empty", t(online.checked ? "sellers.none_online" : "sellers.none")));
   }
   let debounce = null;
   form.addEventListener("input", () => {
@@ -132,9 +133,9 @@ export async function render(main, _route, app) {
 
   clear(main,
     h("div.page-head",
-      h("div", h("h1", "Sellers"), h("p.muted", "Pay by the minute of live video. You see the rate before every call.")),
+      h("div", h("h1", t("nav.sellers")), h("p.muted", t("sellers.sub"))),
       app.me?.role === "buyer" && app.balance
-        ? h("a.btn.secondary", { href: "#/wallet" }, `Balance ${money.tokens(app.balance.available)} tokens`) : null),
+        ? h("a.btn.secondary", { href: "#/wallet" }, t("sellers.balance", { tokens: money.tokens(app.balance.available) })) : null),
     h("div.card", form, mailBox),
     resultBox);
   await load();

@@ -3,6 +3,7 @@
 // so an operator's file cannot put markup or script into the page.
 
 import { get } from "../api.js";
+import { t } from "../i18n.js";
 import { clear, h } from "../ui.js";
 
 /** "# A\n\ntext\n- item" -> [h1, p, ul]: every string goes in as a text node. */
@@ -40,7 +41,10 @@ export async function render(main) {
   const data = await get("/api/terms");
   const blocks = renderTermsText(data.text);
   // The file's first top-level heading is the page's title.
-  const first = blocks[0]?.tagName === "H2" ? blocks.shift().textContent : "Terms of service";
+  // The document is the operator's (or the shipped default), in the language it is written in:
+  // not from the catalogue.
+  const first = blocks[0]?.tagName === "H2" ? blocks.shift().textContent : null;
   clear(main, h("article.card.terms", { "data-testid": "terms", "data-source": data.source },
-    h("h1", first), ...blocks));
+    first ? h("h1", { "data-i18n-skip": true }, first) : h("h1", t("title.terms")),
+    h("div.terms-text", { "data-i18n-skip": true }, ...blocks)));
 }

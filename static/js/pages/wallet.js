@@ -9,6 +9,7 @@
 
 import { get, post, put } from "../api.js";
 import * as money from "../money.js";
+import { errorText, t } from "../i18n.js";
 import { clear, copyButton, errorBox, field, formatDate, h, onSubmit, plural, shortRef, statusBadge, toast } from "../ui.js";
 
 const POLL_MS = 3000;
@@ -17,50 +18,51 @@ const INTENT_KEY = "mc_open_intent";
 // Every kind the ledger writes has its words here (tests/test_wallet_labels.py fails when
 // one is missing); a few older names are kept for entries written before they changed.
 const KIND_LABELS = {
-  deposit: "Top-up",
-  deposit_credit: "Top-up",
-  bonus: "Top-up bonus",
-  tip: "Tip sent",
-  earnings_release: "Earnings released to your balance",
-  withdrawal_sent: "Withdrawal sent",
-  call_hold: "Held for call",
-  call_minute: "Call minute",
-  call_release: "Hold released",
-  call_charge: "Call charge",
-  call_settle: "Call charge",
-  call_earning: "Call earnings",
-  call_refund: "Call refund",
-  refund: "Refund",
-  withdrawal: "Withdrawal requested",
-  withdrawal_fee: "Withdrawal fee",
-  withdrawal_return: "Withdrawal returned",
-  dispute_refund: "Dispute refund",
-  commission: "Commission",
-  adjustment: "Adjustment",
+  deposit: "kind.deposit",
+  deposit_credit: "kind.deposit_credit",
+  bonus: "kind.bonus",
+  tip: "kind.tip",
+  earnings_release: "kind.earnings_release",
+  withdrawal_sent: "kind.withdrawal_sent",
+  call_hold: "kind.call_hold",
+  call_minute: "kind.call_minute",
+  call_release: "kind.call_release",
+  call_charge: "kind.call_charge",
+  call_settle: "kind.call_settle",
+  call_earning: "kind.call_earning",
+  call_refund: "kind.call_refund",
+  refund: "kind.refund",
+  withdrawal: "kind.withdrawal",
+  withdrawal_fee: "kind.withdrawal_fee",
+  withdrawal_return: "kind.withdrawal_return",
+  dispute_refund: "kind.dispute_refund",
+  commission: "kind.commission",
+  adjustment: "kind.adjustment",
 };
 
 // What a seller sees for the same kinds: the buyer's charge is the seller's earning.
 const SELLER_LABELS = {
-  call_minute: "Call earnings",
-  call_settle: "Call earnings",
-  call_refund: "Call refunded to the buyer",
-  tip: "Tip received",
-  dispute_refund: "Dispute refund to the buyer",
+  call_minute: "kind.call_earning",
+  call_settle: "kind.call_earning",
+  call_refund: "kind.seller_call_refund",
+  tip: "kind.seller_tip",
+  dispute_refund: "kind.seller_dispute_refund",
 };
 
 export function kindLabel(kind, role) {
-  if (role === "seller" && SELLER_LABELS[kind]) return SELLER_LABELS[kind];
-  if (KIND_LABELS[kind]) return KIND_LABELS[kind];
+  if (role === "seller" && SELLER_LABELS[kind]) return t(SELLER_LABELS[kind]);
+  if (KIND_LABELS[kind]) return t(KIND_LABELS[kind]);
   const s = String(kind || "").replace(/[._]/g, " ");
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 export function explorerLink(app, txid) {
   if (!txid) return h("span.muted", "—");
+  // A TXID is data, not words: the language test passes over it.
   const tpl = app.config?.explorer_tx_url;
   const text = txid.length > 20 ? `${txid.slice(0, 10)}…${txid.slice(-8)}` : txid;
-  if (!tpl) return h("span.mono", { title: txid, "data-txid": txid }, text);
-  return h("a.mono", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer", title: txid, "data-txid": txid }, text);
+  if (!tpl) return h("span.mono", { title: txid, "data-txid": txid, "data-i18n-skip": true }, text);
+  return h("a.mono", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer", title: txid, "data-txid": txid, "data-i18n-skip": true }, text);
 }
 
 export function qrImage(qr, alt) {
@@ -78,36 +80,36 @@ export function qrImage(qr, alt) {
 
 function balanceCards(balance, role) {
   const stat = (label, value, sub, testid) => h("div.stat",
-    h("div.label", label), h("div.value", { "data-testid": testid }, money.tokens(value), h("span.muted.small", " tokens")),
+    h("div.label", label), h("div.value", { "data-testid": testid }, money.tokens(value), " ", h("span.muted.small", t("header.tokens"))),
     h("div.sub", sub ?? `= ${money.tokensToUsdt(value)} USDT`));
   return h("div.stats",
-    stat("Available", balance.available, null, "balance-available"),
-    role === "buyer" ? stat("Held in calls", balance.held, "Reserved for the minute in progress", "balance-held") : null,
-    role === "seller" ? stat("Pending earnings", balance.pending, "Released after the hold period", "balance-pending") : null);
+    stat(t("dash.available"), balance.available, null, "balance-available"),
+    role === "buyer" ? stat(t("admin.held"), balance.held, t("wallet.held_sub"), "balance-held") : null,
+    role === "seller" ? stat(t("admin.pending_earnings"), balance.pending, t("wallet.pending_sub"), "balance-pending") : null);
 }
 
 // Inside a call's one line: the parts worth naming besides the minutes.
-const CALL_PARTS = { tip: "Tip", call_refund: "Call refund", dispute_refund: "Dispute refund" };
+const CALL_PARTS = { tip: "wallet.tip", call_refund: "kind.call_refund", dispute_refund: "kind.dispute_refund" };
 
 function callLine(e, role) {
-  const parts = (e.kinds || []).filter((k) => CALL_PARTS[k]).map((k) => (role === "seller" && k === "tip" ? "Tip received" : CALL_PARTS[k]));
+  const parts = (e.kinds || []).filter((k) => CALL_PARTS[k]).map((k) => t(role === "seller" && k === "tip" ? "wallet.tip_received" : CALL_PARTS[k]));
   return h("td",
-    h("a", { href: `#/calls/${encodeURIComponent(e.call_id)}` }, role === "seller" ? "Call earnings" : "Call charge"),
-    parts.length ? h("span.muted.small", ` · incl. ${parts.join(", ")}`) : null,
-    h("div.muted.small", `call ${e.call_id} · ${e.line_count} ${e.line_count === 1 ? "entry" : "entries"}`));
+    h("a", { href: `#/calls/${encodeURIComponent(e.call_id)}` }, t(role === "seller" ? "kind.call_earning" : "kind.call_charge")),
+    parts.length ? h("span.muted.small", " · ", t("wallet.incl", { parts: parts.join(", ") })) : null,
+    h("div.muted.small", t("wallet.call_entries", { id: e.call_id, count: e.line_count })));
 }
 
 /** A ledger amount: signed tokens, and what they are worth in USDT beside them. */
 function amountCell(amount) {
   const neg = String(amount).startsWith("-");
   return h("td.amount", { class: neg ? "neg" : "pos" }, (neg ? "" : "+") + money.tokens(amount),
-    h("span.muted.small.usdt", ` tokens (${neg ? "-" : ""}${money.tokensToUsdt(String(amount).replace(/^-/, ""))} USDT)`));
+    h("span.muted.small.usdt", ` ${t("wallet.tokens_usdt", { usdt: `${neg ? "-" : ""}${money.tokensToUsdt(String(amount).replace(/^-/, ""))}` })}`));
 }
 
 function ledgerTable(entries, role) {
-  if (!entries.length) return h("p.empty", "No entries yet.");
+  if (!entries.length) return h("p.empty", t("wallet.no_entries"));
   return h("div.table-wrap", h("table",
-    h("thead", h("tr", h("th", "When"), h("th", "What"), h("th.amount", "Amount"), h("th.amount", "Balance after"))),
+    h("thead", h("tr", h("th", t("history.when")), h("th", t("history.what")), h("th.amount", t("history.amount")), h("th.amount", t("wallet.balance_after")))),
     h("tbody", entries.map((e) => {
       if (e.kind === "call") {
         return h("tr", { "data-call-id": e.call_id },
@@ -118,17 +120,17 @@ function ledgerTable(entries, role) {
       }
       return h("tr", { "data-kind": e.kind },
         h("td.small", formatDate(e.at)),
-        h("td", kindLabel(e.kind, role), e.bucket && e.bucket !== "available" ? h("span.muted.small", ` · ${e.bucket}`) : null,
-          e.ref ? h("div.muted.small.mono", shortRef(e.ref)) : null),
+        h("td", kindLabel(e.kind, role), e.bucket && e.bucket !== "available" ? h("span.muted.small", " · ", t(`bucket.${e.bucket}`)) : null,
+          e.ref ? h("div.muted.small.mono", { "data-i18n-skip": true }, shortRef(e.ref)) : null),
         amountCell(e.amount),
         h("td.amount", e.balance_after != null ? money.tokens(e.balance_after) : "—"));
     }))));
 }
 
 function depositTable(deposits, app) {
-  if (!deposits.length) return h("p.empty", "No top-ups yet.");
+  if (!deposits.length) return h("p.empty", t("wallet.no_topups"));
   return h("div.table-wrap", h("table",
-    h("thead", h("tr", h("th", "When"), h("th.amount", "USDT"), h("th.amount", "Tokens"), h("th", "Status"), h("th", "Transaction"))),
+    h("thead", h("tr", h("th", t("history.when")), h("th.amount", "USDT"), h("th.amount", t("dash.tokens")), h("th", t("dash.status")), h("th", t("dash.transaction")))),
     h("tbody", deposits.map((d) => h("tr", { "data-txid": d.txid || "" },
       h("td.small", formatDate(d.credited_at || d.block_time || d.claimed_at)),
       // A claim still confirming has no amount yet.
@@ -145,9 +147,10 @@ function isExpired(intent) {
 /** A receipt's TXID whole: a link to the explorer, or the text on a chain without one. */
 function receiptTxid(app, txid) {
   if (!txid) return h("span.muted", "—");
+  // A TXID is data, not words: the language test passes over it.
   const tpl = app.config?.explorer_tx_url;
-  if (!tpl) return h("span.mono.txid", txid);
-  return h("a.mono.txid", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer" }, txid);
+  if (!tpl) return h("span.mono.txid", { "data-i18n-skip": true }, txid);
+  return h("a.mono.txid", { href: tpl.replace("{txid}", encodeURIComponent(txid)), target: "_blank", rel: "noopener noreferrer", "data-i18n-skip": true }, txid);
 }
 
 function statusLine(kind, text) {
@@ -155,10 +158,8 @@ function statusLine(kind, text) {
     kind === "warn" ? h("span.spinner", { "aria-hidden": "true" }) : null, h("span", text));
 }
 
-const NO_LIMIT = "No limit";
-
 function limitText(tokens) {
-  return tokens == null ? NO_LIMIT : `${money.tokens(tokens)} tokens`;
+  return tokens == null ? t("wallet.no_limit") : t("common.tokens_amount", { tokens: money.tokens(tokens) });
 }
 
 /** "" -> null (no limit); else a token amount as the server takes it, or an Error in words. */
@@ -171,7 +172,7 @@ function limitValue(text, what) {
   } catch {
     units = -1n;
   }
-  if (units < 0n) throw new Error(`The ${what} limit is a number of tokens, like 500, or empty for no limit.`);
+  if (units < 0n) throw new Error(t(`wallet.limit_bad_${what}`));
   return money.fromUnits(units, 4, { grouped: false });
 }
 
@@ -179,29 +180,29 @@ function pendingText(period, pending) {
   if (!pending) return null;
   const when = formatDate(pending.from);
   return pending.limit == null
-    ? `Your ${period} limit will be removed on ${when}.`
-    : `Your ${period} limit rises to ${money.tokens(pending.limit)} tokens on ${when}.`;
+    ? t(`wallet.pending_removed_${period}`, { when })
+    : t(`wallet.pending_rises_${period}`, { tokens: money.tokens(pending.limit), when });
 }
 
 /** Limits, break and privacy for a buyer: one GET, re-rendered from each write's answer. */
 function buyerControls(app) {
-  const limitsBox = h("div", h("p.loading", "Loading…"));
+  const limitsBox = h("div", h("p.loading", t("common.loading")));
   const breakBox = h("div");
   const privacyBox = h("div");
-  const spendingBox = h("div", h("p.loading", "Loading…"));
+  const spendingBox = h("div", h("p.loading", t("common.loading")));
   let note = null; // a message kept across the re-render that follows a save
 
   function show(limits) {
     const period = (label, limit, spent, left, testid) => h("div.stat",
       h("div.label", label),
       h("div.value", { "data-testid": testid }, limitText(limit)),
-      h("div.sub", `Spent ${money.tokens(spent ?? "0")} tokens`, left != null ? `, ${money.tokens(left)} left` : ""));
-    const daily = h("input", { type: "text", name: "daily", inputmode: "decimal", autocomplete: "off", placeholder: NO_LIMIT, value: limits.daily ?? "" });
-    const monthly = h("input", { type: "text", name: "monthly", inputmode: "decimal", autocomplete: "off", placeholder: NO_LIMIT, value: limits.monthly ?? "" });
+      h("div.sub", t("wallet.spent", { tokens: money.tokens(spent ?? "0") }), left != null ? t("wallet.left", { tokens: money.tokens(left) }) : ""));
+    const daily = h("input", { type: "text", name: "daily", inputmode: "decimal", autocomplete: "off", placeholder: t("wallet.no_limit"), value: limits.daily ?? "" });
+    const monthly = h("input", { type: "text", name: "monthly", inputmode: "decimal", autocomplete: "off", placeholder: t("wallet.no_limit"), value: limits.monthly ?? "" });
     const form = h("form.inline-form",
-      field("Daily limit (tokens)", daily),
-      field("Monthly limit (tokens)", monthly),
-      h("button.btn", { type: "submit" }, "Save limits"));
+      field(t("wallet.daily_tokens"), daily),
+      field(t("wallet.monthly_tokens"), monthly),
+      h("button.btn", { type: "submit" }, t("wallet.save_limits")));
     onSubmit(form, async (fd) => {
       // Only what was changed: resending an unchanged limit would cancel a waiting raise.
       const body = {};
@@ -209,20 +210,19 @@ function buyerControls(app) {
       const m = limitValue(fd.get("monthly"), "monthly");
       if (d !== limitValue(limits.daily ?? "", "daily")) body.daily = d;
       if (m !== limitValue(limits.monthly ?? "", "monthly")) body.monthly = m;
-      if (!Object.keys(body).length) throw new Error("Nothing changed. Type a new limit, or empty a box for no limit.");
+      if (!Object.keys(body).length) throw new Error(t("wallet.nothing_changed"));
       const res = await put("/api/me/limits", body);
       note = res.limits.daily_pending || res.limits.monthly_pending
-        ? "Saved. A higher limit (or none) takes effect after 24 hours; lower limits apply at once."
-        : "Saved. The new limits apply now.";
+        ? t("wallet.saved_later") : t("wallet.saved_now");
       show(res.limits);
     });
     const pendings = [pendingText("daily", limits.daily_pending), pendingText("monthly", limits.monthly_pending)].filter(Boolean);
     clear(limitsBox,
       h("div.stats",
-        period("Daily limit", limits.daily, limits.spent_today, limits.left_today, "limit-daily"),
-        period("Monthly limit", limits.monthly, limits.spent_this_month, limits.left_this_month, "limit-monthly")),
-      pendings.length ? h("div.status-line.warn.lines", { role: "status", "data-testid": "limit-pending" }, pendings.map((t) => h("div", t))) : null,
-      h("p.small.muted", "Days and months are in UTC. A lower limit applies at once; a higher one, or none, only after 24 hours, so a decision made in the moment can wait."),
+        period(t("wallet.daily"), limits.daily, limits.spent_today, limits.left_today, "limit-daily"),
+        period(t("wallet.monthly"), limits.monthly, limits.spent_this_month, limits.left_this_month, "limit-monthly")),
+      pendings.length ? h("div.status-line.warn.lines", { role: "status", "data-testid": "limit-pending" }, pendings.map((p) => h("div", p))) : null,
+      h("p.small.muted", t("wallet.limits_rule")),
       note ? h("div.form-ok", { role: "status" }, note) : null,
       form);
     note = null;
@@ -234,13 +234,13 @@ function buyerControls(app) {
     const until = limits.self_excluded_until;
     const days = h("input", { type: "number", name: "days", min: 1, max: 3650, step: 1, inputmode: "numeric", required: true, value: until ? "" : "1" });
     const form = h("form.inline-form",
-      field(until ? "Extend by (days)" : "Days", days),
-      h("button.btn.secondary", { type: "submit" }, until ? "Extend the break" : "Take a break"));
+      field(t(until ? "wallet.extend_by" : "wallet.days"), days),
+      h("button.btn.secondary", { type: "submit" }, t(until ? "wallet.extend" : "wallet.take_break")));
     onSubmit(form, async (fd) => {
       const text = String(fd.get("days") || "").trim();
-      if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error("Type a number of days, like 7.");
+      if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error(t("wallet.type_days"));
       const n = Number(text);
-      const ok = confirm(`Take a break for ${plural(n, "day")}? Until it ends you cannot start calls, send tips or ask for new top-ups, and it cannot be shortened.`);
+      const ok = confirm(t("wallet.confirm_break", { days: plural(n, "count.days") }));
       if (!ok) return;
       const res = await post("/api/me/self-exclusion", { days: n });
       show(res.limits);
@@ -249,8 +249,8 @@ function buyerControls(app) {
     clear(breakBox,
       until
         ? h("div.status-line.warn.lines", { role: "status", "data-testid": "break-status" },
-          h("span", `You are taking a break until ${formatDate(until)}. Calls, tips and new top-ups are refused until then; transfers that arrive are still credited.`))
-        : h("p.muted.small", "Pause yourself for a number of days: no calls, tips or new top-ups until it ends. Transfers already on their way are still credited. A break can be extended, never shortened."),
+          h("span", t("wallet.on_break", { until: formatDate(until) })))
+        : h("p.muted.small", t("wallet.break_rule")),
       form);
   }
 
@@ -264,7 +264,7 @@ function buyerControls(app) {
       try {
         const res = await put("/api/me/privacy", { show_on_leaderboard: want });
         box.checked = !!res.privacy.show_on_leaderboard;
-        clear(msg, h("div.form-ok", box.checked ? "Sellers you support can now show your name." : "Your name is no longer shown on supporter boards."));
+        clear(msg, h("div.form-ok", t(box.checked ? "wallet.privacy_on" : "wallet.privacy_off")));
       } catch (err) {
         box.checked = !want;
         clear(msg, errorBox(err));
@@ -273,8 +273,8 @@ function buyerControls(app) {
       }
     });
     clear(privacyBox,
-      h("label.check", box, h("span", "Show me on sellers' supporter boards")),
-      h("p.small.muted", { "data-testid": "privacy-rule" }, "Off by default: sellers' supporter boards and their own stats then count you without your name. When on, your display name (never your amounts) can appear among the top supporters of the sellers you paid. Sellers always see your display name in a call with you."),
+      h("label.check", box, h("span", t("wallet.show_me"))),
+      h("p.small.muted", { "data-testid": "privacy-rule" }, t("wallet.privacy_rule")),
       msg);
   }
 
@@ -282,18 +282,18 @@ function buyerControls(app) {
     const perDay = sp.per_day || [];
     const perSeller = sp.per_seller || [];
     clear(spendingBox,
-      h("p", "Last ", String(sp.days), " days: ", h("strong", { "data-testid": "spending-total" }, `${money.tokens(sp.total)} tokens`),
+      h("p", t("wallet.last_days", { days: sp.days }), " ", h("strong", { "data-testid": "spending-total" }, t("common.tokens_amount", { tokens: money.tokens(sp.total) })),
         h("span.muted", ` (${money.tokensToUsdt(sp.total)} USDT)`)),
       h("div.grid-2",
-        h("div", h("h3", "Per day (UTC)"), perDay.length ? h("div.table-wrap", h("table", { "data-testid": "spending-per-day" },
-          h("thead", h("tr", h("th", "Day"), h("th.amount", "Spent"))),
+        h("div", h("h3", t("wallet.per_day")), perDay.length ? h("div.table-wrap", h("table", { "data-testid": "spending-per-day" },
+          h("thead", h("tr", h("th", t("wallet.day")), h("th.amount", t("wallet.spent_head")))),
           h("tbody", perDay.map((d) => h("tr", h("td", d.day), h("td.amount", money.tokens(d.spent)))))))
-          : h("p.empty", "Nothing spent in this period.")),
-        h("div", h("h3", "Per seller"), perSeller.length ? h("div.table-wrap", h("table", { "data-testid": "spending-per-seller" },
-          h("thead", h("tr", h("th", "Seller"), h("th.amount", "Calls"), h("th.amount", "Tips"), h("th.amount", "Total"))),
-          h("tbody", perSeller.map((r) => h("tr", h("td", r.display_name || `#${r.seller_id}`),
+          : h("p.empty", t("wallet.nothing_spent"))),
+        h("div", h("h3", t("wallet.per_seller")), perSeller.length ? h("div.table-wrap", h("table", { "data-testid": "spending-per-seller" },
+          h("thead", h("tr", h("th", t("history.seller")), h("th.amount", t("nav.calls")), h("th.amount", t("history.tips")), h("th.amount", t("wallet.total")))),
+          h("tbody", perSeller.map((r) => h("tr", h("td", { "data-i18n-skip": true }, r.display_name || `#${r.seller_id}`),
             h("td.amount", money.tokens(r.calls)), h("td.amount", money.tokens(r.tips)), h("td.amount", money.tokens(r.spent)))))))
-          : h("p.empty", "No sellers in this period."))));
+          : h("p.empty", t("wallet.no_sellers")))));
   }
 
   async function load() {
@@ -312,11 +312,11 @@ function buyerControls(app) {
 
   const cards = [
     h("div.grid-2",
-      h("section.card", h("h2", "Spending limits"), limitsBox),
+      h("section.card", h("h2", t("wallet.limits")), limitsBox),
       h("div",
-        h("section.card", h("h2", "Take a break"), breakBox),
-        h("section.card", h("h2", "Privacy"), privacyBox))),
-    h("section.card", h("h2", "Spending"), spendingBox),
+        h("section.card", h("h2", t("wallet.take_break")), breakBox),
+        h("section.card", h("h2", t("wallet.privacy")), privacyBox))),
+    h("section.card", h("h2", t("wallet.spending")), spendingBox),
   ];
   return { cards, load };
 }
@@ -377,25 +377,25 @@ export async function render(main, _route, app) {
     const min = app.config?.deposit_min_usdt || "3";
     const amount = h("input", { type: "text", name: "usdt", inputmode: "decimal", required: true, value: "10", autocomplete: "off" });
     const form = h("form.inline-form",
-      field("Amount in USDT", amount, `At least ${min} USDT. 1 USDT = 100 tokens.`),
-      h("button.btn", { type: "submit" }, "Get payment details"));
+      field(t("wallet.amount_usdt"), amount, t("wallet.at_least", { min })),
+      h("button.btn", { type: "submit" }, t("wallet.get_details")));
     const preview = h("p.muted.small", { "aria-live": "polite" });
     const update = () => {
       preview.textContent = money.isPositive(amount.value, 6)
-        ? `You will receive ${money.usdtToTokens(amount.value)} tokens, plus a tiny unique amount that identifies your transfer.`
+        ? t("wallet.will_receive", { tokens: money.usdtToTokens(amount.value) })
         : "";
     };
     amount.addEventListener("input", update);
     update();
     onSubmit(form, async (fd) => {
       const value = String(fd.get("usdt")).trim();
-      if (!money.isPositive(value, 6)) throw new Error("Enter an amount in USDT, like 10 or 25.5");
+      if (!money.isPositive(value, 6)) throw new Error(t("wallet.enter_amount"));
       const { intent } = await post("/api/deposits/intents", { usdt: value });
       sessionStorage.setItem(INTENT_KEY, JSON.stringify(intent));
       showIntent(intent);
     });
-    clear(topupBox, h("h2", "Top up with USDT (TRC20)"),
-      h("p.muted", "Send USDT on the TRON network to the platform address. Your tokens are credited once the transfer is final on chain, usually within a minute or two."),
+    clear(topupBox, h("h2", t("wallet.topup_title")),
+      h("p.muted", t("wallet.topup_intro")),
       form, preview);
   }
 
@@ -404,42 +404,42 @@ export async function render(main, _route, app) {
     try {
       mine = await get("/api/deposits/address");
     } catch (err) {
-      clear(topupBox, h("h2", "Top up with USDT (TRC20)"), errorBox(err));
+      clear(topupBox, h("h2", t("wallet.topup_title")), errorBox(err));
       return;
     }
     const pending = mine.pending_usdt && mine.pending_usdt !== "0"
-      ? h("p.small", { "data-testid": "deposit-pending" }, `${money.usdt(mine.pending_usdt)} USDT received so far: credited once your transfers reach ${mine.min_usdt} USDT together.`)
+      ? h("p.small", { "data-testid": "deposit-pending" }, t("wallet.pending_personal", { usdt: money.usdt(mine.pending_usdt), min: mine.min_usdt }))
       : null;
     clear(topupBox,
-      h("h2", "Top up with USDT (TRC20)"),
+      h("h2", t("wallet.topup_title")),
       h("div.topup-grid",
-        qrImage(mine.qr, "QR code of your deposit address") || h("div"),
+        qrImage(mine.qr, t("wallet.qr_yours")) || h("div"),
         h("div.stack",
-          h("p", { "data-testid": "deposit-instructions" }, `Send any amount of at least ${mine.min_usdt} USDT (TRC20) to your own address below, from any wallet or exchange.`),
-          h("div", h("div.muted.small", "Your deposit address (TRON)"),
-            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, mine.address), copyButton(mine.address, "Copy address", "Address copied"))),
-          h("p.small.muted", "This address is yours alone and stays the same. Tokens are credited once the transfer is final on chain, usually within a minute or two (1 USDT = 100 tokens). Smaller transfers add up. Only USDT on TRON (TRC20) can be credited."),
+          h("p", { "data-testid": "deposit-instructions" }, t("wallet.send_any", { min: mine.min_usdt })),
+          h("div", h("div.muted.small", t("wallet.your_address")),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address", "data-i18n-skip": true }, mine.address), copyButton(mine.address, t("wallet.copy_address"), t("wallet.address_copied")))),
+          h("p.small.muted", t("wallet.personal_rule")),
           pending)));
   }
 
   function showIntent(intent) {
-    const status = h("div", statusLine("", "Waiting for your transfer. It is detected automatically; pasting the TXID makes it faster."));
-    const txid = h("input", { type: "text", name: "txid", required: true, autocomplete: "off", spellcheck: "false", placeholder: "64 hexadecimal characters", pattern: "[0-9a-fA-F]{64}" });
+    const status = h("div", statusLine("", t("wallet.waiting")));
+    const txid = h("input", { type: "text", name: "txid", required: true, autocomplete: "off", spellcheck: "false", placeholder: t("wallet.txid_placeholder"), pattern: "[0-9a-fA-F]{64}" });
     const claim = h("form.inline-form",
-      field("Transaction ID (TXID)", txid, "Find it in your wallet's transaction details after sending."),
-      h("button.btn", { type: "submit" }, "Check transfer"));
+      field(t("wallet.txid"), txid, t("wallet.txid_hint")),
+      h("button.btn", { type: "submit" }, t("wallet.check")));
     const setStatus = (kind, text) => clear(status, statusLine(kind, text));
     let expiredShown = false;
     watching = {
       intentId: intent.id,
       amount_usdt: intent.amount_usdt,
-      onStatus: (d) => setStatus("warn", `Confirming on chain (${d.status}). This takes about a minute.`),
+      onStatus: (d) => setStatus("warn", t("wallet.confirming_status", { status: t(`status.${d.status}`) })),
       onCredited: (d) => {
-        toast(`Top-up credited: ${money.tokens(d.tokens)} tokens`, "ok");
+        toast(t("wallet.credited_toast", { tokens: money.tokens(d.tokens) }), "ok");
         showReceipt(intent, { txid: d.txid, credited_at: d.credited_at, amount_usdt: d.amount_usdt, tokens: d.tokens });
       },
       onReceipt: (i) => {
-        toast(`Top-up credited: ${money.tokens(i.paid.tokens)} tokens`, "ok");
+        toast(t("wallet.credited_toast", { tokens: money.tokens(i.paid.tokens) }), "ok");
         showReceipt(i, i.paid);
       },
       onExpired: (i) => {
@@ -460,12 +460,12 @@ export async function render(main, _route, app) {
           d = (await post("/api/deposits/claim", { txid })).deposit || {};
         } catch (err) {
           if (err.code === "tx_not_found") {
-            setStatus("warn", "Not on chain yet. We keep checking; this page updates by itself.");
+            setStatus("warn", t("wallet.not_yet"));
           } else if (err.code === "already_credited") {
             await refresh();
             return;
           } else {
-            setStatus("danger", err.message);
+            setStatus("danger", errorText(err));
             claim.hidden = false;
             return;
           }
@@ -478,32 +478,32 @@ export async function render(main, _route, app) {
           sessionStorage.removeItem(INTENT_KEY);
           return;
         }
-        if (d) setStatus("warn", "Confirming on chain. The transfer was found; it counts once final, usually within a minute. You can leave this page.");
+        if (d) setStatus("warn", t("wallet.found"));
         await new Promise((r) => setTimeout(r, POLL_MS));
       }
     }
     onSubmit(claim, async (fd) => {
       const value = String(fd.get("txid")).trim().replace(/^0x/i, "");
-      if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new Error("A TXID is 64 hexadecimal characters (0-9, a-f). Copy it from your wallet.");
+      if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new Error(t("wallet.txid_bad"));
       if (!watching) return;
       watching.txid = value.toLowerCase();
       claim.hidden = true;
-      setStatus("warn", "Checking the transfer…");
+      setStatus("warn", t("wallet.checking"));
       await claimUntilDone(watching.txid);
     });
-    const expires = intent.expires_at ? `Valid until ${formatDate(intent.expires_at)}.` : "";
+    const expires = intent.expires_at ? t("wallet.valid_until", { until: formatDate(intent.expires_at) }) : "";
     clear(topupBox,
-      h("div.spread", h("h2", "Send exactly this amount"),
-        h("button.linkish", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, "Cancel")),
+      h("div.spread", h("h2", t("wallet.send_exactly")),
+        h("button.linkish", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, t("dash.cancel"))),
       h("div.topup-grid",
-        qrImage(intent.qr, "QR code of the deposit address") || h("div"),
+        qrImage(intent.qr, t("wallet.qr_platform")) || h("div"),
         h("div.stack",
-          h("div", h("div.muted.small", "Amount (USDT, TRC20)"),
-            h("div.row", h("span.exact-amount", { "data-testid": "exact-amount" }, intent.amount_usdt), copyButton(intent.amount_usdt, "Copy amount", "Amount copied"))),
-          h("p.small.muted", "Send this exact amount, including every decimal: the last digits tell us the top-up is yours. " + expires),
-          h("div", h("div.muted.small", "To address (TRON)"),
-            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address" }, intent.address), copyButton(intent.address, "Copy address", "Address copied"))),
-          h("p.small.muted", "Only USDT on TRON (TRC20). Other tokens or networks cannot be credited."))),
+          h("div", h("div.muted.small", t("wallet.amount_label")),
+            h("div.row", h("span.exact-amount", { "data-testid": "exact-amount" }, intent.amount_usdt), copyButton(intent.amount_usdt, t("wallet.copy_amount"), t("wallet.amount_copied")))),
+          h("p.small.muted", t("wallet.exact_rule"), expires ? [" ", expires] : null),
+          h("div", h("div.muted.small", t("wallet.to_address")),
+            h("div.addr-box", h("span.mono", { "data-testid": "deposit-address", "data-i18n-skip": true }, intent.address), copyButton(intent.address, t("wallet.copy_address"), t("wallet.address_copied")))),
+          h("p.small.muted", t("wallet.only_usdt")))),
       h("hr", { class: "sep" }),
       status,
       claim);
@@ -514,35 +514,35 @@ export async function render(main, _route, app) {
     const amount = paid.amount_usdt || intent.amount_usdt;
     const tokens = paid.tokens || intent.tokens;
     clear(topupBox,
-      h("h2", "Top-up received"),
+      h("h2", t("wallet.received")),
       h("div.status-line.ok", { role: "status", "data-testid": "deposit-status" },
-        h("span", `Credited: ${money.tokens(tokens)} tokens added to your balance.`)),
+        h("span", t("wallet.credited", { tokens: money.tokens(tokens) }))),
       h("dl.receipt", { "data-testid": "topup-receipt" },
-        h("dt", "Amount"), h("dd", { "data-testid": "receipt-amount" }, `${money.usdt(amount)} USDT`, h("span.muted", ` = ${money.tokens(tokens)} tokens`)),
-        h("dt", "Transaction (TXID)"), h("dd", { "data-testid": "receipt-txid" }, receiptTxid(app, paid.txid)),
-        h("dt", "Credited"), h("dd", { "data-testid": "receipt-time" }, paid.credited_at ? formatDate(paid.credited_at) : "Just now")),
-      h("p.small.muted", "This top-up is complete and its amount is used up: do not send it again. For more tokens, start a new top-up; it gets its own amount."),
-      h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, "New top-up"));
+        h("dt", t("history.amount")), h("dd", { "data-testid": "receipt-amount" }, `${money.usdt(amount)} USDT`, h("span.muted", ` = ${t("common.tokens_amount", { tokens: money.tokens(tokens) })}`)),
+        h("dt", t("wallet.receipt_txid")), h("dd", { "data-testid": "receipt-txid" }, receiptTxid(app, paid.txid)),
+        h("dt", t("wallet.credited_at")), h("dd", { "data-testid": "receipt-time" }, paid.credited_at ? formatDate(paid.credited_at) : t("wallet.just_now"))),
+      h("p.small.muted", t("wallet.receipt_rule")),
+      h("button.btn.secondary", { type: "button", onclick: () => showIntentForm() }, t("wallet.new_topup")));
   }
 
   /** An intent past its time: said plainly, and a new top-up offered instead of its address. */
   function showExpired(intent) {
     clear(topupBox,
-      h("h2", "This top-up has expired"),
+      h("h2", t("wallet.expired_title")),
       h("div.status-line.danger", { role: "status", "data-testid": "deposit-status" },
-        h("span", `The amount ${intent.amount_usdt} USDT was valid until ${formatDate(intent.expires_at)}. Do not send it now.`)),
-      h("p.small.muted", "A transfer you already sent is still credited if it arrives within 24 hours of that time; it then shows in Top-ups below. To pay now, start a new top-up: it gets a fresh amount."),
-      h("button.btn", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, "New top-up"));
+        h("span", t("wallet.expired_text", { usdt: intent.amount_usdt, until: formatDate(intent.expires_at) }))),
+      h("p.small.muted", t("wallet.expired_rule")),
+      h("button.btn", { type: "button", onclick: () => { sessionStorage.removeItem(INTENT_KEY); watching = null; showIntentForm(); } }, t("wallet.new_topup")));
   }
 
   clear(main,
-    h("div.page-head", h("div", h("h1", "Wallet"), h("p.muted", "100 tokens = 1 USDT, always."))),
-    h("section.card", h("h2", "Balance"), balanceBox),
+    h("div.page-head", h("div", h("h1", t("nav.wallet")), h("p.muted", t("wallet.sub")))),
+    h("section.card", h("h2", t("wallet.balance")), balanceBox),
     isBuyer ? h("section.card", topupBox) : h("section.card",
-      h("h2", "Withdraw earnings"), h("p", "Withdrawals to your TRON address are on your ", h("a", { href: "#/dashboard" }, "dashboard"), ".")),
+      h("h2", t("wallet.withdraw_earnings")), h("p", t("wallet.withdraw_where"), " ", h("a", { href: "#/dashboard" }, t("wallet.dashboard_link")), ".")),
     controls ? controls.cards : null,
-    isBuyer ? h("section.card", h("h2", "Top-ups"), depositsBox) : null,
-    h("section.card", h("h2", "Ledger"), h("p.muted.small", "Every movement of your balance, newest first."), ledgerBox));
+    isBuyer ? h("section.card", h("h2", t("promo.top_ups")), depositsBox) : null,
+    h("section.card", h("h2", t("admin.ledger")), h("p.muted.small", t("wallet.ledger_sub")), ledgerBox));
 
   const personal = app.config?.deposit_mode === "address_per_user";
   const saved = isBuyer && !personal ? sessionStorage.getItem(INTENT_KEY) : null;
