@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -255,24 +256,14 @@ class TronClient:
             owner = address_of_key(private_key_hex)
         except Exception as exc:  # never echo the key
             raise BadTransaction("the hot wallet key is not a valid private key") from exc
-        _, httpx, keys, errors = await self._signer()
-        key = keys.PrivateKey(bytes.fromhex(private_key_hex))
+        await self._signer()
         contract = await self._usdt_contract()
-        try:
+
+        async def build(tron: Any) -> Any:
             builder = await contract.functions.transfer.with_owner(owner)(to_address, amount_musdt)
-            txn = await builder.with_owner(owner).fee_limit(fee_limit_sun).build()
-            # sign() refuses more than 60 s after build(); we sign at once.
-            txn.sign(key)
-        except httpx.HTTPError as exc:
-            raise ChainUnavailable(f"building the transfer: {exc}") from exc
-        except errors as exc:
-            raise BadTransaction(f"building the transfer: {exc}") from exc
-        body = txn.to_json()
-        return SignedTransfer(
-            txid=body["txID"],
-            expiration_ms=int(body["raw_data"]["expiration"]),
-            signed_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
-        )
+            return await builder.with_owner(owner).fee_limit(fee_limit_sun).build()
+
+        return await self._signed(private_key_hex, "transfer", build)
 
     async def account_exists(self, address: str) -> bool:
         account = await self._request("wallet/getaccount", {"address": address, "visible": True})
@@ -288,21 +279,10 @@ class TronClient:
             owner = address_of_key(private_key_hex)
         except Exception as exc:  # never echo the key
             raise BadTransaction("not a valid private key") from exc
-        tron, httpx, keys, errors = await self._signer()
-        key = keys.PrivateKey(bytes.fromhex(private_key_hex))
-        try:
-            txn = await tron.trx.transfer(owner, to_address, amount_sun).build()
-            txn.sign(key)
-        except httpx.HTTPError as exc:
-            raise ChainUnavailable(f"building the TRX transfer: {exc}") from exc
-        except errors as exc:
-            raise BadTransaction(f"building the TRX transfer: {exc}") from exc
-        body = txn.to_json()
-        return SignedTransfer(
-            txid=body["txID"],
-            expiration_ms=int(body["raw_data"]["expiration"]),
-            signed_json=json.dumps(body, separators=(",", ":"), sort_keys=True),
-        )
+        async def build(tron: Any) -> Any:
+            return await tron.trx.transfer(owner, to_address, amount_sun).build()
+
+        return await self._signed(private_key_hex, "TRX transfer", build)
 
     async def account_resource(self, address: str) -> AccountResource:
         if not is_valid_address(address):
@@ -345,15 +325,25 @@ class TronClient:
             owner = address_of_key(private_key_hex)
         except Exception as exc:  # never echo the key
             raise BadTransaction("not a valid private key") from exc
+        async def build(tron: Any) -> Any:
+            if undelegate:
+                return await tron.trx.undelegate_resource(owner, receiver, balance_sun,
+                                                          resource).build()
+            return await tron.trx.delegate_resource(owner, receiver, balance_sun,
+                                                    resource).build()
+
+        return await self._signed(private_key_hex, "undelegation" if undelegate else "delegation",
+                                  build)
+
+    async def _signed(self, private_key_hex: str, what: str,
+                      build: Callable[[Any], Awaitable[Any]]) -> SignedTransfer:
+        """Build a transaction with tronpy (`build(tron)`), sign it at once (tronpy's sign()
+        refuses more than 60 s after build()) and keep its bytes: the one place tronpy's
+        failures become ours (a node that does not answer, or an answer refused)."""
         tron, httpx, keys, errors = await self._signer()
         key = keys.PrivateKey(bytes.fromhex(private_key_hex))
-        what = "undelegation" if undelegate else "delegation"
         try:
-            if undelegate:
-                builder = tron.trx.undelegate_resource(owner, receiver, balance_sun, resource)
-            else:
-                builder = tron.trx.delegate_resource(owner, receiver, balance_sun, resource)
-            txn = await builder.build()
+            txn = await build(tron)
             txn.sign(key)
         except httpx.HTTPError as exc:
             raise ChainUnavailable(f"building the {what}: {exc}") from exc
