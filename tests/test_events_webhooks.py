@@ -170,6 +170,9 @@ async def test_an_event_past_its_age_is_dead_shown_and_resent_by_the_operator(
     assert d["last_http_status"] == 503 and d["attempts"] >= 1
     assert shown[first.id]["attempts"][0]["http_status"] == 503
     assert body["webhooks"] == [{"url": receiver.url, "events": list(rules.TYPES)}]
+    # /metrics counts them (deploy/meterchat-alerts.yml's WebhookEventsDead reads it).
+    metrics = await (await client.get("/metrics")).text()
+    assert 'meterchat_event_deliveries{status="dead"} 2.0' in metrics
 
     receiver.answer = lambda got, event_id: 200
     resp = await admin.post(f"/api/admin/events/{first.id}/resend", {})

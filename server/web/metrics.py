@@ -79,6 +79,10 @@ class Metrics:
         self.sweeps = Gauge(
             "meterchat_sweeps", "sweeps of personal deposit addresses by status (waiting: "
             "GET /api/admin/sweeps says why)", ["status"], registry=r)
+        self.event_deliveries = Gauge(
+            "meterchat_event_deliveries", "webhook deliveries of operator events by status "
+            "(dead: past events.max_age_hours; GET /api/admin/events lists them to resend)",
+            ["status"], registry=r)
         self.http_responses = Counter(
             "meterchat_http_responses", "HTTP responses by status code", ["code"], registry=r)
         self.hot_wallet_usdt = Gauge(
@@ -145,6 +149,7 @@ _DB_GAUGES = (
     ("deposits", "deposits", "status"),
     ("withdrawals", "withdrawals", "status"),
     ("sweeps", "sweeps", "status"),
+    ("event_deliveries", "event_deliveries", "status"),
 )
 
 
