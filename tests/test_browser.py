@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from meterchat.app import create_app
-from tests.conftest import make_config, new_email
+from tests.conftest import eventually, make_config, new_email
 
 pytestmark = pytest.mark.browser
 
@@ -244,8 +244,14 @@ async def test_seller_dashboard_on_a_phone_fits_the_screen(browsers: Browsers):
     # The earnings chart is an SVG drawn by the server, loaded from this origin.
     chart = page.get_by_role("img", name="Earnings per day over the last 30 days")
     await expect(chart).to_be_visible()
-    await page.wait_for_function(
-        "document.querySelector('img.chart') && document.querySelector('img.chart').naturalWidth > 0")
+    # Polled from here with a function, not a string: wait_for_function's string predicate
+    # is evaluated in the page, which the page's Content-Security-Policy may refuse.
+    async def chart_loaded() -> bool:
+        return bool(await page.evaluate(
+            "() => { const i = document.querySelector('img.chart');"
+            " return !!i && i.naturalWidth > 0; }"))
+
+    await eventually(chart_loaded, timeout_s=30)
     await expect(page.get_by_test_id("minutes-billed")).to_have_text("0.0")
     await assert_fits_width(page)
     await shot(page, "phone-dashboard")
