@@ -30,29 +30,27 @@ not recorded).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from meterchat.appkeys import CONFIG, DB
 from meterchat.chain import hd
-from meterchat.chain.gateway import BadTransaction, ChainGateway, ChainTx, ChainUnavailable
+from meterchat.chain.gateway import BadTransaction, ChainGateway, ChainTx
 from meterchat.chain.prices import ChainPrices
 from meterchat.chain_ctx import CHAIN_INFO, CHAIN_PRICES, DEVNET, GATEWAY, load_deposit_seed
 from meterchat.core.config import Secret, SweepsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
+from meterchat.core.retrying import RetryingJob
 from meterchat.core.units import DAY_MS, musdt_to_usdt_str
 from meterchat.deposits import delegator, personal, sweep_rules, sweeps
 from meterchat.deposits.sweeps import Sweep
 
 log = logging.getLogger("meterchat.deposits.sweeper")
 
-MAX_BACKOFF_S = 60.0
 # The crash point after broadcasting each kind of stored transaction (the hook's name).
 BROADCAST_POINTS = {"topup": "topup_broadcast", "sweep": "broadcast",
                     "delegate": "delegate_broadcast", "undelegate": "undelegate_broadcast"}
@@ -62,7 +60,7 @@ NO_KEY_REASON = ("no hot wallet key is configured: it can neither receive a swee
                  "nor pay for it")
 
 
-class Sweeper:
+class Sweeper(RetryingJob):
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  seed: Secret | None, hot_wallet_key: Secret | None,
                  hot_wallet_address: str | None, cfg: SweepsConfig,
@@ -78,11 +76,7 @@ class Sweeper:
         self.cfg = cfg
         self.expiry_margin_ms = int(cfg.expiry_margin_s * 1000)
         self.hook = hook
-        self.failures = 0
-        self.backoff_until = 0.0
-        self.last_error: str | None = None
-        self.stopped = False
-        self._lock = asyncio.Lock()
+        super().__init__("sweeper", "sweeper_error", cfg.interval_s, log)
         # The hot wallet's TRX not yet promised to a top-up of this pass (read once a pass).
         self._hot_trx_left: int | None = None
         # The hot wallet's energy stake it can still lend this pass (delegate mode).
@@ -96,35 +90,9 @@ class Sweeper:
     def has_seed(self) -> bool:
         return self._seed is not None
 
-    async def stop(self) -> None:
-        self.stopped = True
-        async with self._lock:
-            pass
-
     async def run_once(self) -> None:
-        """One pass. Never raises: node trouble backs off and is retried."""
-        if self.stopped or time.monotonic() < self.backoff_until:
-            return
-        async with self._lock:
-            try:
-                await self._pass()
-            except ChainUnavailable as exc:
-                self._fail(str(exc))
-                return
-            except Exception as exc:
-                log.exception("sweeper pass failed")
-                self._fail(f"{type(exc).__name__}: {exc}")
-                return
-        self.failures = 0
-        self.last_error = None
-
-    def _fail(self, reason: str) -> None:
-        self.failures += 1
-        self.last_error = reason
-        delay = min(MAX_BACKOFF_S, self.cfg.interval_s * (2 ** min(self.failures, 10)))
-        self.backoff_until = time.monotonic() + delay
-        event(log, "sweeper_error", logging.WARNING, reason=reason, failures=self.failures,
-              retry_in_s=round(delay, 2))
+        """One pass. Never raises: node trouble backs off and is retried (core/retrying.py)."""
+        await self.run_guarded(self._pass)
 
     def at(self, point: str) -> None:
         if self.hook is not None:

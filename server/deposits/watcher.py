@@ -13,20 +13,19 @@ minute), then resumes from the cursor.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from meterchat.appkeys import CONFIG, DB
-from meterchat.chain.gateway import ChainGateway, ChainUnavailable, TransferLog
+from meterchat.chain.gateway import ChainGateway, TransferLog
 from meterchat.chain_ctx import CHAIN_INFO, DEVNET, GATEWAY
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
+from meterchat.core.retrying import RetryingJob
 from meterchat.deposits import credits as deposits
 from meterchat.deposits import personal as personal_deposits
 from meterchat.deposits.addresses import PersonalAddress, PersonalAddresses, all_addresses
@@ -41,10 +40,9 @@ log = logging.getLogger("meterchat.deposits.watcher")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_BLOCKS_PER_PASS = 2_000
-MAX_BACKOFF_S = 60.0
 
 
-class DepositWatcher:
+class DepositWatcher(RetryingJob):
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  deposit_address: str, interval_s: float, metrics: Metrics | None = None,
                  hot_wallet_address: str | None = None, lag_alert_blocks: int = 0,
@@ -61,41 +59,15 @@ class DepositWatcher:
         self.deposit_address = deposit_address
         self.interval_s = interval_s
         self.metrics = metrics
-        self.failures = 0
-        self.backoff_until = 0.0
-        self.last_error: str | None = None
-        self._lock = asyncio.Lock()
-        self.stopped = False
-
-    async def stop(self) -> None:
-        """No new passes; wait for the one under way to finish its block."""
-        self.stopped = True
-        async with self._lock:
-            pass
+        super().__init__("deposit watcher", "watcher_node_error", interval_s, log,
+                         recovered_event="watcher_recovered")
 
     async def run_once(self) -> int:
         """One pass: read every solidified block past the cursor (up to a limit). Returns
-        the number of blocks recorded. Never raises for node trouble."""
-        if self.stopped or time.monotonic() < self.backoff_until:
-            return 0
-        async with self._lock:
-            try:
-                done = await self._pass()
-            except ChainUnavailable as exc:
-                self._fail(str(exc))
-                await self._observe_lag()
-                return 0
-            except Exception as exc:  # keep watching whatever happened; say why
-                log.exception("deposit watcher pass failed")
-                self._fail(f"{type(exc).__name__}: {exc}")
-                await self._observe_lag()
-                return 0
-            if self.failures:
-                event(log, "watcher_recovered", after_failures=self.failures)
-            self.failures = 0
-            self.last_error = None
-            await self._observe_lag()
-        return done
+        the number of blocks recorded. Never raises for node trouble (core/retrying.py);
+        whether the watcher lags is looked at after every pass, failed or not."""
+        done = await self.run_guarded(self._pass, after=self._observe_lag)
+        return done or 0
 
     async def _observe_lag(self) -> None:
         """watcher.lagging: written only when the condition crosses (the stored state is
@@ -113,14 +85,6 @@ class DepositWatcher:
             log.exception("watcher.lagging could not be written")
             return
         self._lagging = lagging
-
-    def _fail(self, reason: str) -> None:
-        self.failures += 1
-        self.last_error = reason
-        delay = min(MAX_BACKOFF_S, self.interval_s * (2 ** min(self.failures, 10)))
-        self.backoff_until = time.monotonic() + delay
-        event(log, "watcher_node_error", logging.WARNING, reason=reason,
-              failures=self.failures, retry_in_s=round(delay, 2))
 
     async def _pass(self) -> int:
         solid = await self.gateway.solidified_block_number()

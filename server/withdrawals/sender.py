@@ -26,7 +26,6 @@ recorded).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +40,7 @@ from meterchat.core.config import EventsConfig, Secret, WithdrawalsConfig
 from meterchat.core.db import Database, now_ms
 from meterchat.core.jobs import interval_job
 from meterchat.core.logs import event
+from meterchat.core.retrying import RetryingJob
 from meterchat.core.units import SUN_PER_TRX, musdt_to_usdt_str
 from meterchat.events import outbox as events
 from meterchat.events import rules as event_rules
@@ -51,12 +51,11 @@ from meterchat.withdrawals.store import Withdrawal
 
 log = logging.getLogger("meterchat.withdrawals.sender")
 
-MAX_BACKOFF_S = 60.0
 NO_KEY_REASON = ("no hot wallet key is configured (chain.hot_wallet_key_file or "
                  "chain.hot_wallet_key_env): waiting for the operator")
 
 
-class WithdrawalSender:
+class WithdrawalSender(RetryingJob):
     def __init__(self, db: Database, gateway: ChainGateway, usdt_contract: str,
                  hot_wallet_key: Secret | None, hot_wallet_address: str | None,
                  cfg: WithdrawalsConfig, hook: Callable[[str], None] | None = None,
@@ -73,42 +72,12 @@ class WithdrawalSender:
         self.fee_limit_sun = cfg.fee_limit_trx * SUN_PER_TRX
         self.expiry_margin_ms = int(cfg.expiry_margin_s * 1000)
         self.hook = hook
-        self.failures = 0
-        self.backoff_until = 0.0
-        self.last_error: str | None = None
-        self.stopped = False
-        self._lock = asyncio.Lock()
-
-    async def stop(self) -> None:
-        """No new passes; wait for the one under way."""
-        self.stopped = True
-        async with self._lock:
-            pass
+        super().__init__("withdrawal sender", "withdrawal_sender_error",
+                         cfg.sender_interval_s, log)
 
     async def run_once(self) -> None:
-        """One pass. Never raises: node trouble backs off and is retried."""
-        if self.stopped or time.monotonic() < self.backoff_until:
-            return
-        async with self._lock:
-            try:
-                await self._pass()
-            except ChainUnavailable as exc:
-                self._fail(str(exc))
-                return
-            except Exception as exc:
-                log.exception("withdrawal sender pass failed")
-                self._fail(f"{type(exc).__name__}: {exc}")
-                return
-        self.failures = 0
-        self.last_error = None
-
-    def _fail(self, reason: str) -> None:
-        self.failures += 1
-        self.last_error = reason
-        delay = min(MAX_BACKOFF_S, self.cfg.sender_interval_s * (2 ** min(self.failures, 10)))
-        self.backoff_until = time.monotonic() + delay
-        event(log, "withdrawal_sender_error", logging.WARNING, reason=reason,
-              failures=self.failures, retry_in_s=round(delay, 2))
+        """One pass. Never raises: node trouble backs off and is retried (core/retrying.py)."""
+        await self.run_guarded(self._pass)
 
     def _at(self, point: str) -> None:
         if self.hook is not None:
