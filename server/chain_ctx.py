@@ -57,24 +57,32 @@ DEVNET = web.AppKey("devnet_node", DevnetNode)
 CHAIN_PRICES = web.AppKey("chain_prices", ChainPrices)
 
 
-def load_hot_wallet_key(config: Config) -> Secret | None:
-    """The hot wallet key from the file or environment variable named in config."""
-    chain = config.chain
-    if chain.hot_wallet_key_file:
-        path = Path(chain.hot_wallet_key_file)
+def _secret_text(config: Config, name: str) -> tuple[str, str]:
+    """(text, the key it came from) of the secret `chain.<name>_file` (a file, relative to
+    the config's folder; unreadable is a ConfigError) or else `chain.<name>_env` (an
+    environment variable) names; ("", "") when neither key is set."""
+    file_name: str = getattr(config.chain, f"{name}_file")
+    env_name: str = getattr(config.chain, f"{name}_env")
+    if file_name:
+        where = f"chain.{name}_file"
+        path = Path(file_name)
         if not path.is_absolute():
             path = config.base_dir / path
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            return path.read_text(encoding="utf-8").strip(), where
         except OSError as exc:
-            raise ConfigError(
-                f"config key chain.hot_wallet_key_file: cannot read {path}: {exc.strerror}"
-            ) from exc
-        return _checked_key(text, "chain.hot_wallet_key_file")
-    if chain.hot_wallet_key_env:
-        text = os.environ.get(chain.hot_wallet_key_env, "").strip()
-        if text:
-            return _checked_key(text, "chain.hot_wallet_key_env")
+            raise ConfigError(f"config key {where}: cannot read {path}: {exc.strerror}") from exc
+    if env_name:
+        return os.environ.get(env_name, "").strip(), f"chain.{name}_env"
+    return "", ""
+
+
+def load_hot_wallet_key(config: Config) -> Secret | None:
+    """The hot wallet key from the file or environment variable named in config (a file
+    that is named must hold a key; an empty variable is no key)."""
+    text, where = _secret_text(config, "hot_wallet_key")
+    if where == "chain.hot_wallet_key_file" or text:
+        return _checked_key(text, where)
     return None
 
 
@@ -93,22 +101,7 @@ def load_deposit_seed(config: Config, devnet: DevnetNode | None) -> Secret | Non
     in config (the devnet's own on devnet); read by the sweeper alone, never logged. None
     when none is configured. ConfigError when it does not derive the configured xpub."""
     chain = config.chain
-    text = ""
-    where = ""
-    if chain.deposit_seed_file:
-        path = Path(chain.deposit_seed_file)
-        if not path.is_absolute():
-            path = config.base_dir / path
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"config key chain.deposit_seed_file: cannot read {path}: {exc.strerror}"
-            ) from exc
-        where = "chain.deposit_seed_file"
-    elif chain.deposit_seed_env:
-        text = os.environ.get(chain.deposit_seed_env, "").strip()
-        where = "chain.deposit_seed_env"
+    text, where = _secret_text(config, "deposit_seed")
     if not text:
         if devnet is not None and not chain.deposit_xpub:
             return Secret(devnet.deposit_mnemonic)
