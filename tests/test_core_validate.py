@@ -74,3 +74,13 @@ def test_a_query_flag_that_is_neither_is_invalid():
     with pytest.raises(ApiError) as info:
         validate.query_flag(request, "online")
     assert info.value.code == "invalid_value"
+
+
+def test_a_status_filter_is_one_of_those_allowed_or_every_status():
+    allowed = ("open", "closed")
+    for query, status in (("", None), ("?status=", None), ("?status=open", "open")):
+        request = make_mocked_request("GET", "/x" + query)
+        assert validate.query_status(request, allowed) == status
+    with pytest.raises(ApiError) as info:
+        validate.query_status(make_mocked_request("GET", "/x?status=Open"), allowed)
+    assert info.value.code == "invalid_status"

@@ -174,6 +174,15 @@ def query_flag(request: web.Request, name: str) -> bool | None:
     raise Unprocessable(f"{name} must be true or false", "invalid_value")
 
 
+def query_status(request: web.Request, allowed: tuple[str, ...]) -> str | None:
+    """The `status` filter of a list: one of `allowed`; absent or empty gives None (every
+    status). Anything else is 422 `invalid_status`."""
+    status = request.query.get("status") or None
+    if status is not None and status not in allowed:
+        raise Unprocessable(f"status must be one of {', '.join(allowed)}", "invalid_status")
+    return status
+
+
 def query_int(request: web.Request, name: str, *, default: Any = None, min: int = 0,
               max: int = MAX_ID) -> Any:
     """A non-negative integer query parameter within [min, max], written in ASCII digits;

@@ -10,7 +10,6 @@ from meterchat.accounts.auth import require_role
 from meterchat.appkeys import DB
 from meterchat.calls.manager import CALLS
 from meterchat.core import validate
-from meterchat.core.errors import Unprocessable
 from meterchat.money import ledger
 from meterchat.operator import finder, finder_views, search_rules
 
@@ -40,10 +39,7 @@ async def search_users(request: web.Request) -> web.Response:
 async def list_calls(request: web.Request) -> web.Response:
     """?status=live|recent (absent: all), ?before= a call id, ?limit=."""
     await require_role(request, "admin")
-    status = request.query.get("status") or None
-    if status is not None and status not in finder.CALL_STATUSES:
-        raise Unprocessable(f"status must be one of {', '.join(finder.CALL_STATUSES)}",
-                            "invalid_status")
+    status = validate.query_status(request, finder.CALL_STATUSES)
     before = validate.query_int(request, "before", min=1)
     limit = validate.query_int(request, "limit", default=finder.CALLS_DEFAULT_LIMIT, min=1,
                                max=finder.CALLS_MAX_LIMIT)

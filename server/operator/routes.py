@@ -40,13 +40,6 @@ def _reason(body: dict[str, object], required: bool) -> str | None:
     return text or None
 
 
-def _status(request: web.Request, allowed: tuple[str, ...]) -> str | None:
-    status = request.query.get("status") or None
-    if status is not None and status not in allowed:
-        raise Unprocessable(f"status must be one of {', '.join(allowed)}", "invalid_status")
-    return status
-
-
 # -- disputes
 
 async def open_dispute(request: web.Request) -> web.Response:
@@ -61,7 +54,7 @@ async def open_dispute(request: web.Request) -> web.Response:
 
 async def list_disputes(request: web.Request) -> web.Response:
     await require_role(request, "admin")
-    status = _status(request, ("open", "resolved"))
+    status = validate.query_status(request, ("open", "resolved"))
     return web.json_response(
         {"disputes": await request.app[DB].read(disputes.list_for_admin, status)})
 
@@ -100,7 +93,7 @@ async def resolve_dispute(request: web.Request) -> web.Response:
 
 async def list_reports(request: web.Request) -> web.Response:
     await require_role(request, "admin")
-    status = _status(request, ("open", "closed"))
+    status = validate.query_status(request, ("open", "closed"))
     return web.json_response({"reports": await request.app[DB].read(moderation.reports,
                                                                      status)})
 

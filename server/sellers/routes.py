@@ -302,10 +302,7 @@ async def serve_photo(request: web.Request) -> web.StreamResponse:
 
 async def admin_photos(request: web.Request) -> web.Response:
     await require_role(request, "admin")
-    status = request.query.get("status") or None
-    if status is not None and status not in photos.STATUSES:
-        raise Unprocessable(f"status must be one of {', '.join(photos.STATUSES)}",
-                            "invalid_status")
+    status = validate.query_status(request, photos.STATUSES)
     found = await request.app[DB].read(photos.queue, status)
     return web.json_response({"photos": [photo_json(p) for p in found]})
 

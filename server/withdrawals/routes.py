@@ -123,10 +123,7 @@ async def list_withdrawals(request: web.Request) -> web.Response:
 
 async def admin_list(request: web.Request) -> web.Response:
     await require_role(request, "admin")
-    status = request.query.get("status") or None
-    if status is not None and status not in rules.STATUSES:
-        raise Unprocessable(f"status must be one of {', '.join(rules.STATUSES)}",
-                            "invalid_status")
+    status = validate.query_status(request, rules.STATUSES)
     rows = await request.app[DB].read(requests.admin_withdrawals, status)
     return web.json_response({"withdrawals": rows})
 
