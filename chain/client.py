@@ -252,11 +252,7 @@ class TronClient:
             raise BadTransaction("destination is not a valid TRON address")
         if amount_musdt <= 0 or fee_limit_sun <= 0:
             raise BadTransaction("amount and fee_limit must be positive")
-        try:
-            owner = address_of_key(private_key_hex)
-        except Exception as exc:  # never echo the key
-            raise BadTransaction("the hot wallet key is not a valid private key") from exc
-        await self._signer()
+        owner = self._owner(private_key_hex)
         contract = await self._usdt_contract()
 
         async def build(tron: Any) -> Any:
@@ -275,10 +271,8 @@ class TronClient:
             raise BadTransaction("destination is not a valid TRON address")
         if amount_sun <= 0:
             raise BadTransaction("amount must be positive")
-        try:
-            owner = address_of_key(private_key_hex)
-        except Exception as exc:  # never echo the key
-            raise BadTransaction("not a valid private key") from exc
+        owner = self._owner(private_key_hex)
+
         async def build(tron: Any) -> Any:
             return await tron.trx.transfer(owner, to_address, amount_sun).build()
 
@@ -321,10 +315,8 @@ class TronClient:
             raise BadTransaction("receiver is not a valid TRON address")
         if balance_sun <= 0 or resource not in RESOURCE_TYPES:
             raise BadTransaction("balance must be positive, resource ENERGY or BANDWIDTH")
-        try:
-            owner = address_of_key(private_key_hex)
-        except Exception as exc:  # never echo the key
-            raise BadTransaction("not a valid private key") from exc
+        owner = self._owner(private_key_hex)
+
         async def build(tron: Any) -> Any:
             if undelegate:
                 return await tron.trx.undelegate_resource(owner, receiver, balance_sun,
@@ -334,6 +326,15 @@ class TronClient:
 
         return await self._signed(private_key_hex, "undelegation" if undelegate else "delegation",
                                   build)
+
+    @staticmethod
+    def _owner(private_key_hex: str) -> str:
+        """The address a key signs for; a key that is none is a BadTransaction that never
+        echoes it (a hot wallet's, a deposit address's)."""
+        try:
+            return address_of_key(private_key_hex)
+        except Exception as exc:
+            raise BadTransaction("not a valid private key") from exc
 
     async def _signed(self, private_key_hex: str, what: str,
                       build: Callable[[Any], Awaitable[Any]]) -> SignedTransfer:
