@@ -18,6 +18,9 @@ from typing import Protocol, runtime_checkable
 # keccak256("Transfer(address,address,uint256)"), the first topic of every ERC/TRC20 Transfer.
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
+# The bytes of bandwidth a signed USDT transfer uses (what a node burns 1,000 sun a byte
+# for once the owner's free points are spent): the withdrawals' fee and the sweeps count it.
+USDT_TRANSFER_BYTES = 345
 RESULT_SUCCESS = "SUCCESS"
 RESULT_REVERT = "REVERT"
 RESULT_OUT_OF_ENERGY = "OUT_OF_ENERGY"

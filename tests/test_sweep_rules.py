@@ -4,10 +4,10 @@ dear, or the hot wallet short of TRX beyond what it keeps for withdrawals)."""
 
 from __future__ import annotations
 
+from meterchat.chain.gateway import USDT_TRANSFER_BYTES
 from meterchat.deposits.sweep_rules import (
     ACTIVATION_SUN,
     TRX_TRANSFER_BYTES,
-    USDT_TRANSFER_BYTES,
     USDT_TRANSFER_ENERGY_TO_FRESH,
     USDT_TRANSFER_ENERGY_TO_HOLDER,
     estimate,

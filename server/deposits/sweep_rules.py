@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meterchat.chain.gateway import USDT_TRANSFER_BYTES
 from meterchat.core.units import musdt_to_usdt_str
 
 USDT_TRANSFER_ENERGY_TO_HOLDER = 64_285
 USDT_TRANSFER_ENERGY_TO_FRESH = 130_285
-USDT_TRANSFER_BYTES = 345
 TRX_TRANSFER_BYTES = 268
 NET_PRICE_SUN = 1_000
 ACTIVATION_SUN = 1_100_000

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 from meterchat.chain.address import is_valid_address
+from meterchat.chain.gateway import USDT_TRANSFER_BYTES
 from meterchat.core.config import WithdrawalsConfig
 from meterchat.core.errors import Conflict, Forbidden, Unprocessable
 from meterchat.core.units import musdt_to_tokens_str, musdt_to_usdt_str
@@ -56,9 +57,8 @@ def check_address(value: object, platform_addresses: frozenset[str] | set[str]) 
     return address
 
 
-# The bytes of bandwidth a signed USDT transfer uses. The hot wallet's 600 free points a day
+# A transfer's bytes of bandwidth (chain/gateway.py): the hot wallet's 600 free points a day
 # pay for one transfer at most, so every other one burns them: the fee always counts them.
-USDT_TRANSFER_BYTES = 345
 
 
 @dataclass(frozen=True)
