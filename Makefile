@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean axe
+.PHONY: run test suite fuzz lint typecheck bench clean axe
 
 # axe-core, the accessibility checker of the browser tests: the npm package, fetched into a
 # git-ignored folder of the test environment (never served with the pages).
@@ -29,17 +29,26 @@ $(AXE):
 
 axe: $(AXE)
 
-# The suite runs on TEST_WORKERS processes (pytest-xdist): most tests wait on sockets, a
-# browser or a child process rather than on a core. A test file stays on one worker (its
-# module fixtures are made once). The API fuzz test runs in a process of its own: its
-# schemathesis cases share one node id, which xdist cannot tell apart (tests/conftest.py
-# refuses such tests on a worker). `make test TEST_WORKERS=0` runs the rest in one process.
-TEST_WORKERS ?= 3
+# `make test` runs its four parts side by side (the types, the lint, the suite, the API fuzz
+# test), each part's output printed whole when it ends, and fails if any part fails. The
+# suite runs on TEST_WORKERS processes (pytest-xdist) on the two cores: many tests wait on
+# sockets, timers or a child process rather than on a core. A test file stays on one worker (its module
+# fixtures are made once), the files in the order tests/conftest.py sorts them (the long ones
+# first), not xdist's default of the files with the most tests first. The API fuzz test runs
+# in a process of its own: its schemathesis cases share one node id, which xdist cannot tell
+# apart (tests/conftest.py refuses such tests on a worker). `make suite TEST_WORKERS=0` runs
+# the suite alone in one process.
+TEST_WORKERS ?= 4
 
-test: $(STAMP) typecheck $(AXE)
-	$(BIN)/ruff check server chain tests bench tools
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/test_fuzz_api.py $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -n 0 tests/test_fuzz_api.py $(PYTEST_ARGS)
+test: $(STAMP) $(AXE)
+	@$(MAKE) --no-print-directory -j4 --output-sync=target typecheck lint suite fuzz
+
+suite: $(STAMP) $(AXE)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--ignore=tests/test_fuzz_api.py $(PYTEST_ARGS)
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -n 0 -p no:cacheprovider tests/test_fuzz_api.py $(PYTEST_ARGS)
 
 # mypy reads modules by their import names: a tree of links gives the folders of the
 # checkout their place in the one namespace (server/ -> meterchat, chain/ -> meterchat.chain).

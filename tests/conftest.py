@@ -4,6 +4,7 @@ loopback port, and helpers that act as users through the public API."""
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ _emails = itertools.count(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long tests first (the deployment's installs, then the browsers'), the rest in file
-    order: on several workers (make test) the suite then ends with short tests, not with one
-    long test that started last. And a worker refuses tests that share a node id: xdist
-    tells tests apart by it and would run one of them only (schemathesis's cases do share
-    one: make test runs tests/test_fuzz_api.py in a process of its own)."""
+    """The long files first, the rest in file order: on several workers (make test, which
+    hands out whole files in this order) the suite then ends with short tests, not with one
+    long file that started last. First the deployment's installs (the longest), then the
+    real-time files (marked slow: they mostly wait) taken in turn with the browser files
+    (mostly CPU), so that waits overlap work. And a worker refuses tests that share a node
+    id: xdist tells tests apart by it and would run one of them only (schemathesis's cases
+    do share one: make test runs tests/test_fuzz_api.py in a process of its own)."""
     if hasattr(config, "workerinput"):
         seen: set[str] = set()
         shared = {item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)}
@@ -41,12 +44,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError("tests sharing a node id cannot run on xdist workers "
                                     f"(run them with -n 0): {sorted(shared)}")
 
-    def weight(item: pytest.Item) -> int:
+    def kind(item: pytest.Item) -> str:
         if item.get_closest_marker("slow"):
-            return 0
-        return 1 if item.get_closest_marker("browser") else 2
+            return "install" if item.get_closest_marker("deploy") else "waits"
+        return "browser" if item.get_closest_marker("browser") else "short"
 
-    items.sort(key=weight)  # stable: the same order on every worker
+    files: dict[str, str] = {}  # file -> its kind, by its first test, in collection order
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], kind(item))
+    turn = {"waits": 0, "browser": 0}
+    rank: dict[str, tuple[int, int]] = {}
+    for path, k in files.items():
+        if k in turn:
+            # waits files on even places, browser files on odd ones: one of each in turn
+            rank[path] = (1, 2 * turn[k] + (k == "browser"))
+            turn[k] += 1
+        else:
+            rank[path] = (0, 0) if k == "install" else (2, 0)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: same on every worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _shared_chromium_closed():
+    """The browser tests' one Chromium (tests/browser_pool.py) ends with the session, on the
+    session's event loop that started it."""
+    yield
+    pool = sys.modules.get("tests.browser_pool")
+    if pool is not None:
+        await pool.close()
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:

@@ -11,26 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import eventually, make_config, new_email
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 860}
@@ -53,11 +41,11 @@ def unexpected(errors: list[str], *allowed: int | tuple[int, str]) -> list[str]:
 
 
 class Browsers:
-    """Persistent Chromium contexts, each with its own fresh user-data dir, and the console
-    errors every page produced."""
+    """A test's browser contexts in the shared Chromium (tests/browser_pool.py), each as
+    fresh as a new profile, and the console errors every page produced."""
 
-    def __init__(self, pw, tmp_path: Path, base_url: str) -> None:
-        self.pw = pw
+    def __init__(self, browser: Browser, tmp_path: Path, base_url: str) -> None:
+        self.browser = browser
         self.tmp_path = tmp_path
         self.base_url = base_url
         self.contexts: list[BrowserContext] = []
@@ -66,11 +54,7 @@ class Browsers:
     async def page(self, name: str, *, phone: bool = False,
                    timezone_id: str | None = None, bypass_csp: bool = False,
                    locale: str = "en-US") -> Page:
-        ctx = await self.pw.chromium.launch_persistent_context(
-            str(self.tmp_path / f"chromium-{name}"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
+        ctx = await self.browser.new_context(
             base_url=self.base_url,
             viewport=PHONE if phone else DESKTOP,
             is_mobile=phone,
@@ -85,7 +69,7 @@ class Browsers:
         )
         ctx.set_default_timeout(15_000)
         self.contexts.append(ctx)
-        page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+        page = await ctx.new_page()
 
         def on_console(msg, who=name) -> None:
             if msg.type == "error":
@@ -109,8 +93,8 @@ async def app_url(aiohttp_server, tmp_path):
 
 @pytest.fixture
 async def browsers(app_url, tmp_path):
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, app_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, app_url)
         try:
             yield b
         finally:
@@ -615,8 +599,8 @@ def fresh_tron_address() -> str:
 async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
     app = create_app(story_config(tmp_path))
     server = await aiohttp_server(app)
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller")
             # The buyer is on a phone, the seller at a desk.
@@ -675,8 +659,8 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
                                  deposits={"watcher_interval_s": 0.2}))
     server = await aiohttp_server(app)
     base_url = str(server.make_url("/")).rstrip("/")
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             seller = await b.page("seller")
             buyer = await b.page("buyer")
@@ -740,8 +724,8 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
     # A transfer with no top-up behind it: the watcher records it as unmatched.
     await devnet_faucet(app)(app[CHAIN_INFO].deposit_address, "12.345678")
 
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("operator")
             page.on("dialog", lambda d: d.accept())  # every action asks "are you sure?"

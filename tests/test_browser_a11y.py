@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import fund_tokens, make_config
 from tests.test_browser import (
     Browsers,
@@ -87,8 +88,8 @@ async def test_every_page_has_no_serious_accessibility_violation(aiohttp_server,
     _, admin_email = await new_user(app, "admin", "Olga Operator")
     await fund_tokens(app, buyer_id, "1000")
     audit = Audit()
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             guest = await b.page("guest", bypass_csp=True)
             await open_app(guest, "/#/login")
@@ -188,8 +189,8 @@ async def test_the_keyboard_reaches_every_control_and_the_focus_shows(aiohttp_se
     server = await aiohttp_server(app)
     base_url = str(server.make_url("/")).rstrip("/")
     _, seller_email = await new_user(app, "seller", "Kim Keys")
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("guest")
             await open_app(page, "/#/signup")

@@ -9,9 +9,10 @@ import time
 
 import pyotp
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import make_config
 from tests.mail_helpers import SmtpServer, free_port, text_part
 from tests.test_browser import PASSWORD, Browsers, open_app, shot, sign_up, unexpected
@@ -34,8 +35,8 @@ async def browsers(aiohttp_server, tmp_path, smtp):
     base = f"http://127.0.0.1:{port}"
     mail = {**smtp.mail_config, "public_url": base}
     await aiohttp_server(create_app(make_config(tmp_path, mail=mail)), port=port)
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base)
         try:
             yield b
         finally:

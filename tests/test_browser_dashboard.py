@@ -8,9 +8,10 @@ artifacts/screenshots/."""
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import actor, fast_calls_config, fund, seller_online
 from tests.test_browser import Browsers, assert_fits_width, shot, unexpected
 from tests.test_browser_a11y import SIZES
@@ -56,8 +57,8 @@ async def test_dashboard_says_the_commission_counts_periods_alike_and_keeps_priv
     stats = (await (await seller.get("/api/seller/stats")).json())["stats"]
     # 40 tokens of tips at 25 %: 30 earned, the calls themselves unbilled.
     assert stats["earned_total"] == "30" and stats["calls"] == 2
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(client.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(client.make_url("/")).rstrip("/"))
         try:
             page = await b.page("seller")
             await log_in(page, seller.user["email"])

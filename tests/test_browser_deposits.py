@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from meterchat.accounts import users as accounts
 from meterchat.app import create_app
 from meterchat.appkeys import DB, PASSWORDS
+from tests.browser_pool import chromium
 from tests.conftest import make_config, new_email
 from tests.test_browser import PASSWORD, Browsers, devnet_faucet, open_app, shot, sign_up
 
@@ -30,8 +31,8 @@ async def test_buyer_sees_their_own_address_is_credited_and_the_operator_sees_th
     admin_email = new_email("admin")
     await app[DB].tx(accounts.insert_user_tx, admin_email, app[PASSWORDS].hash(PASSWORD),
                      "admin", "Olga Operator")
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("buyer", phone=True)
             await sign_up(page, "buyer", "Bea Buyer")

@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 from aiohttp import ClientSession
-from playwright.async_api import Page, Route, async_playwright, expect
+from playwright.async_api import Page, Route, expect
 
 from meterchat.accounts import users as accounts
 from meterchat.app import create_app
 from meterchat.appkeys import DB, PASSWORDS
+from tests.browser_pool import chromium
 from tests.conftest import fund_tokens, make_config, new_email
 from tests.test_browser import (
     PASSWORD,
@@ -39,8 +40,8 @@ async def served(aiohttp_server, tmp_path):
     app = create_app(make_config(tmp_path, billing={"tick_interval_s": 0.2}))
     server = await aiohttp_server(app)
     base_url = str(server.make_url("/")).rstrip("/")
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             yield app, base_url, b
         finally:

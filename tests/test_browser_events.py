@@ -5,12 +5,13 @@ button sends the same event again until it is delivered."""
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
 from meterchat.core.db import now_ms
 from meterchat.events import outbox
+from tests.browser_pool import chromium
 from tests.conftest import eventually, make_config
 from tests.events_helpers import FAST_EVENTS, SECRET, SECRET_ENV, Receiver, webhook
 from tests.test_browser import Browsers, assert_fits_width, shot, unexpected
@@ -37,8 +38,8 @@ async def test_operator_sees_a_dead_event_and_resends_it(aiohttp_server, tmp_pat
         return row is not None and row["status"] == "dead"
 
     await eventually(dead)
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("operator")
             await log_in(page, admin_email)

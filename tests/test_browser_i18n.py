@@ -17,9 +17,10 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import fund_tokens, make_config
 from tests.test_browser import PASSWORD, Browsers, devnet_faucet, open_app, shot, unexpected
 from tests.test_browser_economy import new_user
@@ -115,8 +116,8 @@ def test_the_judge_tells_spanish_from_english_and_from_unknown_text():
 async def test_a_spanish_browser_gets_the_guest_pages_in_spanish(aiohttp_server, tmp_path):
     server = await aiohttp_server(create_app(make_config(tmp_path)))
     judge = Judge()
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             page = await b.page("guest", locale="es-ES")
             await open_app(page, "/#/login")
@@ -159,8 +160,8 @@ async def test_a_spanish_browser_gets_the_signed_in_pages_in_spanish(aiohttp_ser
     _, admin_email = await new_user(app, "admin", "Olga Operadora")
     await fund_tokens(app, buyer_id, "1000")
     judge = Judge()
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller", locale="es-ES")
             await log_in_es(seller, seller_email)
@@ -232,8 +233,8 @@ async def test_a_spanish_call_live_and_its_summary_are_in_spanish(aiohttp_server
     buyer_id, buyer_email = await new_user(app, "buyer", "Bruno Comprador")
     await fund_tokens(app, buyer_id, "1000")
     judge = Judge()
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller", locale="es-ES")
             await log_in_es(seller, seller_email)
@@ -288,8 +289,8 @@ async def test_a_spanish_top_up_its_payment_details_and_its_receipt(aiohttp_serv
     server = await aiohttp_server(app)
     _, buyer_email = await new_user(app, "buyer", "Bruno Comprador")
     judge = Judge()
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             buyer = await b.page("buyer", locale="es-ES")
             await log_in_es(buyer, buyer_email)
@@ -315,8 +316,8 @@ async def test_a_spanish_top_up_its_payment_details_and_its_receipt(aiohttp_serv
 
 async def test_the_switcher_changes_the_language_without_a_reload(aiohttp_server, tmp_path):
     server = await aiohttp_server(create_app(make_config(tmp_path)))
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             page = await b.page("guest")
             await open_app(page, "/#/login")

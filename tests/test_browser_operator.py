@@ -9,9 +9,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import make_config
 from tests.test_browser import Browsers, assert_fits_width, shot, unexpected
 from tests.test_browser_economy import api_get, log_in, new_user
@@ -46,8 +47,8 @@ async def test_operator_starts_and_ends_a_promotion_on_a_phone(aiohttp_server, t
     now = dt.datetime.now(ZoneInfo(ZONE)).replace(second=0, microsecond=0)
     starts, ends = now - dt.timedelta(hours=1), now + dt.timedelta(days=2)
 
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("operator", phone=True, timezone_id=ZONE)
             await log_in(page, admin_email)

@@ -10,13 +10,14 @@ import time
 
 import pyotp
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.accounts import two_factor
 from meterchat.app import create_app
 from meterchat.appkeys import DB
 from meterchat.core.db import now_ms
 from meterchat.money import billing
+from tests.browser_pool import chromium
 from tests.conftest import Actor, actor, admin_actor, fund, seller_online
 from tests.test_accounts_2fa import next_code
 from tests.test_browser import PASSWORD, Browsers, assert_fits_width, open_app, shot, unexpected
@@ -60,8 +61,8 @@ async def test_operator_finds_a_user_by_part_of_their_name_and_bans_them_there(
     await fund(client, buyer.id, 1000)
     call_id = await ended_call(client, buyer, seller)
 
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await operator_page(b, client)
             await page.get_by_label("Search users").fill("LLORY <img")
@@ -139,8 +140,8 @@ async def test_operator_dismisses_one_report_and_bans_on_another(aiohttp_client,
     assert (await buyer.post(f"/api/users/{scammer.id}/report",
                              {"reason": "asked me to pay <b>off-site</b>"})).status == 204
 
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await operator_page(b, client, phone=True)
             queue = page.locator("[data-testid=reports-queue] tbody tr")
@@ -189,8 +190,8 @@ async def test_an_operator_with_two_factor_gives_a_code_to_ban_from_a_users_page
                                    now_ms())
     target = await actor(client, display_name="Troll Tom")
 
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("operator")
             asked: list[str] = []

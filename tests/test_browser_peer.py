@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import make_config, new_email
 from tests.test_browser import (
     PASSWORD,
@@ -29,7 +30,9 @@ from tests.test_browser import (
     unexpected,
 )
 
-pytestmark = pytest.mark.browser
+# Real time on purpose (an aiortc peer in a child process, the meter over many seconds):
+# tests/conftest.py starts this file among the first.
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 60  # tokens/min: 6 tokens a 6-second segment
@@ -143,8 +146,8 @@ async def test_chromium_buyer_calls_the_aiortc_peer_seller_and_the_call_is_bille
         "--media-interval", "0.5", "--wait", "120", env={"MC_SELLER_PASSWORD": PASSWORD})
     try:
         await peer.event("seller_online")
-        async with async_playwright() as pw:
-            b = Browsers(pw, tmp_path, base_url)
+        async with chromium() as browser:
+            b = Browsers(browser, tmp_path, base_url)
             try:
                 buyer = await b.page("buyer")
                 email = await sign_up(buyer, "buyer", "Bea Browser")
@@ -188,8 +191,8 @@ async def test_aiortc_peer_buyer_calls_a_chromium_seller_and_the_call_is_billed(
     buyer = await api_user(base_url, "buyer", "Paul Peer")
     await fund_through_api(app, base_url, buyer["email"], "5")
     peer = None
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             seller = await b.page("seller")
             await sign_up(seller, "seller", "Cora Chromium")

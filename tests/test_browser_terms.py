@@ -5,10 +5,11 @@ terms without an operator file, the operator's terms.md when there is one, shown
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from meterchat.app import create_app
 from meterchat.web.terms import operator_terms_path
+from tests.browser_pool import chromium
 from tests.conftest import make_config
 from tests.test_browser import Browsers, assert_fits_width, open_app, shot, unexpected
 
@@ -19,8 +20,8 @@ async def test_sign_up_links_to_the_default_terms_and_then_the_operators(
         aiohttp_server, tmp_path):
     config = make_config(tmp_path)
     server = await aiohttp_server(create_app(config))
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, str(server.make_url("/")).rstrip("/"))
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
         try:
             page = await b.page("guest", phone=True)
             await open_app(page, "/#/signup")

@@ -13,9 +13,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from meterchat.app import create_app
+from tests.browser_pool import chromium
 from tests.conftest import fund_tokens, make_config
 from tests.test_browser import (
     Browsers,
@@ -43,8 +44,8 @@ async def wallet_app(aiohttp_server, tmp_path):
         deposits={"watcher_interval_s": 0.2, "intent_ttl_minutes": 1}))
     server = await aiohttp_server(app)
     base_url = str(server.make_url("/")).rstrip("/")
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             yield app, b
         finally:

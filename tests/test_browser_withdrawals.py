@@ -8,11 +8,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 from tronpy.keys import PrivateKey
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
+from tests.browser_pool import chromium
 from tests.conftest import chain_config, fund_tokens
 from tests.test_browser import Browsers, unexpected
 from tests.test_browser_economy import log_in, new_user
@@ -29,8 +30,8 @@ async def test_seller_sees_the_auto_fee_before_confirming_and_is_charged_it(
     seller_id, email = await new_user(app, "seller", "Sam Seller")
     await fund_tokens(app, seller_id, "750")
     dest = PrivateKey.random().public_key.to_base58check_address()
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("seller")
             await log_in(page, email)
@@ -77,8 +78,8 @@ async def test_operator_sees_the_trx_costs_and_the_runway(aiohttp_server, tmp_pa
         seller = Actor(http, session["user"], session["token"])
         dest = PrivateKey.random().public_key.to_base58check_address()
         await withdraw_and_confirm(http, seller, dest, "400")  # a fresh address: 13.0285 TRX
-    async with async_playwright() as pw:
-        b = Browsers(pw, tmp_path, base_url)
+    async with chromium() as browser:
+        b = Browsers(browser, tmp_path, base_url)
         try:
             page = await b.page("operator")
             await log_in(page, admin_email)

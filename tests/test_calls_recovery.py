@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from meterchat.accounts import users as accounts
 from meterchat.calls import store as calls
@@ -21,6 +22,10 @@ from meterchat.money import billing, ledger
 from meterchat.sellers import store as sellers
 from meterchat.tools.peer import Client, SyntheticMedia
 from tests.conftest import FAST_HASH, fund_sync
+
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,6 +20,10 @@ from meterchat.tools.peer import answer_as_seller, call_as_buyer
 from tests.calls_helpers import ws_client
 from tests.conftest import actor, audit_ok, fast_calls_config, fund, register
 
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA_TIMEOUT_S = 1.5
 

@@ -24,6 +24,10 @@ from tests.conftest import (
     seller_online,
 )
 
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 async def app_client(aiohttp_client, tmp_path):

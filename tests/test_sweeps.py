@@ -35,6 +35,10 @@ from tests.conftest import (
     fund_tokens,
 )
 
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
+
 PERSONAL = {"mode": "address_per_user", "watcher_interval_s": 0.1}
 MANUAL = {"interval_s": 3600, "min_usdt": 5, "expiry_margin_s": 0.2}
 

@@ -24,6 +24,10 @@ from meterchat.deposits.sweeper import SWEEPER, sweeper_from_app
 from tests.conftest import admin_actor, audit_ok, chain_config, eventually
 from tests.test_sweeps import PERSONAL, SimulatedCrash, admin_sweeps, funded_address
 
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
+
 TRX = 1_000_000
 DELEGATE = {"interval_s": 3600, "min_usdt": 5, "expiry_margin_s": 0.2, "energy": "delegate"}
 

@@ -24,6 +24,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import crash  # noqa: E402
 
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
+
 SWEEPS = "[sweeps]\nmin_usdt = 5\ninterval_s = 0.2\nexpiry_margin_s = 1\n"
 
 

@@ -35,6 +35,10 @@ from tests.conftest import (
     seller_online,
 )
 
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
+
 SIGNAL_BYTES = 60_000  # below ws_max_message_bytes
 # Output a WebSocketResponse writes before it awaits a drain (aiohttp's writer_limit).
 AIOHTTP_WRITER_LIMIT = DEFAULT_CHUNK_SIZE

@@ -26,6 +26,10 @@ JSON = st.recursive(
                                                                 max_size=4),
     max_leaves=12,
 )
+
+# Real time on purpose (sockets, timers, child processes): tests/conftest.py starts these
+# files first, so their waits overlap the other files' work.
+pytestmark = pytest.mark.slow
 CALL_IDS = st.one_of(st.integers(), st.text(max_size=30), st.floats(allow_nan=True),
                      st.none(), st.booleans(), st.lists(st.integers(), max_size=2),
                      st.sampled_from(["1", "2", "-1", "0", "01", " 1", "1e3", "9" * 5000]))
