@@ -14,7 +14,7 @@ from meterchat.accounts import users as accounts
 from meterchat.app import create_app
 from meterchat.appkeys import DB, PASSWORDS
 from tests.browser_pool import chromium
-from tests.conftest import fund_tokens, make_config, new_email
+from tests.conftest import eventually, fund_tokens, make_config, new_email
 from tests.test_browser import (
     PASSWORD,
     Browsers,
@@ -225,6 +225,13 @@ async def test_buyer_tips_in_a_live_call_once_even_when_the_answer_is_lost(serve
     await shot(buyer, "call-tipped-buyer", full_page=False)
     await shot(seller, "call-tipped-seller", full_page=False)
 
+    # The server's meter has counted live time (it runs a media report behind the picture):
+    # a call ended sooner had none, and its summary would offer no tip.
+    async def had_live_time() -> bool:
+        call = (await api_get(base_url, buyer_email, f"/api/calls/{call_id}"))["call"]
+        return call["live_seconds"] >= 1
+
+    await eventually(had_live_time, timeout_s=30)
     await buyer.get_by_role("button", name="End call").click()
     for page in (buyer, seller):
         await expect(page.get_by_test_id("call-summary")).to_be_visible()
