@@ -44,9 +44,8 @@ class Browsers:
     """A test's browser contexts in the shared Chromium (tests/browser_pool.py), each as
     fresh as a new profile, and the console errors every page produced."""
 
-    def __init__(self, browser: Browser, tmp_path: Path, base_url: str) -> None:
+    def __init__(self, browser: Browser, base_url: str) -> None:
         self.browser = browser
-        self.tmp_path = tmp_path
         self.base_url = base_url
         self.contexts: list[BrowserContext] = []
         self.errors: list[str] = []
@@ -92,9 +91,9 @@ async def app_url(aiohttp_server, tmp_path):
 
 
 @pytest.fixture
-async def browsers(app_url, tmp_path):
+async def browsers(app_url):
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, app_url)
+        b = Browsers(browser, app_url)
         try:
             yield b
         finally:
@@ -600,7 +599,7 @@ async def test_buyer_and_seller_run_the_whole_story(aiohttp_server, tmp_path):
     app = create_app(story_config(tmp_path))
     server = await aiohttp_server(app)
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller")
             # The buyer is on a phone, the seller at a desk.
@@ -660,7 +659,7 @@ async def test_declined_and_missed_calls_are_explained_to_the_buyer(aiohttp_serv
     server = await aiohttp_server(app)
     base_url = str(server.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             seller = await b.page("seller")
             buyer = await b.page("buyer")
@@ -725,7 +724,7 @@ async def test_operator_reviews_a_withdrawal_and_assigns_an_unmatched_deposit(
     await devnet_faucet(app)(app[CHAIN_INFO].deposit_address, "12.345678")
 
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("operator")
             page.on("dialog", lambda d: d.accept())  # every action asks "are you sure?"

@@ -89,7 +89,7 @@ async def test_every_page_has_no_serious_accessibility_violation(aiohttp_server,
     await fund_tokens(app, buyer_id, "1000")
     audit = Audit()
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             guest = await b.page("guest", bypass_csp=True)
             await open_app(guest, "/#/login")
@@ -190,7 +190,7 @@ async def test_the_keyboard_reaches_every_control_and_the_focus_shows(aiohttp_se
     base_url = str(server.make_url("/")).rstrip("/")
     _, seller_email = await new_user(app, "seller", "Kim Keys")
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("guest")
             await open_app(page, "/#/signup")

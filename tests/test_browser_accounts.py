@@ -36,7 +36,7 @@ async def browsers(aiohttp_server, tmp_path, smtp):
     mail = {**smtp.mail_config, "public_url": base}
     await aiohttp_server(create_app(make_config(tmp_path, mail=mail)), port=port)
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base)
+        b = Browsers(browser, base)
         try:
             yield b
         finally:

@@ -58,7 +58,7 @@ async def test_dashboard_says_the_commission_counts_periods_alike_and_keeps_priv
     # 40 tokens of tips at 25 %: 30 earned, the calls themselves unbilled.
     assert stats["earned_total"] == "30" and stats["calls"] == 2
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(client.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(client.make_url("/")).rstrip("/"))
         try:
             page = await b.page("seller")
             await log_in(page, seller.user["email"])

@@ -32,7 +32,7 @@ async def test_buyer_sees_their_own_address_is_credited_and_the_operator_sees_th
     await app[DB].tx(accounts.insert_user_tx, admin_email, app[PASSWORDS].hash(PASSWORD),
                      "admin", "Olga Operator")
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("buyer", phone=True)
             await sign_up(page, "buyer", "Bea Buyer")

@@ -39,7 +39,7 @@ async def test_operator_sees_a_dead_event_and_resends_it(aiohttp_server, tmp_pat
 
     await eventually(dead)
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("operator")
             await log_in(page, admin_email)

@@ -117,7 +117,7 @@ async def test_a_spanish_browser_gets_the_guest_pages_in_spanish(aiohttp_server,
     server = await aiohttp_server(create_app(make_config(tmp_path)))
     judge = Judge()
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             page = await b.page("guest", locale="es-ES")
             await open_app(page, "/#/login")
@@ -161,7 +161,7 @@ async def test_a_spanish_browser_gets_the_signed_in_pages_in_spanish(aiohttp_ser
     await fund_tokens(app, buyer_id, "1000")
     judge = Judge()
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller", locale="es-ES")
             await log_in_es(seller, seller_email)
@@ -234,7 +234,7 @@ async def test_a_spanish_call_live_and_its_summary_are_in_spanish(aiohttp_server
     await fund_tokens(app, buyer_id, "1000")
     judge = Judge()
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             seller = await b.page("seller", locale="es-ES")
             await log_in_es(seller, seller_email)
@@ -290,7 +290,7 @@ async def test_a_spanish_top_up_its_payment_details_and_its_receipt(aiohttp_serv
     _, buyer_email = await new_user(app, "buyer", "Bruno Comprador")
     judge = Judge()
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             buyer = await b.page("buyer", locale="es-ES")
             await log_in_es(buyer, buyer_email)
@@ -317,7 +317,7 @@ async def test_a_spanish_top_up_its_payment_details_and_its_receipt(aiohttp_serv
 async def test_the_switcher_changes_the_language_without_a_reload(aiohttp_server, tmp_path):
     server = await aiohttp_server(create_app(make_config(tmp_path)))
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             page = await b.page("guest")
             await open_app(page, "/#/login")

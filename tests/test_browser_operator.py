@@ -48,7 +48,7 @@ async def test_operator_starts_and_ends_a_promotion_on_a_phone(aiohttp_server, t
     starts, ends = now - dt.timedelta(hours=1), now + dt.timedelta(days=2)
 
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("operator", phone=True, timezone_id=ZONE)
             await log_in(page, admin_email)

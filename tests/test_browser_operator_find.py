@@ -62,7 +62,7 @@ async def test_operator_finds_a_user_by_part_of_their_name_and_bans_them_there(
     call_id = await ended_call(client, buyer, seller)
 
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await operator_page(b, client)
             await page.get_by_label("Search users").fill("LLORY <img")
@@ -141,7 +141,7 @@ async def test_operator_dismisses_one_report_and_bans_on_another(aiohttp_client,
                              {"reason": "asked me to pay <b>off-site</b>"})).status == 204
 
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await operator_page(b, client, phone=True)
             queue = page.locator("[data-testid=reports-queue] tbody tr")
@@ -191,7 +191,7 @@ async def test_an_operator_with_two_factor_gives_a_code_to_ban_from_a_users_page
     target = await actor(client, display_name="Troll Tom")
 
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("operator")
             asked: list[str] = []

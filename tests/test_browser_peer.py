@@ -147,7 +147,7 @@ async def test_chromium_buyer_calls_the_aiortc_peer_seller_and_the_call_is_bille
     try:
         await peer.event("seller_online")
         async with chromium() as browser:
-            b = Browsers(browser, tmp_path, base_url)
+            b = Browsers(browser, base_url)
             try:
                 buyer = await b.page("buyer")
                 email = await sign_up(buyer, "buyer", "Bea Browser")
@@ -192,7 +192,7 @@ async def test_aiortc_peer_buyer_calls_a_chromium_seller_and_the_call_is_billed(
     await fund_through_api(app, base_url, buyer["email"], "5")
     peer = None
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             seller = await b.page("seller")
             await sign_up(seller, "seller", "Cora Chromium")

@@ -21,7 +21,7 @@ async def test_sign_up_links_to_the_default_terms_and_then_the_operators(
     config = make_config(tmp_path)
     server = await aiohttp_server(create_app(config))
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, str(server.make_url("/")).rstrip("/"))
+        b = Browsers(browser, str(server.make_url("/")).rstrip("/"))
         try:
             page = await b.page("guest", phone=True)
             await open_app(page, "/#/signup")

@@ -45,7 +45,7 @@ async def wallet_app(aiohttp_server, tmp_path):
     server = await aiohttp_server(app)
     base_url = str(server.make_url("/")).rstrip("/")
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             yield app, b
         finally:

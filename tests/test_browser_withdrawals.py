@@ -31,7 +31,7 @@ async def test_seller_sees_the_auto_fee_before_confirming_and_is_charged_it(
     await fund_tokens(app, seller_id, "750")
     dest = PrivateKey.random().public_key.to_base58check_address()
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("seller")
             await log_in(page, email)
@@ -79,7 +79,7 @@ async def test_operator_sees_the_trx_costs_and_the_runway(aiohttp_server, tmp_pa
         dest = PrivateKey.random().public_key.to_base58check_address()
         await withdraw_and_confirm(http, seller, dest, "400")  # a fresh address: 13.0285 TRX
     async with chromium() as browser:
-        b = Browsers(browser, tmp_path, base_url)
+        b = Browsers(browser, base_url)
         try:
             page = await b.page("operator")
             await log_in(page, admin_email)
