@@ -249,6 +249,31 @@ async def test_seller_dashboard_on_a_phone_fits_the_screen(browsers: Browsers):
     assert unexpected(browsers.errors) == [], "\n".join(browsers.errors)
 
 
+async def test_a_page_still_loading_does_not_cover_the_one_clicked_since(browsers: Browsers):
+    page = await browsers.page("impatient-seller")
+    await sign_up(page, "seller", "Quick Quinn")
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    # The dashboard's first request is held (a slow server): the seller clicks on meanwhile.
+    release = asyncio.Event()
+
+    async def held(route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/seller/profile", held)
+    await page.get_by_role("link", name="Calls").click()
+    await expect(page.get_by_role("heading", name="Calls", exact=True)).to_be_visible()
+    await page.get_by_role("link", name="Dashboard").click()
+    await page.get_by_role("link", name="Account").click()
+    await expect(page.get_by_role("heading", name="Account")).to_be_visible()
+    # Once answered, the dashboard's render runs on to its next requests: it has painted by then.
+    async with page.expect_request("**/api/seller/stats"):
+        release.set()
+    await expect(page.get_by_role("heading", name="Account")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_have_count(0)
+    assert unexpected(browsers.errors) == []
+
+
 async def test_keyboard_alone_can_sign_up(browsers: Browsers):
     page = await browsers.page("keyboard")
     await open_app(page, "/#/signup")

@@ -101,8 +101,11 @@ export const app = {
 
   async loggedIn(data) {
     if (data?.csrf_token) setCsrf(data.csrf_token);
+    // The header (and its links) appears while the home page is still to come: a link the user
+    // clicked in between wins over the home page.
+    const from = location.hash;
     await this.loadMe();
-    this.go(`#/${this.home()}`);
+    if (location.hash === from) this.go(`#/${this.home()}`);
   },
 
   async logout() {
@@ -152,7 +155,6 @@ async function route() {
   const seq = ++app.renderSeq;
   const r = currentRoute();
   const def = ROUTES[r.name];
-  const main = document.getElementById("main");
   if (!def) {
     location.replace(`#/${app.home()}`);
     return;
@@ -179,7 +181,13 @@ async function route() {
   app.cleanup = null;
   document.title = `${t(def.title)} · meterchat`;
   app.renderHeader();
-  clear(main, h("div.loading", t("common.loading")));
+  // Each render gets a <main> of its own: a slower page still loading for an earlier route
+  // paints into the one it was given, which is no longer in the document, and cannot cover
+  // the page asked for since.
+  const shown = document.getElementById("main");
+  const main = shown.cloneNode(false);
+  main.append(h("div.loading", t("common.loading")));
+  shown.replaceWith(main);
   try {
     const cleanup = await def.page(main, r, app);
     if (seq !== app.renderSeq) {
