@@ -147,10 +147,18 @@ async def start_live_call(app_client, rate: int = 600, funds: int = 1000,
     # The seller's socket first: with many calls set up at once, the buyers' registrations
     # could otherwise outlast the presence grace and take the seller offline.
     sc = await ws_client(app_client, seller)
-    buyer = await actor(app_client)
-    await fund(app_client, buyer.id, funds)
-    bc = await ws_client(app_client, buyer)
-    return await call_between(app_client, buyer, seller, bc, sc, rate, spend_cap)
+    bc: Client | None = None
+    try:
+        buyer = await actor(app_client)
+        await fund(app_client, buyer.id, funds)
+        bc = await ws_client(app_client, buyer)
+        return await call_between(app_client, buyer, seller, bc, sc, rate, spend_cap)
+    except BaseException:
+        # A set-up that failed leaves no socket open for the next test to trip over.
+        for c in (bc, sc):
+            if c is not None:
+                await c.close()
+        raise
 
 
 async def call_between(app_client, buyer: Actor, seller: Actor, bc: Client, sc: Client,

@@ -10,11 +10,14 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.transport.requests import SameHostRedirectsSession
 
 from meterchat.web.openapi import spec
 
@@ -80,9 +83,26 @@ def server(tmp_path_factory):
         or (e.get("event") == "request" and e.get("status", 0) >= 500))]
 
 
+@pytest.fixture(scope="module")
+def sessions(server) -> Iterator[dict[str, SameHostRedirectsSession]]:
+    """One HTTP session per caller, its connections kept alive across cases (a new session
+    and connection per request cost more than the server's answer). It keeps no cookies: a
+    session cookie set by a fuzzed login would make the anonymous caller someone; nor does it
+    read proxies from the environment, for every request."""
+    out = {}
+    for role in server[1]:
+        session = SameHostRedirectsSession()
+        session.trust_env = False
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        out[role] = session
+    yield out
+    for session in out.values():
+        session.close()
+
+
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_5xx_and_errors_have_the_json_shape(case, server):
+def test_no_5xx_and_errors_have_the_json_shape(case, server, sessions):
     base, tokens = server
     for role, token in tokens.items():
         if case.path == "/api/auth/logout" and token is not None:
@@ -90,7 +110,8 @@ def test_no_5xx_and_errors_have_the_json_shape(case, server):
         if case.path == "/api/admin/users/{id}/ban" and role == "admin":
             continue  # a ban would revoke them too (bans are tested in test_operator.py)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = case.call(base_url=base, headers=headers)
+        response = case.call(base_url=base, headers=headers, session=sessions[role])
+        assert not sessions[role].cookies, "a cookie was kept"  # each call starts from none
         assert response.status_code < 500, (role, case.method, case.path, response.text)
         if response.status_code >= 400:
             body = response.json()
