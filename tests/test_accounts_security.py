@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 
 import pytest
@@ -152,8 +151,10 @@ async def test_reset_is_limited_per_address_and_quietly_per_email(aiohttp_client
 
 
 async def test_reset_timing_does_not_tell_whether_the_account_exists(aiohttp_client, tmp_path):
-    # Production-like argon2 cost dominates both paths; the difference of the medians must
-    # be within the noise (a fraction of one request's time).
+    # Production-like argon2 cost dominates both paths. Each path's fastest answer is its own
+    # cost: a busy machine only adds time, in bursts that move a median by whole requests
+    # (on two loaded cores the medians of one run were 84 ms and 53 ms, the minima 18.6 and
+    # 18.1). Skipping the argon2 verify on either path would put a whole verify between them.
     cfg = make_config(tmp_path, server={"password_hash_time_cost": 2,
                                         "password_hash_memory_kib": 16384},
                       security={"resets_per_ip_per_hour": 1000,
@@ -168,11 +169,11 @@ async def test_reset_timing_does_not_tell_whether_the_account_exists(aiohttp_cli
         return time.perf_counter() - started
 
     known, unknown = [], []
-    for i in range(15):
+    for i in range(20):
         known.append(await timed(user["email"]))
         unknown.append(await timed(f"ghost{i}@example.com"))
-    k, u = statistics.median(known), statistics.median(unknown)
-    assert abs(k - u) < 0.25 * max(k, u) + 0.003, (k, u)
+    k, u = min(known), min(unknown)
+    assert abs(k - u) < 0.15 * max(k, u) + 0.003, (k, u)
 
 
 # -- email verification
