@@ -5,7 +5,12 @@ a new browser context costs about 0.4 s. The suite opens some ninety pages, so e
 process (each pytest-xdist worker) starts the driver and Chromium once, on the session's
 event loop (pyproject: the tests' loop scope is the session), and every page gets a context
 of its own: its own cookies, storage, cache and permissions, closed by the test that opened
-it. tests/conftest.py closes the browser when the session ends."""
+it. tests/conftest.py closes the browser when the session ends.
+
+The browser is Debian's chromium-headless-shell: the old headless shell, the build Playwright
+itself launches for headless runs. It renders the same pages with the same engine as the full
+browser (same version) without the windowing layers, and costs about 40% less CPU over the
+browser tests on two cores."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from contextlib import asynccontextmanager
 
 from playwright.async_api import Browser, Playwright, async_playwright
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = "/usr/bin/chromium-headless-shell"
 CHROMIUM_ARGS = [
     # A test camera at 5 frames a second: the calls' video is real (captured, encoded, sent,
     # decoded) at a quarter of the frames of the default fake device.

@@ -1,4 +1,4 @@
-"""The browser client in real headless Chromium (Debian's /usr/bin/chromium, driven by
+"""The browser client in real headless Chromium (Debian's chromium-headless-shell, driven by
 Playwright) against the real app on a loopback port. Each test saves screenshots of the pages
 it visits into artifacts/screenshots/ and fails on any console error."""
 
