@@ -12,16 +12,18 @@ from tronpy.proto.transaction import calculate_txid_from_raw_data
 
 from meterchat.chain.address import to_hex41
 from meterchat.chain.devnet.abi import abi_string, transfer_call_data, word
-from meterchat.chain.devnet.state import (
+from meterchat.chain.devnet.contracts import (
     ENERGY_PRICE_SUN,
     ENERGY_TO_FRESH,
     ENERGY_TO_HOLDER,
-    HOT_WALLET_TRX_SUN,
-    HOT_WALLET_USDT_MUSDT,
     TRX_TOKEN,
     USDT_TOKEN,
-    DevnetState,
     Refused,
+)
+from meterchat.chain.devnet.state import (
+    HOT_WALLET_TRX_SUN,
+    HOT_WALLET_USDT_MUSDT,
+    DevnetState,
     StoredTx,
     address_of,
     now_ms,

@@ -18,7 +18,7 @@ from tronpy.keys import PrivateKey
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
-from meterchat.chain.devnet.state import ENERGY_PRICE_SUN, ENERGY_TO_FRESH, ENERGY_TO_HOLDER
+from meterchat.chain.devnet.contracts import ENERGY_PRICE_SUN, ENERGY_TO_FRESH, ENERGY_TO_HOLDER
 from meterchat.chain_ctx import DEVNET, GATEWAY
 from meterchat.core.units import DAY_MS, HOUR_MS
 from meterchat.operator.costs import CostRow, report, runway_warning

@@ -291,7 +291,7 @@ async def test_a_nearly_empty_hot_wallet_pays_the_withdrawal_and_the_sweep_waits
     _, address = await funded_address(client, "9")
     # 45 TRX left: enough for the sweep's top-up (7.87 TRX) or for a withdrawal (its 40 TRX
     # fee_limit), not for both.
-    node.state._add(hot, "TRX", -node.state.balance(hot, "TRX") + 45_000_000)
+    node.state.add(hot, "TRX", -node.state.balance(hot, "TRX") + 45_000_000)
     seller = await actor(client, "seller")
     await fund_tokens(app, seller.id, "750")
     dest = PrivateKey.random().public_key.to_base58check_address()

@@ -15,7 +15,7 @@ from tronpy.keys import PrivateKey
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
-from meterchat.chain.devnet.state import (
+from meterchat.chain.devnet.contracts import (
     ENERGY_PRICE_SUN,
     ENERGY_TO_FRESH,
     ENERGY_TO_HOLDER,

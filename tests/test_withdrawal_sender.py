@@ -301,7 +301,7 @@ async def test_revert_on_chain_fails_and_the_operator_returns_the_tokens(manual)
         # Someone empties the hot wallet between signing and the block: the call reverts.
         if at == "signed" and not drained:
             drained["usdt"] = node.state.balance(info.hot_wallet_address, "USDT")
-            node.state._add(info.hot_wallet_address, "USDT", -drained["usdt"])
+            node.state.add(info.hot_wallet_address, "USDT", -drained["usdt"])
 
     sender = sender_from_app(app, hook=empty_hot_wallet)
     failed = await until_status(seller, w["id"], "failed", sender=sender)
@@ -315,7 +315,7 @@ async def test_revert_on_chain_fails_and_the_operator_returns_the_tokens(manual)
     assert (await seller.me())["balance"]["available"] == "750"
     report = await audit(app)
     assert report["clearing_musdt"] == 0 and report["withdrawals_out_musdt"] == 0
-    node.state._add(info.hot_wallet_address, "USDT", drained["usdt"])
+    node.state.add(info.hot_wallet_address, "USDT", drained["usdt"])
 
 
 async def test_hot_wallet_short_of_usdt_or_trx_waits_and_says_why(manual):
@@ -328,18 +328,18 @@ async def test_hot_wallet_short_of_usdt_or_trx_waits_and_says_why(manual):
     sender = sender_from_app(app)
 
     usdt = node.state.balance(hot, "USDT")
-    node.state._add(hot, "USDT", -usdt + 2_499_999)  # one µUSDT short of the net
+    node.state.add(hot, "USDT", -usdt + 2_499_999)  # one µUSDT short of the net
     await sender.run_once()
     waiting = await withdrawal_of(seller, w["id"])
     assert waiting["status"] == "queued" and "too little USDT" in waiting["reason"]
-    node.state._add(hot, "USDT", usdt - 2_499_999)
+    node.state.add(hot, "USDT", usdt - 2_499_999)
 
     trx = node.state.balance(hot, "TRX")
-    node.state._add(hot, "TRX", -trx + 39_999_999)  # below the 40 TRX fee_limit
+    node.state.add(hot, "TRX", -trx + 39_999_999)  # below the 40 TRX fee_limit
     await sender.run_once()
     waiting = await withdrawal_of(seller, w["id"])
     assert waiting["status"] == "queued" and "too little TRX" in waiting["reason"]
-    node.state._add(hot, "TRX", trx - 39_999_999)
+    node.state.add(hot, "TRX", trx - 39_999_999)
 
     done = await until_status(seller, w["id"], "confirmed", sender=sender)
     assert done["reason"] is None

@@ -33,19 +33,16 @@ from meterchat.chain.devnet.abi import (
     hexmsg,
     word,
 )
-from meterchat.chain.devnet.state import (
+from meterchat.chain.devnet.contracts import (
     CREATE_ACCOUNT_FEE_SUN,
     CREATE_ACCOUNT_NET_FEE_SUN,
     ENERGY_REVERT,
     NET_PRICE_SUN,
     TRX_TOKEN,
     USDT_TOKEN,
-    USDT_TOTAL_SUPPLY,
-    DevnetState,
-    Json,
     Refused,
-    StoredTx,
 )
+from meterchat.chain.devnet.state import USDT_TOTAL_SUPPLY, DevnetState, Json, StoredTx
 
 log = logging.getLogger("meterchat.devnet")
 

@@ -282,7 +282,7 @@ def execute_stake(state: DevnetState, ctype: str, owner: str, value: Json, info:
                    t: int) -> Json | None:
     """A freeze, delegation or undelegation: its bandwidth, then the stake moved; None
     (dropped) when it is no longer valid."""
-    free, net_fee = state._net_fee(owner, STAKE_NET_USAGE_BYTES, t)
+    free, net_fee = state.net_fee(owner, STAKE_NET_USAGE_BYTES, t)
     try:
         if ctype == "FreezeBalanceV2Contract":
             amount, resource = state.stakes.check_freeze(
@@ -298,10 +298,10 @@ def execute_stake(state: DevnetState, ctype: str, owner: str, value: Json, info:
     if state.balance(owner, TRX_TOKEN) < net_fee:
         return None
     if free:
-        state._use_net(owner, free, t)
-    state._add(owner, TRX_TOKEN, -net_fee)
+        state.use_net(owner, free, t)
+    state.add(owner, TRX_TOKEN, -net_fee)
     if ctype == "FreezeBalanceV2Contract":
-        state._add(owner, TRX_TOKEN, -amount)
+        state.add(owner, TRX_TOKEN, -amount)
         state.stakes.freeze(owner, amount, resource)
     elif ctype == "DelegateResourceContract":
         period_ms = int(value.get("lock_period") or 86_400) * 3000  # blocks of 3 s

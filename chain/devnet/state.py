@@ -1,23 +1,21 @@
 """The devnet's chain state, without HTTP: blocks, transactions, accounts and balances in
-their own SQLite file (so they survive a restart), the checks a broadcast must pass, the
-execution of each transaction when its block is made, and the faucet.
+their own SQLite file (so they survive a restart), the checks every broadcast must pass,
+the making of a block, and the faucet. What each contract checks and does when its block
+is made, and what it costs, is chain/devnet/contracts.py's (Stake 2.0's: stake.py's).
 
 Accounts and resources as java-tron keeps them: an address exists (`getaccount`, may own a
 transaction) once it has received TRX; the first TRX transfer to it activates it and burns
 1 TRX plus 0.1 TRX of account-creation bandwidth from the sender. Every other transaction
-uses bandwidth (its bytes): 600 free points per account per day, then burned at 1,000 sun a
-byte; an owner who can pay neither is refused BANDWITH_ERROR at broadcast. Stake 2.0
-(freezing TRX for energy or bandwidth, delegating and undelegating it) is chain/devnet/
-stake.py's: an account's staked energy and bandwidth are used before any TRX is burnt.
+uses bandwidth (its bytes): the owner's staked bandwidth, else 600 free points per account
+per day (kept here), else burned at 1,000 sun a byte; an owner who can pay neither is
+refused BANDWITH_ERROR at broadcast.
 
 Broadcasts are checked the way java-tron checks them: the TXID is recomputed from the raw
 data (chain/devnet/proto.py: tronpy's protobuf, by hand for the stake contracts; never
-trusted from the client), a TXID seen before is
-DUP_TRANSACTION_ERROR, an expired one TRANSACTION_EXPIRATION_ERROR, an unknown reference
-block TAPOS_ERROR, a signature that does not recover the owner SIGERROR. A USDT transfer
-burns energy as mainnet's does (64,285 energy to a holder, 130,285 to a fresh address, at
-100 sun unless a test sets another price) and ends OUT_OF_ENERGY when its fee_limit cannot pay for it. Transactions are kept
-in the `"visible": true` format tronpy asks for: base58 addresses, hex without 0x.
+trusted from the client), a TXID seen before is DUP_TRANSACTION_ERROR, an expired one
+TRANSACTION_EXPIRATION_ERROR, an unknown reference block TAPOS_ERROR, a signature that does
+not recover the owner SIGERROR. Transactions are kept in the `"visible": true` format tronpy
+asks for: base58 addresses, hex without 0x.
 
 At genesis it generates a funded faucet key, a funded hot-wallet key (USDT + TRX, for
 withdrawals), a deposit key and the BIP-39 mnemonic of the personal deposit addresses (also
@@ -42,46 +40,30 @@ from typing import TYPE_CHECKING, Any
 from meterchat.chain import hd
 from meterchat.chain.address import address_of_key, to_base58, to_hex41, to_raw20
 from meterchat.chain.devnet import proto
-from meterchat.chain.devnet.abi import (
-    SELECTOR_TRANSFER,
-    address_word,
-    hexmsg,
-    transfer_call_data,
-    word,
+from meterchat.chain.devnet.abi import transfer_call_data
+from meterchat.chain.devnet.contracts import (
+    ENERGY_PRICE_SUN,
+    ENERGY_TO_FRESH,
+    ENERGY_TO_HOLDER,
+    NET_PRICE_SUN,
+    TRX_TOKEN,
+    USDT_TOKEN,
+    Refused,
+    check_contract,
+    execute_contract,
 )
-from meterchat.chain.devnet.stake import (
-    BANDWIDTH,
-    ENERGY,
-    STAKE_NET_USAGE_BYTES,
-    StakeError,
-    Stakes,
-    check_stake,
-    execute_stake,
-)
-from meterchat.chain.gateway import TRANSFER_TOPIC
+from meterchat.chain.devnet.stake import BANDWIDTH, Stakes
 
 if TYPE_CHECKING:
     from tronpy.keys import PrivateKey
 
 Json = dict[str, Any]
 
-# Mainnet's prices and costs, and java-tron's limits.
-ENERGY_PRICE_SUN = 100
-ENERGY_TO_HOLDER = 64_285
-ENERGY_TO_FRESH = 130_285
-ENERGY_REVERT = 29_631
-NET_USAGE_BYTES = 345
-TRX_TRANSFER_NET_USAGE_BYTES = 268
+# java-tron's limits on a broadcast and on the free bandwidth (the costs are contracts.py's).
 MAX_EXPIRATION_MS = 24 * 3600 * 1000
 DAY_MS = 24 * 3600 * 1000
 FREE_NET_PER_DAY = 600
-NET_PRICE_SUN = 1_000  # per byte of bandwidth burned
-CREATE_ACCOUNT_FEE_SUN = 1_000_000  # getCreateNewAccountFeeInSystemContract
-CREATE_ACCOUNT_NET_FEE_SUN = 100_000  # getCreateAccountFee (its bandwidth)
-MAX_FEE_LIMIT_SUN = 15_000 * 1_000_000
-# The two tokens a balance is kept in, and what genesis hands out.
-TRX_TOKEN = "TRX"
-USDT_TOKEN = "USDT"
+# What genesis hands out.
 FAUCET_USDT_MUSDT = 10**15
 FAUCET_TRX_SUN = 10**15
 HOT_WALLET_USDT_MUSDT = 100_000 * 10**6
@@ -104,15 +86,6 @@ CREATE TABLE IF NOT EXISTS activated (address TEXT PRIMARY KEY, created_at_ms IN
 CREATE TABLE IF NOT EXISTS free_net (
     address TEXT PRIMARY KEY, day INTEGER NOT NULL, used INTEGER NOT NULL);
 """
-
-
-class Refused(Exception):
-    """A broadcast the node refuses, with java-tron's code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -305,7 +278,7 @@ class DevnetState:
             " THEN used + excluded.used ELSE excluded.used END, day = excluded.day",
             (address, day, points))
 
-    def _net_fee(self, owner: str, nbytes: int, at_ms: int) -> tuple[int, int]:
+    def net_fee(self, owner: str, nbytes: int, at_ms: int) -> tuple[int, int]:
         """(points used, sun burned) for a transaction of `nbytes` bytes: bandwidth from the
         owner's stake, else its free points, else burned."""
         if self.stakes.available(owner, BANDWIDTH, at_ms) >= nbytes:
@@ -314,8 +287,8 @@ class DevnetState:
             return nbytes, 0
         return 0, nbytes * NET_PRICE_SUN
 
-    def _use_net(self, owner: str, nbytes: int, at_ms: int) -> None:
-        """Charge `nbytes` of bandwidth points the way _net_fee chose them."""
+    def use_net(self, owner: str, nbytes: int, at_ms: int) -> None:
+        """Charge `nbytes` of bandwidth points the way net_fee chose them."""
         if self.stakes.available(owner, BANDWIDTH, at_ms) >= nbytes:
             self.stakes.use(owner, BANDWIDTH, nbytes, at_ms)
         else:
@@ -336,12 +309,17 @@ class DevnetState:
 
     # -- writes
 
-    def _add(self, address: str, token: str, delta: int) -> None:
+    def add(self, address: str, token: str, delta: int) -> None:
         self.conn.execute(
             "INSERT INTO balances (address, token, amount) VALUES (?, ?, ?)"
             " ON CONFLICT (address, token) DO UPDATE SET amount = amount + excluded.amount",
             (address, token, delta),
         )
+
+    def activate(self, address: str, at_ms: int) -> None:
+        """The account exists from now on (its first TRX arrived); again changes nothing."""
+        self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
+                          " VALUES (?, ?)", (address, at_ms))
 
     def broadcast(self, body: Json) -> str:
         """Check and accept a signed transaction into the pending pool; returns its TXID.
@@ -389,7 +367,7 @@ class DevnetState:
             raise Refused("SIGERROR", "Validate signature error: bad signature") from None
         if signer != owner:
             raise Refused("SIGERROR", f"Validate signature error: {signer} is not {owner}")
-        self._validate_contract(ctype, value, raw, owner)
+        check_contract(self, ctype, value, raw, owner, now)
         tx = {
             "visible": True,
             "txID": txid,
@@ -417,48 +395,6 @@ class DevnetState:
         if not any(r["id"][16:32] == ref_hash for r in rows):
             raise Refused("TAPOS_ERROR", "Tapos check error: reference block not found")
 
-    def _validate_contract(self, ctype: str, value: Json, raw: Json, owner: str) -> None:
-        if ctype == "TransferContract":
-            to = to_base58(value["to_address"])
-            amount = int(value.get("amount") or 0)
-            if amount <= 0:
-                raise Refused("CONTRACT_VALIDATE_ERROR", "Amount must be greater than 0.")
-            if to == owner:
-                raise Refused("CONTRACT_VALIDATE_ERROR", "Cannot transfer TRX to yourself.")
-            if not self.account_exists(owner):
-                raise Refused("CONTRACT_VALIDATE_ERROR", "Validate TransferContract error, "
-                              "no OwnerAccount.")
-            fee = (CREATE_ACCOUNT_FEE_SUN + CREATE_ACCOUNT_NET_FEE_SUN
-                   if not self.account_exists(to) else
-                   self._net_fee(owner, TRX_TRANSFER_NET_USAGE_BYTES, now_ms())[1])
-            if self.balance(owner, TRX_TOKEN) < amount + fee:
-                raise Refused("CONTRACT_VALIDATE_ERROR", "balance is not sufficient.")
-        elif ctype == "TriggerSmartContract":
-            if to_base58(value["contract_address"]) != self.meta("usdt_contract"):
-                raise Refused("CONTRACT_VALIDATE_ERROR", "No contract or not a smart contract")
-            fee_limit = int(raw.get("fee_limit") or 0)
-            if fee_limit < 0 or fee_limit > MAX_FEE_LIMIT_SUN:
-                raise Refused("CONTRACT_VALIDATE_ERROR", "feeLimit must be >= 0 and <= 15000 TRX")
-            if not self.account_exists(owner):
-                raise Refused("CONTRACT_VALIDATE_ERROR", "Validate TriggerSmartContract error, "
-                              "no OwnerAccount.")
-            burn = self._net_fee(owner, NET_USAGE_BYTES, now_ms())[1]
-            if burn and self.balance(owner, TRX_TOKEN) < burn:
-                raise Refused("BANDWITH_ERROR", "Account resource insufficient error.")
-        elif ctype in proto.STAKE_CONTRACTS:
-            if not self.account_exists(owner):
-                raise Refused("CONTRACT_VALIDATE_ERROR", f"Account[{owner}] not exists")
-            try:
-                check_stake(self, ctype, owner, value, now_ms())
-            except StakeError as exc:
-                raise Refused("CONTRACT_VALIDATE_ERROR", str(exc)) from None
-            burn = self._net_fee(owner, STAKE_NET_USAGE_BYTES, now_ms())[1]
-            if burn and self.balance(owner, TRX_TOKEN) < burn:
-                raise Refused("BANDWITH_ERROR", "Account resource insufficient error.")
-        else:
-            raise Refused("CONTRACT_VALIDATE_ERROR", f"contract type {ctype} is not supported "
-                          "on the devnet")
-
     def produce_block(self) -> int:
         """Make the next block from every pending transaction, executing each in order."""
         c = self.conn
@@ -473,7 +409,7 @@ class DevnetState:
             block_id = self._block_id(num, head.id, t, [p["txid"] for p in pending])
             for p in pending:
                 tx = json.loads(p["tx_json"])
-                info = self._execute(tx, num, t)
+                info = execute_contract(self, tx, num, t)
                 if info is None:  # no longer valid (e.g. TRX spent meanwhile): dropped
                     c.execute("DELETE FROM txs WHERE txid = ?", (p["txid"],))
                     continue
@@ -488,106 +424,6 @@ class DevnetState:
             raise
         c.execute("COMMIT")
         return num
-
-    def _execute(self, tx: Json, num: int, t: int) -> Json | None:
-        """Apply one transaction to the balances; its receipt, or None when it can no longer
-        be applied and is dropped. Sets the transaction's `ret`."""
-        raw = tx["raw_data"]
-        contract = raw["contract"][0]
-        value = contract["parameter"]["value"]
-        owner = value["owner_address"]
-        info: Json = {"id": tx["txID"], "blockNumber": num, "blockTimeStamp": t}
-        if contract["type"] in proto.STAKE_CONTRACTS:
-            done = execute_stake(self, contract["type"], owner, value, info, t)
-            if done is not None:
-                tx["ret"] = [{"contractRet": "SUCCESS"}]
-            return done
-        if contract["type"] == "TransferContract":
-            amount = int(value["amount"])
-            receiver = str(value["to_address"])
-            receipt: Json
-            if not self.account_exists(receiver):  # activation: the sender pays for it
-                free, fee = 0, CREATE_ACCOUNT_FEE_SUN + CREATE_ACCOUNT_NET_FEE_SUN
-                receipt = {"net_fee": CREATE_ACCOUNT_NET_FEE_SUN}
-            else:
-                free, fee = self._net_fee(owner, TRX_TRANSFER_NET_USAGE_BYTES, t)
-                receipt = ({"net_usage": TRX_TRANSFER_NET_USAGE_BYTES} if free
-                           else {"net_fee": fee})
-            if self.balance(owner, TRX_TOKEN) < amount + fee:
-                return None
-            if free:
-                self._use_net(owner, free, t)
-            self._add(owner, TRX_TOKEN, -(amount + fee))
-            self._add(receiver, TRX_TOKEN, amount)
-            self.conn.execute("INSERT OR IGNORE INTO activated (address, created_at_ms)"
-                              " VALUES (?, ?)", (receiver, t))
-            tx["ret"] = [{"contractRet": "SUCCESS"}]
-            info["receipt"] = receipt
-            if fee:
-                info["fee"] = fee
-            return info
-        # A USDT call: bandwidth (free, else burnt), then energy burnt as TRX from the owner,
-        # up to fee_limit.
-        free_net, net_fee = self._net_fee(owner, NET_USAGE_BYTES, t)
-        if self.balance(owner, TRX_TOKEN) < net_fee:
-            return None
-        if free_net:
-            self._use_net(owner, free_net, t)
-        self._add(owner, TRX_TOKEN, -net_fee)
-        usdt = value["contract_address"]
-        data = str(value.get("data") or "")
-        budget_sun = min(int(raw.get("fee_limit") or 0), self.balance(owner, TRX_TOKEN))
-        to: str | None = None
-        amount = 0
-        if data[:8] == SELECTOR_TRANSFER and len(data) == 8 + 128:
-            try:
-                to = to_base58(data[8 + 24:8 + 64])
-                amount = int(data[72:136], 16)
-            except ValueError:
-                to = None
-        energy = self.usdt_transfer_energy(to) if to else ENERGY_TO_FRESH
-        price = self.energy_price_sun()
-        staked = self.stakes.available(owner, ENERGY, t)  # used before any TRX is burnt
-        budget_sun += min(staked, energy) * price
-        result, message, logs = "SUCCESS", "", []
-        if to is None:
-            energy, result, message = ENERGY_REVERT, "REVERT", "REVERT opcode executed"
-        elif budget_sun < energy * price:
-            energy = budget_sun // price
-            result = "OUT_OF_ENERGY"
-            message = "Not enough energy for 'SSTORE' operation executing: curInvokeEnergyLimit"
-        elif self.balance(owner, USDT_TOKEN) < amount:
-            energy, result, message = ENERGY_REVERT, "REVERT", "REVERT opcode executed"
-        else:
-            self._add(owner, USDT_TOKEN, -amount)
-            self._add(to, USDT_TOKEN, amount)
-            logs = [{
-                "address": usdt,
-                "topics": [TRANSFER_TOPIC, address_word(to_raw20(owner)),
-                           address_word(to_raw20(to))],
-                "data": word(amount),
-            }]
-        from_stake = min(staked, energy)
-        self.stakes.use(owner, ENERGY, from_stake, t)
-        fee = max(0, min((energy - from_stake) * price, budget_sun - from_stake * price))
-        self._add(owner, TRX_TOKEN, -fee)
-        tx["ret"] = [{"contractRet": result}]
-        net: Json = {"net_usage": NET_USAGE_BYTES} if free_net else {"net_fee": net_fee}
-        info.update({
-            "fee": fee + net_fee,
-            # Tether's transfer() returns false even when it succeeds (a known trap).
-            "contractResult": [word(0) if result == "SUCCESS" else ""],
-            "contract_address": usdt,
-            "receipt": {"energy_fee": fee, "energy_usage_total": energy, **net,
-                        **({"energy_usage": from_stake} if from_stake else {}),
-                        "result": result},
-        })
-        if logs:
-            info["log"] = logs
-        if result != "SUCCESS":
-            info["result"] = "FAILED"
-            info["resMessage"] = hexmsg(message)
-        return info
 
     # -- the faucet
 
