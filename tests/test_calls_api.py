@@ -14,6 +14,7 @@ import pytest
 
 from meterchat.app import create_app
 from meterchat.appkeys import DB
+from meterchat.calls.manager import HUB
 from meterchat.core.clock import FakeClock
 from meterchat.tools.peer import Client
 from tests.calls_helpers import clocked_app
@@ -330,19 +331,32 @@ async def test_cookie_socket_from_another_site_is_refused(app_client):
         await ws.close()
 
 
-async def test_seller_whose_sockets_are_gone_goes_offline_after_the_grace(app_client):
+async def test_seller_whose_sockets_are_gone_goes_offline_after_the_grace(clocked):
+    """Presence runs on the app's clock (the grace here: 2 s): a connected seller stays
+    online however long; once their last socket is gone, online until the grace ends."""
+    app_client = clocked.client
+    hub = app_client.app[HUB]
     seller = await seller_online(app_client, 100)
+
+    async def online() -> bool:
+        got = await (await app_client.get(f"/api/sellers/{seller.id}")).json()
+        return bool(got["seller"]["online"])
+
     c = await ws_client(app_client, seller)
-    await asyncio.sleep(2.5)  # connected: stays online past the grace
-    got = await (await app_client.get(f"/api/sellers/{seller.id}")).json()
-    assert got["seller"]["online"] is True
+    await clocked.advance(10)  # connected: stays online far past the grace
+    assert await online() is True
     await c.close()
-    await asyncio.sleep(1.0)
-    got = await (await app_client.get(f"/api/sellers/{seller.id}")).json()
-    assert got["seller"]["online"] is True  # within the grace
-    await asyncio.sleep(1.6)
-    got = await (await app_client.get(f"/api/sellers/{seller.id}")).json()
-    assert got["seller"]["online"] is False
+    for _ in range(200):  # the server sees the close (real time, not the clock's)
+        if not hub.is_connected(int(seller.id)):
+            break
+        await asyncio.sleep(0.01)
+    assert not hub.is_connected(int(seller.id))
+    await clocked.advance(1.5)
+    assert await online() is True  # within the grace
+    await clocked.advance(0.5)
+    assert await online() is False
+    # Reported once: a new socket and a new grace make the next report.
+    assert hub.gone_users(clocked.clock.monotonic() + 100) == []
 
 
 async def test_reports_are_recorded(app_client):

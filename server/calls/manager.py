@@ -1,7 +1,9 @@
 """The call manager: the active calls in memory (their live time is calls/live.py's), the
 actions of the two parties (start, accept, decline, end; signalling, media heartbeats, chat
-messages and mute / camera-off states from their sockets), the tick (timeouts, then one billing pass for every live call) and the
-call.* and meter messages pushed to both parties. Time comes from the Clock it is given.
+messages and mute / camera-off states from their sockets), the tick (presence, timeouts,
+then one billing pass for every live call, and the passes between ticks at each call's next
+segment) and the call.* and meter messages pushed to both parties. Time comes from the
+Clock it is given.
 
 A call's end is written to the database before the call is forgotten in memory; a write
 that fails is tried again on the next tick.
@@ -23,7 +25,7 @@ from meterchat.accounts.users import User
 from meterchat.calls import chat, store
 from meterchat.calls.live import CallLimits, Runtime, hangup_reason
 from meterchat.calls.signalling import Hub
-from meterchat.calls.store import CallRow, call_json
+from meterchat.calls.store import CallRow, call_json, meter_json
 from meterchat.core import logs
 from meterchat.core.clock import SYSTEM_CLOCK, Clock
 from meterchat.core.config import Config
@@ -65,7 +67,6 @@ class CallManager:
         self._end_writes: dict[int, asyncio.Task[bool]] = {}  # call id -> its end's write
         self.pass_ms: list[float] = []  # recent pass durations, for metrics
         self.metrics: Any = None  # web.metrics.Metrics, set by the app
-        hub.on_user_gone = self.on_user_gone
 
     # -- lifecycle
     async def start(self) -> None:
@@ -386,27 +387,13 @@ class CallManager:
                     if self.metrics is not None:
                         self.metrics.tick_lag_seconds.set(max(0.0, now - next_tick))
                     next_tick = max(next_tick + interval, now + gap)
-                    await self.tick()
-                    boundaries = await self._boundaries()
+                    boundaries = await self.tick()
                 else:
                     await self._bill_boundaries(boundaries, now)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("billing tick failed")
-
-    async def _boundaries(self) -> list[tuple[float, int]]:
-        """The live calls by the time their next segment completes (a heap)."""
-        now = self.clock.monotonic()
-        heap = []
-        for i, rt in enumerate(list(self.active.values())):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-            at = rt.next_due_at(now)
-            if at is not None:
-                heap.append((at, rt.call_id))
-        heapq.heapify(heap)
-        return heap
 
     async def _bill_boundaries(self, boundaries: list[tuple[float, int]], now: float) -> None:
         """Bill the calls whose segment has completed by now; each goes back on the heap for
@@ -422,18 +409,33 @@ class CallManager:
                 due.append((call_id, tenths))
         if due:
             await self._bill(due)
+            self._push_next_due(boundaries, due)
+
+    def _push_next_due(self, heap: list[tuple[float, int]], billed: list[tuple[int, int]],
+                       ) -> None:
+        """Back on the heap: each billed call's next segment."""
         now = self.clock.monotonic()
-        for call_id, _ in due:
+        for call_id, _ in billed:
             rt = self.active.get(call_id)
             at = rt.next_due_at(now) if rt is not None else None
             if at is not None and at > now:
-                heapq.heappush(boundaries, (at, call_id))
+                heapq.heappush(heap, (at, call_id))
 
-    async def tick(self) -> None:
+    async def tick(self) -> list[tuple[float, int]]:
+        """Presence (the users whose grace ended), the timeouts and state changes of every
+        active call, then one billing pass for the live time completed, in one scan of the
+        calls. Returns the live calls by the time their next segment completes (a heap),
+        for the ticker to bill between ticks."""
         now = self.clock.monotonic()
+        for user_id in self.hub.gone_users(now):
+            self._background(self.on_user_gone(user_id))
+        due: list[tuple[int, int]] = []
+        heap: list[tuple[float, int]] = []
         for i, rt in enumerate(list(self.active.values())):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # sockets never wait for a long list
+                # Sockets never wait for a long list: 4,900 calls in one go held the loop
+                # for ~15 ms.
+                await asyncio.sleep(0)
             if rt.finished:
                 continue
             if rt.ending is not None:
@@ -444,16 +446,21 @@ class CallManager:
             if step.changed:
                 self._state_changed(rt, step.changed)
             if step.end_reason is not None:
+                # Its end settles what it owes (billing.finish_call), not this pass.
                 self._background(self._end(rt, step.end_reason))
-        due = []
-        for i, rt in enumerate(list(self.active.values())):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # 4,900 calls in one go held the loop for ~15 ms
+                continue
             tenths = rt.due_tenths(now)
             if tenths is not None:
                 due.append((rt.call_id, tenths))
+                continue
+            at = rt.next_due_at(now)
+            if at is not None:
+                heap.append((at, rt.call_id))
+        heapq.heapify(heap)
         if due:
             await self._bill(due)
+            self._push_next_due(heap, due)
+        return heap
 
     async def _bill(self, due: list[tuple[int, int]]) -> None:
         """One billing pass over the calls whose live time completed segments; the meter
@@ -479,15 +486,8 @@ class CallManager:
             if rt is None or rt.ending is not None:
                 continue
             rt.billed_tenths = o.billed_tenths
-            meter = {
-                "type": "meter", "call_id": str(o.call_id),
-                "live_seconds": rt.live_ms(now) // 1000,
-                "billed_tenths": o.billed_tenths,
-                "charged": musdt_to_tokens_str(o.charged_musdt),
-                "minutes_left": f"{o.minutes_left_tenths // 10}.{o.minutes_left_tenths % 10}",
-            }
-            # The buyer's balance is the buyer's business only. Sends only queue: the pass
-            # never waits for a client (calls/signalling.py).
+            meter = meter_json(o, rt.live_ms(now))
+            # Sends only queue: the pass never waits for a client (calls/signalling.py).
             self.hub.send(rt.buyer_id, {**meter,
                                         "balance": musdt_to_tokens_str(o.buyer_balance_musdt)})
             self.hub.send(rt.seller_id, {**meter, "balance": None})

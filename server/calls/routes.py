@@ -122,7 +122,7 @@ async def ice_servers(request: web.Request) -> web.Response:
 
 async def _calls_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    hub = Hub.from_config(cfg.server)
+    hub = Hub.from_config(cfg.server, app[CLOCK])
     manager = CallManager(app[DB], hub, cfg, app[CLOCK])
     app[HUB] = hub
     app[CALLS] = manager

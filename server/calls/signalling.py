@@ -1,8 +1,9 @@
 """Who is connected: the open WebSockets of every user (several tabs each), the connection
 caps (server-wide and per user), sending JSON messages to a user's sockets, and presence (a
-user whose every socket has been gone longer than a grace is reported gone, once). Knows
-nothing of HTTP handlers or calls; the call manager uses it to push messages, the /ws
-handler to register sockets.
+user whose every socket has been gone for a grace, on the Clock it is given, is reported
+gone once by `gone_users`, which the call manager's tick asks). Knows nothing of HTTP
+handlers or calls; the call manager uses it to push messages, the /ws handler to register
+sockets.
 
 Sending never waits for a client. `Hub.send` only puts the message in each socket's bounded
 outbound queue; one writer task per socket drains it. A socket whose queue would hold more
@@ -20,13 +21,12 @@ sockets whose send has waited longer than that.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from meterchat.core import jsoncodec, logs
+from meterchat.core.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("meterchat.signalling")
 
@@ -58,29 +58,29 @@ class Outbox:
 
 class Hub:
     def __init__(self, max_connections: int, presence_grace_s: float,
-                 on_user_gone: Callable[[int], Coroutine[Any, Any, None]] | None = None, *,
-                 max_per_user: int = 8, queue_messages: int = 256,
-                 queue_bytes: int = 1 << 20, send_timeout_s: float = 10.0) -> None:
+                 clock: Clock = SYSTEM_CLOCK, *, max_per_user: int = 8,
+                 queue_messages: int = 256, queue_bytes: int = 1 << 20,
+                 send_timeout_s: float = 10.0) -> None:
         self.max_connections = max_connections
         self.max_per_user = max_per_user
         self.presence_grace_s = presence_grace_s
         self.queue_messages = queue_messages
         self.queue_bytes = queue_bytes
         self.send_timeout_s = send_timeout_s
-        self.on_user_gone = on_user_gone
+        self.clock = clock
         self.sockets: dict[int, dict[Any, Outbox]] = {}
         self.count = 0
         self.slow_consumers_closed = 0
         self.queue_peak = 0  # most messages waiting for one socket since take_queue_peak()
-        self._gone_timers: dict[int, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Users without a socket, by when their grace began (clock.monotonic()).
+        self._gone_since: dict[int, float] = {}
         self._writers: set[asyncio.Task[None]] = set()
         self._sending: dict[Outbox, float] = {}  # a send under way: since when (loop time)
         self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
-    def from_config(cls, server_cfg: Any) -> Hub:
-        return cls(server_cfg.max_ws_connections, server_cfg.presence_grace_s,
+    def from_config(cls, server_cfg: Any, clock: Clock = SYSTEM_CLOCK) -> Hub:
+        return cls(server_cfg.max_ws_connections, server_cfg.presence_grace_s, clock,
                    max_per_user=server_cfg.max_ws_per_user,
                    queue_messages=server_cfg.ws_send_queue_messages,
                    queue_bytes=server_cfg.ws_send_queue_bytes,
@@ -100,9 +100,7 @@ class Hub:
         box = Outbox(ws, user_id, session_id, transport)
         self.sockets.setdefault(user_id, {})[ws] = box
         self.count += 1
-        timer = self._gone_timers.pop(user_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._gone_since.pop(user_id, None)
         return box
 
     def start(self, box: Outbox) -> None:
@@ -141,22 +139,19 @@ class Hub:
 
     # -- presence
     def watch_presence(self, user_id: int) -> None:
-        """Report the user gone unless a socket of theirs opens within the grace."""
-        if self.is_connected(user_id) or user_id in self._gone_timers:
+        """The grace begins: the user is gone unless a socket of theirs opens before it ends."""
+        if self.is_connected(user_id) or user_id in self._gone_since:
             return
-        loop = asyncio.get_running_loop()
-        self._gone_timers[user_id] = loop.call_later(self.presence_grace_s, self._gone, user_id)
+        self._gone_since[user_id] = self.clock.monotonic()
 
-    def _gone(self, user_id: int) -> None:
-        self._gone_timers.pop(user_id, None)
-        if self.is_connected(user_id) or self.on_user_gone is None:
-            return
-        self._spawn(self.on_user_gone(user_id))
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def gone_users(self, now: float) -> list[int]:
+        """The users whose grace has ended with no socket of theirs open, each reported
+        once (a new socket and a new grace make a new report)."""
+        ended = [uid for uid, since in self._gone_since.items()
+                 if now - since >= self.presence_grace_s]
+        for uid in ended:
+            del self._gone_since[uid]
+        return [uid for uid in ended if not self.is_connected(uid)]
 
     # -- sending
     def send(self, user_id: int, message: dict[str, Any], only: Any = None) -> int:
@@ -305,9 +300,7 @@ class Hub:
         return len(boxes)
 
     async def close(self) -> None:
-        for timer in self._gone_timers.values():
-            timer.cancel()
-        self._gone_timers.clear()
+        self._gone_since.clear()
         boxes = [b for socks in self.sockets.values() for b in socks.values()]
         for box in boxes:
             self.close_socket(box, CLOSE_GOING_AWAY, b"server shutdown")
@@ -321,8 +314,3 @@ class Hub:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task

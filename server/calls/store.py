@@ -2,7 +2,7 @@
 not busy, blocks, self-exclusion, pre-funding, spending cap and limits), accepting it,
 recording a change of state, both parties' media summaries and the pauses, ending it through
 billing, and rating it. Rows are read by name into CallRow; `call_json` is the API's view of
-a call. Functions named `*_tx` run inside a database transaction (`Database.tx`)."""
+a call, `meter_json` of a billing pass's meter. Functions named `*_tx` run inside a database transaction (`Database.tx`)."""
 
 from __future__ import annotations
 
@@ -103,6 +103,18 @@ def call_json(row: CallRow, live_ms: int | None = None) -> dict[str, Any]:
 def get_call(conn: sqlite3.Connection, call_id: int) -> CallRow | None:
     row = _rows(conn, f"SELECT {_CALL_COLS} FROM calls WHERE id = ?", (call_id,)).fetchone()
     return None if row is None else CallRow.of(row)
+
+
+def meter_json(o: billing.PassOutcome, live_ms: int) -> dict[str, Any]:
+    """The meter message of a billing pass's outcome, as both parties get it; the buyer's
+    copy adds its `balance`, which is the buyer's business only (the seller's says None)."""
+    return {
+        "type": "meter", "call_id": str(o.call_id),
+        "live_seconds": live_ms // 1000,
+        "billed_tenths": o.billed_tenths,
+        "charged": musdt_to_tokens_str(o.charged_musdt),
+        "minutes_left": f"{o.minutes_left_tenths // 10}.{o.minutes_left_tenths % 10}",
+    }
 
 
 def list_calls_of(conn: sqlite3.Connection, user_id: int, limit: int = 50) -> list[CallRow]:
