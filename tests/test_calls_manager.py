@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from meterchat.appkeys import DB
+from meterchat.calls import ticker
 from meterchat.calls.manager import CALLS
 from meterchat.tools.peer import SyntheticMedia
 from tests.calls_helpers import clocked_app, start_live_call, ws_client
@@ -149,11 +150,11 @@ async def test_a_segment_completed_between_ticks_is_billed_at_its_boundary(clock
         assert [cid for _, cid in boundaries] == [int(call.call_id)]
         due_at = boundaries[0][0]
         clocked.clock.advance(due_at - clocked.clock.monotonic() - 0.01)
-        await clocked.manager._bill_boundaries(boundaries, clocked.clock.monotonic())
+        await ticker.bill_boundaries(clocked.manager, boundaries, clocked.clock.monotonic())
         assert clocked.manager.active[int(call.call_id)].billed_tenths == 0  # not yet
         await call.beat()
         clocked.clock.advance(0.02)
-        await clocked.manager._bill_boundaries(boundaries, clocked.clock.monotonic())
+        await ticker.bill_boundaries(clocked.manager, boundaries, clocked.clock.monotonic())
         assert clocked.manager.active[int(call.call_id)].billed_tenths == 1
         meter = await call.bc.next("meter", call.call_id)
         assert meter["billed_tenths"] == 1 and meter["charged"] == "60"

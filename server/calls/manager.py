@@ -1,9 +1,9 @@
 """The call manager: the active calls in memory (their live time is calls/live.py's), the
 actions of the two parties (start, accept, decline, end; signalling, media heartbeats, chat
 messages and mute / camera-off states from their sockets), the tick (presence, timeouts,
-then one billing pass for every live call, and the passes between ticks at each call's next
-segment) and the call.* and meter messages pushed to both parties. Time comes from the
-Clock it is given.
+then one billing pass for every live call; calls/ticker.py runs it, and the passes between
+ticks at each call's next segment) and the call.* and meter messages pushed to both
+parties. Time comes from the Clock it is given.
 
 A call's end is written to the database before the call is forgotten in memory; a write
 that fails is tried again on the next tick.
@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from meterchat.accounts.users import User
-from meterchat.calls import chat, store
+from meterchat.calls import chat, store, ticker
 from meterchat.calls.live import CallLimits, Runtime, hangup_reason
 from meterchat.calls.signalling import Hub
 from meterchat.calls.store import CallRow, call_json, meter_json
@@ -78,7 +78,7 @@ class CallManager:
                        billed_tenths=f.billed_tenths)
         for seller_id in await self.db.read(sellers.online_seller_ids):
             self.hub.watch_presence(seller_id)
-        self._task = asyncio.get_running_loop().create_task(self._ticker())
+        self._task = asyncio.get_running_loop().create_task(ticker.run(self))
 
     async def stop_ticker(self) -> None:
         if self._task is not None:
@@ -367,61 +367,8 @@ class CallManager:
         if changed:
             self._state_changed(rt, changed)
 
-    # -- the tick: timeouts, then one billing pass for every live call
-    async def _ticker(self) -> None:
-        """The tick every tick_interval_s; between ticks, a pass for the calls whose next
-        segment has just completed (a heap of their due times, made after each tick), at most
-        every billing.meter_gap_s: the meter then trails a boundary by that gap, not by up to
-        a whole tick, and each pass is a small one instead of one large pass a tick."""
-        interval = self.cfg.tick_interval_s
-        gap = min(self.cfg.meter_gap_s, interval)
-        next_tick = self.clock.monotonic() + interval
-        boundaries: list[tuple[float, int]] = []
-        while True:
-            now = self.clock.monotonic()
-            wake = min(next_tick, max(boundaries[0][0], now + gap) if boundaries else next_tick)
-            await asyncio.sleep(max(0.0, wake - now))
-            now = self.clock.monotonic()
-            try:
-                if now >= next_tick:
-                    if self.metrics is not None:
-                        self.metrics.tick_lag_seconds.set(max(0.0, now - next_tick))
-                    next_tick = max(next_tick + interval, now + gap)
-                    boundaries = await self.tick()
-                else:
-                    await self._bill_boundaries(boundaries, now)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("billing tick failed")
-
-    async def _bill_boundaries(self, boundaries: list[tuple[float, int]], now: float) -> None:
-        """Bill the calls whose segment has completed by now; each goes back on the heap for
-        its next one (a call that paused meanwhile waits for the tick's scan)."""
-        due = []
-        while boundaries and boundaries[0][0] <= now:
-            _, call_id = heapq.heappop(boundaries)
-            rt = self.active.get(call_id)
-            if rt is None or rt.finished:
-                continue
-            tenths = rt.due_tenths(now)
-            if tenths is not None:
-                due.append((call_id, tenths))
-        if due:
-            await self._bill(due)
-            self._push_next_due(boundaries, due)
-
-    def _push_next_due(self, heap: list[tuple[float, int]], billed: list[tuple[int, int]],
-                       ) -> None:
-        """Back on the heap: each billed call's next segment."""
-        now = self.clock.monotonic()
-        for call_id, _ in billed:
-            rt = self.active.get(call_id)
-            at = rt.next_due_at(now) if rt is not None else None
-            if at is not None and at > now:
-                heapq.heappush(heap, (at, call_id))
-
-    async def tick(self) -> list[tuple[float, int]]:
+    # -- the tick: presence, timeouts, then one billing pass for every live call
+    async def tick(self) -> ticker.Heap:
         """Presence (the users whose grace ended), the timeouts and state changes of every
         active call, then one billing pass for the live time completed, in one scan of the
         calls. Returns the live calls by the time their next segment completes (a heap),
@@ -430,7 +377,7 @@ class CallManager:
         for user_id in self.hub.gone_users(now):
             self._background(self.on_user_gone(user_id))
         due: list[tuple[int, int]] = []
-        heap: list[tuple[float, int]] = []
+        heap: ticker.Heap = []
         for i, rt in enumerate(list(self.active.values())):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 # Sockets never wait for a long list: 4,900 calls in one go held the loop
@@ -458,11 +405,11 @@ class CallManager:
                 heap.append((at, rt.call_id))
         heapq.heapify(heap)
         if due:
-            await self._bill(due)
-            self._push_next_due(heap, due)
+            await self.bill(due)
+            ticker.push_next_due(self, heap, due)
         return heap
 
-    async def _bill(self, due: list[tuple[int, int]]) -> None:
+    async def bill(self, due: list[tuple[int, int]]) -> None:
         """One billing pass over the calls whose live time completed segments; the meter
         to both parties, and the end of a call the pass ended (spend cap, funds)."""
         started = time.perf_counter()
