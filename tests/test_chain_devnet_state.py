@@ -142,6 +142,16 @@ def test_refusals_carry_java_tron_codes(state):
     with pytest.raises(Refused) as broke:
         state.broadcast(signed_trx_transfer(state, poor, to, 1))
     assert broke.value.code == "CONTRACT_VALIDATE_ERROR"
+    # java-tron's messages for a TRX transfer's own checks, word for word.
+    for key, receiver, sun, message in (
+            (hot, state.address("hot_wallet_key"), 1, "Cannot transfer TRX to yourself."),
+            (hot, to, 0, "Amount must be greater than 0."),
+            (poor, to, 1, "Validate TransferContract error, no OwnerAccount."),
+            (hot, to, 10**18, "balance is not sufficient.")):
+        with pytest.raises(Refused) as refused:
+            state.broadcast(signed_trx_transfer(state, key, receiver, sun, stamp=sun % 97))
+        assert (refused.value.code, refused.value.message) == (
+            "CONTRACT_VALIDATE_ERROR", message)
 
 
 def test_a_transfer_no_longer_payable_at_block_time_is_dropped(state):

@@ -64,7 +64,7 @@ def check_contract(state: DevnetState, ctype: str, value: Json, raw: Json, owner
         if amount <= 0:
             raise Refused("CONTRACT_VALIDATE_ERROR", "Amount must be greater than 0.")
         if to == owner:
-            raise Refused("CONTRACT_VALIDATE_ERROR", "Cannot transfer TRX to yourstate.")
+            raise Refused("CONTRACT_VALIDATE_ERROR", "Cannot transfer TRX to yourself.")
         if not state.account_exists(owner):
             raise Refused("CONTRACT_VALIDATE_ERROR", "Validate TransferContract error, "
                           "no OwnerAccount.")
