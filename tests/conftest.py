@@ -3,7 +3,9 @@ loopback port, and helpers that act as users through the public API."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,19 @@ async def actor(client, role: str = "buyer", **kw) -> Actor:
     user = await register(client, role, **kw)
     session = await login(client, user["email"])
     return Actor(client, session["user"], session["token"])
+
+
+async def raw_http(client, method: str, path: str, headers: bytes,
+                   body: bytes = b"") -> tuple[int, dict]:
+    """One request written byte for byte (a client library refuses or re-encodes what is
+    not text): its status and JSON body."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+                 f"Content-Length: {len(body)}\r\n".encode() + headers + b"\r\n" + body)
+    answer = await reader.read()
+    writer.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
 
 
 async def assert_error(resp, status: int, code: str | None = None) -> dict:

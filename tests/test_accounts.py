@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from argon2 import PasswordHasher
 
 from meterchat.accounts.passwords import Passwords
 from meterchat.appkeys import DB, PASSWORDS
-from tests.conftest import actor, assert_error, login, new_email, register
+from tests.conftest import actor, assert_error, login, new_email, raw_http, register
 
 
 async def test_register_login_me_logout(client):
@@ -108,6 +110,50 @@ async def test_malformed_json_is_400(client):
     resp = await client.post("/api/auth/login", data=b"{nope",
                              headers={"Content-Type": "application/json"})
     await assert_error(resp, 400, "malformed_json")
+
+
+async def test_text_that_is_not_unicode_is_a_clear_error_never_a_500(client):
+    """A token or CSRF header holding a byte that is not UTF-8, and JSON text with a lone
+    surrogate (valid JSON, not Unicode text), are refused like any other bad input."""
+    user = await register(client)
+    session = await login(client, user["email"])
+    for path in ("/api/me", "/api/calls", "/api/withdrawals"):
+        status, body = await raw_http(client, "GET", path, b"Authorization: Bearer \x80\r\n")
+        assert status == 401 and body["error"]["code"] == "unauthorized", (path, body)
+    cookie = f"Cookie: mc_session={session['token']}\r\n".encode()
+    status, body = await raw_http(client, "POST", "/api/auth/logout",
+                                  cookie + b"X-CSRF-Token: \xff\r\n")
+    assert status == 403 and body["error"]["code"] == "csrf_failed", body
+    lone = '"\\ud800 horse battery staple"'
+    for path, raw in (
+            ("/api/auth/register", f'{{"email": "{new_email("x")}", "password": {lone},'
+             ' "role": "buyer", "display_name": "x", "adult": true, "terms": true}'),
+            ("/api/auth/register", f'{{"email": "{new_email("x")}", "password": "correct'
+             f' horse battery", "role": "buyer", "display_name": {lone}, "adult": true,'
+             ' "terms": true}'),
+            ("/api/auth/login", f'{{"email": "{user["email"]}", "password": {lone}}}')):
+        resp = await client.post(path, data=raw.encode(),
+                                 headers={"Content-Type": "application/json"})
+        await assert_error(resp, 400, "malformed_json")
+    # A browser name that is not UTF-8 is kept as text, bytes it cannot read replaced.
+    credentials = json.dumps({"email": user["email"],
+                              "password": "correct horse battery"}).encode()
+    status, body = await raw_http(client, "POST", "/api/auth/login",
+                                  b"Content-Type: application/json\r\n"
+                                  b"User-Agent: caf\xc3\xa9 \x80\xff\r\n", credentials)
+    assert status == 200, body
+    resp = await client.get("/api/me/sessions",
+                            headers={"Authorization": f"Bearer {body['token']}"})
+    agents = {s["user_agent"] for s in (await resp.json())["sessions"]}
+    assert any(a is not None and a.startswith("caf\u00e9 \ufffd") for a in agents), agents
+    # A surrogate pair is a character like any other.
+    resp = await client.post("/api/auth/register", json={
+        "email": new_email("pair"), "password": "correct horse battery \U0001f600",
+        "role": "buyer", "display_name": "smile \U0001f600", "adult": True, "terms": True})
+    assert resp.status == 201, await resp.text()
+    # The session still works: nothing above logged it out.
+    resp = await client.get("/api/me", headers={"Authorization": f"Bearer {session['token']}"})
+    assert resp.status == 200
 
 
 async def test_wrong_password_is_401_and_no_auth_is_401(client):

@@ -18,7 +18,7 @@ from meterchat.app import create_app
 from meterchat.appkeys import DB
 from meterchat.core.config import config_from_dict
 from meterchat.core.db import connect_sync, migrate_sync, now_ms, run_tx
-from tests.conftest import actor, admin_actor, assert_error, login, make_config
+from tests.conftest import actor, admin_actor, assert_error, login, make_config, raw_http
 from tests.test_cli import config_file, meterchat
 
 PW = "correct horse battery"
@@ -200,6 +200,11 @@ async def test_admin_writes_need_2fa_when_required_and_a_code(aiohttp_client, tm
     await assert_error(resp, 404, "withdrawal_not_found")  # past the check, to the handler
     resp = await admin.post(write, headers={"X-OTP": codes[0]})
     await assert_error(resp, 404, "withdrawal_not_found")
+    # A code header with bytes that are not UTF-8: not a code (never a 500).
+    status, body = await raw_http(client, "POST", write,
+                                  f"Authorization: Bearer {admin.token}\r\n".encode()
+                                  + b"X-OTP: \x80\x81\x82\x83\x84\x85\r\n")
+    assert (status, body["error"]["code"]) == (422, "invalid_code"), body
     buyer = await actor(client)
     await assert_error(await buyer.post(write, json={}), 403)  # not an admin: the handler
 

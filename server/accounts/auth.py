@@ -70,7 +70,9 @@ async def session_of(request: web.Request, *, allow_query_token: bool = False) -
         raise Forbidden("this account is banned", "banned")
     if via_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+        # surrogatepass: a header byte that is not UTF-8 is a wrong token, not an error.
+        if not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"),
+                                   session.csrf_token.encode()):
             raise Forbidden(
                 f"cookie-authenticated writes need the {CSRF_HEADER} header from login",
                 "csrf_failed",

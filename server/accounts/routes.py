@@ -124,7 +124,7 @@ async def login(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     token, csrf = await db.tx(
         _login_tx, user, config.server.session_days * DAY_MS, address,
-        request.headers.get("User-Agent", ""), user.two_factor, config)
+        validate.header_text(request, "User-Agent"), user.two_factor, config)
     resp = web.json_response({"user": user.public(), "token": token, "csrf_token": csrf})
     secure = is_secure(request)
     max_age = config.server.session_days * DAY_MS // SECOND_MS

@@ -31,7 +31,9 @@ TOUCH_EVERY_MS = 60_000
 
 
 def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    # surrogatepass: a header's byte that is not UTF-8 arrives as a surrogate; its hash
+    # then matches no session instead of raising.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def create_session_tx(conn: sqlite3.Connection, user_id: int, lifetime_ms: int,

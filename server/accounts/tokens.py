@@ -16,7 +16,7 @@ MAX_TOKEN_CHARS = 200
 
 
 def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def create_token_tx(conn: sqlite3.Connection, user_id: int, purpose: str, ttl_ms: int,

@@ -94,8 +94,11 @@ def recovery_codes_left(conn: sqlite3.Connection, user_id: int) -> int:
 
 
 def code_field(value: object) -> str:
-    """The `otp` / `code` of a body: a string of at most MAX_CODE_CHARS."""
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_CODE_CHARS:
+    """The `otp` / `code` of a body or the X-OTP header: a string of at most MAX_CODE_CHARS,
+    ASCII (digits and recovery codes are; a header's byte that is not UTF-8 is refused here,
+    not met by the comparison)."""
+    if (not isinstance(value, str) or not value.strip() or len(value) > MAX_CODE_CHARS
+            or not value.isascii()):
         raise Unprocessable("the code must be the 6 digits your app shows, or a recovery "
                             "code", "invalid_code")
     return value.strip()

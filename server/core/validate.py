@@ -44,7 +44,29 @@ async def read_json(request: web.Request) -> Body:
         raise BadRequest("request body is not valid JSON", "malformed_json") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object", "malformed_json")
+    if b"\\u" in raw and not _is_unicode(body):
+        # Valid JSON, but a lone surrogate escape ("\ud800") is no character: such text
+        # could be neither hashed, stored nor sent on (a 500 anywhere it went).
+        raise BadRequest("request body holds text that is not Unicode (a lone surrogate"
+                         " escape such as \\ud800)", "malformed_json")
     return body
+
+
+def _is_unicode(value: Any) -> bool:
+    """Every string in a parsed JSON value (keys too) encodes as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def header_text(request: web.Request, name: str) -> str:
+    """A header's value as text that can be stored, mailed and shown: a byte that is not
+    UTF-8 (aiohttp hands it over as a lone surrogate, which SQLite and mail refuse) becomes
+    U+FFFD."""
+    value = request.headers.get(name, "")
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 _MISSING = object()
