@@ -37,7 +37,8 @@ class BillingConfig:
     )
     ring_timeout_s: float = key(30.0, "seconds a call rings before it is missed", min=1)
     tick_interval_s: float = key(
-        1.0, "seconds between ticks (timeouts, and a billing pass over every call)", min=0.05
+        1.0, "seconds between ticks (presence, timeouts, and a billing pass over every call)",
+        min=0.05,
     )
     meter_gap_s: float = key(
         0.1, "between ticks, calls whose 6-s segment completed are billed (and their meter "
