@@ -31,8 +31,9 @@ TOUCH_EVERY_MS = 60_000
 
 
 def token_sha256(token: str) -> str:
-    # surrogatepass: a header's byte that is not UTF-8 arrives as a surrogate; its hash
-    # then matches no session instead of raising.
+    """What is stored of a secret token (a session's, or a mailed one's: accounts/tokens.py).
+    surrogatepass: a header's byte that is not UTF-8 arrives as a surrogate; its hash then
+    matches no token instead of raising."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 

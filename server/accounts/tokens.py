@@ -4,19 +4,15 @@ unused ones of that purpose."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sqlite3
 
+from meterchat.accounts.sessions import token_sha256
 from meterchat.core.errors import BadRequest
 
 PASSWORD_RESET = "password_reset"
 EMAIL_VERIFY = "email_verify"
 MAX_TOKEN_CHARS = 200
-
-
-def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def create_token_tx(conn: sqlite3.Connection, user_id: int, purpose: str, ttl_ms: int,
@@ -29,7 +25,7 @@ def create_token_tx(conn: sqlite3.Connection, user_id: int, purpose: str, ttl_ms
     conn.execute(
         "INSERT INTO account_tokens (user_id, purpose, token_sha256, created_at_ms,"
         " expires_at_ms) VALUES (?, ?, ?, ?, ?)",
-        (user_id, purpose, _sha256(token), at_ms, at_ms + ttl_ms))
+        (user_id, purpose, token_sha256(token), at_ms, at_ms + ttl_ms))
     return token
 
 
@@ -39,7 +35,7 @@ def consume_token_tx(conn: sqlite3.Connection, purpose: str, token: str, at_ms: 
     row = conn.execute(
         "UPDATE account_tokens SET used_at_ms = ? WHERE token_sha256 = ? AND purpose = ?"
         " AND used_at_ms IS NULL AND expires_at_ms > ? RETURNING user_id",
-        (at_ms, _sha256(token), purpose, at_ms)).fetchone()
+        (at_ms, token_sha256(token), purpose, at_ms)).fetchone()
     if row is None:
         raise BadRequest("this link is invalid, expired or was used already; ask for a new "
                          "one", "invalid_token")
