@@ -72,7 +72,8 @@ class Hub:
         self.count = 0
         self.slow_consumers_closed = 0
         self.queue_peak = 0  # most messages waiting for one socket since take_queue_peak()
-        # Users without a socket, by when their grace began (clock.monotonic()).
+        # Users without a socket, by when their grace began (clock.monotonic()); a socket of
+        # theirs that opens takes them out (add), so no one in it is connected.
         self._gone_since: dict[int, float] = {}
         self._writers: set[asyncio.Task[None]] = set()
         self._sending: dict[Outbox, float] = {}  # a send under way: since when (loop time)
@@ -151,7 +152,7 @@ class Hub:
                  if now - since >= self.presence_grace_s]
         for uid in ended:
             del self._gone_since[uid]
-        return [uid for uid in ended if not self.is_connected(uid)]
+        return ended
 
     # -- sending
     def send(self, user_id: int, message: dict[str, Any], only: Any = None) -> int:
