@@ -7,9 +7,10 @@ the worst case: every 6 s one pass records N segments, every 60 s one pass also 
 minutes and places N holds (one ledger transaction per call and minute).
 
 Prints pass time p50/p99, the tick's time besides its pass (the scan of the calls: timeouts,
-what is due, when each call's next segment completes), event-loop lag p99 (how late a 10 ms timer fires), postings per
-call-hour, RSS, and, for the same rows, one plain executemany transaction on the same
-schema (the raw SQLite figure), so the ratio does not depend on the machine.
+what is due, when each call's next segment completes), event-loop lag p99 (how late a 10 ms
+timer fires), postings per call-hour, RSS, and, for the same rows, one plain executemany
+transaction on the same schema (the raw SQLite figure), so the ratio does not depend on the
+machine.
 
     .venv/bin/python bench/billing.py --calls 1000 10000 --seconds 120
 """

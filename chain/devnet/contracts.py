@@ -11,7 +11,7 @@ chain/devnet/state.py's."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from meterchat.chain.address import to_base58, to_raw20
 from meterchat.chain.devnet import proto
@@ -26,9 +26,7 @@ from meterchat.chain.devnet.stake import (
 from meterchat.chain.gateway import TRANSFER_TOPIC
 
 if TYPE_CHECKING:
-    from meterchat.chain.devnet.state import DevnetState
-
-Json = dict[str, Any]
+    from meterchat.chain.devnet.state import DevnetState, Json
 
 # Mainnet's prices and costs, and java-tron's limits.
 ENERGY_PRICE_SUN = 100

@@ -2,7 +2,8 @@
 not busy, blocks, self-exclusion, pre-funding, spending cap and limits), accepting it,
 recording a change of state, both parties' media summaries and the pauses, ending it through
 billing, and rating it. Rows are read by name into CallRow; `call_json` is the API's view of
-a call, `meter_json` of a billing pass's meter. Functions named `*_tx` run inside a database transaction (`Database.tx`)."""
+a call, `meter_json` of a billing pass's meter. Functions named `*_tx` run inside a database
+transaction (`Database.tx`)."""
 
 from __future__ import annotations
 
